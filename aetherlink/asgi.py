@@ -1,0 +1,14 @@
+"""ASGI entry point: `daphne -b 127.0.0.1 -p 9010 aetherlink.asgi:application`."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aetherlink.settings")
+
+# Django must be set up before anything imports models or the channel layer.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+application = ProtocolTypeRouter({"http": django_asgi_app})

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from crm_events.stream_view import crm_events_stream
+from crm_events.views import healthz, readyz, service_info
+
+urlpatterns = [
+    path("", service_info, name="service-info"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("crm-events", crm_events_stream, name="crm-events"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,9 @@
+"""Errors of the CRM events app, in one place so callers catch them by name."""
+
+
+class CrmEventsError(Exception):
+    """Base class for this app's errors."""
+
+
+class StreamRequestError(CrmEventsError):
+    """A stream request is malformed; the message is safe to show the client."""

@@ -1,0 +1,68 @@
+"""Building the Kafka clients the service uses, and making sure its topics exist.
+
+Every Kafka client the service creates (group consumer, producer, admin, and the
+readers that replay history) is built from one `KafkaConfig` here, so connection
+settings are given in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from crm_events.config import KafkaConfig
+
+logger = logging.getLogger(__name__)
+
+
+def connection_options(config: KafkaConfig) -> dict[str, Any]:
+    return {"bootstrap_servers": config.bootstrap_servers}
+
+
+def group_consumer_create(config: KafkaConfig) -> AIOKafkaConsumer:
+    """The consumer-group member: commits by hand, only after publishing."""
+    return AIOKafkaConsumer(
+        group_id=config.group,
+        enable_auto_commit=False,
+        auto_offset_reset=config.offset_reset,
+        **connection_options(config),
+    )
+
+
+def producer_create(config: KafkaConfig) -> AIOKafkaProducer:
+    return AIOKafkaProducer(acks="all", linger_ms=5, **connection_options(config))
+
+
+def admin_create(config: KafkaConfig) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(config))
+
+
+async def topics_ensure(config: KafkaConfig) -> list[str]:
+    """Create the configured topics that are missing; return the names created."""
+    admin = admin_create(config)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in config.topics if topic not in existing]
+        if missing:
+            await _topics_create(admin, config, missing)
+        return missing
+    finally:
+        await admin.close()
+
+
+async def _topics_create(admin: AIOKafkaAdminClient, config: KafkaConfig, names: list[str]) -> None:
+    new_topics = [
+        NewTopic(name, config.topic_partitions, config.topic_replication) for name in names
+    ]
+    response = await admin.create_topics(new_topics)
+    for topic, error_code, *_ in response.topic_errors:
+        error = for_code(error_code) if error_code else None
+        # Another consumer may create it between our list and our create: that is fine.
+        if error is not None and error is not TopicAlreadyExistsError:
+            raise error(f"could not create topic {topic}")
+    logger.info("created topics %s with %s partitions", names, config.topic_partitions)

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from crm_events.config import kafka_config
+from crm_events.smoke import SmokeFailure, SmokeRun
+
+
+class Command(BaseCommand):
+    help = "Check a running stack end to end: health, readiness, topics, and a probe event."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://localhost:9010", help="the web service's URL")
+        parser.add_argument("--timeout", type=float, default=30.0, help="seconds per check")
+
+    def handle(self, *args: object, **options: object) -> None:
+        current = "setup"
+        try:
+            run = SmokeRun(base_url=options["url"], config=kafka_config(), timeout=options["timeout"])
+            for current, check in run.checks():
+                self.stdout.write(f"ok   {current}: {check()}")
+        except SmokeFailure as failure:
+            raise CommandError(f"FAIL {current}: {failure}") from None
+        self.stdout.write(self.style.SUCCESS("smoke test passed"))

@@ -1,0 +1,205 @@
+"""The Kafka consumer loop behind `manage.py consume_events`.
+
+Reads the configured topics as one consumer-group member and publishes each
+partition's records, in order, to every web process through the channel layer.
+Offsets are committed only after the layer accepted the records, so a crash
+replays rather than loses (web processes drop the replayed duplicates by offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from channels.layers import BaseChannelLayer
+from redis.exceptions import RedisError
+
+from crm_events import broadcast
+from crm_events.config import KafkaConfig
+from crm_events.events import record_decode
+from crm_events.kafka_clients import group_consumer_create, topics_ensure
+from crm_events.retry import Backoff
+
+logger = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 1000
+
+
+class PositionTracker(ConsumerRebalanceListener):
+    """Knows, per assigned partition, the consumer's position before the next record."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self.next_offsets: dict[TopicPartition, int] = {}
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.next_offsets.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        for tp in assigned:
+            self.next_offsets[tp] = await self._consumer.position(tp)
+        logger.info("assigned partitions %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
+class EventPublisher:
+    """One consumer-group member publishing into the channel layer until stopped."""
+
+    def __init__(self, *, config: KafkaConfig, layer: BaseChannelLayer, heartbeat_interval: float):
+        self.config = config
+        self.layer = layer
+        self.heartbeat_interval = heartbeat_interval
+        self.consumer_id = f"consumer-{uuid.uuid4().hex[:8]}"
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Connect (retrying while Kafka is away), then consume until `stop()`."""
+        consumer = await self._connect()
+        if consumer is None:
+            return
+        try:
+            await self._consume(consumer)
+        finally:
+            await consumer.stop()
+            logger.info("consumer %s stopped", self.consumer_id)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _connect(self) -> AIOKafkaConsumer | None:
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while not self.stopping.is_set():
+            consumer = group_consumer_create(self.config)
+            try:
+                await topics_ensure(self.config)
+                await consumer.start()
+                return consumer
+            except (KafkaError, OSError) as error:
+                await consumer.stop()
+                delay = backoff.next_delay()
+                logger.warning(
+                    "Kafka at %s is unreachable (%s); retrying in %.1fs",
+                    ",".join(self.config.brokers_redacted), error, delay,
+                )
+                await self._sleep_unless_stopping(delay)
+        return None
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        tracker = PositionTracker(consumer)
+        consumer.subscribe(topics=list(self.config.topics), listener=tracker)
+        heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker))
+        try:
+            while not self.stopping.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records
+                )
+                for tp, records in batches.items():
+                    await self._publish_partition(tracker, tp, records)
+                if batches:
+                    await self._commit(consumer, tracker, list(batches))
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _publish_partition(
+        self, tracker: PositionTracker, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
+        prev = tracker.next_offsets.get(tp, records[0].offset)
+        items = []
+        for record in records:
+            items.append(_record_item(record, prev=prev))
+            prev = record.offset + 1
+        for batch in broadcast.batches_split(items):
+            await self._send_until_accepted(broadcast.records_message(batch), tp)
+        tracker.next_offsets[tp] = prev
+
+    async def _send_until_accepted(self, message: dict[str, Any], tp: TopicPartition) -> None:
+        """Publish, waiting out a Redis outage: nothing is committed until this returns."""
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while True:
+            try:
+                await self.layer.group_send(broadcast.BROADCAST_GROUP, message)
+                return
+            except (RedisError, OSError) as error:
+                delay = backoff.next_delay()
+                logger.warning(
+                    "channel layer unavailable (%s) publishing %s:%s; retrying in %.1fs",
+                    error, tp.topic, tp.partition, delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, tracker: PositionTracker, tps: list[TopicPartition]
+    ) -> None:
+        offsets = {tp: tracker.next_offsets[tp] for tp in tps if tp in tracker.next_offsets}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as error:
+            # A rebalance took the partitions away; their new owner replays from the last
+            # commit, and web processes drop what they already have.
+            logger.warning("commit of %s failed after a rebalance: %s", offsets, error)
+
+    async def _heartbeat_loop(self, consumer: AIOKafkaConsumer, tracker: PositionTracker) -> None:
+        while True:
+            try:
+                lag = await asyncio.wait_for(
+                    _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
+                )
+                await self.layer.group_send(
+                    broadcast.BROADCAST_GROUP,
+                    broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag),
+                )
+            except (KafkaError, RedisError, OSError, TimeoutError) as error:
+                logger.warning("no heartbeat this round: %s", error or type(error).__name__)
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+
+
+def _record_item(record: ConsumerRecord, *, prev: int) -> dict[str, Any]:
+    size = len(record.value or b"") + len(record.key or b"")
+    try:
+        event = record_decode(record)
+    except Exception:  # noqa: BLE001 - one bad record must never stop the consumer
+        logger.exception(
+            "record %s:%s@%s could not be decoded; delivering it marked",
+            record.topic, record.partition, record.offset,
+        )
+        event = {"kind": "undecodable", "topic": record.topic,
+                 "partition": record.partition, "offset": record.offset}
+    return broadcast.record_item(event, prev=prev, size=size)
+
+
+async def _lag_measure(consumer: AIOKafkaConsumer, tracker: PositionTracker) -> dict[str, int]:
+    """Ask Kafka for the end offsets: a real round trip, so a heartbeat proves Kafka answers."""
+    assigned = list(tracker.next_offsets)
+    if not assigned:
+        await consumer.topics()
+        return {}
+    ends = await consumer.end_offsets(assigned)
+    return {
+        f"{tp.topic}:{tp.partition}": max(0, ends[tp] - tracker.next_offsets.get(tp, ends[tp]))
+        for tp in assigned
+    }
+
+
+async def publisher_run_until_signalled(publisher: EventPublisher) -> None:
+    """Run the publisher; SIGINT or SIGTERM lets the current batch finish, then stops."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, publisher.stop)
+    try:
+        await publisher.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,41 @@
+"""Service information, liveness and readiness endpoints (the old service's `/` and `/healthz`)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from crm_events.config import kafka_config, readiness_config
+from crm_events.fanout import hub_get
+from crm_events.readiness import CHECK_OK, readiness_checks
+
+SERVICE_NAME = "crm-events"
+
+
+@require_GET
+async def service_info(request: HttpRequest) -> JsonResponse:
+    config = kafka_config()
+    return JsonResponse(
+        {
+            "ok": True,
+            "service": SERVICE_NAME,
+            "status": "ready",
+            "kafka_brokers": ",".join(config.brokers_redacted),
+            "topic": config.topics[0],
+            "topics": list(config.topics),
+            "group": config.group,
+        }
+    )
+
+
+@require_GET
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness only: answers while the process serves HTTP, whatever Kafka and Redis do."""
+    return JsonResponse({"ok": True})
+
+
+@require_GET
+async def readyz(request: HttpRequest) -> JsonResponse:
+    checks = await readiness_checks(hub_get(), readiness_config())
+    ready = all(result == CHECK_OK for result in checks.values())
+    return JsonResponse({"ok": ready, "checks": checks}, status=200 if ready else 503)

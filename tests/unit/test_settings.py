@@ -1,0 +1,74 @@
+"""Settings are read once at import, so each case imports them in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRINT_SETTINGS = (
+    "import json; from aetherlink import settings as s; "
+    "print(json.dumps({'brokers': s.KAFKA_BROKERS, 'topic': s.KAFKA_TOPIC, 'topics': s.KAFKA_TOPICS,"
+    " 'group': s.KAFKA_GROUP, 'reset': s.KAFKA_OFFSET_RESET, 'redis': s.REDIS_URL,"
+    " 'debug': s.DEBUG, 'db': s.DATABASES['default']['ENGINE']}))"
+)
+
+
+def settings_load(**overrides: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "REDIS"))}
+    env.update(overrides)
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], cwd=ROOT / "tests", env=env,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_defaults_are_the_old_services():
+    result = settings_load(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "brokers": ["127.0.0.1:9092"],
+        "topic": "aetherlink.events",
+        "topics": ["aetherlink.events"],
+        "group": "crm-events-sse",
+        "reset": "earliest",
+        "redis": "redis://127.0.0.1:6379/0",
+        "debug": False,
+        "db": "django.db.backends.sqlite3",
+    }
+
+
+def test_environment_overrides():
+    result = settings_load(
+        DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), KAFKA_BROKERS="a:1,b:2",
+        KAFKA_TOPIC="x", KAFKA_OFFSET_RESET="latest", KAFKA_GROUP="g",
+    )
+    loaded = json.loads(result.stdout)
+    assert (loaded["brokers"], loaded["topics"], loaded["reset"], loaded["group"]) == (
+        ["a:1", "b:2"], ["x"], "latest", "g",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({}, "DJANGO_SECRET_KEY is not set"),
+        ({"DJANGO_SECRET_KEY": "k", "KAFKA_OFFSET_RESET": "newest"},
+         "KAFKA_OFFSET_RESET must be 'earliest' or 'latest', got 'newest'."),
+        ({"DJANGO_SECRET_KEY": "k", "KAFKA_TOPIC_PARTITIONS": "0"},
+         "KAFKA_TOPIC_PARTITIONS must be a positive integer, got 0."),
+    ],
+)
+def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
+    result = settings_load(PYTHONPATH=str(ROOT), **overrides)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_debug_needs_no_secret_key():
+    result = settings_load(PYTHONPATH=str(ROOT), DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["debug"] is True
