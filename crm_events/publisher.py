@@ -9,6 +9,7 @@ replays rather than loses (web processes drop the replayed duplicates by offset)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import uuid
@@ -160,10 +161,8 @@ class EventPublisher:
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
 
 def _record_item(record: ConsumerRecord, *, prev: int) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+# The two commands a new user needs: `make dev` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev test install lint smoke bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+## Install, start Kafka, Redis, Daphne, the consumer and demo events; Ctrl-C stops them.
+dev: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/dev.sh
+
+## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+## Check a running `make dev` stack end to end.
+smoke: install
+	DJANGO_DEBUG=true $(BIN)/python manage.py smoke --url http://localhost:9010
+
+clean:
+	rm -rf $(VENV) .local

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make dev`: Kafka, Redis, Daphne, consume_events and the demo producer on this machine.
+# Ctrl-C stops everything this script started. Ports and names can be overridden by env.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
+PORT="${PORT:-9010}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+DEMO_RATE="${DEMO_RATE:-2}"
+STATE_DIR=".local/dev"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  python -m scripts.localstack down --state-dir "$STATE_DIR"
+}
+trap stop_all INT TERM EXIT
+
+python -m scripts.localstack up --state-dir "$STATE_DIR" \
+  --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT"
+python manage.py migrate --noinput -v 0
+
+mkdir -p "$STATE_DIR/logs"
+python -m daphne -b 127.0.0.1 -p "$PORT" aetherlink.asgi:application &
+pids+=($!)
+python manage.py consume_events &
+pids+=($!)
+python manage.py produce_events --rate "$DEMO_RATE" >"$STATE_DIR/logs/demo-producer.log" 2>&1 &
+pids+=($!)
+
+cat <<TXT
+
+  AetherLink CRM Events is starting (demo events at ${DEMO_RATE}/s):
+    stream     http://localhost:${PORT}/crm-events     (curl -N http://localhost:${PORT}/crm-events)
+    info       http://localhost:${PORT}/
+    health     http://localhost:${PORT}/healthz   ready: http://localhost:${PORT}/readyz
+    admin      http://localhost:${PORT}/admin/
+    smoke      make smoke   (in another terminal)
+  Ctrl-C stops everything.
+
+TXT
+wait -n "${pids[@]}"

@@ -1,0 +1,137 @@
+"""The real stack for integration tests: Kafka (KRaft) and Redis for the whole session,
+and per test a fresh topic, Redis namespace, Daphne and `consume_events`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from scripts.localstack import KafkaServer, RedisServer, free_port
+from tests.support.processes import (
+    ServiceProcess,
+    consumer_start,
+    daphne_start,
+    http_get,
+    service_env,
+    wait_until,
+)
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def kafka(stack_dir: Path) -> Iterator[KafkaServer]:
+    server = KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / "kafka")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(stack_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(port=free_port(), data_dir=stack_dir / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def topic_create(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def topic(kafka: KafkaServer) -> str:
+    name = f"crm-test-{uuid.uuid4().hex[:10]}"
+    asyncio.run(topic_create(kafka.bootstrap, name))
+    return name
+
+
+@pytest.fixture
+def env(kafka: KafkaServer, redis_server: RedisServer, topic: str) -> dict[str, str]:
+    """The environment of this test's service processes: its own topic, group and Redis prefix."""
+    unique = topic.removeprefix("crm-test-")
+    return service_env(
+        KAFKA_BROKERS=kafka.bootstrap,
+        KAFKA_TOPIC=topic,
+        KAFKA_GROUP=f"group-{unique}",
+        REDIS_URL=redis_server.url,
+        REDIS_PREFIX=f"test-{unique}",
+    )
+
+
+class Stack:
+    """Starts this test's service processes and stops them all at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[ServiceProcess] = []
+
+    def daphne(self, name: str = "daphne") -> tuple[ServiceProcess, int]:
+        port = free_port()
+        process = daphne_start(self.env, port, self.log_dir, name=name)
+        self.processes.append(process)
+        return process, port
+
+    def consumer(self, name: str = "consumer") -> ServiceProcess:
+        process = consumer_start(self.env, self.log_dir, name=name)
+        self.processes.append(process)
+        return process
+
+    def wait_ready(self, port: int, timeout: float = 60) -> None:
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=timeout, what="/readyz 200")
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
+    running = Stack(env, tmp_path)
+    yield running
+    running.stop_all()
+
+
+async def produce(
+    bootstrap: str, topic: str, values: list[bytes | None], *, keys: list[bytes | None] | None = None,
+    partitions: list[int] | None = None, headers: list | None = None,
+) -> list[tuple[int, int]]:
+    """Produce values in order; return (partition, offset) of each."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic, value,
+                key=keys[i] if keys else None,
+                partition=partitions[i] if partitions else None,
+                headers=headers[i] if headers else None,
+            )
+            for i, value in enumerate(values)
+        ]
+        metadata = [await future for future in futures]
+        return [(m.partition, m.offset) for m in metadata]
+    finally:
+        await producer.stop()
+
+
+def json_values(count: int, **extra) -> list[bytes]:
+    return [json.dumps({"type": "deal.updated", "seq": i, **extra}).encode() for i in range(count)]

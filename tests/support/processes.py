@@ -1,0 +1,112 @@
+"""Real service processes for integration tests: Daphne and `manage.py consume_events`."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.05):
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+class ServiceProcess:
+    """A child process with its output in a log file, stopped by its own PID."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.is_running():
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 20) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        try:
+            return response.status, json.loads(body)
+        except ValueError:
+            return response.status, body
+    finally:
+        connection.close()
+
+
+def http_status_or_none(port: int, path: str) -> int | None:
+    try:
+        return http_get(port, path, timeout=2)[0]
+    except OSError:
+        return None
+
+
+def daphne_start(env: dict[str, str], port: int, log_dir: Path, name: str = "daphne") -> ServiceProcess:
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+            "aetherlink.asgi:application"]
+    process = ServiceProcess(name, args, env, log_dir)
+    wait_until(
+        lambda: http_status_or_none(port, "/healthz") == 200 or not process.is_running(),
+        timeout=60, what=f"{name} to answer /healthz",
+    )
+    assert process.is_running(), process.log_text()
+    return process
+
+
+def consumer_start(env: dict[str, str], log_dir: Path, name: str = "consumer") -> ServiceProcess:
+    return ServiceProcess(name, [sys.executable, "manage.py", "consume_events"], env, log_dir)
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS"))}
+    env.update(
+        DJANGO_SECRET_KEY="integration-test-key",
+        DJANGO_DEBUG="false",
+        PYTHONUNBUFFERED="1",
+        CONSUMER_HEARTBEAT_INTERVAL="0.5",
+        READY_HEARTBEAT_MAX_AGE="2",
+        KAFKA_RETRY_BACKOFF_MAX="1",
+    )
+    env.update(overrides)
+    return env
