@@ -1,0 +1,66 @@
+"""The benchmark's one Daphne process: the service plus bench-only endpoints.
+
+    daphne -b 127.0.0.1 -p PORT bench.asgi_modes:application
+
+Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
+`aetherlink.asgi.application` unchanged. Added, for the benchmark only:
+  /bench/inproc, /bench/inproc/publish  the in-process per-event-send baseline (bench/baseline.py,
+                                        Django views, routed by bench/urls.py)
+  /bench/groups                         the per-connection-group design (bench/groups.py)
+  /bench/stats                          this process's stream counts, tasks, RSS and open files
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+# Before aetherlink.asgi sets up Django: the same settings, with bench/urls.py as the URLconf.
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+from aetherlink.asgi import application as service_application  # noqa: E402
+from bench.baseline import broadcaster  # noqa: E402
+from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
+from crm_events import fanout  # noqa: E402
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stats_snapshot() -> dict[str, Any]:
+    """Read-only look at this process; the hub registry is read, never created."""
+    hubs = list(fanout._hubs.values())
+    return {
+        "hub_streams": sum(hub.stream_count for hub in hubs),
+        "hub_subscribers": sum(len(hub.subscribers) for hub in hubs),
+        "hub_catching_up": sum(len(hub.catching_up) for hub in hubs),
+        "inproc_streams": len(broadcaster.queues),
+        "inproc_published": broadcaster.published,
+        "groups_streams": GroupStreamConsumer.streams,
+        "tasks": len(asyncio.all_tasks()),
+        "rss_kb": _rss_kb(),
+        "open_fds": len(os.listdir("/proc/self/fd")),
+    }
+
+
+async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = json.dumps(stats_snapshot()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        if scope["path"] == "/bench/groups":
+            return await groups_application(scope, receive, send)
+        if scope["path"] == "/bench/stats":
+            return await _stats(scope, receive, send)
+    return await service_application(scope, receive, send)
