@@ -24,6 +24,7 @@ from bench.stats import mib
 
 SETTLE_SECONDS = 2.0
 CHURN_WARMUP_CYCLES = 200
+STALLED_READ_SECONDS = 5.0
 STREAMS_TIMEOUT = 30.0
 
 
@@ -44,7 +45,7 @@ async def slow_mode(
         sampling.cancel()
     streams_end = await bench.streams("service")
     rss_end = bench.server_rss_kb()
-    drained = await bench.pool.drain_stalled(timeout=10.0)
+    drained = await bench.pool.drain_stalled(timeout=STALLED_READ_SECONDS)
     await clients_close(bench, "service")
     return {
         "stalled": stall_open["opened"], "readers": opening["opened"], "rate": rate, "seconds": seconds,
@@ -63,7 +64,7 @@ async def slow_mode(
 
 async def churn_mode(bench: Bench, *, cycles: int, concurrency: int, rate: float) -> dict[str, Any]:
     path = PATHS["service"]
-    await bench.pool.churn(path, CHURN_WARMUP_CYCLES, concurrency)
+    await bench.pool.churn(path, min(CHURN_WARMUP_CYCLES, max(cycles // 10, 10)), concurrency)
     await bench.streams_wait("service", 0, STREAMS_TIMEOUT)
     await asyncio.sleep(SETTLE_SECONDS)
     before = await bench.server_stats()
