@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from channels.layers import BaseChannelLayer
 from redis.exceptions import RedisError
 
-from crm_events import broadcast
+from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig
 from crm_events.events import record_decode
 from crm_events.kafka_clients import group_consumer_create, topics_ensure
@@ -119,6 +119,7 @@ class EventPublisher:
         for batch in broadcast.batches_split(items):
             await self._send_until_accepted(broadcast.records_message(batch), tp)
         tracker.next_offsets[tp] = prev
+        metrics.events_consumed(tp.topic, len(records))
 
     async def _send_until_accepted(self, message: dict[str, Any], tp: TopicPartition) -> None:
         """Publish, waiting out a Redis outage: nothing is committed until this returns."""
@@ -152,6 +153,7 @@ class EventPublisher:
                 lag = await asyncio.wait_for(
                     _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
                 )
+                metrics.consumer_lag_set({self.consumer_id: lag})
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag),
