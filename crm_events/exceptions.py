@@ -9,6 +9,10 @@ class StreamRequestError(CrmEventsError):
     """A stream request is malformed; the message is safe to show the client."""
 
 
+class KafkaUnavailable(CrmEventsError):
+    """Kafka did not answer an offset look-up in time; the stream cannot be positioned."""
+
+
 class ApiError(CrmEventsError):
     """A request refused with an HTTP status and a JSON body (see `crm_events.responses`).
 
