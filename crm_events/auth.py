@@ -8,8 +8,8 @@
   It is verified with the one configured algorithm and key; `exp` and `sub` are required,
   `aud`/`iss` are checked when configured. The optional topics claim (`SSE_JWT_TOPICS_CLAIM`)
   lists the readable topics and the optional kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable
-  event types (`deal.won`, or `deal.*` for a family). A token in the query string is refused:
-  query strings end up in access logs.
+  event types, with the meaning of the stream's `kind=` parameter (`deal` covers `deal.won`).
+  A token in the query string is refused: query strings end up in access logs.
 
 `stream_principal(request)` returns a `Principal` or raises `AuthenticationFailed` (401);
 `Principal.topics_check(topics)` raises `StreamForbidden` (403). Both render with
@@ -31,6 +31,7 @@ from django.http import HttpRequest
 from crm_events import metrics
 from crm_events.config import AuthConfig, auth_config
 from crm_events.exceptions import AuthenticationFailed, StreamForbidden
+from crm_events.filters import EventFilter
 
 MODE_NONE = "none"
 MODE_SESSION = "session"
@@ -77,19 +78,19 @@ class Principal:
             raise StreamForbidden(TOPICS_FORBIDDEN, topics=forbidden)
 
     def kind_allowed(self, event_type: str | None) -> bool:
-        """Whether an event of this type (`deal.won`) may be delivered (untyped: only if unrestricted)."""
+        """Whether an event of this type may be delivered; kinds mean what `kind=` means.
+
+        A listed `deal` allows `deal` and `deal.won`, `deal.won` only itself; an untyped
+        event only when the kinds are unrestricted.
+        """
         if self.allowed_kinds is None:
             return True
-        if event_type is None:
-            return False
-        return event_type in self.allowed_kinds or any(
-            kind.endswith(".*") and event_type.startswith(kind[:-1]) for kind in self.allowed_kinds
-        )
+        return EventFilter(kinds=self.allowed_kinds).matches({"type": event_type})
 
     def event_allowed(self, payload: dict[str, Any]) -> bool:
-        """Per-event filter for the stream: a domain event's topic and type must both be allowed.
+        """Per-event check for live and replayed events: topic and type must both be allowed.
 
-        Frames the service makes itself (`connected`, gaps...) have no topic restriction to pass.
+        Frames the service makes itself (`connected`, gaps...) are not domain events and pass.
         """
         if payload.get("kind") != "domain_event":
             return True

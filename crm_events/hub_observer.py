@@ -1,44 +1,41 @@
 """Watches every event that reaches this web process's hub, for metrics and the canary.
 
-A `HubObserver` subscribes to the `EventHub` like a client would, so it sees each
-event once per process without any change to the hub: it observes the Kafka-to-hub
-latency, counts events per topic and remembers when the last canary arrived.
-It never queues anything. `hub_observe(hub)` attaches one per hub, idempotently;
-`/readyz`, `/metrics` and the stream view call it.
+The observer sees each event once per process, as the hub dispatches it (live or
+repaired from Kafka): it observes the Kafka-to-hub latency, counts events per
+topic and remembers when the last canary arrived. It is not a subscriber, so it
+counts in no stream total and never holds the hub's drain at shutdown.
+
+`hub_observe(hub)` attaches one observer per hub, idempotently; `/readyz`,
+`/metrics` and the stream view call it. The hub has no observer hook of its own
+yet, so this wraps the instance's `event_dispatch`; a hook in `fanout.py` can
+replace the wrapping without changing this module's interface.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm_events import metrics
 from crm_events.canary import is_canary
 
 if TYPE_CHECKING:
-    from crm_events.fanout import EventHub, LiveEvent
+    from crm_events.fanout import EventHub
 
 
 class HubObserver:
-    """A subscriber-shaped watcher: `offer()` is called by the hub for every live event."""
-
     def __init__(self) -> None:
-        self.close_reason: str | None = None
         self.last_canary_at: float | None = None  # time.monotonic()
 
-    def offer(self, event: LiveEvent) -> None:
-        payload = event.payload
-        metrics.event_received(event.topic, payload.get("timestamp"))
+    def event_seen(self, payload: dict[str, Any]) -> None:
+        """Called for every event the hub dispatches; never raises for odd payloads."""
+        timestamp = payload.get("timestamp")
+        metrics.event_received(str(payload.get("topic")), timestamp)
         if is_canary(payload):
             self.last_canary_at = time.monotonic()
-            sent_ms = payload.get("timestamp")
-            if isinstance(sent_ms, int) and sent_ms > 0:
-                metrics.CANARY_DELAY.set(max(0.0, time.time() - sent_ms / 1000))
-
-    def close(self, reason: str) -> None:
-        # The hub closes its subscribers when it stops; an observer has nothing to release.
-        self.close_reason = reason
+            if isinstance(timestamp, int) and timestamp > 0:
+                metrics.CANARY_DELAY.set(max(0.0, time.time() - timestamp / 1000))
 
     def canary_age(self) -> float | None:
         if self.last_canary_at is None:
@@ -54,9 +51,15 @@ _observers: weakref.WeakKeyDictionary[EventHub, HubObserver] = weakref.WeakKeyDi
 
 
 def hub_observe(hub: EventHub) -> HubObserver:
-    """This hub's observer, subscribed on first call."""
+    """This hub's observer, attached on first call."""
     observer = _observers.get(hub)
     if observer is None:
         observer = _observers[hub] = HubObserver()
-        hub.subscribe(observer)  # type: ignore[arg-type]
+        dispatch = hub.event_dispatch
+
+        def observed_dispatch(payload: dict[str, Any]) -> None:
+            observer.event_seen(payload)
+            dispatch(payload)
+
+        hub.event_dispatch = observed_dispatch  # type: ignore[method-assign]
     return observer

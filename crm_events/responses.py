@@ -8,11 +8,13 @@ from crm_events.exceptions import ApiError, AuthenticationFailed, StreamLimitRea
 
 
 def error_response(error: ApiError) -> JsonResponse:
-    """`{"ok": false, "error": code, "message": message, ...details}` with the error's status.
+    """`{"ok": false, "error": message, "code": code, ...details}` with the error's status.
+
+    `error` holds the human sentence, as in the stream view's 400 and 503 bodies.
 
     A 401 carries `WWW-Authenticate: Bearer` (RFC 6750); a 429 or 503 carries `Retry-After`.
     """
-    body = {"ok": False, "error": error.code, "message": error.message, **error.details}
+    body = {"ok": False, "error": error.message, "code": error.code, **error.details}
     response = JsonResponse(body, status=error.status)
     if isinstance(error, AuthenticationFailed):
         response["WWW-Authenticate"] = 'Bearer realm="crm-events"'

@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from prometheus_client import REGISTRY
 
 from crm_events import broadcast, canary, metrics
-from crm_events.config import CanaryConfig, MetricsConfig
+from crm_events.config import CanaryConfig, MetricsConfig, kafka_config
 from crm_events.fanout import EventHub
 from crm_events.hub_observer import hub_observe
 from crm_events.metrics_view import metrics_access_allowed
@@ -41,23 +41,28 @@ def test_is_canary_needs_both_the_header_and_the_type():
     assert not canary.is_canary({"kind": "connected"})
 
 
-def test_observer_sees_every_event_once_and_notes_canaries():
-    hub = EventHub(InMemoryChannelLayer())
+def hub_new() -> EventHub:
+    return EventHub(InMemoryChannelLayer(), kafka_config())
+
+
+async def test_observer_sees_every_event_once_and_notes_canaries():
+    hub = hub_new()
     observer = hub_observe(hub)
-    assert hub_observe(hub) is observer and len(hub.subscribers) == 1
+    assert hub_observe(hub) is observer
+    assert hub.stream_count == 0 and hub.drained.is_set()  # not a stream: shutdown never waits for it
     received_before = sample("aetherlink_events_received_total", topic="obs-topic")
     latency_before = sample("aetherlink_delivery_latency_seconds_count")
     two_seconds_ago = int(time.time() * 1000) - 2000
     items = [broadcast.record_item(payload(i, topic="obs-topic", timestamp=two_seconds_ago), prev=i, size=1)
              for i in range(3)]
-    hub.message_handle(broadcast.records_message(items))
-    hub.message_handle(broadcast.records_message(items[:1]))  # a replay: the hub drops it
+    await hub.message_handle(broadcast.records_message(items))
+    await hub.message_handle(broadcast.records_message(items[:1]))  # a replay: the hub drops it
     assert observer.canary_age() is None
     assert sample("aetherlink_events_received_total", topic="obs-topic") == received_before + 3
     assert sample("aetherlink_delivery_latency_seconds_count") == latency_before + 3
     assert sample("aetherlink_delivery_latency_seconds_bucket", le="1.0") < latency_before + 3
 
-    hub.message_handle(broadcast.records_message([
+    await hub.message_handle(broadcast.records_message([
         broadcast.record_item(payload(3, topic="obs-topic", canary_marked=True), prev=3, size=1)
     ]))
     assert 0 <= observer.canary_age() < 1
@@ -67,7 +72,7 @@ def test_observer_sees_every_event_once_and_notes_canaries():
 
 
 def test_canary_readiness_verdicts():
-    observer = hub_observe(EventHub(InMemoryChannelLayer()))
+    observer = hub_observe(hub_new())
     config = CanaryConfig(interval=1, max_age=5)
     assert canary_check(observer, config) == canary.NO_CANARY_YET
     observer.last_canary_at = time.monotonic() - 1

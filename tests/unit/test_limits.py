@@ -35,7 +35,7 @@ def test_per_client_limit_is_429_with_retry_after():
     assert response.status_code == 429
     assert response["Retry-After"] == "7"
     assert json.loads(response.content) == {
-        "ok": False, "error": "too_many_streams", "message": limits.CLIENT_FULL, "limit": "client",
+        "ok": False, "error": limits.CLIENT_FULL, "code": "too_many_streams", "limit": "client",
     }
     limiter.acquire(client="10.0.0.2", subject=None, config=CONFIG)  # another client is fine
     slots[0].release()
