@@ -42,4 +42,5 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     if canary_config().enabled:
         checks["canary"] = canary_check(hub_observe(hub), canary_config())
     ready = all(result == CHECK_OK for result in checks.values())
-    return JsonResponse({"ok": ready, "checks": checks}, status=200 if ready else 503)
+    body = {"ok": ready, "checks": checks, "streams": hub.stream_count}
+    return JsonResponse(body, status=200 if ready else 503)
