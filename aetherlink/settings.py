@@ -272,7 +272,7 @@ if not 0 <= SSE_JWT_LEEWAY <= 300:
     raise ImproperlyConfigured(f"SSE_JWT_LEEWAY must be between 0 and 300 seconds, got {SSE_JWT_LEEWAY}.")
 
 SSE_MAX_STREAMS = _positive_int("SSE_MAX_STREAMS", 2000)
-SSE_MAX_STREAMS_PER_CLIENT = _positive_int("SSE_MAX_STREAMS_PER_CLIENT", 20)
+SSE_MAX_STREAMS_PER_CLIENT = _positive_int("SSE_MAX_STREAMS_PER_CLIENT", 200)
 SSE_MAX_STREAMS_PER_SUBJECT = _positive_int("SSE_MAX_STREAMS_PER_SUBJECT", 20)
 SSE_LIMIT_RETRY_AFTER = _positive_int("SSE_LIMIT_RETRY_AFTER", 5)
 # Networks of reverse proxies whose X-Forwarded-For is believed; empty: use the socket address.
