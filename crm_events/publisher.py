@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from channels.layers import BaseChannelLayer
 from redis.exceptions import RedisError
 
-from crm_events import broadcast
+from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig
 from crm_events.events import record_decode
 from crm_events.kafka_clients import group_consumer_create, topics_ensure
@@ -123,6 +123,7 @@ class EventPublisher:
             if not await self._send_until_accepted(broadcast.records_message(batch), tp):
                 return False
         tracker.next_offsets[tp] = prev
+        metrics.events_consumed(tp.topic, len(records))
         return True
 
     async def _send_until_accepted(self, message: dict[str, Any], tp: TopicPartition) -> bool:
@@ -159,6 +160,7 @@ class EventPublisher:
                 lag = await asyncio.wait_for(
                     _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
                 )
+                metrics.consumer_lag_set({self.consumer_id: lag})
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag),
