@@ -1,38 +1,48 @@
 """`GET /crm-events`: validate the request, position the stream, hand it a session.
 
-Everything that can be refused is decided before the first byte: a bad parameter
-or resume token is a 400, Kafka not answering a needed look-up a 503 with
-`Retry-After`. After that the response is a `StreamSession` body.
+A bad parameter or resume token is refused before the first byte with a 400. When
+Kafka cannot be asked where to start (it is down, or this process has not reached
+it yet), the answer is still a 200 stream, ended at once by a `reconnect` frame that
+carries the client's own resume id: browsers' EventSource gives up for good on a
+non-200 answer, but reconnects after a `reconnect` frame, and so retries by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from crm_events import metrics
 from crm_events.config import kafka_config, stream_config
 from crm_events.daphne_integration import WRITE_BUFFER_EXTENSION
-from crm_events.exceptions import KafkaUnavailable, StreamRequestError
+from crm_events.exceptions import ApiError, KafkaUnavailable, StreamRequestError
 from crm_events.fanout import EventHub, hub_get
+from crm_events.hub_observer import hub_observe
 from crm_events.positioning import start_plan
+from crm_events.responses import error_response
+from crm_events.stream_guard import GuardedFilter, body_guarded, stream_admit, stream_config_for
 from crm_events.stream_request import stream_request_parse
-from crm_events.stream_session import StreamSession
+from crm_events.stream_session import StreamSession, unavailable_body
 from crm_events.subscriber import StreamSubscriber
 
 logger = logging.getLogger(__name__)
 
-HUB_READY_WAIT = 5.0
-RETRY_AFTER_SECONDS = 5
-NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions; retry shortly"
+HUB_READY_WAIT = 2.0
+NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 
 def _error(status: int, message: str) -> JsonResponse:
-    response = JsonResponse({"ok": False, "error": message}, status=status)
-    if status == 503:
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JsonResponse({"ok": False, "error": message}, status=status)
+
+
+def _event_stream(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
     return response
 
 
@@ -49,30 +59,41 @@ async def _hub_ready(hub: EventHub) -> bool:
 async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | JsonResponse:
     kafka = kafka_config()
     try:
+        admission = await stream_admit(request, served=kafka.topics)
+    except ApiError as error:
+        return error_response(error)
+    try:
         wanted = stream_request_parse(
-            request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=kafka.topics
+            request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=admission.readable
         )
     except StreamRequestError as error:
         return _error(400, str(error))
+    config = stream_config_for(admission.principal, stream_config())
     hub = hub_get()
-    if not await _hub_ready(hub):
-        return _error(503, NOT_POSITIONED)
+    hub_observe(hub)
     try:
+        if not await _hub_ready(hub):
+            raise KafkaUnavailable(NOT_POSITIONED)
         plan = await start_plan(wanted, hub)
     except StreamRequestError as error:
         return _error(400, str(error))
     except KafkaUnavailable as error:
-        return _error(503, str(error))
-    config = stream_config()
+        logger.warning("stream not started: %s", error)
+        return _event_stream(unavailable_body(str(error), wanted.resume_token, config))
+    try:
+        slot = admission.slot_take(request)
+    except ApiError as error:
+        return error_response(error)
     subscriber = StreamSubscriber(
-        topics=wanted.topics, positions=plan.positions, event_filter=wanted.event_filter,
-        max_frames=config.client_buffer,
+        topics=wanted.topics, positions=plan.positions,
+        event_filter=GuardedFilter(wanted.event_filter, admission.principal), max_frames=config.client_buffer,
     )
+    if wanted.resume_token:
+        metrics.resume_served()
+    if plan.gaps:
+        metrics.gap_reported(len(plan.gaps))
     session = StreamSession(
         hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
         write_buffer=request.scope.get("extensions", {}).get(WRITE_BUFFER_EXTENSION),
     )
-    response = StreamingHttpResponse(session.body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return _event_stream(body_guarded(session.body(), slot, lambda: subscriber.close_reason))
