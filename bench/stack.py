@@ -35,6 +35,9 @@ class BenchStack:
             # The service's defaults, not the test suite's fast heartbeats.
             CONSUMER_HEARTBEAT_INTERVAL="5", READY_HEARTBEAT_MAX_AGE="15",
             DJANGO_SECRET_KEY="benchmark-only-key",
+            # Every load client connects from 127.0.0.1: the per-address and per-process stream
+            # limits (200 and 2,000 by default) would refuse the benchmark's own clients.
+            SSE_MAX_STREAMS="20000", SSE_MAX_STREAMS_PER_CLIENT="20000",
         )
         self.port = free_port()
         self.processes: list[ServiceProcess] = []
