@@ -28,7 +28,6 @@ lint: install
 ## Fan-out benchmark on its own Kafka, Redis, consume_events and Daphne (README "Benchmark").
 ## Quick by default (< 2 min); the issue's sizes: make bench BENCH_ARGS=--full
 bench: install
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,bench]"
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
 
 ## Check a running `make dev` stack end to end.

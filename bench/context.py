@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.clients import ClientPool
+from bench.layer_probe import LayerBacklogProbe
 from bench.procstat import CpuMeter, load_average, rss_kb
 from bench.producer import KafkaTicker, inproc_run
 from bench.stack import BenchStack
@@ -76,7 +77,8 @@ class Bench:
         run, count = self.run_id(), max(1, round(rate * seconds))
         expected = count * clients
         sampler = RssSampler(self.daphne_pid)
-        sampling = asyncio.create_task(sampler.run())
+        backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
+        sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backlog.run())]
         cpu = self.cpu_meter()
         started = time.monotonic()
         cpu.start(started)
@@ -86,7 +88,9 @@ class Bench:
         cpu_percent = cpu.percent(produced_at)
         delivered = await self._drain(run, expected, drain)
         drain_seconds = time.monotonic() - produced_at
-        sampling.cancel()
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
         busy_seconds = produced_at - started + drain_seconds
@@ -102,6 +106,7 @@ class Bench:
             "server_rss_mib": {"peak": mib(sampler.peak)}, "ended_by_server": stats["ended"],
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
+            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
         }
 
     async def _drain(self, run: str, expected: int, timeout: float) -> int:

@@ -63,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--step-seconds", type=float)
     p.add_argument("--step-drain", type=float, default=5.0)
     p.add_argument("--step-patience", type=int, help="stop a design after this many failed steps in a row")
+    p.add_argument("--step-designs", default="service,inproc",
+                   help="designs to step: service, inproc, groups (comma separated)")
     p.add_argument("--slow-clients", type=int, help="K stalled clients (quick 5, full 20)")
     p.add_argument("--slow-readers", type=int, default=5, help="normal readers alongside them")
-    p.add_argument("--slow-rate", type=float, default=100.0)
+    p.add_argument("--slow-rate", type=float, default=200.0, help="events/s while clients stall")
     p.add_argument("--slow-seconds", type=float)
     p.add_argument("--slow-rcvbuf", type=int, default=4096, help="SO_RCVBUF of the stalled clients")
     p.add_argument("--churn-cycles", type=int)
@@ -92,6 +94,9 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         raise SystemExit(f"unknown modes: {', '.join(sorted(unknown))}; choose from {', '.join(ALL_MODES)}")
     args.step_rates = [float(rate) for rate in args.step_rates.split(",")]
+    args.step_designs = [design.strip() for design in args.step_designs.split(",") if design.strip()]
+    if set(args.step_designs) - {"service", "inproc", "groups"}:
+        raise SystemExit("--step-designs takes service, inproc and groups")
     return args
 
 
@@ -121,16 +126,21 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         if mode in args.modes:
             print(f"-- {mode}: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s", flush=True)
             modes[mode] = await fanout_mode(bench, design, **fixed)
+            # Only the first N-client mode grows the process from its warm-up size; later ones
+            # reuse memory the allocator kept from earlier connections.
+            modes[mode]["kb_per_idle_connection_comparable"] = len(modes) == 1
     if "step" in args.modes:
         modes["step"] = {}
-        for design in ("service", "inproc"):
+        for design in args.step_designs:
             print(f"-- step: {design}, {args.step_clients} clients, rates {args.step_rates}", flush=True)
             modes["step"][design] = await step_mode(
                 bench, design, clients=args.step_clients, rates=args.step_rates,
                 seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
-        best_inproc = modes["step"]["inproc"]["best_rate"]
-        if best_inproc:
-            modes["step"]["ratio"] = round(modes["step"]["service"]["best_rate"] / best_inproc, 2)
+        service = modes["step"].get("service", {}).get("best_rate", 0)
+        for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
+            best = modes["step"].get(other, {}).get("best_rate")
+            if best is not None:
+                modes["step"][key] = round(service / best, 2) if best else None
     if "slow" in args.modes:
         print(f"-- slow: {args.slow_clients} stalled clients for {args.slow_seconds:g} s", flush=True)
         modes["slow"] = await slow_mode(
@@ -159,8 +169,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pad = pad_for(stack.topic, args.frame_bytes)
         bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
                       frame_bytes=frame_size(stack.topic, pad))
-        extra = (("inproc", "inproc"), ("groups", "groups"), ("step", "inproc"))
-        designs = {"service"} | {design for mode, design in extra if mode in args.modes}
+        designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
+                                 if mode in args.modes}
+        if "step" in args.modes:
+            designs |= set(args.step_designs)
         await _warm_up(bench, designs)
         modes = await _modes_run(bench, args)
     finally:

@@ -26,7 +26,7 @@ def targets_evaluate(modes: dict[str, Any]) -> list[dict[str, Any]]:
             "memory per idle connection", "<= 64 KB", f"{kafka['kb_per_idle_connection']} KB",
             kafka["kb_per_idle_connection"] <= 64, full))
     step = modes.get("step", {})
-    if "ratio" in step:
+    if step.get("ratio") is not None:
         service, inproc = step["service"], step["inproc"]
         rows.append(_target(
             f"step mode, {service['clients']} clients: service / in-process per-event-send",
@@ -41,6 +41,18 @@ def targets_evaluate(modes: dict[str, Any]) -> list[dict[str, Any]]:
             f"{ratio:.1f}x ({kafka['delivered_per_s']} vs {groups['delivered_per_s']} deliveries/s; "
             f"groups delivered {groups['delivered_fraction']:.0%})",
             ratio >= 10, groups["clients"] >= FULL_CLIENTS))
+    if step.get("ratio_vs_groups") is not None:
+        service, groups_step = step["service"], step["groups"]
+        rows.append(_target(
+            f"step mode, {service['clients']} clients: service / per-connection-group design",
+            ">= 10x",
+            f"{step['ratio_vs_groups']}x ({service['best_rate']:g} vs {groups_step['best_rate']:g} ev/s)",
+            step["ratio_vs_groups"] >= 10, service["clients"] >= FULL_CLIENTS))
+    elif step.get("groups") and step["groups"]["best_rate"] == 0:
+        rows.append(_target(
+            f"step mode, {step['groups']['clients']} clients: service / per-connection-group design",
+            ">= 10x", f"groups passed no step (lowest tried {step['groups']['steps'][0]['rate']:g} ev/s)",
+            step.get("service", {}).get("best_rate", 0) > 0, step["groups"]["clients"] >= FULL_CLIENTS))
     slow = modes.get("slow")
     if slow:
         rows.append(_target(
@@ -66,6 +78,12 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _kb(mode: dict[str, Any]) -> str:
+    """KB per idle connection; in parentheses where memory freed by an earlier mode was reused."""
+    value = mode["kb_per_idle_connection"]
+    return str(value) if mode.get("kb_per_idle_connection_comparable", True) else f"({value})"
+
+
 def fanout_table(modes: dict[str, Any]) -> str:
     rows = []
     for name in ("kafka", "inproc", "groups"):
@@ -75,16 +93,17 @@ def fanout_table(modes: dict[str, Any]) -> str:
                 name, m["clients"], f"{m['rate']:g}", f"{m['delivered']}/{m['expected']}",
                 m["latency"]["p50_ms"], m["latency"]["p99_ms"], m["latency"]["max_ms"],
                 m["delivered_per_s"], m["server_rss_mib"]["idle"], m["server_rss_mib"]["peak"],
-                m["kb_per_idle_connection"], m["cpu_percent"]["daphne"],
+                _kb(m), m["layer_backlog"]["peak"], m["cpu_percent"]["daphne"],
                 sum(v for k, v in m["cpu_percent"].items() if k.startswith("client")),
             ])
     return _table(["mode", "clients", "ev/s", "delivered", "p50 ms", "p99 ms", "max ms", "deliv/s",
-                   "RSS idle MiB", "RSS peak MiB", "KB/conn", "daphne CPU%", "clients CPU%"], rows)
+                   "RSS idle MiB", "RSS peak MiB", "KB/conn", "layer backlog", "daphne CPU%",
+                   "clients CPU%"], rows)
 
 
 def step_table(step: dict[str, Any]) -> str:
     rows = []
-    for design in ("service", "inproc"):
+    for design in ("service", "inproc", "groups"):
         for s in step.get(design, {}).get("steps", []):
             rows.append([design, f"{s['rate']:g}", f"{s['delivered']}/{s['expected']}", s["p50_ms"],
                          s["p99_ms"], s["max_ms"], s["cpu_percent"]["daphne"],
