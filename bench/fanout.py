@@ -197,7 +197,8 @@ def _print(result: dict[str, Any]) -> None:
     if "slow" in modes:
         slow = modes["slow"]
         print(f"\nslow: {slow['stalled']} stalled, RSS {slow['rss_mib']}, "
-              f"growth {slow['rss_growth_mib']} MiB, stalled endings {slow['stalled_endings']['reasons']}")
+              f"growth {slow['rss_growth_mib']} MiB, kernel send queues "
+              f"{slow['kernel_send_queue_mib_at_end']} MiB, endings {slow['stalled_endings']['reasons']}")
     if "churn" in modes:
         churn = modes["churn"]
         print(f"churn: {churn['churn']['cycles']} cycles ({churn['churn']['failed']} failed), "

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.context import PATHS, Bench, RssSampler
 from bench.mode_fanout import clients_close, clients_open
-from bench.procstat import load_average
+from bench.procstat import kernel_send_queue_bytes, load_average
 from bench.stats import mib
 
 SETTLE_SECONDS = 2.0
@@ -45,6 +45,7 @@ async def slow_mode(
         sampling.cancel()
     streams_end = await bench.streams("service")
     rss_end = bench.server_rss_kb()
+    kernel_queued = kernel_send_queue_bytes(bench.stack.port)
     drained = await bench.pool.drain_stalled(timeout=STALLED_READ_SECONDS)
     await clients_close(bench, "service")
     return {
@@ -55,6 +56,7 @@ async def slow_mode(
             "peak": mib(sampler.peak), "end": mib(rss_end), "after_close": mib(bench.server_rss_kb()),
         },
         "rss_growth_mib": mib(sampler.peak - rss_connected),
+        "kernel_send_queue_mib_at_end": None if kernel_queued is None else mib(kernel_queued / 1024),
         "rss_series_mib": [(at, mib(kb)) for at, kb in sampler.series],
         "stalled_endings": drained,
         "readers_window": {key: window[key] for key in (

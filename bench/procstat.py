@@ -6,6 +6,7 @@ Linux only, standard library only, so the orchestrator needs no extra package.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +65,16 @@ class CpuMeter:
             name: round(100 * (cpu_seconds(pid) - self._start[name]) / wall, 1)
             for name, pid in self.pids.items()
         }
+
+
+def kernel_send_queue_bytes(port: int) -> int | None:
+    """Bytes the kernel holds unsent on the server's established sockets of `port` (ss Send-Q).
+
+    Not part of any process's RSS: what a stalled client pins in the kernel. None without `ss`.
+    """
+    try:
+        done = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    return sum(int(line.split()[1]) for line in done.stdout.splitlines() if line.strip())
