@@ -8,13 +8,18 @@ Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
                                         Django views, routed by bench/urls.py)
   /bench/groups                         the per-connection-group design (bench/groups.py)
   /bench/stats                          this process's stream counts, tasks, RSS and open files
+  /bench/profile?action=start|stop      cProfile of this process between the two calls; stop
+                                        answers with the top functions by own time (text)
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import io
 import json
 import os
+import pstats
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +62,39 @@ async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_profiler: cProfile.Profile | None = None
+PROFILE_TOP = 40
+
+
+def _profile(action: str) -> str:
+    """Start, or stop and summarise, a profile of everything this process runs."""
+    global _profiler
+    if action == "start":
+        _profiler = cProfile.Profile()
+        _profiler.enable()
+        return "started"
+    if _profiler is None:
+        return "not started"
+    _profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(_profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(PROFILE_TOP)
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    _profiler = None
+    return out.getvalue()
+
+
+async def _text(send: Any, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http":
+        if scope["path"] == "/bench/profile":
+            return await _text(send, _profile(scope["query_string"].decode().removeprefix("action=")))
         if scope["path"] == "/bench/groups":
             return await groups_application(scope, receive, send)
         if scope["path"] == "/bench/stats":

@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.clients import ClientPool
@@ -34,6 +35,7 @@ class Bench:
     ticker: KafkaTicker
     pad: int
     frame_bytes: int
+    profile_dir: Path | None = None
     _runs: int = field(default=0)
 
     def run_id(self) -> str:
@@ -72,7 +74,8 @@ class Bench:
         return await self.ticker.run(topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad)
 
     async def window(
-        self, design: str, *, clients: int, rate: float, seconds: float, drain: float
+        self, design: str, *, clients: int, rate: float, seconds: float, drain: float,
+        profile: str | None = None,
     ) -> dict[str, Any]:
         run, count = self.run_id(), max(1, round(rate * seconds))
         expected = count * clients
@@ -83,9 +86,14 @@ class Bench:
         started = time.monotonic()
         cpu.start(started)
         load_before = load_average()
+        if profile:
+            await self.stack.get("/bench/profile?action=start")
         produced = await self.produce(design, run=run, rate=rate, count=count)
         produced_at = time.monotonic()
         cpu_percent = cpu.percent(produced_at)
+        if profile:
+            self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
+                (await self.stack.get("/bench/profile?action=stop"))[1].decode())
         delivered = await self._drain(run, expected, drain)
         drain_seconds = time.monotonic() - produced_at
         for task in sampling:

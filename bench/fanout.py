@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
     p.add_argument("--redis", help="use this Redis URL instead of starting one")
     p.add_argument("--json", type=Path, help="where to write the JSON (default bench/results/)")
+    p.add_argument("--profile", action="store_true",
+                   help="cProfile Daphne during the kafka/inproc/groups windows (slows it: numbers "
+                        "of such a run are not comparable); top functions in the run's log folder")
     p.add_argument("--max-load", type=float, default=0.0,
                    help="first wait (up to 5 min) until the 1-minute load average is at most this")
     return p
@@ -125,7 +128,7 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     for mode, design in (("kafka", "service"), ("inproc", "inproc"), ("groups", "groups")):
         if mode in args.modes:
             print(f"-- {mode}: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s", flush=True)
-            modes[mode] = await fanout_mode(bench, design, **fixed)
+            modes[mode] = await fanout_mode(bench, design, **fixed, profile=mode if args.profile else None)
             # Only the first N-client mode grows the process from its warm-up size; later ones
             # reuse memory the allocator kept from earlier connections.
             modes[mode]["kb_per_idle_connection_comparable"] = len(modes) == 1
@@ -168,7 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await ticker.start()
         pad = pad_for(stack.topic, args.frame_bytes)
         bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
-                      frame_bytes=frame_size(stack.topic, pad))
+                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir)
         designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
                                  if mode in args.modes}
         if "step" in args.modes:

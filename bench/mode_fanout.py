@@ -31,7 +31,8 @@ async def clients_close(bench: Bench, design: str) -> int:
 
 
 async def fanout_mode(
-    bench: Bench, design: str, *, clients: int, rate: float, seconds: float, drain: float
+    bench: Bench, design: str, *, clients: int, rate: float, seconds: float, drain: float,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     rss_before = bench.server_rss_kb()
     opening = await clients_open(bench, design, clients)
@@ -39,7 +40,7 @@ async def fanout_mode(
     rss_idle = bench.server_rss_kb()
     try:
         result = await bench.window(
-            design, clients=opening["opened"], rate=rate, seconds=seconds, drain=drain)
+            design, clients=opening["opened"], rate=rate, seconds=seconds, drain=drain, profile=profile)
     finally:
         left = await clients_close(bench, design)
     result["open"] = opening
