@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="cProfile Daphne during the kafka/inproc/groups windows (slows it: numbers "
                         "of such a run are not comparable); top functions in the run's log folder")
     p.add_argument("--max-load", type=float, default=0.0,
-                   help="first wait (up to 5 min) until the 1-minute load average is at most this")
+                   help="first wait until the 1-minute load average is at most this")
+    p.add_argument("--max-load-wait", type=float, default=300.0, help="seconds to wait for --max-load")
     return p
 
 
@@ -108,8 +109,8 @@ def _nofile_raise() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _load_wait(max_load: float) -> list[float]:
-    deadline = time.monotonic() + 300
+async def _load_wait(max_load: float, wait: float) -> list[float]:
+    deadline = time.monotonic() + wait
     while max_load and load_average()[0] > max_load and time.monotonic() < deadline:
         print(f"load average {load_average()} above {max_load}; waiting", flush=True)
         await asyncio.sleep(15)
@@ -158,7 +159,7 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     _nofile_raise()
-    load_start = await _load_wait(args.max_load)
+    load_start = await _load_wait(args.max_load, args.max_load_wait)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
