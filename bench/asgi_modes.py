@@ -32,9 +32,9 @@ from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
 from crm_events import fanout  # noqa: E402
 
 
-def _rss_kb() -> int:
+def _proc_status(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -50,7 +50,8 @@ def stats_snapshot() -> dict[str, Any]:
         "inproc_published": broadcaster.published,
         "groups_streams": GroupStreamConsumer.streams,
         "tasks": len(asyncio.all_tasks()),
-        "rss_kb": _rss_kb(),
+        "rss_kb": _proc_status("VmRSS"),
+        "threads": _proc_status("Threads"),
         "open_fds": len(os.listdir("/proc/self/fd")),
     }
 

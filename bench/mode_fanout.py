@@ -35,9 +35,11 @@ async def fanout_mode(
     profile: str | None = None,
 ) -> dict[str, Any]:
     rss_before = bench.server_rss_kb()
+    before = await bench.server_stats()
     opening = await clients_open(bench, design, clients)
     await asyncio.sleep(IDLE_SETTLE_SECONDS)
     rss_idle = bench.server_rss_kb()
+    idle = await bench.server_stats()
     try:
         result = await bench.window(
             design, clients=opening["opened"], rate=rate, seconds=seconds, drain=drain, profile=profile)
@@ -48,6 +50,9 @@ async def fanout_mode(
         before_open=mib(rss_before), idle=mib(rss_idle), after_close=mib(bench.server_rss_kb()))
     result["kb_per_idle_connection"] = round((rss_idle - rss_before) / max(opening["opened"], 1), 1)
     result["streams_left_after_close"] = left
+    # What each open stream holds besides memory: OS threads and asyncio tasks.
+    result["server_threads"] = {"before_open": before["threads"], "idle": idle["threads"]}
+    result["server_tasks"] = {"before_open": before["tasks"], "idle": idle["tasks"]}
     return result
 
 
