@@ -31,6 +31,7 @@ from typing import Any
 from bench.clients import ClientPool
 from bench.context import Bench
 from bench.events import FRAME_BYTES, frame_size, pad_for
+from bench.layer_probe import groups_purge
 from bench.meta import run_meta
 from bench.mode_fanout import fanout_mode, step_mode
 from bench.mode_stress import churn_mode, slow_mode
@@ -42,11 +43,11 @@ from bench.stack import BenchStack
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
-QUICK = {"clients": 200, "duration": 5.0, "step_clients": 200, "step_rates": "10,20,40",
+QUICK = {"clients": 200, "duration": 5.0, "step_clients": 200, "step_rates": "5,10,20,40",
          "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 10.0,
          "churn_cycles": 1000}
 FULL = {"clients": 2000, "duration": 30.0, "step_clients": 1000,
-        "step_rates": "10,15,20,25,30,40,50,60,80,100,120,150,200,250,300,400", "step_seconds": 10.0,
+        "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
         "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000}
 
 
@@ -133,6 +134,9 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             # Only the first N-client mode grows the process from its warm-up size; later ones
             # reuse memory the allocator kept from earlier connections.
             modes[mode]["kb_per_idle_connection_comparable"] = len(modes) == 1
+            if design == "groups":
+                modes[mode]["left_behind"] = await groups_purge(
+                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
     if "step" in args.modes:
         modes["step"] = {}
         for design in args.step_designs:
@@ -140,6 +144,9 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             modes["step"][design] = await step_mode(
                 bench, design, clients=args.step_clients, rates=args.step_rates,
                 seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
+            if design == "groups":
+                modes["step"][design]["left_behind"] = await groups_purge(
+                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
         service = modes["step"].get("service", {}).get("best_rate", 0)
         for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
             best = modes["step"].get(other, {}).get("best_rate")

@@ -12,6 +12,7 @@ in a thread for every message, as every stock Channels consumer does).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.consumer import AsyncConsumer
@@ -33,6 +34,17 @@ CONNECTED_FRAME = retry_encode(3000) + frame_encode('{"kind":"connected","design
 class GroupStreamConsumer(AsyncConsumer):
     streams = 0  # open streams in this process, for /bench/stats
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.joined = False
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Daphne cancels a consumer still busy 10 s after its client left: leave anyway.
+            if self.joined:
+                GroupStreamConsumer.streams -= 1
+                leave = self.channel_layer.group_discard(broadcast.BROADCAST_GROUP, self.channel_name)
+                await asyncio.shield(leave)
+
     async def http_request(self, message: dict[str, Any]) -> None:
         if message.get("more_body"):
             return
@@ -44,10 +56,7 @@ class GroupStreamConsumer(AsyncConsumer):
         await self.send({"type": "http.response.body", "body": CONNECTED_FRAME, "more_body": True})
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
-        if getattr(self, "joined", False):
-            GroupStreamConsumer.streams -= 1
-            await self.channel_layer.group_discard(broadcast.BROADCAST_GROUP, self.channel_name)
-        raise StopConsumer()
+        raise StopConsumer()  # __call__ leaves the group
 
     async def crm_records(self, message: dict[str, Any]) -> None:
         for item in message["records"]:
