@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import os
 import pstats
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,33 @@ def _proc_status(field: str) -> int:
     return 0
 
 
+class GcPauses:
+    """Durations of this process's garbage collections, per generation (observation only)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            generation, took = info["generation"], time.perf_counter() - self.started
+            self.count[generation] += 1
+            self.total[generation] += took
+            self.longest[generation] = max(self.longest[generation], took)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"collections": list(self.count), "total_ms": [round(t * 1000, 1) for t in self.total],
+                "longest_ms": [round(t * 1000, 1) for t in self.longest]}
+
+
+gc_pauses = GcPauses()
+
+
 def stats_snapshot() -> dict[str, Any]:
     """Read-only look at this process; the hub registry is read, never created."""
     hubs = list(fanout._hubs.values())
@@ -53,6 +82,7 @@ def stats_snapshot() -> dict[str, Any]:
         "rss_kb": _proc_status("VmRSS"),
         "threads": _proc_status("Threads"),
         "open_fds": len(os.listdir("/proc/self/fd")),
+        "gc": gc_pauses.snapshot(),
     }
 
 

@@ -86,6 +86,7 @@ class Bench:
         started = time.monotonic()
         cpu.start(started)
         load_before = load_average()
+        gc_before = (await self.server_stats())["gc"]
         if profile:
             await self.stack.get("/bench/profile?action=start")
         produced = await self.produce(design, run=run, rate=rate, count=count)
@@ -101,6 +102,7 @@ class Bench:
         await asyncio.gather(*sampling, return_exceptions=True)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
+        gc_after = (await self.server_stats())["gc"]
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": PATHS[design], "clients": clients, "rate": rate,
@@ -115,6 +117,7 @@ class Bench:
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
             "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
+            "server_gc": _gc_window(gc_before, gc_after),
         }
 
     async def _drain(self, run: str, expected: int, timeout: float) -> int:
@@ -122,6 +125,15 @@ class Bench:
         while (delivered := await self.pool.progress(run)) < expected and time.monotonic() < deadline:
             await asyncio.sleep(PROGRESS_POLL_SECONDS)
         return delivered
+
+
+def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The server's full (generation 2) collections during a window, and the longest pause so far."""
+    return {
+        "gen2_collections": after["collections"][2] - before["collections"][2],
+        "gen2_ms": round(after["total_ms"][2] - before["total_ms"][2], 1),
+        "gen2_longest_ms_so_far": after["longest_ms"][2],
+    }
 
 
 class RssSampler:

@@ -147,11 +147,12 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             if design == "groups":
                 modes["step"][design]["left_behind"] = await groups_purge(
                     bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
-        service = modes["step"].get("service", {}).get("best_rate", 0)
-        for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
-            best = modes["step"].get(other, {}).get("best_rate")
-            if best is not None:
-                modes["step"][key] = round(service / best, 2) if best else None
+        for field, suffix in (("best_rate", ""), ("best_rate_lossless", "_lossless")):
+            service = modes["step"].get("service", {}).get(field, 0)
+            for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
+                best = modes["step"].get(other, {}).get(field)
+                if best is not None:
+                    modes["step"][key + suffix] = round(service / best, 2) if best else None
     if "slow" in args.modes:
         print(f"-- slow: {args.slow_clients} stalled clients for {args.slow_seconds:g} s", flush=True)
         modes["slow"] = await slow_mode(
