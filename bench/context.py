@@ -68,6 +68,12 @@ class Bench:
             await asyncio.sleep(0.2)
         return held
 
+    async def _gc_stats(self) -> dict[str, Any] | None:
+        try:
+            return (await self.server_stats())["gc"]
+        except (TimeoutError, OSError):
+            return None  # an overloaded server may not answer in time; the window still counts
+
     async def produce(self, design: str, *, run: str, rate: float, count: int) -> dict[str, Any]:
         if design == "inproc":
             return await inproc_run(self.stack, run=run, rate=rate, count=count, pad=self.pad)
@@ -86,7 +92,7 @@ class Bench:
         started = time.monotonic()
         cpu.start(started)
         load_before = load_average()
-        gc_before = (await self.server_stats())["gc"]
+        gc_before = await self._gc_stats()
         if profile:
             await self.stack.get("/bench/profile?action=start")
         produced = await self.produce(design, run=run, rate=rate, count=count)
@@ -102,7 +108,7 @@ class Bench:
         await asyncio.gather(*sampling, return_exceptions=True)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
-        gc_after = (await self.server_stats())["gc"]
+        gc_after = await self._gc_stats()
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": PATHS[design], "clients": clients, "rate": rate,
@@ -117,7 +123,7 @@ class Bench:
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
             "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
-            "server_gc": _gc_window(gc_before, gc_after),
+            "server_gc": _gc_window(gc_before, gc_after) if gc_before and gc_after else None,
         }
 
     async def _drain(self, run: str, expected: int, timeout: float) -> int:
