@@ -114,7 +114,7 @@ def step_table(step: dict[str, Any]) -> str:
     for design in ("service", "inproc", "groups"):
         for s in step.get(design, {}).get("steps", []):
             if "error" in s:
-                rows.append([design, f"{s['rate']:g}", "server stopped answering", *[""] * 7, "FAIL", ""])
+                rows.append([design, f"{s['rate']:g}", "server stopped answering", *[""] * 6, "FAIL", ""])
                 continue
             gc_info = s.get("server_gc") or {}
             rows.append([design, f"{s['rate']:g}", f"{s['delivered']}/{s['expected']}", s["p50_ms"],
