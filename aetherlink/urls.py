@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from crm_events.metrics_view import metrics_endpoint
 from crm_events.stream_view import crm_events_stream
 from crm_events.views import healthz, readyz, service_info
 
@@ -9,5 +10,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("crm-events", crm_events_stream, name="crm-events"),
+    path("metrics", metrics_endpoint, name="metrics"),
     path("admin/", admin.site.urls),
 ]

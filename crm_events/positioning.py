@@ -73,10 +73,21 @@ async def _requested(request: StreamRequest, hub: EventHub, live: dict[Position,
     return positions
 
 
+async def _clamp_to_end(positions: dict[Position, int], hub: EventHub, live: dict[Position, int]) -> None:
+    """A position past Kafka's end (a topic recreated since the token was made, say) would
+    silently skip every event until the offsets grew back to it: start at the end instead."""
+    ahead = {p: o for p, o in positions.items() if o > live[p]}
+    if ahead:
+        ends = _as_positions(await hub.offsets.end_offsets(_tps(ahead)))
+        for position, offset in ahead.items():
+            positions[position] = min(offset, ends[position])
+
+
 async def start_plan(request: StreamRequest, hub: EventHub) -> StartPlan:
-    """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable (503)."""
+    """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable."""
     live = hub.positions_for(request.topics)
     positions = await _requested(request, hub, live)
+    await _clamp_to_end(positions, hub, live)
     behind = {p: o for p, o in positions.items() if o < live[p]}
     if not behind:
         return StartPlan(positions)
