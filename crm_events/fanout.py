@@ -173,6 +173,15 @@ class EventHub:
         elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
             self.last_heartbeat_at = time.monotonic()
             self.consumer_lag[message["consumer"]] = message["lag"]
+            await self.published_check(message.get("published", ()))
+
+    async def published_check(self, published: list[list[Any]]) -> None:
+        """A consumer published up to these offsets; records this hub never got were lost
+        on the way (they went to Redis while it was away): read them from Kafka now."""
+        for topic, partition, offset in published:
+            expected = self.positions.get((topic, partition))
+            if expected is not None and offset > expected:
+                await self._repair((topic, partition), expected, offset)
 
     async def record_handle(self, item: dict[str, Any]) -> None:
         payload = item["event"]
