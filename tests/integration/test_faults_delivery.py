@@ -152,6 +152,33 @@ async def test_redis_stopped_and_restarted_mid_stream(env, redis_alone, tmp_path
         stack.stop_all()
 
 
+async def test_events_produced_only_while_redis_is_down_arrive_after_it_returns(
+    env, redis_alone, tmp_path, capsys
+):
+    """The burst is published when Redis returns, maybe before a web process resubscribed;
+    no later event comes to reveal the hole, so the hub must notice it by itself."""
+    stack = Stack({**env, **fault_env(REDIS_URL=redis_alone.url)}, tmp_path)
+    try:
+        stack.consumer()
+        ports = web(stack, 2)
+
+        async def fault(production: Production, clients: list[BrowserClient]):
+            await production.wait_sent(FAULT_AT // 3)
+            production.total = production.sent + FAULT_AT  # this many more, all during the outage
+            return await redis_outage(
+                redis_alone, ports, clients, during=production.wait_sent(FAULT_AT // 3 + FAULT_AT)
+            )
+
+        figures = await scenario_run(
+            "redis-restart-quiet-after", bootstrap=env["KAFKA_BROKERS"], topic=env["KAFKA_TOPIC"],
+            ports=ports, fault=fault, capsys=capsys, tail=0, timeout=120,
+        )
+        all_running(stack.processes)
+        figures.assert_exact()
+    finally:
+        stack.stop_all()
+
+
 async def test_consumer_killed_and_restarted_mid_stream(fault_stack, env, capsys):
     consumer = fault_stack.consumer("consumer-1")
     ports = web(fault_stack, 2)
