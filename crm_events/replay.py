@@ -39,6 +39,12 @@ class ReplayReader:
         except (KafkaError, OSError, TimeoutError) as error:
             await self.__aexit__(None, None, None)
             raise KafkaUnavailable(f"Kafka did not answer (replay): {error or 'timeout'}") from error
+        except BaseException:
+            # Cancelled while starting (the client left): `async with` runs no __aexit__
+            # for a failed __aenter__, so give the slot back and close the consumer here,
+            # or 16 such departures leave every later replay and repair waiting forever.
+            await self.__aexit__(None, None, None)
+            raise
         self._consumer.assign(list(self.starts))
         for tp, offset in self.starts.items():
             self._consumer.seek(tp, offset)
