@@ -147,6 +147,7 @@ async def test_redis_stopped_and_restarted_mid_stream(env, redis_alone, tmp_path
             fault=fault, capsys=capsys,
         )
         all_running(stack.processes)
+        await wait_status(ports, 200, timeout=30)
         figures.assert_exact()
     finally:
         stack.stop_all()
@@ -174,6 +175,7 @@ async def test_events_produced_only_while_redis_is_down_arrive_after_it_returns(
             ports=ports, fault=fault, capsys=capsys, tail=0, timeout=120,
         )
         all_running(stack.processes)
+        await wait_status(ports, 200, timeout=30)
         figures.assert_exact()
     finally:
         stack.stop_all()
@@ -195,6 +197,7 @@ async def test_consumer_killed_and_restarted_mid_stream(fault_stack, env, capsys
         fault=fault, capsys=capsys,
     )
     all_running(fault_stack.processes[1:])
+    await wait_status(ports, 200, timeout=30)
     figures.assert_exact()
 
 
@@ -202,18 +205,22 @@ async def test_web_process_killed_and_its_browsers_move_to_another(fault_stack, 
     fault_stack.consumer()
     ports = web(fault_stack, 2)
     victim = fault_stack.processes[1]
+    moved: dict[str, int] = {}  # browsers on the victim when it died -> connections so far
 
     async def fault(production: Production, clients: list[BrowserClient]):
         await production.wait_sent(FAULT_AT)
         victim.signal(signal.SIGKILL)
+        moved.update({c.name: c.connections for c in clients if c.port == ports[0] and c.connected})
         await asyncio.to_thread(victim.process.wait, 10)
-        return time.monotonic(), {"killed": victim.name}
+        return time.monotonic(), {"killed": victim.name, "browsers_on_killed": len(moved)}
 
     figures = await scenario_run(
         "daphne-sigkill", bootstrap=env["KAFKA_BROKERS"], topic=env["KAFKA_TOPIC"], ports=ports,
         fault=fault, capsys=capsys,
     )
     all_running([fault_stack.processes[0], fault_stack.processes[2]])
+    await wait_status(ports[1:], 200, timeout=30)
+    assert moved, "no browser was on the killed web process"
     figures.assert_exact()
 
 
@@ -250,4 +257,5 @@ async def test_scale_out_two_consumers_two_web_processes_and_a_rebalance(fault_s
     )
     assert len(assignment(consumers[1])) == 3
     all_running(fault_stack.processes[1:])
+    await wait_status(ports, 200, timeout=30)
     figures.assert_exact()
