@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "crm_events.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +101,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the apps' static files straight from where the finders find them,
+# so the admin and the live viewer work without a `collectstatic` step.
+WHITENOISE_USE_FINDERS = True
 
 # --- Kafka -------------------------------------------------------------------
 # The names are the old FastAPI service's, so its deployments keep working.
@@ -150,6 +154,18 @@ CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
 SSE_HEARTBEAT_INTERVAL = _positive_float("SSE_HEARTBEAT_INTERVAL", 15.0)
 SSE_RETRY_MS = _positive_int("SSE_RETRY_MS", 3000)
 SSE_CLIENT_BUFFER = _positive_int("SSE_CLIENT_BUFFER", 1000)
+
+# --- Live event viewer -------------------------------------------------------
+
+# Public (no staff login) is for development only: it is refused unless DEBUG is on.
+VIEWER_PUBLIC = env.bool("VIEWER_PUBLIC", default=False)
+if VIEWER_PUBLIC and not DEBUG:
+    raise ImproperlyConfigured(
+        "VIEWER_PUBLIC=true is for development only and needs DJANGO_DEBUG=true; "
+        "unset it to require a staff login."
+    )
+# Rows the viewer page keeps on screen; older rows are dropped as new ones arrive.
+VIEWER_BUFFER_ROWS = _positive_int("VIEWER_BUFFER_ROWS", 1000)
 
 # --- Logging -----------------------------------------------------------------
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from crm_events.stream_view import crm_events_stream
+from crm_events.viewer import event_viewer
 from crm_events.views import healthz, readyz, service_info
 
 urlpatterns = [
@@ -9,5 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("crm-events", crm_events_stream, name="crm-events"),
+    # Before admin.site.urls, whose catch-all would claim any other path under admin/.
+    path("admin/live-events/", event_viewer, name="event-viewer"),
     path("admin/", admin.site.urls),
 ]

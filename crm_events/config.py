@@ -49,6 +49,12 @@ class ReadinessConfig:
     heartbeat_max_age: float
 
 
+@dataclass(frozen=True, slots=True)
+class ViewerConfig:
+    public: bool
+    buffer_rows: int
+
+
 def broker_redact(broker: str) -> str:
     """Replace any credentials in a broker address with `***`."""
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme') or ''}***@", broker, count=1)
@@ -85,6 +91,15 @@ def readiness_config() -> ReadinessConfig:
     )
 
 
+@cache
+def viewer_config() -> ViewerConfig:
+    # Public only while DEBUG is on, even if the settings changed after start-up.
+    return ViewerConfig(
+        public=settings.VIEWER_PUBLIC and settings.DEBUG,
+        buffer_rows=settings.VIEWER_BUFFER_ROWS,
+    )
+
+
 def config_cache_clear(**_signal_kwargs: object) -> None:
-    for build in (kafka_config, stream_config, readiness_config):
+    for build in (kafka_config, stream_config, readiness_config, viewer_config):
         build.cache_clear()
