@@ -43,6 +43,7 @@ cat <<TXT
     info       http://localhost:${PORT}/
     health     http://localhost:${PORT}/healthz   ready: http://localhost:${PORT}/readyz
     admin      http://localhost:${PORT}/admin/
+    viewer     http://localhost:${PORT}/admin/live-events/   (staff login; VIEWER_PUBLIC=true skips it)
     smoke      make smoke   (in another terminal)
   Ctrl-C stops everything.
 

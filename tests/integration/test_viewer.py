@@ -449,3 +449,66 @@ def test_stream_urls_carry_only_what_was_set(viewer, service):
     ]
     assert (deal, dealer) == (True, False)
     assert summary == '{"a":"' + 'x' * 13 + '…'  # 20 characters in all
+
+
+def sse_body(*frames: tuple[str | None, str | None, dict], retry: int) -> str:
+    """(event, id, data) frames as a text/event-stream body."""
+    lines = [f"retry: {retry}\n\n"]
+    for name, event_id, data in frames:
+        head = (f"event: {name}\n" if name else "") + (f"id: {event_id}\n" if event_id else "")
+        lines.append(f"{head}data: {json.dumps(data)}\n\n")
+    return "".join(lines)
+
+
+def domain(offset: int) -> dict:
+    return {"kind": "domain_event", "topic": "t", "partition": 0, "offset": offset, "timestamp": 0,
+            "key": f"k{offset}", "headers": {}, "type": "deal.won", "value": {"n": offset},
+            "value_format": "json"}
+
+
+def test_gap_reconnect_and_refused_streams_resume_from_the_last_id(viewer, service):
+    """The client side of resume, staged by the browser: the server's answers are canned.
+
+    The stream shows a gap, then the server ends it with a `reconnect` frame; the
+    browser's own reconnect is refused with a 503 (and so is the page's probe of why),
+    so the page shows the reason and opens the stream again with `last_event_id`.
+    """
+    page = viewer.page
+    viewer.login()
+    viewer.open()
+    connected = {"kind": "connected", "topic": "t", "topics": ["t"], "group": "g"}
+    gap = {"kind": "gap", "topic": "t", "partitions": {"0": [2, 5]}}
+    first = sse_body(
+        (None, None, connected), (None, "tok-1", domain(0)), (None, "tok-2", domain(1)),
+        # The gap as a named event and as a plain frame: one notice, one row.
+        ("gap", "tok-2", gap), (None, "tok-2", gap), (None, "tok-6", domain(6)),
+        (None, "tok-7", {"kind": "reconnect", "reason": "draining"}),
+        retry=100,
+    )
+    resumed = sse_body((None, None, connected), (None, "tok-8", domain(7)), retry=600_000)
+    urls: list[str] = []
+
+    def staged(route):
+        urls.append(route.request.url)
+        if len(urls) == 1:
+            route.fulfill(status=200, content_type="text/event-stream", body=first)
+        elif len(urls) <= 3:  # the browser's reconnect, then the page asking why it failed
+            route.fulfill(status=503, content_type="application/json", body='{"error": "draining"}')
+        else:
+            route.fulfill(status=200, content_type="text/event-stream", body=resumed)
+
+    page.route(re.compile(r".*/crm-events(\?.*)?$"), staged)
+    page.click("#viewer-apply")
+    expect(page.locator("#viewer-status")).to_have_text(
+        "error: HTTP 503: draining; retrying in 1 s", timeout=WAIT_MS
+    )
+    viewer.expect_rows(5)  # (each canned body ends at once, so "live" does not last)
+    assert [parse_qs(urlsplit(url).query) for url in urls[:4]] == [
+        {}, {}, {}, {"last_event_id": ["tok-7"]},
+    ]
+    assert viewer.kinds() == ["deal.won", "deal.won", "gap", "deal.won", "deal.won"]
+    assert page.eval_on_selector_all(
+        "#viewer-rows tr", "rows => rows.map(r => r.dataset.position)"
+    ) == ["t/0/7", "t/0/6", "t//", "t/0/1", "t/0/0"]
+    expect(page.locator("#viewer-notice")).to_contain_text("History was lost before this point")
+    viewer.expect_text("viewer-total", "4")
