@@ -154,6 +154,14 @@ CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
 SSE_HEARTBEAT_INTERVAL = _positive_float("SSE_HEARTBEAT_INTERVAL", 15.0)
 SSE_RETRY_MS = _positive_int("SSE_RETRY_MS", 3000)
 SSE_CLIENT_BUFFER = _positive_int("SSE_CLIENT_BUFFER", 1000)
+# Bytes Daphne may hold unsent for one client before the stream stops writing to it.
+SSE_WRITE_BUFFER_BYTES = _positive_int("SSE_WRITE_BUFFER_BYTES", 256 * 1024)
+# Seconds a client may make no progress (write buffer full) before it is sent away to resume.
+SSE_STALL_TIMEOUT = _positive_float("SSE_STALL_TIMEOUT", 30.0)
+# Seconds after which a stream ends with its resume id (clients reconnect); 0 = never.
+SSE_MAX_LIFETIME = env.float("SSE_MAX_LIFETIME", default=3600.0)
+# Seconds a stopping web process gives its streams to send their resume ids.
+SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 
 # --- Live event viewer -------------------------------------------------------
 

@@ -41,6 +41,10 @@ class StreamConfig:
     heartbeat_interval: float
     retry_ms: int
     client_buffer: int
+    write_buffer_bytes: int
+    stall_timeout: float
+    max_lifetime: float
+    shutdown_grace: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ def stream_config() -> StreamConfig:
         heartbeat_interval=settings.SSE_HEARTBEAT_INTERVAL,
         retry_ms=settings.SSE_RETRY_MS,
         client_buffer=settings.SSE_CLIENT_BUFFER,
+        write_buffer_bytes=settings.SSE_WRITE_BUFFER_BYTES,
+        stall_timeout=settings.SSE_STALL_TIMEOUT,
+        max_lifetime=settings.SSE_MAX_LIFETIME,
+        shutdown_grace=settings.SSE_SHUTDOWN_GRACE,
     )
 
 

@@ -7,3 +7,7 @@ class CrmEventsError(Exception):
 
 class StreamRequestError(CrmEventsError):
     """A stream request is malformed; the message is safe to show the client."""
+
+
+class KafkaUnavailable(CrmEventsError):
+    """Kafka did not answer an offset look-up in time; the stream cannot be positioned."""

@@ -2,11 +2,16 @@
 
 Each web process runs one `EventHub`. It holds a single channel in the broadcast
 group, so the layer carries one message per batch of events per process however
-many clients are connected. For every event it encodes the frame once and offers
-those bytes to each connected `StreamSubscriber`.
+many clients are connected. For every event it encodes the JSON once, and the
+frame (with its resume id) once per distinct topic selection, and offers those
+bytes to each connected `StreamSubscriber`.
 
-The hub also keeps, per partition, the next offset it expects: a record below it
-is a replay (a restarted consumer) and is dropped, so clients get each event once.
+The hub keeps `positions`: per partition, the offset after the last event it has
+passed on. They start at Kafka's end offsets, so a `from=latest` stream starts
+from them without asking Kafka. A record below its partition's position is a
+replay (a restarted consumer) and is dropped; a record whose `prev` lies above it
+means the live path lost records (Redis restarted, say), and the hub reads the
+missing range from Kafka before going on, so the live stream never has holes.
 """
 
 from __future__ import annotations
@@ -15,74 +20,109 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import TopicPartition
 from channels.layers import BaseChannelLayer, get_channel_layer
 from redis.exceptions import RedisError
 
 from crm_events import broadcast
+from crm_events.config import KafkaConfig, kafka_config
+from crm_events.events import record_decode
+from crm_events.exceptions import KafkaUnavailable
+from crm_events.kafka_offsets import OffsetLookup
+from crm_events.replay import ReplayReader
+from crm_events.resume import Position, token_encode
 from crm_events.retry import Backoff
 from crm_events.sse import frame_encode
-from crm_events.subscriber import CLOSE_SHUTDOWN, StreamSubscriber
+from crm_events.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 
 logger = logging.getLogger(__name__)
 
 # Redis forgets group members after `group_expiry`, and all of them when it restarts.
 GROUP_REFRESH_SECONDS = 30.0
+REPAIR_TIMEOUT = 30.0
 
 
-@dataclass(slots=True, frozen=True)
 class LiveEvent:
-    """An event as the hub hands it to clients: its payload and its frame, built once."""
+    """An event as the hub hands it out: payload, JSON text, and frames built once."""
 
-    topic: str
-    partition: int
-    offset: int
-    payload: dict[str, Any]
-    frame: bytes
+    __slots__ = ("topic", "partition", "offset", "payload", "data")
 
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.topic: str = payload["topic"]
+        self.partition: int = payload["partition"]
+        self.offset: int = payload["offset"]
+        self.payload = payload
+        self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
-def live_event_build(payload: dict[str, Any]) -> LiveEvent:
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return LiveEvent(
-        topic=payload["topic"],
-        partition=payload["partition"],
-        offset=payload["offset"],
-        payload=payload,
-        frame=frame_encode(data),
-    )
+    @property
+    def position(self) -> Position:
+        return (self.topic, self.partition)
+
+    def frame(self, token: str) -> bytes:
+        return frame_encode(self.data, event_id=token)
 
 
 class EventHub:
     """Receives broadcast messages for this process and fans them out in-process."""
 
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, config: KafkaConfig) -> None:
         self.layer = layer
+        self.config = config
+        self.offsets = OffsetLookup(config)
         self.subscribers: set[StreamSubscriber] = set()
-        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.catching_up: set[StreamSubscriber] = set()
+        self.drained = asyncio.Event()  # set while no stream is attached
+        self.drained.set()
+        self.positions: dict[Position, int] = {}
+        self.positions_ready = asyncio.Event()
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
         self.channel_name: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._shared_frames: dict[tuple[str, ...], bytes] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="event-hub")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive_loop(), name="event-hub-receive"),
+            loop.create_task(self._positions_init(), name="event-hub-positions"),
+        ]
+
+    def close_all(self, reason: str) -> None:
+        for subscriber in [*self.subscribers, *self.catching_up]:
+            subscriber.close(reason)
+
+    @property
+    def stream_count(self) -> int:
+        return len(self.subscribers) + len(self.catching_up)
 
     async def stop(self) -> None:
-        for subscriber in list(self.subscribers):
-            subscriber.close(CLOSE_SHUTDOWN)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        self.close_all(CLOSE_SHUTDOWN)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.offsets.close()
 
     def subscribe(self, subscriber: StreamSubscriber) -> None:
+        """Join the live stream; call with no `await` since checking the client caught up."""
+        self.catching_up.discard(subscriber)
         self.subscribers.add(subscriber)
+        subscriber.in_sync = self.in_sync(subscriber)
+
+    def attach(self, subscriber: StreamSubscriber) -> None:
+        """Register a new stream that is still catching up (so shutdown can reach it)."""
+        self.catching_up.add(subscriber)
+        self.drained.clear()
 
     def unsubscribe(self, subscriber: StreamSubscriber) -> None:
         self.subscribers.discard(subscriber)
+        self.catching_up.discard(subscriber)
+        if not self.stream_count:
+            self.drained.set()
 
     def heartbeat_age(self) -> float | None:
         """Seconds since a consumer heartbeat reached this process, None if none did."""
@@ -90,7 +130,42 @@ class EventHub:
             return None
         return time.monotonic() - self.last_heartbeat_at
 
-    async def _run(self) -> None:
+    # --- positions -------------------------------------------------------------------
+
+    async def _positions_init(self) -> None:
+        """Start from Kafka's end offsets, retrying until Kafka answers."""
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while True:
+            try:
+                tps = await self.offsets.partitions(self.config.topics)
+                ends = await self.offsets.end_offsets(tps)
+                break
+            except KafkaUnavailable as error:
+                delay = backoff.next_delay()
+                logger.warning("cannot read end offsets yet (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+        for tp, end in ends.items():
+            position = (tp.topic, tp.partition)
+            self.positions[position] = max(end, self.positions.get(position, 0))
+        self.positions_ready.set()
+        logger.info("event hub positioned at %s", _positions_text(self.positions))
+
+    def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]:
+        return {position: offset for position, offset in self.positions.items() if position[0] in topics}
+
+    def in_sync(self, subscriber: StreamSubscriber) -> bool:
+        return subscriber.positions == self.positions_for(subscriber.topics)
+
+    def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes:
+        """The event's frame for every in-sync subscriber of `topics`, built once."""
+        frame = self._shared_frames.get(topics)
+        if frame is None:
+            frame = self._shared_frames[topics] = event.frame(token_encode(self.positions_for(topics)))
+        return frame
+
+    # --- receiving -------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
         backoff = Backoff()
         while True:
             try:
@@ -112,7 +187,7 @@ class EventHub:
         refresher = asyncio.create_task(self._refresh_membership())
         try:
             while True:
-                self.message_handle(await self.layer.receive(self.channel_name))
+                await self.message_handle(await self.layer.receive(self.channel_name))
         finally:
             refresher.cancel()
             await asyncio.gather(refresher, return_exceptions=True)
@@ -122,29 +197,62 @@ class EventHub:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
             await self.layer.group_add(broadcast.BROADCAST_GROUP, self.channel_name)
 
-    def message_handle(self, message: dict[str, Any]) -> None:
+    async def message_handle(self, message: dict[str, Any]) -> None:
         if message.get("type") == broadcast.MESSAGE_RECORDS:
             for item in message["records"]:
-                self.record_handle(item)
+                await self.record_handle(item)
         elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
             self.last_heartbeat_at = time.monotonic()
             self.consumer_lag[message["consumer"]] = message["lag"]
 
-    def record_handle(self, item: dict[str, Any]) -> None:
+    async def record_handle(self, item: dict[str, Any]) -> None:
         payload = item["event"]
         position = (payload["topic"], payload["partition"])
-        expected = self.next_offsets.get(position)
+        expected = self.positions.get(position)
         if expected is not None and payload["offset"] < expected:
-            return  # a restarted consumer replaying what clients already have
+            return  # a restarted consumer replaying what this process already passed on
         if expected is not None and item["prev"] > expected:
-            logger.warning(
-                "missed records %s:%s offsets %s..%s on the live path",
-                *position, expected, item["prev"] - 1,
-            )
-        self.next_offsets[position] = payload["offset"] + 1
-        event = live_event_build(payload)
+            await self._repair(position, expected, item["prev"])
+        self.event_dispatch(payload)
+
+    def event_dispatch(self, payload: dict[str, Any]) -> None:
+        event = LiveEvent(payload)
+        self.positions[event.position] = event.offset + 1
+        self._shared_frames.clear()
         for subscriber in self.subscribers:
-            subscriber.offer(event)
+            subscriber.offer(event, self)
+
+    # --- repairing the live path from Kafka ------------------------------------------
+
+    async def _repair(self, position: Position, start: int, stop: int) -> None:
+        """Pass on the records [start, stop) that the live path lost, read from Kafka."""
+        logger.warning(
+            "live path lost %s:%s offsets %s..%s; reading them from Kafka", *position, start, stop - 1
+        )
+        try:
+            async with asyncio.timeout(REPAIR_TIMEOUT):
+                await self._replay_range(TopicPartition(*position), start, stop)
+        except (KafkaUnavailable, TimeoutError) as error:
+            # Without the missing records no client can be kept gap-free here: send every
+            # client away with its resume id; reconnecting, each catches up from Kafka.
+            logger.error("repair of %s:%s failed (%s); clients will resume from Kafka", *position, error)
+            self.close_all(CLOSE_RESYNC)
+            self.positions[position] = stop
+
+    async def _replay_range(self, tp: TopicPartition, start: int, stop: int) -> None:
+        position = (tp.topic, tp.partition)
+        async with ReplayReader(self.config, {tp: start}) as reader:
+            while self.positions[position] < stop:
+                for record in (await reader.fetch([tp])).get(tp, []):
+                    if record.offset >= stop:
+                        break
+                    self.event_dispatch(record_decode(record))
+                reached = min(await reader.position(tp), stop)
+                self.positions[position] = max(self.positions[position], reached)
+
+
+def _positions_text(positions: dict[Position, int]) -> str:
+    return ", ".join(f"{topic}:{part}@{offset}" for (topic, part), offset in sorted(positions.items()))
 
 
 _hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
@@ -155,6 +263,19 @@ def hub_get() -> EventHub:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
-        hub = _hubs[loop] = EventHub(get_channel_layer())
+        hub = _hubs[loop] = EventHub(get_channel_layer(), kafka_config())
         hub.start()
     return hub
+
+
+async def hubs_close(grace: float) -> None:
+    """Send every stream of this process away with its resume id; wait up to `grace`."""
+    for hub in _hubs.values():
+        hub.close_all(CLOSE_SHUTDOWN)
+    try:
+        async with asyncio.timeout(grace):
+            for hub in _hubs.values():
+                await hub.drained.wait()
+    except TimeoutError:
+        left = sum(hub.stream_count for hub in _hubs.values())
+        logger.warning("%s streams did not finish within %.1fs", left, grace)

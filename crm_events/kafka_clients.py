@@ -33,6 +33,16 @@ def group_consumer_create(config: KafkaConfig) -> AIOKafkaConsumer:
     )
 
 
+def reader_create(config: KafkaConfig) -> AIOKafkaConsumer:
+    """A group-less reader for offset look-ups and replays: it assigns and seeks itself."""
+    return AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **connection_options(config),
+    )
+
+
 def producer_create(config: KafkaConfig) -> AIOKafkaProducer:
     return AIOKafkaProducer(acks="all", linger_ms=5, **connection_options(config))
 

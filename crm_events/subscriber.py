@@ -1,52 +1,86 @@
-"""One SSE client's side of the in-process fan-out: a bounded queue of frame bytes.
+"""One SSE client's side of the fan-out: its positions, its filter, a bounded frame queue.
 
-The hub offers each client the frame bytes it built once for all; the client's
-response loop takes everything queued in one go and writes it as one body chunk,
-so a client that fell a little behind catches up in few writes instead of many.
+`positions` is where the client stands in every partition of its topics: the
+offset after the last event it was given or filtered out. It is what its resume
+id encodes, and what de-duplicates live events against a replay at the seam.
+While a client's positions equal the hub's (`in_sync`, the normal case), it takes
+the frame the hub built once for all; only a client still catching up gets frames
+built for it alone.
+
+The response loop takes everything queued in one go and writes it as one body
+chunk, so a client that fell a little behind catches up in few writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from crm_events.fanout import LiveEvent
+from crm_events.filters import EventFilter
+from crm_events.resume import Position, token_encode
 
-EventPredicate = Callable[["LiveEvent"], bool]
+if TYPE_CHECKING:
+    from crm_events.fanout import EventHub, LiveEvent
 
 CLOSE_SLOW = "slow"
 CLOSE_SHUTDOWN = "shutdown"
-
-
-def _accept_all(_event: LiveEvent) -> bool:
-    return True
+CLOSE_RESYNC = "resync"
+CLOSE_LIFETIME = "lifetime"
 
 
 class StreamSubscriber:
-    """A client's bounded frame buffer, filled by the hub, drained by its response."""
+    """A client's place in the stream and its bounded frame buffer."""
 
-    def __init__(self, *, max_frames: int, accepts: EventPredicate = _accept_all) -> None:
+    def __init__(
+        self,
+        *,
+        topics: tuple[str, ...],
+        positions: dict[Position, int],
+        event_filter: EventFilter,
+        max_frames: int,
+    ) -> None:
+        self.topics = tuple(sorted(topics))
+        self.positions = positions
+        self.event_filter = event_filter
         self.max_frames = max_frames
-        self.accepts = accepts
+        self.in_sync = False
         self.close_reason: str | None = None
         self._frames: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
 
-    def offer(self, event: LiveEvent) -> None:
-        """Queue the event's frame if the client wants it; called by the hub, never blocks."""
-        if self.close_reason is not None or not self.accepts(event):
+    def token(self) -> str:
+        return token_encode(self.positions)
+
+    def advance(self, event: LiveEvent) -> bool:
+        """Move past `event` if it is new to this client; return whether it was new."""
+        if event.topic not in self.topics:
+            return False
+        position = self.positions.get(event.position)
+        if position is not None and event.offset < position:
+            return False  # already given to this client by its replay
+        self.positions[event.position] = event.offset + 1
+        return True
+
+    def offer(self, event: LiveEvent, hub: EventHub) -> None:
+        """Take a live event; called by the hub for every event, never blocks."""
+        if self.close_reason is not None or not self.advance(event):
             return
-        if len(self._frames) >= self.max_frames:
-            # Holding more would let one slow client grow the server without bound.
-            self.close(CLOSE_SLOW)
-            return
-        self._frames.append(event.frame)
-        self._wakeup.set()
+        if self.event_filter.matches(event.payload):
+            if len(self._frames) >= self.max_frames:
+                # Holding more would let one slow client grow the server without bound;
+                # it resumes from Kafka instead. The event is not consumed: step back.
+                self.positions[event.position] = event.offset
+                self.close(CLOSE_SLOW)
+                return
+            frame = hub.shared_frame(event, self.topics) if self.in_sync else event.frame(self.token())
+            self._frames.append(frame)
+            self._wakeup.set()
+        if not self.in_sync:
+            self.in_sync = hub.in_sync(self)
 
     def close(self, reason: str) -> None:
+        """Stop taking events; the positions now say exactly what was queued."""
         if self.close_reason is None:
             self.close_reason = reason
         self._wakeup.set()

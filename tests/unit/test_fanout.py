@@ -3,76 +3,125 @@ import asyncio
 from channels.layers import InMemoryChannelLayer
 
 from crm_events import broadcast
+from crm_events.config import kafka_config
+from crm_events.filters import EventFilter
 from crm_events.fanout import EventHub
+from crm_events.resume import token_decode, token_encode
 from crm_events.subscriber import CLOSE_SLOW, StreamSubscriber
 
+TOPICS = ("t",)
 
-def record(offset: int, *, prev: int | None = None, partition: int = 0) -> dict:
-    event = {"kind": "domain_event", "topic": "t", "partition": partition, "offset": offset}
+
+def record(offset: int, *, prev: int | None = None, partition: int = 0, type_: str = "deal.won") -> dict:
+    event = {"kind": "domain_event", "topic": "t", "partition": partition, "offset": offset, "type": type_}
     return broadcast.record_item(event, prev=offset if prev is None else prev, size=1)
 
 
-def frame(offset: int, partition: int = 0) -> bytes:
-    return (
-        f'data: {{"kind":"domain_event","topic":"t","partition":{partition},"offset":{offset}}}\n\n'
-    ).encode()
+def frame(offset: int, positions: dict, partition: int = 0, type_: str = "deal.won") -> bytes:
+    data = (
+        f'{{"kind":"domain_event","topic":"t","partition":{partition},"offset":{offset},"type":"{type_}"}}'
+    )
+    return f"id: {token_encode(positions)}\ndata: {data}\n\n".encode()
+
+
+def hub_at(positions: dict) -> EventHub:
+    hub = EventHub(InMemoryChannelLayer(), kafka_config())
+    hub.positions.update(positions)
+    hub.positions_ready.set()
+    return hub
+
+
+def subscriber_at(hub: EventHub, max_frames: int = 10, event_filter: EventFilter = EventFilter()):
+    subscriber = StreamSubscriber(
+        topics=TOPICS, positions=hub.positions_for(TOPICS), event_filter=event_filter,
+        max_frames=max_frames,
+    )
+    hub.subscribe(subscriber)
+    return subscriber
 
 
 async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
-    hub = EventHub(InMemoryChannelLayer())
-    first, second = StreamSubscriber(max_frames=10), StreamSubscriber(max_frames=10)
-    hub.subscribe(first)
-    hub.subscribe(second)
-    hub.message_handle(broadcast.records_message([record(0), record(1)]))
+    hub = hub_at({("t", 0): 0, ("t", 1): 0})
+    first, second = subscriber_at(hub), subscriber_at(hub)
+    assert first.in_sync and second.in_sync
+    await hub.message_handle(broadcast.records_message([record(0), record(1)]))
     # A restarted consumer replays offset 1: nobody gets it twice.
-    hub.message_handle(broadcast.records_message([record(1), record(2)]))
-    expected = frame(0) + frame(1) + frame(2)
-    assert await first.take(timeout=1) == expected
-    assert await second.take(timeout=1) == expected
+    await hub.message_handle(broadcast.records_message([record(1), record(2)]))
+    expected = (
+        frame(0, {("t", 0): 1, ("t", 1): 0})
+        + frame(1, {("t", 0): 2, ("t", 1): 0})
+        + frame(2, {("t", 0): 3, ("t", 1): 0})
+    )
+    # Encoded once: both queues hold the very same bytes objects.
+    assert all(a is b for a, b in zip(first._frames, second._frames, strict=True))
+    assert await first.take(timeout=1) == await second.take(timeout=1) == expected
 
 
-async def test_queued_frames_come_out_as_one_chunk_and_then_nothing():
-    subscriber = StreamSubscriber(max_frames=10)
-    hub = EventHub(InMemoryChannelLayer())
-    hub.subscribe(subscriber)
-    hub.message_handle(broadcast.records_message([record(0, partition=1), record(5, partition=2)]))
-    assert await subscriber.take(timeout=1) == frame(0, 1) + frame(5, 2)
-    assert await subscriber.take(timeout=0.01) == b""
+async def test_ids_cover_every_partition_and_resume_exactly():
+    hub = hub_at({("t", 0): 5, ("t", 1): 9})
+    subscriber = subscriber_at(hub)
+    await hub.message_handle(broadcast.records_message([record(9, partition=1)]))
+    chunk = await subscriber.take(timeout=1)
+    token = chunk.split(b"\n")[0].removeprefix(b"id: ").decode()
+    assert token_decode(token, TOPICS) == {("t", 0): 5, ("t", 1): 10}
 
 
-async def test_a_full_buffer_closes_the_slow_subscriber():
-    hub = EventHub(InMemoryChannelLayer())
-    slow = StreamSubscriber(max_frames=2)
-    hub.subscribe(slow)
-    hub.message_handle(broadcast.records_message([record(0), record(1), record(2)]))
+async def test_filtered_events_advance_the_position_but_send_nothing():
+    hub = hub_at({("t", 0): 0})
+    deals = subscriber_at(hub, event_filter=EventFilter(kinds=frozenset({"deal"})))
+    await hub.message_handle(
+        broadcast.records_message([record(0, type_="ticket.opened"), record(1, type_="deal.won")])
+    )
+    assert await deals.take(timeout=1) == frame(1, {("t", 0): 2})
+    assert deals.positions == {("t", 0): 2}
+
+
+async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event():
+    hub = hub_at({("t", 0): 0})
+    slow = subscriber_at(hub, max_frames=2)
+    await hub.message_handle(broadcast.records_message([record(0), record(1), record(2), record(3)]))
     assert slow.close_reason == CLOSE_SLOW
+    # Its resume position is right after what it was given: 2 and 3 come from Kafka later.
+    assert slow.positions == {("t", 0): 2}
+
+
+async def test_a_subscriber_ahead_of_the_hub_drops_what_it_has_and_then_syncs():
+    hub = hub_at({("t", 0): 3})
+    ahead = StreamSubscriber(
+        topics=TOPICS, positions={("t", 0): 5}, event_filter=EventFilter(), max_frames=10
+    )
+    hub.subscribe(ahead)
+    assert not ahead.in_sync
+    await hub.message_handle(broadcast.records_message([record(3), record(4), record(5)]))
+    assert await ahead.take(timeout=1) == frame(5, {("t", 0): 6})
+    assert ahead.in_sync
 
 
 async def test_unsubscribed_clients_get_nothing():
-    hub = EventHub(InMemoryChannelLayer())
-    gone = StreamSubscriber(max_frames=10)
-    hub.subscribe(gone)
+    hub = hub_at({("t", 0): 0})
+    gone = subscriber_at(hub)
     hub.unsubscribe(gone)
-    hub.message_handle(broadcast.records_message([record(0)]))
+    await hub.message_handle(broadcast.records_message([record(0)]))
     assert hub.subscribers == set()
+    assert hub.drained.is_set()
     assert await gone.take(timeout=0.01) == b""
 
 
 async def test_hub_receives_through_the_layer_group():
     layer = InMemoryChannelLayer()
-    hub = EventHub(layer)
-    subscriber = StreamSubscriber(max_frames=10)
-    hub.subscribe(subscriber)
+    hub = EventHub(layer, kafka_config())
+    hub.positions.update({("t", 0): 7})
+    subscriber = subscriber_at(hub)
     hub.start()
     try:
         async with asyncio.timeout(5):
-            while hub.channel_name is None:
+            while hub.channel_name not in layer.groups.get(broadcast.BROADCAST_GROUP, {}):
                 await asyncio.sleep(0.01)
             await layer.group_send(broadcast.BROADCAST_GROUP, broadcast.records_message([record(7)]))
             await layer.group_send(
                 broadcast.BROADCAST_GROUP, broadcast.heartbeat_message(consumer_id="c", lag={"t:0": 3})
             )
-            assert await subscriber.take(timeout=5) == frame(7)
+            assert await subscriber.take(timeout=5) == frame(7, {("t", 0): 8})
             while hub.heartbeat_age() is None:
                 await asyncio.sleep(0.01)
         assert hub.consumer_lag == {"c": {"t:0": 3}}

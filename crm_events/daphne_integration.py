@@ -1,0 +1,80 @@
+"""What Daphne does not do for long-lived streams, added when we run under it.
+
+1. Backpressure. Daphne writes every body chunk straight into Twisted's transport
+   buffer, which grows without bound for a client that stops reading. We put a
+   callable in each HTTP scope's extensions, `aetherlink.write_buffer`, returning
+   the bytes still unsent on that connection, so a stream can stop writing to a
+   stalled client (and send it away to resume) instead of growing the server.
+2. Graceful stop. On SIGTERM Daphne cancels every application at once, so no
+   stream could tell its client where to resume. We take SIGTERM first: close the
+   streams (each sends its resume id), give them `shutdown_grace` seconds, then let
+   Daphne stop as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+WRITE_BUFFER_EXTENSION = "aetherlink.write_buffer"
+
+
+def pending_bytes(transport: Any) -> int:
+    """Unsent bytes in a Twisted TCP transport (and a TLS wrapper's own buffer, if any)."""
+    total = 0
+    while transport is not None:
+        data_buffer = getattr(transport, "dataBuffer", b"")
+        total += len(data_buffer) - getattr(transport, "offset", 0)
+        total += getattr(transport, "_tempDataLen", 0)
+        transport = getattr(transport, "transport", None)
+    return total
+
+
+def _with_write_buffer(create_application: Callable[..., Any]) -> Callable[..., Any]:
+    def create(server: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        channel = getattr(protocol, "channel", None)
+        transport = getattr(channel, "transport", None)
+        if scope.get("type") == "http" and transport is not None:
+            extensions = scope.setdefault("extensions", {})
+            extensions[WRITE_BUFFER_EXTENSION] = lambda: pending_bytes(transport)
+        return create_application(server, protocol, scope)
+
+    return create
+
+
+def _graceful_sigterm(grace: float) -> None:
+    from twisted.internet import reactor
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        logger.info("SIGTERM: closing streams with their resume ids (up to %.1fs)", grace)
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(lambda: loop.create_task(_close_then_stop(reactor, grace)))
+
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+
+
+async def _close_then_stop(reactor: Any, grace: float) -> None:
+    from crm_events.fanout import hubs_close
+
+    try:
+        await hubs_close(grace)
+    finally:
+        reactor.stop()
+
+
+def daphne_integrate(*, shutdown_grace: float) -> None:
+    """Install both additions when this process is a Daphne server; else do nothing."""
+    daphne_server = sys.modules.get("daphne.server")
+    if daphne_server is None:
+        return
+    server_class = daphne_server.Server
+    if not getattr(server_class.create_application, "_aetherlink", False):
+        server_class.create_application = _with_write_buffer(server_class.create_application)
+        server_class.create_application._aetherlink = True
+    _graceful_sigterm(shutdown_grace)

@@ -1,0 +1,150 @@
+"""One client's stream, from first byte to farewell, as a sequence of body chunks.
+
+  1. `retry:` hint (with jitter, so a fleet of clients does not reconnect in step)
+     and the `connected` frame, whose id is already a valid resume point;
+  2. `gap` frames, if the start position is older than what Kafka retains;
+  3. replayed frames from Kafka, until the client has caught up with the hub;
+  4. live frames from the hub, a heartbeat (with a fresh id) when idle;
+  5. a `reconnect` frame with the resume id when the server ends the stream
+     (slow client, lifetime reached, shutdown), so the client resumes elsewhere.
+Chunks are written only while the connection's unsent bytes stay under a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+
+from crm_events.catch_up import replay_until_live
+from crm_events.config import KafkaConfig, StreamConfig
+from crm_events.exceptions import KafkaUnavailable
+from crm_events.fanout import EventHub
+from crm_events.positioning import Gap
+from crm_events.sse import comment_encode, frame_encode, retry_encode
+from crm_events.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
+
+logger = logging.getLogger(__name__)
+
+KIND_CONNECTED = "connected"
+KIND_GAP = "gap"
+KIND_RECONNECT = "reconnect"
+EVENT_GAP = "gap"
+WRITE_POLL_SECONDS = 0.05
+
+
+def _json(payload: dict) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def connected_frame(config: KafkaConfig, topics: tuple[str, ...], token: str) -> bytes:
+    payload = {"kind": KIND_CONNECTED, "topic": topics[0], "topics": list(topics), "group": config.group}
+    return frame_encode(_json(payload), event_id=token)
+
+
+def gap_frames(gaps: list[Gap], token: str) -> bytes:
+    """A named `gap` event for new clients, and the same as a plain frame for old ones."""
+    ranges = [
+        {"topic": gap.topic, "partition": gap.partition, "first_offset": gap.first, "last_offset": gap.last}
+        for gap in gaps
+    ]
+    data = _json({"kind": KIND_GAP, "reason": "retention", "missing": ranges})
+    return frame_encode(data, event=EVENT_GAP) + frame_encode(data, event_id=token)
+
+
+def reconnect_frame(reason: str, token: str) -> bytes:
+    return frame_encode(_json({"kind": KIND_RECONNECT, "reason": reason}), event_id=token)
+
+
+def heartbeat_frame(token: str) -> bytes:
+    """A comment plus an `id:` with no data: clients update their resume id, fire no event."""
+    return comment_encode("heartbeat")[:-1] + f"id: {token}\n\n".encode("ascii")
+
+
+class StreamSession:
+    def __init__(
+        self,
+        *,
+        hub: EventHub,
+        subscriber: StreamSubscriber,
+        kafka: KafkaConfig,
+        config: StreamConfig,
+        gaps: list[Gap],
+        write_buffer: Callable[[], int] | None,
+    ) -> None:
+        self.hub = hub
+        self.subscriber = subscriber
+        self.kafka = kafka
+        self.config = config
+        self.gaps = gaps
+        self.write_buffer = write_buffer
+        self.started = time.monotonic()
+
+    def _retry_ms(self) -> int:
+        return int(self.config.retry_ms * random.uniform(0.8, 1.2))
+
+    async def body(self) -> AsyncIterator[bytes]:
+        subscriber, hub = self.subscriber, self.hub
+        hub.attach(subscriber)
+        try:
+            token = subscriber.token()
+            yield retry_encode(self._retry_ms()) + connected_frame(self.kafka, subscriber.topics, token)
+            if self.gaps:
+                yield gap_frames(self.gaps, token)
+            async for chunk in self._replay():
+                yield chunk
+            async for chunk in self._live():
+                yield chunk
+            leftover = await subscriber.take(timeout=0)
+            yield leftover + reconnect_frame(subscriber.close_reason, subscriber.token())
+            logger.info("stream ended: %s", subscriber.close_reason)
+        finally:
+            hub.unsubscribe(subscriber)
+
+    async def _replay(self) -> AsyncIterator[bytes]:
+        try:
+            replay = replay_until_live(
+                self.hub, self.subscriber, self.kafka,
+                is_cancelled=lambda: self.subscriber.close_reason is not None,
+            )
+            async for chunk in replay:
+                await self._wait_writable()
+                yield chunk
+        except KafkaUnavailable as error:
+            logger.warning("replay failed: %s", error)
+            self.subscriber.close(CLOSE_RESYNC)
+
+    async def _live(self) -> AsyncIterator[bytes]:
+        subscriber = self.subscriber
+        while subscriber.close_reason is None:
+            remaining = self._lifetime_left()
+            if remaining <= 0:
+                subscriber.close(CLOSE_LIFETIME)
+                break
+            chunk = await subscriber.take(timeout=min(self.config.heartbeat_interval, remaining))
+            if chunk:
+                yield chunk
+            elif subscriber.close_reason is None:
+                yield heartbeat_frame(subscriber.token())
+            await self._wait_writable()
+
+    def _lifetime_left(self) -> float:
+        if self.config.max_lifetime <= 0:
+            return float("inf")
+        return self.config.max_lifetime - (time.monotonic() - self.started)
+
+    async def _wait_writable(self) -> None:
+        """Wait while the client has too much unsent; past the stall timeout, send it away."""
+        if self.write_buffer is None:
+            return
+        stalled_since = time.monotonic()
+        while self.write_buffer() > self.config.write_buffer_bytes:
+            if self.subscriber.close_reason is not None:
+                return
+            if time.monotonic() - stalled_since > self.config.stall_timeout:
+                self.subscriber.close(CLOSE_SLOW)
+                return
+            await asyncio.sleep(WRITE_POLL_SECONDS)
