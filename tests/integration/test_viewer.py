@@ -10,9 +10,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +23,7 @@ from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
-from tests.support.processes import ROOT, ServiceProcess, daphne_start, service_env
+from tests.support.processes import ROOT, ServiceProcess, daphne_start, service_env, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
 VIEWER = "/admin/live-events/"
@@ -320,6 +322,38 @@ def test_kind_filter_reopens_the_stream_with_the_parameter_and_shows_only_matchi
     matching = events_produce(kafka.bootstrap, topic, ["deal.won"], first=9, partition=0, extra=extra)
     expect(viewer.row(*matching[0])).to_have_count(1, timeout=WAIT_MS)
     assert viewer.positions() == matching
+
+
+def test_start_positions_earliest_and_since(browser, service, kafka, topic):
+    context = browser.new_context(base_url=service.base_url, timezone_id="UTC")
+    try:
+        viewer = ViewerPage(context.new_page())
+        page = viewer.page
+        earlier = events_produce(kafka.bootstrap, topic, ["deal.created"] * 4, partition=0)
+        # The next whole second: everything before it is `earlier`, everything after is `later`.
+        boundary = int(time.time()) + 1
+        wait_until(lambda: time.time() >= boundary, timeout=3, what="the next second")
+        later = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, first=4, partition=0)
+        viewer.login()
+        viewer.open()
+        assert viewer.positions() == []  # live: only what comes next
+
+        page.select_option("#viewer-from", "earliest")
+        page.click("#viewer-apply")
+        viewer.expect_rows(7)
+        assert viewer.positions() == (earlier + later)[::-1]
+        assert viewer.stream_queries()[-1] == {"from": ["earliest"]}
+
+        page.select_option("#viewer-from", "since")
+        since = datetime.fromtimestamp(boundary, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        page.fill("#viewer-since", since)
+        page.click("#viewer-apply")
+        viewer.expect_rows(3)
+        assert viewer.positions() == later[::-1]
+        assert viewer.stream_queries()[-1] == {"since": [str(boundary * 1000)]}
+        assert viewer.errors == []
+    finally:
+        context.close()
 
 
 def test_a_stream_cut_loses_no_rows(viewer, service, stack, kafka, topic):
