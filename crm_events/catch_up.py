@@ -36,7 +36,8 @@ async def replay_until_live(
     if not lagging:
         hub.subscribe(subscriber)
         return
-    starts = {tp: subscriber.positions[(tp.topic, tp.partition)] for tp in lagging}
+    # Assign every partition of the stream: the hub may move ahead in any of them meanwhile.
+    starts = {TopicPartition(*position): offset for position, offset in subscriber.positions.items()}
     async with ReplayReader(config, starts) as reader:
         while not is_cancelled():
             chunk = await _replay_batch(reader, subscriber, lagging)

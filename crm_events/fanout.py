@@ -32,7 +32,7 @@ from crm_events.events import record_decode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.kafka_offsets import OffsetLookup
 from crm_events.replay import ReplayReader
-from crm_events.resume import Position, token_encode
+from crm_events.resume import Position, positions_text, token_encode
 from crm_events.retry import Backoff
 from crm_events.sse import frame_encode
 from crm_events.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
@@ -148,7 +148,7 @@ class EventHub:
             position = (tp.topic, tp.partition)
             self.positions[position] = max(end, self.positions.get(position, 0))
         self.positions_ready.set()
-        logger.info("event hub positioned at %s", _positions_text(self.positions))
+        logger.info("event hub positioned at %s", positions_text(self.positions))
 
     def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]:
         return {position: offset for position, offset in self.positions.items() if position[0] in topics}
@@ -249,10 +249,6 @@ class EventHub:
                     self.event_dispatch(record_decode(record))
                 reached = min(await reader.position(tp), stop)
                 self.positions[position] = max(self.positions[position], reached)
-
-
-def _positions_text(positions: dict[Position, int]) -> str:
-    return ", ".join(f"{topic}:{part}@{offset}" for (topic, part), offset in sorted(positions.items()))
 
 
 _hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}

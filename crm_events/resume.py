@@ -56,6 +56,11 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+def positions_text(positions: Mapping[Position, int]) -> str:
+    """`topic:partition@offset, ...` for log lines."""
+    return ", ".join(f"{topic}:{part}@{offset}" for (topic, part), offset in sorted(positions.items()))
+
+
 def token_encode(positions: Mapping[Position, int]) -> str:
     """Encode next offsets by (topic, partition) into a token."""
     by_topic: dict[str, list[tuple[int, int]]] = {}

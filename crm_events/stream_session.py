@@ -24,6 +24,7 @@ from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout import EventHub
 from crm_events.positioning import Gap
+from crm_events.resume import positions_text
 from crm_events.sse import comment_encode, frame_encode, retry_encode
 from crm_events.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
 
@@ -89,6 +90,7 @@ class StreamSession:
     async def body(self) -> AsyncIterator[bytes]:
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
+        logger.info("stream started at %s", positions_text(subscriber.positions))
         try:
             token = subscriber.token()
             yield retry_encode(self._retry_ms()) + connected_frame(self.kafka, subscriber.topics, token)
@@ -100,9 +102,10 @@ class StreamSession:
                 yield chunk
             leftover = await subscriber.take(timeout=0)
             yield leftover + reconnect_frame(subscriber.close_reason, subscriber.token())
-            logger.info("stream ended: %s", subscriber.close_reason)
         finally:
             hub.unsubscribe(subscriber)
+            reason = subscriber.close_reason or "client left"
+            logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
 
     async def _replay(self) -> AsyncIterator[bytes]:
         try:

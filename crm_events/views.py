@@ -36,6 +36,8 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 async def readyz(request: HttpRequest) -> JsonResponse:
-    checks = await readiness_checks(hub_get(), readiness_config())
+    hub = hub_get()
+    checks = await readiness_checks(hub, readiness_config())
     ready = all(result == CHECK_OK for result in checks.values())
-    return JsonResponse({"ok": ready, "checks": checks}, status=200 if ready else 503)
+    body = {"ok": ready, "checks": checks, "streams": hub.stream_count}
+    return JsonResponse(body, status=200 if ready else 503)

@@ -38,7 +38,9 @@ def test_readyz_waits_for_a_consumer_heartbeat(stack):
 
     consumer = stack.consumer()
     stack.wait_ready(port)
-    assert http_get(port, "/readyz") == (200, {"ok": True, "checks": {"redis": "ok", "consumer": "ok"}})
+    assert http_get(port, "/readyz") == (
+        200, {"ok": True, "checks": {"redis": "ok", "consumer": "ok"}, "streams": 0}
+    )
 
     consumer.stop()
     status, body = wait_until(

@@ -110,3 +110,17 @@ def service_env(**overrides: str) -> dict[str, str]:
     )
     env.update(overrides)
     return env
+
+
+async def async_wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """`wait_until` for async tests: the event loop keeps running (sockets close, clients read)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ class SseParser:
 
     events: list[SseEvent] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    last_id: str | None = None  # what a browser would send as Last-Event-ID
     _buffer: bytes = b""
     _fields: dict[str, Any] = field(default_factory=dict)
     _data: list[str] = field(default_factory=list)
@@ -62,6 +66,9 @@ class SseParser:
         return None
 
     def _dispatch(self) -> SseEvent | None:
+        # As in browsers, a block with an id but no data still moves the last event id.
+        if "id" in self._fields:
+            self.last_id = self._fields["id"]
         if not self._data and "retry" not in self._fields:
             self._fields.clear()
             return None
@@ -85,9 +92,16 @@ class SseConnection:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, path: str, headers: dict[str, str] | None = None
+        cls, host: str, port: int, path: str, headers: dict[str, str] | None = None,
+        *, receive_buffer: int | None = None,
     ) -> SseConnection:
-        reader, writer = await asyncio.open_connection(host, port)
+        """Connect and send the GET; `receive_buffer` shrinks SO_RCVBUF to play a slow reader."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock)
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -105,14 +119,20 @@ class SseConnection:
             self.headers[name.strip().lower()] = value.strip()
         self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
 
-    async def read_some(self) -> list[SseEvent]:
-        """Read what arrives next (at least one byte, or the end); return new events."""
+    async def read_raw(self) -> bytes:
+        """The next body bytes as they arrive (b"" at the end), not yet parsed."""
         data = await (self._read_chunked() if self._chunked else self.reader.read(65536))
         if not data:
             self.ended = True
-            return []
+        return data
+
+    def feed(self, data: bytes) -> list[SseEvent]:
         self.raw_body += data
         return self.parser.feed(data)
+
+    async def read_some(self) -> list[SseEvent]:
+        """Read what arrives next (at least one byte, or the end); return new events."""
+        return self.feed(await self.read_raw())
 
     async def _read_chunked(self) -> bytes:
         if self._chunk_left == 0:
@@ -149,3 +169,55 @@ class SseConnection:
     def abort(self) -> None:
         """Cut the TCP connection abruptly (RST), as a crashed client or network would."""
         self.writer.transport.abort()
+
+
+class ResumingClient:
+    """Reconnects with its last id after every cut, as a browser does, to one of `ports`.
+
+    `cuts` are byte counts: the n-th connection is cut abruptly after that many body
+    bytes (mid-frame, usually); once they are used up the client stays connected.
+    """
+
+    def __init__(self, ports: list[int], path: str, *, cuts: list[int], seed: int = 1) -> None:
+        self.ports = ports
+        self.path = path
+        self.cuts = list(cuts)
+        self.rng = random.Random(seed)
+        self.last_id: str | None = None
+        self.events: list[SseEvent] = []
+        self.received: list[dict[str, Any]] = []  # domain event payloads, in arrival order
+        self.connections = 0
+
+    async def run(self, done: Callable[[ResumingClient], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done(self) and time.monotonic() < deadline:
+            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+            port = self.rng.choice(self.ports)
+            connection = await SseConnection.open("127.0.0.1", port, self.path, headers)
+            self.connections += 1
+            assert connection.status == 200, connection.status
+            await self._read(connection, self.cuts.pop(0) if self.cuts else None, done, deadline)
+
+    async def _read(self, connection: SseConnection, cut: int | None, done, deadline: float) -> None:
+        try:
+            while not done(self) and not connection.ended:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    data = await asyncio.wait_for(connection.read_raw(), remaining)
+                except TimeoutError:
+                    return
+                if cut is not None and len(connection.raw_body) + len(data) >= cut:
+                    self._take(connection, data[: cut - len(connection.raw_body)])
+                    return
+                self._take(connection, data)
+        finally:
+            connection.abort()
+
+    def _take(self, connection: SseConnection, data: bytes) -> None:
+        for event in connection.feed(data):
+            self.events.append(event)
+            if event.data and event.event is None and '"kind":"domain_event"' in event.data:
+                self.received.append(event.json())
+        self.last_id = connection.parser.last_id or self.last_id

@@ -4,8 +4,8 @@ from channels.layers import InMemoryChannelLayer
 
 from crm_events import broadcast
 from crm_events.config import kafka_config
-from crm_events.filters import EventFilter
 from crm_events.fanout import EventHub
+from crm_events.filters import EventFilter
 from crm_events.resume import token_decode, token_encode
 from crm_events.subscriber import CLOSE_SLOW, StreamSubscriber
 
@@ -31,7 +31,10 @@ def hub_at(positions: dict) -> EventHub:
     return hub
 
 
-def subscriber_at(hub: EventHub, max_frames: int = 10, event_filter: EventFilter = EventFilter()):
+NO_FILTER = EventFilter()
+
+
+def subscriber_at(hub: EventHub, max_frames: int = 10, event_filter: EventFilter = NO_FILTER):
     subscriber = StreamSubscriber(
         topics=TOPICS, positions=hub.positions_for(TOPICS), event_filter=event_filter,
         max_frames=max_frames,
