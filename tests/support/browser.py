@@ -46,3 +46,8 @@ def chromium_ensure() -> str:
     if not CHROMIUM_PATH.exists():
         raise RuntimeError(f"apt-get installed chromium but {CHROMIUM_PATH} is missing")
     return str(CHROMIUM_PATH)
+
+
+if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(f"chromium: {chromium_ensure()}")
