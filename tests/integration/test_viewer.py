@@ -36,6 +36,8 @@ USERS_CREATE = (
 )
 WAIT_MS = 30_000
 
+pytestmark = pytest.mark.integration
+
 
 # --- fixtures -----------------------------------------------------------------------------
 
@@ -215,6 +217,8 @@ def test_staff_watch_events_live_pause_resume_open_export_clear(viewer, service,
     types = ["deal.created", "ticket.opened", "contact.subscribed", "deal.won"] * 3
     produced = events_produce(kafka.bootstrap, topic, types)
     viewer.expect_rows(12)
+    # The rate is counted per second: the burst shows up in it within a second, for a second.
+    expect(page.locator("#viewer-rate")).not_to_have_text("0.0", timeout=5_000)
     assert sorted(viewer.positions()) == sorted(produced)
     assert newest_first_per_partition(viewer.positions())
     viewer.expect_text("viewer-total", "12")
