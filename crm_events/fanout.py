@@ -24,13 +24,13 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from channels.layers import BaseChannelLayer, get_channel_layer
-from redis.exceptions import RedisError
 
 from crm_events import broadcast
 from crm_events.config import KafkaConfig, kafka_config
 from crm_events.events import record_decode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.kafka_offsets import OffsetLookup
+from crm_events.layer_subscription import LayerSubscription
 from crm_events.replay import ReplayReader
 from crm_events.resume import Position, positions_text, token_encode
 from crm_events.retry import Backoff
@@ -39,8 +39,6 @@ from crm_events.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 
 logger = logging.getLogger(__name__)
 
-# Redis forgets group members after `group_expiry`, and all of them when it restarts.
-GROUP_REFRESH_SECONDS = 30.0
 REPAIR_TIMEOUT = 30.0
 
 
@@ -79,7 +77,7 @@ class EventHub:
         self.positions_ready = asyncio.Event()
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
-        self.channel_name: str | None = None
+        self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -88,7 +86,7 @@ class EventHub:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._receive_loop(), name="event-hub-receive"),
+            loop.create_task(self.subscription.run(), name="event-hub-receive"),
             loop.create_task(self._positions_init(), name="event-hub-positions"),
         ]
 
@@ -163,39 +161,7 @@ class EventHub:
             frame = self._shared_frames[topics] = event.frame(token_encode(self.positions_for(topics)))
         return frame
 
-    # --- receiving -------------------------------------------------------------------
-
-    async def _receive_loop(self) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                await self._subscribe()
-                backoff.reset()
-                await self._receive_forever()
-            except (RedisError, OSError) as error:
-                delay = backoff.next_delay()
-                logger.warning("channel layer lost (%s); resubscribing in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-
-    async def _subscribe(self) -> None:
-        if self.channel_name is None:
-            self.channel_name = await self.layer.new_channel("crm-events-hub.")
-        await self.layer.group_add(broadcast.BROADCAST_GROUP, self.channel_name)
-        logger.info("event hub subscribed as %s", self.channel_name)
-
-    async def _receive_forever(self) -> None:
-        refresher = asyncio.create_task(self._refresh_membership())
-        try:
-            while True:
-                await self.message_handle(await self.layer.receive(self.channel_name))
-        finally:
-            refresher.cancel()
-            await asyncio.gather(refresher, return_exceptions=True)
-
-    async def _refresh_membership(self) -> None:
-        while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            await self.layer.group_add(broadcast.BROADCAST_GROUP, self.channel_name)
+    # --- handling broadcast messages -------------------------------------------------
 
     async def message_handle(self, message: dict[str, Any]) -> None:
         if message.get("type") == broadcast.MESSAGE_RECORDS:

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from crm_events.exceptions import StreamRequestError
 from crm_events.fanout import EventHub
-from crm_events.resume import Position, ResumeTokenError, token_decode
+from crm_events.resume import Position
 from crm_events.stream_request import START_EARLIEST, StreamRequest
 
 TOKEN_UNKNOWN_PARTITION = "resume token names partition {partition} of {topic}, which does not exist"
@@ -44,12 +44,8 @@ def _as_positions(offsets: dict[TopicPartition, int]) -> dict[Position, int]:
     return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
 
 
-def _from_token(request: StreamRequest, live: dict[Position, int]) -> dict[Position, int]:
+def _from_token(decoded: dict[Position, int], live: dict[Position, int]) -> dict[Position, int]:
     """The token's positions; topics it does not mention start live, new partitions at 0."""
-    try:
-        decoded = token_decode(request.resume_token or "", request.topics)
-    except ResumeTokenError as error:
-        raise StreamRequestError(str(error)) from None
     for topic, partition in decoded:
         if (topic, partition) not in live:
             raise StreamRequestError(TOKEN_UNKNOWN_PARTITION.format(partition=partition, topic=topic))
@@ -62,8 +58,8 @@ def _from_token(request: StreamRequest, live: dict[Position, int]) -> dict[Posit
 
 
 async def _requested(request: StreamRequest, hub: EventHub, live: dict[Position, int]) -> dict[Position, int]:
-    if request.resume_token:
-        return _from_token(request, live)
+    if request.resume_positions is not None:
+        return _from_token(request.resume_positions, live)
     if request.since_ms is not None:
         positions = _as_positions(await hub.offsets.offsets_for_time(_tps(live), request.since_ms))
     elif request.start == START_EARLIEST:
@@ -77,10 +73,21 @@ async def _requested(request: StreamRequest, hub: EventHub, live: dict[Position,
     return positions
 
 
+async def _clamp_to_end(positions: dict[Position, int], hub: EventHub, live: dict[Position, int]) -> None:
+    """A position past Kafka's end (a topic recreated since the token was made, say) would
+    silently skip every event until the offsets grew back to it: start at the end instead."""
+    ahead = {p: o for p, o in positions.items() if o > live[p]}
+    if ahead:
+        ends = _as_positions(await hub.offsets.end_offsets(_tps(ahead)))
+        for position, offset in ahead.items():
+            positions[position] = min(offset, ends[position])
+
+
 async def start_plan(request: StreamRequest, hub: EventHub) -> StartPlan:
-    """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable (503)."""
+    """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable."""
     live = hub.positions_for(request.topics)
     positions = await _requested(request, hub, live)
+    await _clamp_to_end(positions, hub, live)
     behind = {p: o for p, o in positions.items() if o < live[p]}
     if not behind:
         return StartPlan(positions)

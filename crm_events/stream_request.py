@@ -9,7 +9,7 @@ Parameters (all optional):
   from=latest|earliest  where to start (default latest)
   since=TIME          ISO-8601 (with offset or Z) or epoch milliseconds
   offset=[TOPIC/]P:O  repeatable; start partition P at offset O (others follow from=)
-  last_event_id=TOKEN resume; the Last-Event-ID header wins over it
+  last_event_id=TOKEN resume; the Last-Event-ID header wins over it (and over from/since)
 Unknown parameters are rejected rather than ignored, so a typo never widens a stream.
 """
 
@@ -22,6 +22,7 @@ from django.http import QueryDict
 
 from crm_events.exceptions import StreamRequestError
 from crm_events.filters import EventFilter, FieldMatch
+from crm_events.resume import ResumeTokenError, token_decode
 
 START_LATEST = "latest"
 START_EARLIEST = "earliest"
@@ -40,6 +41,7 @@ class StreamRequest:
     since_ms: int | None = None
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resume_token: str | None = None
+    resume_positions: dict[tuple[str, int], int] | None = None  # decoded from resume_token
 
 
 def _int(name: str, text: str) -> int:
@@ -130,11 +132,22 @@ def stream_request_parse(
     if "from" in query and "since" in query:
         raise StreamRequestError("give either from or since, not both")
     since = query.get("since")
+    token = last_event_id or query.get("last_event_id") or None
     return StreamRequest(
         topics=topics,
         event_filter=_event_filter(query),
         start=start,
         since_ms=since_parse(since) if since is not None else None,
         offsets=_offsets(query, topics),
-        resume_token=last_event_id or query.get("last_event_id") or None,
+        resume_token=token,
+        resume_positions=_token_positions(token, topics),
     )
+
+
+def _token_positions(token: str | None, topics: tuple[str, ...]) -> dict[tuple[str, int], int] | None:
+    if token is None:
+        return None
+    try:
+        return token_decode(token, topics)
+    except ResumeTokenError as error:
+        raise StreamRequestError(str(error)) from None

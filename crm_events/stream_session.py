@@ -34,6 +34,7 @@ KIND_CONNECTED = "connected"
 KIND_GAP = "gap"
 KIND_RECONNECT = "reconnect"
 EVENT_GAP = "gap"
+REASON_UNAVAILABLE = "unavailable"
 WRITE_POLL_SECONDS = 0.05
 
 
@@ -58,6 +59,12 @@ def gap_frames(gaps: list[Gap], token: str) -> bytes:
 
 def reconnect_frame(reason: str, token: str) -> bytes:
     return frame_encode(_json({"kind": KIND_RECONNECT, "reason": reason}), event_id=token)
+
+
+async def unavailable_body(reason: str, token: str | None, config: StreamConfig) -> AsyncIterator[bytes]:
+    """A stream that cannot start yet: a retry hint and a `reconnect` frame, keeping the id."""
+    payload = {"kind": KIND_RECONNECT, "reason": REASON_UNAVAILABLE, "detail": reason}
+    yield retry_encode(config.retry_ms) + frame_encode(_json(payload), event_id=token)
 
 
 def heartbeat_frame(token: str) -> bytes:

@@ -1,14 +1,17 @@
 """`GET /crm-events`: validate the request, position the stream, hand it a session.
 
-Everything that can be refused is decided before the first byte: a bad parameter
-or resume token is a 400, Kafka not answering a needed look-up a 503 with
-`Retry-After`. After that the response is a `StreamSession` body.
+A bad parameter or resume token is refused before the first byte with a 400. When
+Kafka cannot be asked where to start (it is down, or this process has not reached
+it yet), the answer is still a 200 stream, ended at once by a `reconnect` frame that
+carries the client's own resume id: browsers' EventSource gives up for good on a
+non-200 answer, but reconnects after a `reconnect` frame, and so retries by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -19,20 +22,23 @@ from crm_events.exceptions import KafkaUnavailable, StreamRequestError
 from crm_events.fanout import EventHub, hub_get
 from crm_events.positioning import start_plan
 from crm_events.stream_request import stream_request_parse
-from crm_events.stream_session import StreamSession
+from crm_events.stream_session import StreamSession, unavailable_body
 from crm_events.subscriber import StreamSubscriber
 
 logger = logging.getLogger(__name__)
 
-HUB_READY_WAIT = 5.0
-RETRY_AFTER_SECONDS = 5
-NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions; retry shortly"
+HUB_READY_WAIT = 2.0
+NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 
 def _error(status: int, message: str) -> JsonResponse:
-    response = JsonResponse({"ok": False, "error": message}, status=status)
-    if status == 503:
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JsonResponse({"ok": False, "error": message}, status=status)
+
+
+def _event_stream(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
     return response
 
 
@@ -54,16 +60,17 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
         )
     except StreamRequestError as error:
         return _error(400, str(error))
+    config = stream_config()
     hub = hub_get()
-    if not await _hub_ready(hub):
-        return _error(503, NOT_POSITIONED)
     try:
+        if not await _hub_ready(hub):
+            raise KafkaUnavailable(NOT_POSITIONED)
         plan = await start_plan(wanted, hub)
     except StreamRequestError as error:
         return _error(400, str(error))
     except KafkaUnavailable as error:
-        return _error(503, str(error))
-    config = stream_config()
+        logger.warning("stream not started: %s", error)
+        return _event_stream(unavailable_body(str(error), wanted.resume_token, config))
     subscriber = StreamSubscriber(
         topics=wanted.topics, positions=plan.positions, event_filter=wanted.event_filter,
         max_frames=config.client_buffer,
@@ -72,7 +79,4 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
         hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
         write_buffer=request.scope.get("extensions", {}).get(WRITE_BUFFER_EXTENSION),
     )
-    response = StreamingHttpResponse(session.body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return _event_stream(session.body())

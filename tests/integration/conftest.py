@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.support.processes import (
 )
 
 PARTITIONS = 3
+logger = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +33,33 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
+def started(make: Callable[[int], KafkaServer | RedisServer], attempts: int = 3):
+    """Start a server; a port picked free can be taken by another process before the
+    server binds it (other test runs share this machine), so try again with new ports."""
+    for attempt in range(1, attempts + 1):
+        server = make(attempt)
+        try:
+            server.start()
+            return server
+        except RuntimeError as error:
+            if attempt == attempts:
+                raise
+            logger.warning("%s failed to start (attempt %s): %s", type(server).__name__, attempt, error)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def kafka(stack_dir: Path) -> Iterator[KafkaServer]:
-    server = KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / "kafka")
-    server.start()
+    server = started(
+        lambda n: KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / f"kafka{n}")
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(port=free_port(), data_dir=stack_dir / "redis")
-    server.start()
+    server = started(lambda n: RedisServer(port=free_port(), data_dir=stack_dir / f"redis{n}"))
     yield server
     server.stop()
 

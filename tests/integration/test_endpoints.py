@@ -68,6 +68,10 @@ def test_kafka_down_at_start_then_the_broker_comes(stack, tmp_path):
     for _ in range(3):
         assert http_get(port, "/healthz") == (200, {"ok": True})
         assert http_get(port, "/readyz")[0] == 503
+    # A stream cannot start, but a browser must keep retrying: 200 and a reconnect frame.
+    status, body = http_get(port, "/crm-events", timeout=15)
+    assert status == 200
+    assert b'"kind":"reconnect","reason":"unavailable"' in body
     broker.start()
     try:
         stack.wait_ready(port, timeout=90)

@@ -90,3 +90,33 @@ async def test_bad_records_are_delivered_marked_and_the_consumer_keeps_going(sta
         ({"type": "deal.won", "after": "bad"}, "json"),
     ]
     assert consumer.is_running()
+
+
+async def test_consumer_stops_cleanly_on_sigterm_with_everything_published_committed(stack, kafka, topic):
+    consumer = stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    connection = await connected_stream(port)
+    positions = await produce(kafka.bootstrap, topic, json_values(30), partitions=[i % 3 for i in range(30)])
+    await connection.events_until(lambda e: len(domain_events(e)) >= 30, timeout=30)
+    connection.close()
+
+    assert consumer.stop() == 0
+    assert "stopped" in consumer.log_text()
+    committed = await committed_offsets(kafka.bootstrap, stack.env["KAFKA_GROUP"])
+    ends = {}
+    for partition, offset in positions:
+        ends[partition] = max(ends.get(partition, 0), offset + 1)
+    assert committed == {(topic, p): o for p, o in ends.items()}
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}

@@ -118,7 +118,7 @@ async def test_hub_receives_through_the_layer_group():
     hub.start()
     try:
         async with asyncio.timeout(5):
-            while hub.channel_name not in layer.groups.get(broadcast.BROADCAST_GROUP, {}):
+            while hub.subscription.channel_name not in layer.groups.get(broadcast.BROADCAST_GROUP, {}):
                 await asyncio.sleep(0.01)
             await layer.group_send(broadcast.BROADCAST_GROUP, broadcast.records_message([record(7)]))
             await layer.group_send(

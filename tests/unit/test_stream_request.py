@@ -7,9 +7,12 @@ from hypothesis import strategies as st
 
 from crm_events.exceptions import StreamRequestError
 from crm_events.filters import FieldMatch
+from crm_events.resume import token_encode
 from crm_events.stream_request import START_EARLIEST, since_parse, stream_request_parse
 
 SERVED = ("aetherlink.events", "crm.audit")
+AUDIT_TOKEN = token_encode({("crm.audit", 0): 3, ("crm.audit", 1): 4})
+EVENTS_TOKEN = token_encode({("aetherlink.events", 2): 9})
 
 
 def parse(query: str, last_event_id: str | None = None):
@@ -27,7 +30,7 @@ def test_defaults_serve_every_topic_from_latest():
 def test_every_parameter():
     request = parse(
         "topic=crm.audit&kind=deal&kind=ticket.opened&key=k1&partition=2&where=deal.stage:won"
-        "&where=deal.amount:5000&from=earliest&offset=crm.audit/1:40&last_event_id=abc"
+        f"&where=deal.amount:5000&from=earliest&offset=crm.audit/1:40&last_event_id={AUDIT_TOKEN}"
     )
     assert request.topics == ("crm.audit",)
     assert request.event_filter.kinds == {"deal", "ticket.opened"}
@@ -38,11 +41,18 @@ def test_every_parameter():
     )
     assert request.start == START_EARLIEST
     assert request.offsets == {("crm.audit", 1): 40}
-    assert request.resume_token == "abc"
+    assert request.resume_token == AUDIT_TOKEN
+    assert request.resume_positions == {("crm.audit", 0): 3, ("crm.audit", 1): 4}
 
 
 def test_the_header_wins_over_the_query_token():
-    assert parse("last_event_id=fromquery", last_event_id="fromheader").resume_token == "fromheader"
+    request = parse(f"last_event_id={AUDIT_TOKEN}", last_event_id=EVENTS_TOKEN)
+    assert request.resume_positions == {("aetherlink.events", 2): 9}
+
+
+def test_a_token_must_fit_the_selected_topics():
+    with pytest.raises(StreamRequestError, match="names a topic this stream does not serve"):
+        parse(f"topic=aetherlink.events&last_event_id={AUDIT_TOKEN}")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,71 @@
+"""A web process's one channel in the broadcast group, kept alive across Redis trouble.
+
+Redis forgets group members after `group_expiry`, and all of them when it restarts,
+so membership is renewed periodically and after every reconnect. Messages sent
+while this process was not a member are lost to it; the hub notices the hole in
+the offsets and reads it from Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import BaseChannelLayer
+from redis.exceptions import RedisError
+
+from crm_events.retry import Backoff
+
+logger = logging.getLogger(__name__)
+
+GROUP_REFRESH_SECONDS = 30.0
+
+MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LayerSubscription:
+    def __init__(self, layer: BaseChannelLayer, group: str, handle: MessageHandler) -> None:
+        self.layer = layer
+        self.group = group
+        self.handle = handle
+        self.channel_name: str | None = None
+        self.connected = False
+
+    async def run(self) -> None:
+        """Receive and handle messages forever, resubscribing after a layer failure."""
+        backoff = Backoff()
+        while True:
+            try:
+                await self._join()
+                backoff.reset()
+                await self._receive_forever()
+            except (RedisError, OSError) as error:
+                self.connected = False
+                delay = backoff.next_delay()
+                logger.warning("channel layer lost (%s); resubscribing in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _join(self) -> None:
+        if self.channel_name is None:
+            self.channel_name = await self.layer.new_channel("crm-events-hub.")
+        await self.layer.group_add(self.group, self.channel_name)
+        self.connected = True
+        logger.info("subscribed to %s as %s", self.group, self.channel_name)
+
+    async def _receive_forever(self) -> None:
+        # Renewal runs beside receiving, never by cancelling a receive: a receive
+        # cancelled at the wrong moment can drop the message it was taking.
+        renewal = asyncio.create_task(self._renew_forever())
+        try:
+            while True:
+                await self.handle(await self.layer.receive(self.channel_name))
+        finally:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            await self.layer.group_add(self.group, self.channel_name)
