@@ -11,9 +11,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from crm_events.access_log import access_log_integrate  # noqa: E402
 from crm_events.config import stream_config  # noqa: E402
 from crm_events.daphne_integration import daphne_integrate  # noqa: E402
 
 daphne_integrate(shutdown_grace=stream_config().shutdown_grace)
+access_log_integrate()
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

@@ -6,15 +6,21 @@ through the typed records in `crm_events.config`, never `os.environ`.
 `.env.example` lists every variable with its default.
 """
 
+from ipaddress import ip_network
 from pathlib import Path
 
 import environ
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Only when present: django-environ would otherwise log its absence before LOGGING applies,
+# one plain-text line in a JSON log.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -28,6 +34,33 @@ def _positive_float(name: str, default: float) -> float:
     value = env.float(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive number, got {value}.")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.str(name, default=default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+def _networks(name: str, default: list[str]) -> list[str]:
+    """A list of IP networks (`10.0.0.0/8`, `::1/128`, or a bare address), checked at start."""
+    values = env.list(name, default=default)
+    for value in values:
+        try:
+            ip_network(value, strict=False)
+        except ValueError:
+            message = f"{name} must list IP networks like 10.0.0.0/8, got {value!r}."
+            raise ImproperlyConfigured(message) from None
+    return values
+
+
+def _file_path(name: str) -> str:
+    """An optional file setting: empty, or a path to a readable file."""
+    value = env.str(name, default="")
+    if value and not Path(value).is_file():
+        raise ImproperlyConfigured(f"{name} points to {value!r}, which is not a readable file.")
     return value
 
 
@@ -57,10 +90,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "crm_events",
 ]
 
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "crm_events.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -123,6 +158,38 @@ KAFKA_TOPIC_PARTITIONS = _positive_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = _positive_int("KAFKA_TOPIC_REPLICATION", 1)
 KAFKA_RETRY_BACKOFF_MAX = _positive_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
 
+# --- Kafka security ------------------------------------------------------------
+# Applied to every Kafka client the service creates (crm_events.kafka_clients.connection_options).
+
+KAFKA_SECURITY_PROTOCOL = _choice(
+    "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+)
+KAFKA_SASL_MECHANISM = _choice(
+    "KAFKA_SASL_MECHANISM", "PLAIN", ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+)
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_SSL_CAFILE = _file_path("KAFKA_SSL_CAFILE")
+KAFKA_SSL_CERTFILE = _file_path("KAFKA_SSL_CERTFILE")
+KAFKA_SSL_KEYFILE = _file_path("KAFKA_SSL_KEYFILE")
+if KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and not (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD):
+    raise ImproperlyConfigured(
+        f"KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL} needs KAFKA_SASL_USERNAME "
+        "and KAFKA_SASL_PASSWORD."
+    )
+if not KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and (KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD):
+    raise ImproperlyConfigured(
+        f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SECURITY_PROTOCOL is "
+        f"{KAFKA_SECURITY_PROTOCOL}: use SASL_PLAINTEXT or SASL_SSL, or unset them."
+    )
+if not KAFKA_SECURITY_PROTOCOL.endswith("SSL") and (KAFKA_SSL_CAFILE or KAFKA_SSL_CERTFILE):
+    raise ImproperlyConfigured(
+        f"KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL is {KAFKA_SECURITY_PROTOCOL}: "
+        "use SSL or SASL_SSL, or unset them."
+    )
+if bool(KAFKA_SSL_CERTFILE) != bool(KAFKA_SSL_KEYFILE):
+    raise ImproperlyConfigured("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither.")
+
 # --- Channel layer (Redis) ---------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -148,6 +215,19 @@ CHANNEL_LAYERS = {
 CONSUMER_HEARTBEAT_INTERVAL = _positive_float("CONSUMER_HEARTBEAT_INTERVAL", 5.0)
 READY_HEARTBEAT_MAX_AGE = _positive_float("READY_HEARTBEAT_MAX_AGE", 15.0)
 CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
+# Port of consume_events' own Prometheus endpoint (lag, events consumed); 0: none.
+CONSUMER_METRICS_PORT = env.int("CONSUMER_METRICS_PORT", default=0)
+# Seconds between canary events produced by consume_events; 0 turns the canary off.
+CANARY_INTERVAL = env.float("CANARY_INTERVAL", default=0.0)
+CANARY_MAX_AGE = _positive_float("CANARY_MAX_AGE", 60.0)
+if CANARY_INTERVAL < 0:
+    raise ImproperlyConfigured(
+        f"CANARY_INTERVAL must be 0 (off) or a positive number, got {CANARY_INTERVAL}."
+    )
+if 0 < CANARY_MAX_AGE <= CANARY_INTERVAL:
+    raise ImproperlyConfigured(
+        f"CANARY_MAX_AGE ({CANARY_MAX_AGE}) must be longer than CANARY_INTERVAL ({CANARY_INTERVAL})."
+    )
 
 # --- SSE streams -------------------------------------------------------------
 
@@ -175,17 +255,86 @@ if VIEWER_PUBLIC and not DEBUG:
 # Rows the viewer page keeps on screen; older rows are dropped as new ones arrive.
 VIEWER_BUFFER_ROWS = _positive_int("VIEWER_BUFFER_ROWS", 1000)
 
+# --- SSE authentication, limits and CORS ------------------------------------------
+
+SSE_AUTH_MODE = _choice("SSE_AUTH_MODE", "none", ("none", "session", "jwt"))
+SSE_JWT_ALGORITHM = _choice("SSE_JWT_ALGORITHM", "HS256", ("HS256", "RS256", "ES256"))
+SSE_JWT_KEY_FILE = _file_path("SSE_JWT_KEY_FILE")
+SSE_JWT_KEY = env.str("SSE_JWT_KEY", default="", multiline=True) or (
+    Path(SSE_JWT_KEY_FILE).read_text() if SSE_JWT_KEY_FILE else ""
+)
+SSE_JWT_AUDIENCE = env.str("SSE_JWT_AUDIENCE", default="")
+SSE_JWT_ISSUER = env.str("SSE_JWT_ISSUER", default="")
+SSE_JWT_LEEWAY = env.float("SSE_JWT_LEEWAY", default=30.0)
+SSE_JWT_COOKIE = env.str("SSE_JWT_COOKIE", default="")
+SSE_JWT_TOPICS_CLAIM = env.str("SSE_JWT_TOPICS_CLAIM", default="topics")
+SSE_JWT_KINDS_CLAIM = env.str("SSE_JWT_KINDS_CLAIM", default="kinds")
+if SSE_AUTH_MODE == "jwt" and not SSE_JWT_KEY:
+    raise ImproperlyConfigured("SSE_AUTH_MODE=jwt needs SSE_JWT_KEY or SSE_JWT_KEY_FILE.")
+if SSE_AUTH_MODE == "jwt" and SSE_JWT_ALGORITHM == "HS256" and len(SSE_JWT_KEY.encode()) < 32:
+    raise ImproperlyConfigured("SSE_JWT_KEY for HS256 must be at least 32 bytes long.")
+if SSE_AUTH_MODE == "jwt" and SSE_JWT_ALGORITHM != "HS256":
+    try:
+        _jwt_public_key = load_pem_public_key(SSE_JWT_KEY.encode())
+    except ValueError:
+        _jwt_public_key = None
+    _key_type = rsa.RSAPublicKey if SSE_JWT_ALGORITHM == "RS256" else ec.EllipticCurvePublicKey
+    if not isinstance(_jwt_public_key, _key_type):
+        raise ImproperlyConfigured(
+            f"SSE_JWT_KEY for {SSE_JWT_ALGORITHM} must be a PEM "
+            f"{'RSA' if SSE_JWT_ALGORITHM == 'RS256' else 'EC'} public key."
+        )
+if not 0 <= SSE_JWT_LEEWAY <= 300:
+    raise ImproperlyConfigured(f"SSE_JWT_LEEWAY must be between 0 and 300 seconds, got {SSE_JWT_LEEWAY}.")
+
+SSE_MAX_STREAMS = _positive_int("SSE_MAX_STREAMS", 2000)
+SSE_MAX_STREAMS_PER_CLIENT = _positive_int("SSE_MAX_STREAMS_PER_CLIENT", 200)
+SSE_MAX_STREAMS_PER_SUBJECT = _positive_int("SSE_MAX_STREAMS_PER_SUBJECT", 20)
+SSE_LIMIT_RETRY_AFTER = _positive_int("SSE_LIMIT_RETRY_AFTER", 5)
+# Networks of reverse proxies whose X-Forwarded-For is believed; empty: use the socket address.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", [])
+
+# django-cors-headers, for the SSE endpoint only. `*` (any origin, no credentials) only without auth.
+SSE_CORS_ORIGINS = env.list("SSE_CORS_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/crm-events$"
+CORS_ALLOW_METHODS = ("GET", "OPTIONS")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "cache-control", "last-event-id")
+CORS_EXPOSE_HEADERS = ("retry-after",)
+CORS_ALLOW_ALL_ORIGINS = SSE_CORS_ORIGINS == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else SSE_CORS_ORIGINS
+CORS_ALLOW_CREDENTIALS = not CORS_ALLOW_ALL_ORIGINS
+if "*" in SSE_CORS_ORIGINS and (SSE_AUTH_MODE != "none" or len(SSE_CORS_ORIGINS) > 1):
+    raise ImproperlyConfigured(
+        "SSE_CORS_ORIGINS=* (any origin) is only allowed alone and with SSE_AUTH_MODE=none; "
+        "list the origins instead."
+    )
+
+# --- Metrics -----------------------------------------------------------------------
+
+# /metrics answers a client in METRICS_ALLOWED_NETWORKS or one sending `Authorization: Bearer METRICS_TOKEN`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+
 # --- Logging -----------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = _choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        # Known secret values are masked literally, on top of the patterns (URLs, tokens, cookies).
+        "redact": {
+            "()": "crm_events.log_format.RedactFilter",
+            "secrets": [KAFKA_SASL_PASSWORD, SSE_JWT_KEY, METRICS_TOKEN, SECRET_KEY],
+        },
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "crm_events.log_format.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

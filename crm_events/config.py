@@ -7,13 +7,41 @@ than reading settings themselves, so every knob has one name and one type.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.conf import settings
 
 # `user:secret@host` inside a broker address (SASL URLs, proxies) never leaves the process.
 _CREDENTIALS = re.compile(r"(?P<scheme>^[a-zA-Z][\w+.-]*://)?(?P<userinfo>[^@/]+)@")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How every Kafka client authenticates and encrypts (`KAFKA_SECURITY_PROTOCOL` and friends)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def describe(self) -> str:
+        """For log lines and `/`: everything but the password."""
+        if not self.uses_sasl:
+            return self.protocol
+        return f"{self.protocol} {self.sasl_mechanism} user={self.sasl_username}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +54,7 @@ class KafkaConfig:
     topic_replication: int
     retry_backoff_max: float
     batch_max_records: int
+    security: KafkaSecurity = KafkaSecurity()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -59,6 +88,54 @@ class ViewerConfig:
     buffer_rows: int
 
 
+Network = IPv4Network | IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Who may open a stream (`SSE_AUTH_MODE` and the `SSE_JWT_*` settings)."""
+
+    mode: str
+    jwt_algorithm: str = "HS256"
+    jwt_key: str = field(default="", repr=False)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 30.0
+    jwt_cookie: str = ""
+    topics_claim: str = "topics"
+    kinds_claim: str = "kinds"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_streams: int
+    max_per_client: int
+    max_per_subject: int
+    retry_after: int
+    trusted_proxies: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    token: str = field(default="", repr=False)
+    allowed_networks: tuple[Network, ...] = ()
+    consumer_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryConfig:
+    interval: float
+    max_age: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0
+
+
+def networks_parse(values: list[str]) -> tuple[Network, ...]:
+    return tuple(ip_network(value, strict=False) for value in values)
+
+
 def broker_redact(broker: str) -> str:
     """Replace any credentials in a broker address with `***`."""
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme') or ''}***@", broker, count=1)
@@ -75,6 +152,15 @@ def kafka_config() -> KafkaConfig:
         topic_replication=settings.KAFKA_TOPIC_REPLICATION,
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
+        security=KafkaSecurity(
+            protocol=settings.KAFKA_SECURITY_PROTOCOL,
+            sasl_mechanism=settings.KAFKA_SASL_MECHANISM,
+            sasl_username=settings.KAFKA_SASL_USERNAME,
+            sasl_password=settings.KAFKA_SASL_PASSWORD,
+            ssl_cafile=settings.KAFKA_SSL_CAFILE,
+            ssl_certfile=settings.KAFKA_SSL_CERTFILE,
+            ssl_keyfile=settings.KAFKA_SSL_KEYFILE,
+        ),
     )
 
 
@@ -100,6 +186,46 @@ def readiness_config() -> ReadinessConfig:
 
 
 @cache
+def auth_config() -> AuthConfig:
+    return AuthConfig(
+        mode=settings.SSE_AUTH_MODE,
+        jwt_algorithm=settings.SSE_JWT_ALGORITHM,
+        jwt_key=settings.SSE_JWT_KEY,
+        jwt_audience=settings.SSE_JWT_AUDIENCE,
+        jwt_issuer=settings.SSE_JWT_ISSUER,
+        jwt_leeway=settings.SSE_JWT_LEEWAY,
+        jwt_cookie=settings.SSE_JWT_COOKIE,
+        topics_claim=settings.SSE_JWT_TOPICS_CLAIM,
+        kinds_claim=settings.SSE_JWT_KINDS_CLAIM,
+    )
+
+
+@cache
+def limits_config() -> LimitsConfig:
+    return LimitsConfig(
+        max_streams=settings.SSE_MAX_STREAMS,
+        max_per_client=settings.SSE_MAX_STREAMS_PER_CLIENT,
+        max_per_subject=settings.SSE_MAX_STREAMS_PER_SUBJECT,
+        retry_after=settings.SSE_LIMIT_RETRY_AFTER,
+        trusted_proxies=networks_parse(settings.TRUSTED_PROXIES),
+    )
+
+
+@cache
+def metrics_config() -> MetricsConfig:
+    return MetricsConfig(
+        token=settings.METRICS_TOKEN,
+        allowed_networks=networks_parse(settings.METRICS_ALLOWED_NETWORKS),
+        consumer_port=settings.CONSUMER_METRICS_PORT,
+    )
+
+
+@cache
+def canary_config() -> CanaryConfig:
+    return CanaryConfig(interval=settings.CANARY_INTERVAL, max_age=settings.CANARY_MAX_AGE)
+
+
+@cache
 def viewer_config() -> ViewerConfig:
     # Public only while DEBUG is on, even if the settings changed after start-up.
     return ViewerConfig(
@@ -109,5 +235,8 @@ def viewer_config() -> ViewerConfig:
 
 
 def config_cache_clear(**_signal_kwargs: object) -> None:
-    for build in (kafka_config, stream_config, readiness_config, viewer_config):
+    for build in (
+        kafka_config, stream_config, readiness_config, auth_config, limits_config, metrics_config,
+        canary_config, viewer_config,
+    ):
         build.cache_clear()

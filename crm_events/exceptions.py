@@ -11,3 +11,44 @@ class StreamRequestError(CrmEventsError):
 
 class KafkaUnavailable(CrmEventsError):
     """Kafka did not answer an offset look-up in time; the stream cannot be positioned."""
+
+
+class ApiError(CrmEventsError):
+    """A request refused with an HTTP status and a JSON body (see `crm_events.responses`).
+
+    `message` is one of the constants of the raising module, so tests and clients
+    can match it exactly; `code` is a short machine-readable word.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class AuthenticationFailed(ApiError):
+    """Missing, malformed, expired or unverifiable credentials: 401."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class StreamForbidden(ApiError):
+    """Valid credentials that do not cover what was asked (a topic): 403."""
+
+    status = 403
+    code = "forbidden"
+
+
+class StreamLimitReached(ApiError):
+    """Too many concurrent streams: 429 for one client or subject, 503 for the whole process."""
+
+    code = "too_many_streams"
+
+    def __init__(self, message: str, *, status: int, retry_after: int, limit: str) -> None:
+        super().__init__(message, limit=limit)
+        self.status = status
+        self.retry_after = retry_after

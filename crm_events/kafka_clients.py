@@ -13,14 +13,37 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.helpers import create_ssl_context
 
-from crm_events.config import KafkaConfig
+from crm_events.config import KafkaConfig, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
 
 def connection_options(config: KafkaConfig) -> dict[str, Any]:
-    return {"bootstrap_servers": config.bootstrap_servers}
+    """Brokers and security options shared by every Kafka client of the service.
+
+    Raises `ssl.SSLError` or `OSError` for unusable certificate files, which
+    `consume_events` checks once at start.
+    """
+    return {"bootstrap_servers": config.bootstrap_servers, **security_options(config.security)}
+
+
+def security_options(security: KafkaSecurity) -> dict[str, Any]:
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.uses_ssl:
+        options["ssl_context"] = create_ssl_context(
+            cafile=security.ssl_cafile or None,
+            certfile=security.ssl_certfile or None,
+            keyfile=security.ssl_keyfile or None,
+        )
+    if security.uses_sasl:
+        options.update(
+            sasl_mechanism=security.sasl_mechanism,
+            sasl_plain_username=security.sasl_username,
+            sasl_plain_password=security.sasl_password,
+        )
+    return options
 
 
 def group_consumer_create(config: KafkaConfig) -> AIOKafkaConsumer:

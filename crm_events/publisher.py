@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from channels.layers import BaseChannelLayer
 from redis.exceptions import RedisError
 
-from crm_events import broadcast
+from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig
 from crm_events.events import record_decode
 from crm_events.kafka_clients import group_consumer_create, topics_ensure
@@ -100,40 +100,48 @@ class EventPublisher:
                 batches = await consumer.getmany(
                     timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records
                 )
-                for tp, records in batches.items():
-                    await self._publish_partition(tracker, tp, records)
-                if batches:
-                    await self._commit(consumer, tracker, list(batches))
+                published = [
+                    tp for tp, records in batches.items()
+                    if await self._publish_partition(tracker, tp, records)
+                ]
+                if published:
+                    await self._commit(consumer, tracker, published)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def _publish_partition(
         self, tracker: PositionTracker, tp: TopicPartition, records: list[ConsumerRecord]
-    ) -> None:
+    ) -> bool:
+        """Publish one partition's records in order; False if stopped before all were accepted."""
         prev = tracker.next_offsets.get(tp, records[0].offset)
         items = []
         for record in records:
             items.append(_record_item(record, prev=prev))
             prev = record.offset + 1
         for batch in broadcast.batches_split(items):
-            await self._send_until_accepted(broadcast.records_message(batch), tp)
+            if not await self._send_until_accepted(broadcast.records_message(batch), tp):
+                return False
         tracker.next_offsets[tp] = prev
+        metrics.events_consumed(tp.topic, len(records))
+        return True
 
-    async def _send_until_accepted(self, message: dict[str, Any], tp: TopicPartition) -> None:
-        """Publish, waiting out a Redis outage: nothing is committed until this returns."""
+    async def _send_until_accepted(self, message: dict[str, Any], tp: TopicPartition) -> bool:
+        """Publish, waiting out a Redis outage; False if told to stop first (nothing is
+        committed then, so the next consumer publishes these records again)."""
         backoff = Backoff(maximum=self.config.retry_backoff_max)
-        while True:
+        while not self.stopping.is_set():
             try:
                 await self.layer.group_send(broadcast.BROADCAST_GROUP, message)
-                return
+                return True
             except (RedisError, OSError) as error:
                 delay = backoff.next_delay()
                 logger.warning(
                     "channel layer unavailable (%s) publishing %s:%s; retrying in %.1fs",
                     error, tp.topic, tp.partition, delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep_unless_stopping(delay)
+        return False
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, tracker: PositionTracker, tps: list[TopicPartition]
@@ -152,6 +160,7 @@ class EventPublisher:
                 lag = await asyncio.wait_for(
                     _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
                 )
+                metrics.consumer_lag_set({self.consumer_id: lag})
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag),

@@ -1,4 +1,5 @@
-"""What `/readyz` checks: Redis answers, and a consumer heartbeat arrived recently."""
+"""What `/readyz` checks: Redis answers, a consumer heartbeat arrived recently, and
+(when the canary is on) a canary event made it through the whole path recently."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import redis.asyncio as redis_async
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from crm_events.config import ReadinessConfig
+from crm_events import canary
+from crm_events.config import CanaryConfig, ReadinessConfig
 from crm_events.fanout import EventHub
+from crm_events.hub_observer import HubObserver
 
 REDIS_PING_TIMEOUT = 1.0
 
@@ -39,3 +42,12 @@ def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
 
 async def readiness_checks(hub: EventHub, config: ReadinessConfig) -> dict[str, str]:
     return {"redis": await redis_check(), "consumer": consumer_check(hub, config)}
+
+
+def canary_check(observer: HubObserver, config: CanaryConfig) -> str:
+    age = observer.canary_age()
+    if age is None:
+        return canary.NO_CANARY_YET
+    if age > config.max_age:
+        return canary.CANARY_STALE.format(age=age, max_age=config.max_age)
+    return CHECK_OK

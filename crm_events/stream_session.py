@@ -107,8 +107,13 @@ class StreamSession:
                 yield chunk
             async for chunk in self._live():
                 yield chunk
-            leftover = await subscriber.take(timeout=0)
-            yield leftover + reconnect_frame(subscriber.close_reason, subscriber.token())
+            if subscriber.close_reason == CLOSE_SLOW:
+                subscriber.drop_queued()
+            while leftover := await subscriber.take(timeout=0, max_bytes=self.config.write_buffer_bytes):
+                yield leftover
+                if not await self._wait_writable():
+                    subscriber.drop_queued()
+            yield reconnect_frame(subscriber.close_reason, subscriber.token())
         finally:
             hub.unsubscribe(subscriber)
             reason = subscriber.close_reason or "client left"
@@ -134,7 +139,10 @@ class StreamSession:
             if remaining <= 0:
                 subscriber.close(CLOSE_LIFETIME)
                 break
-            chunk = await subscriber.take(timeout=min(self.config.heartbeat_interval, remaining))
+            chunk = await subscriber.take(
+                timeout=min(self.config.heartbeat_interval, remaining),
+                max_bytes=self.config.write_buffer_bytes,
+            )
             if chunk:
                 yield chunk
             elif subscriber.close_reason is None:
@@ -146,15 +154,17 @@ class StreamSession:
             return float("inf")
         return self.config.max_lifetime - (time.monotonic() - self.started)
 
-    async def _wait_writable(self) -> None:
-        """Wait while the client has too much unsent; past the stall timeout, send it away."""
+    async def _wait_writable(self) -> bool:
+        """Wait while the client has too much unsent. False if it made no progress for the
+        stall timeout: it is then closed as slow (unless already closing for another reason)."""
         if self.write_buffer is None:
-            return
+            return True
         stalled_since = time.monotonic()
         while self.write_buffer() > self.config.write_buffer_bytes:
-            if self.subscriber.close_reason is not None:
-                return
+            if self.subscriber.close_reason == CLOSE_SLOW:
+                return False  # its queue overflowed meanwhile: no need to wait any longer
             if time.monotonic() - stalled_since > self.config.stall_timeout:
                 self.subscriber.close(CLOSE_SLOW)
-                return
+                return False
             await asyncio.sleep(WRITE_POLL_SECONDS)
+        return True

@@ -16,11 +16,15 @@ from collections.abc import AsyncIterator
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from crm_events import metrics
 from crm_events.config import kafka_config, stream_config
 from crm_events.daphne_integration import WRITE_BUFFER_EXTENSION
-from crm_events.exceptions import KafkaUnavailable, StreamRequestError
+from crm_events.exceptions import ApiError, KafkaUnavailable, StreamRequestError
 from crm_events.fanout import EventHub, hub_get
+from crm_events.hub_observer import hub_observe
 from crm_events.positioning import start_plan
+from crm_events.responses import error_response
+from crm_events.stream_guard import GuardedFilter, body_guarded, stream_admit, stream_config_for
 from crm_events.stream_request import stream_request_parse
 from crm_events.stream_session import StreamSession, unavailable_body
 from crm_events.subscriber import StreamSubscriber
@@ -55,13 +59,18 @@ async def _hub_ready(hub: EventHub) -> bool:
 async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | JsonResponse:
     kafka = kafka_config()
     try:
+        admission = await stream_admit(request, served=kafka.topics)
+    except ApiError as error:
+        return error_response(error)
+    try:
         wanted = stream_request_parse(
-            request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=kafka.topics
+            request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=admission.readable
         )
     except StreamRequestError as error:
         return _error(400, str(error))
-    config = stream_config()
+    config = stream_config_for(admission.principal, stream_config())
     hub = hub_get()
+    hub_observe(hub)
     try:
         if not await _hub_ready(hub):
             raise KafkaUnavailable(NOT_POSITIONED)
@@ -71,12 +80,20 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
     except KafkaUnavailable as error:
         logger.warning("stream not started: %s", error)
         return _event_stream(unavailable_body(str(error), wanted.resume_token, config))
+    try:
+        slot = admission.slot_take(request)
+    except ApiError as error:
+        return error_response(error)
     subscriber = StreamSubscriber(
-        topics=wanted.topics, positions=plan.positions, event_filter=wanted.event_filter,
-        max_frames=config.client_buffer,
+        topics=wanted.topics, positions=plan.positions,
+        event_filter=GuardedFilter(wanted.event_filter, admission.principal), max_frames=config.client_buffer,
     )
+    if wanted.resume_token:
+        metrics.resume_served()
+    if plan.gaps:
+        metrics.gap_reported(len(plan.gaps))
     session = StreamSession(
         hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
         write_buffer=request.scope.get("extensions", {}).get(WRITE_BUFFER_EXTENSION),
     )
-    return _event_stream(session.body())
+    return _event_stream(body_guarded(session.body(), slot, lambda: subscriber.close_reason))

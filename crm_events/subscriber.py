@@ -46,7 +46,8 @@ class StreamSubscriber:
         self.max_frames = max_frames
         self.in_sync = False
         self.close_reason: str | None = None
-        self._frames: deque[bytes] = deque()
+        # Each queued frame with the event it carries, so unsent frames can be given back.
+        self._queued: deque[tuple[bytes, Position, int]] = deque()
         self._wakeup = asyncio.Event()
 
     def token(self) -> str:
@@ -67,14 +68,14 @@ class StreamSubscriber:
         if self.close_reason is not None or not self.advance(event):
             return
         if self.event_filter.matches(event.payload):
-            if len(self._frames) >= self.max_frames:
+            if len(self._queued) >= self.max_frames:
                 # Holding more would let one slow client grow the server without bound;
                 # it resumes from Kafka instead. The event is not consumed: step back.
                 self.positions[event.position] = event.offset
                 self.close(CLOSE_SLOW)
                 return
             frame = hub.shared_frame(event, self.topics) if self.in_sync else event.frame(self.token())
-            self._frames.append(frame)
+            self._queued.append((frame, event.position, event.offset))
             self._wakeup.set()
         if not self.in_sync:
             self.in_sync = hub.in_sync(self)
@@ -85,16 +86,32 @@ class StreamSubscriber:
             self.close_reason = reason
         self._wakeup.set()
 
-    async def take(self, timeout: float) -> bytes:
-        """Wait up to `timeout` for frames; return all queued frames as one chunk (maybe b"")."""
-        if not self._frames and self.close_reason is None:
+    def drop_queued(self) -> None:
+        """Forget the frames not yet written, moving back to the first of them in each
+        partition: a client sent away as slow must not be fed a backlog on the way out,
+        and its resume id must then cover only what it was actually sent."""
+        for _frame, position, offset in self._queued:
+            self.positions[position] = min(self.positions[position], offset)
+        self._queued.clear()
+
+    async def take(self, timeout: float, max_bytes: int = 1 << 20) -> bytes:
+        """Wait up to `timeout` for frames; return the queued ones as one chunk (maybe b"").
+
+        The chunk stops once it holds `max_bytes` (but has at least one frame), so a
+        backlog reaches the connection's write buffer in steps the writer can check.
+        """
+        if not self._queued and self.close_reason is None:
             try:
                 # asyncio.timeout, unlike wait_for, starts no task: this runs per wakeup.
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
-        self._wakeup.clear()
-        chunk = b"".join(self._frames)
-        self._frames.clear()
-        return chunk
+        frames, size = [], 0
+        while self._queued and (not frames or size + len(self._queued[0][0]) <= max_bytes):
+            frame = self._queued.popleft()[0]
+            frames.append(frame)
+            size += len(frame)
+        if not self._queued:
+            self._wakeup.clear()
+        return b"".join(frames)

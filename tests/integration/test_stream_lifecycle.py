@@ -6,9 +6,11 @@ import asyncio
 import json
 import signal
 
+import pytest
+
 from tests.integration.conftest import json_values, produce
 from tests.support.processes import async_wait_until, http_get, wait_until
-from tests.support.sse_client import SseConnection
+from tests.support.sse_client import ResumingClient, SseConnection
 
 
 def domain(events) -> list[dict]:
@@ -46,15 +48,26 @@ async def test_idle_streams_get_heartbeats_with_a_fresh_id(stack):
     assert connection.parser.last_id == connection.parser.events[1].id  # nothing moved meanwhile
 
 
-async def test_a_client_that_stops_reading_is_sent_away_with_its_id_and_loses_nothing(stack, kafka, topic):
-    port = await ready_stack(
-        stack, SSE_CLIENT_BUFFER="20", SSE_WRITE_BUFFER_BYTES="16384", SSE_STALL_TIMEOUT="2"
-    )
+@pytest.mark.parametrize(
+    "limits",
+    [
+        # its queue of frames fills up
+        {"SSE_CLIENT_BUFFER": "20", "SSE_WRITE_BUFFER_BYTES": str(64 << 20), "SSE_STALL_TIMEOUT": "600"},
+        # Daphne's unsent bytes for it stay over the limit (the queue alone would never fill)
+        {"SSE_CLIENT_BUFFER": "100000", "SSE_WRITE_BUFFER_BYTES": "16384", "SSE_STALL_TIMEOUT": "1"},
+    ],
+    ids=["queue-full", "write-buffer-stalled"],
+)
+async def test_a_client_that_stops_reading_is_sent_away_with_its_id_and_loses_nothing(
+    stack, kafka, topic, limits
+):
+    port = await ready_stack(stack, **limits)
     stalled = await SseConnection.open("127.0.0.1", port, "/crm-events", receive_buffer=4096)
     await stalled.events_until(lambda e: len(e) >= 2, timeout=10)
     padding = "x" * 1000
+    count = 5000  # about 5 MB: more than the kernel's socket buffers hold
     positions = await produce(
-        kafka.bootstrap, topic, json_values(1500, pad=padding), partitions=[i % 3 for i in range(1500)]
+        kafka.bootstrap, topic, json_values(count, pad=padding), partitions=[i % 3 for i in range(count)]
     )
     # The server gives up on it by itself: its stream ends while the client reads nothing.
     wait_until(lambda: streams(port) == 0, timeout=60, what="the stalled stream to be ended")
@@ -64,13 +77,14 @@ async def test_a_client_that_stops_reading_is_sent_away_with_its_id_and_loses_no
     reason, resume_id = farewell(events)
     assert reason == "slow"
     first_part = domain(events)
-    assert len(first_part) < 1500
+    assert len(first_part) < count
 
-    resumed = await SseConnection.open("127.0.0.1", port, "/crm-events", {"Last-Event-ID": resume_id})
-    await resumed.events_until(lambda e: len(first_part) + len(domain(e)) >= 1500, timeout=60)
-    resumed.close()
-    got = [(e["partition"], e["offset"]) for e in first_part + domain(resumed.parser.events)]
-    assert len(got) == len(set(got)) == 1500
+    # With a tiny buffer it may be sent away again while catching up: it resumes each time.
+    resumed = ResumingClient([port], "/crm-events", cuts=[])
+    resumed.last_id = resume_id
+    await resumed.run(lambda c: len(first_part) + len(c.received) >= count, timeout=120)
+    got = [(e["partition"], e["offset"]) for e in first_part + resumed.received]
+    assert len(got) == len(set(got))
     assert set(got) == set(positions)
 
 

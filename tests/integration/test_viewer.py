@@ -412,6 +412,25 @@ def test_large_values_are_cut_in_the_table_and_shown_whole_on_demand(
     page.click("#viewer-detail-close")
 
 
+def test_the_viewer_streams_with_session_auth_on_the_stream(viewer_env, stack, browser, kafka, topic):
+    """With SSE_AUTH_MODE=session the page's EventSource is let in by the staff login's cookie."""
+    viewer_env["SSE_AUTH_MODE"] = "session"
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+    try:
+        tab = ViewerPage(context.new_page())
+        tab.login()
+        tab.open()
+        produced = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, partition=0)
+        tab.expect_rows(3)
+        assert tab.positions() == produced[::-1]
+        assert tab.errors == []
+    finally:
+        context.close()
+
+
 def test_the_row_buffer_is_bounded(viewer_env, stack, browser, kafka, topic):
     buffer_rows = 5
     viewer_env["VIEWER_BUFFER_ROWS"] = str(buffer_rows)

@@ -56,7 +56,7 @@ async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
         + frame(2, {("t", 0): 3, ("t", 1): 0})
     )
     # Encoded once: both queues hold the very same bytes objects.
-    assert all(a is b for a, b in zip(first._frames, second._frames, strict=True))
+    assert all(a[0] is b[0] for a, b in zip(first._queued, second._queued, strict=True))
     assert await first.take(timeout=1) == await second.take(timeout=1) == expected
 
 
@@ -86,6 +86,10 @@ async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event
     assert slow.close_reason == CLOSE_SLOW
     # Its resume position is right after what it was given: 2 and 3 come from Kafka later.
     assert slow.positions == {("t", 0): 2}
+    # Sent away as slow, it gets none of its backlog: it resumes from the first unsent frame.
+    slow.drop_queued()
+    assert slow.positions == {("t", 0): 0}
+    assert await slow.take(timeout=0) == b""
 
 
 async def test_a_subscriber_ahead_of_the_hub_drops_what_it_has_and_then_syncs():
@@ -130,3 +134,15 @@ async def test_hub_receives_through_the_layer_group():
         assert hub.consumer_lag == {"c": {"t:0": 3}}
     finally:
         await hub.stop()
+
+
+async def test_a_backlog_is_taken_in_chunks_of_bounded_size():
+    hub = hub_at({("t", 0): 0})
+    subscriber = subscriber_at(hub, max_frames=100)
+    await hub.message_handle(broadcast.records_message([record(i) for i in range(10)]))
+    one_frame = len(frame(0, {("t", 0): 1}))
+    chunks = []
+    while chunk := await subscriber.take(timeout=0, max_bytes=3 * one_frame):
+        chunks.append(chunk)
+    assert [len(chunk) // one_frame for chunk in chunks] == [3, 3, 3, 1]
+    assert b"".join(chunks) == b"".join(frame(i, {("t", 0): i + 1}) for i in range(10))

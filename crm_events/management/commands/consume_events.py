@@ -1,11 +1,15 @@
 import asyncio
 import logging
+import ssl
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
+from prometheus_client import start_http_server
 
-from crm_events.config import kafka_config, readiness_config
-from crm_events.publisher import EventPublisher, publisher_run_until_signalled
+from crm_events.canary import publisher_run_with_canary
+from crm_events.config import canary_config, kafka_config, metrics_config, readiness_config
+from crm_events.kafka_clients import connection_options
+from crm_events.publisher import EventPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -13,6 +17,10 @@ IN_MEMORY_LAYER_ERROR = (
     "The channel layer is in-memory, which cannot reach the web processes: "
     "configure the Redis layer (REDIS_URL)."
 )
+KAFKA_TLS_ERROR = (
+    "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable: {}"
+)
+METRICS_PORT_ERROR = "Cannot serve consumer metrics on CONSUMER_METRICS_PORT={}: {}"
 
 
 class Command(BaseCommand):
@@ -23,14 +31,31 @@ class Command(BaseCommand):
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             raise CommandError(IN_MEMORY_LAYER_ERROR)
         config = kafka_config()
+        try:
+            connection_options(config)
+        except (ssl.SSLError, OSError) as error:
+            raise CommandError(KAFKA_TLS_ERROR.format(error)) from None
+        self._metrics_serve(metrics_config().consumer_port)
+        canary = canary_config()
         logger.info(
-            "consume_events starting: brokers=%s topics=%s group=%s offset_reset=%s layer=%s",
-            ",".join(config.brokers_redacted), ",".join(config.topics), config.group,
-            config.offset_reset, type(layer).__name__,
+            "consume_events starting: brokers=%s security=%s topics=%s group=%s offset_reset=%s "
+            "layer=%s canary=%s",
+            ",".join(config.brokers_redacted), config.security.describe(), ",".join(config.topics),
+            config.group, config.offset_reset, type(layer).__name__,
+            f"every {canary.interval:g}s" if canary.enabled else "off",
         )
         publisher = EventPublisher(
             config=config,
             layer=layer,
             heartbeat_interval=readiness_config().consumer_heartbeat_interval,
         )
-        asyncio.run(publisher_run_until_signalled(publisher))
+        asyncio.run(publisher_run_with_canary(publisher, canary))
+
+    def _metrics_serve(self, port: int) -> None:
+        if not port:
+            return
+        try:
+            start_http_server(port)
+        except OSError as error:
+            raise CommandError(METRICS_PORT_ERROR.format(port, error)) from None
+        logger.info("consumer metrics on http://0.0.0.0:%s/metrics", port)

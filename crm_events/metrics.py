@@ -1,0 +1,108 @@
+"""Prometheus metrics, for `/metrics` of each web process and `CONSUMER_METRICS_PORT` of consume_events.
+
+All metrics live in prometheus-client's default registry (with its process and
+Python collectors). Each process exports only what happens in it: a web process
+counts its streams and deliveries, consume_events counts what it consumed; the
+consumer lag reaches web processes in the consumer heartbeats, so both export it.
+Callers use the small functions below rather than the metric objects.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STREAMS_CONNECTED = Gauge("aetherlink_sse_streams_connected", "SSE streams open in this web process.")
+STREAMS_CLOSED = Counter(
+    "aetherlink_sse_streams_closed_total",
+    "SSE streams ended, by reason (slow: disconnected for not reading fast enough).",
+    ["reason"],
+)
+STREAMS_REJECTED = Counter(
+    "aetherlink_sse_streams_rejected_total", "Streams refused by a concurrency limit.", ["limit"]
+)
+AUTH_FAILURES = Counter(
+    "aetherlink_sse_auth_failures_total", "Stream requests refused with 401 or 403.", ["reason"]
+)
+EVENTS_CONSUMED = Counter(
+    "aetherlink_events_consumed_total",
+    "Kafka records consume_events published to the web processes.",
+    ["topic"],
+)
+EVENTS_RECEIVED = Counter(
+    "aetherlink_events_received_total", "Events that reached this web process's hub.", ["topic"]
+)
+EVENTS_DELIVERED = Counter(
+    "aetherlink_sse_events_delivered_total", "Events written to SSE clients (one per client)."
+)
+RESUMES = Counter("aetherlink_sse_resumes_total", "Streams that resumed from a resume id.")
+GAPS = Counter("aetherlink_sse_gaps_total", "Gaps reported to clients (events that could not be replayed).")
+CONSUMER_LAG = Gauge(
+    "aetherlink_consumer_lag",
+    "Records not yet consumed, per partition, as the consumer's last heartbeat measured.",
+    ["consumer", "topic", "partition"],
+)
+DELIVERY_LATENCY = Histogram(
+    "aetherlink_delivery_latency_seconds",
+    "Kafka record timestamp to the event reaching this web process's hub.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+CANARY_DELAY = Gauge(
+    "aetherlink_canary_delay_seconds", "Produce-to-hub time of the last canary event this process got."
+)
+CANARY_AGE = Gauge(
+    "aetherlink_canary_age_seconds",
+    "Seconds since the last canary event reached this process (NaN: none yet, or canary off).",
+)
+CANARY_AGE.set(float("nan"))
+
+
+def stream_closed(reason: str) -> None:
+    """Called once per stream when it ends: `slow`, `shutdown`, `expired`, `client`...
+
+    The connected gauge follows the stream slots of `crm_events.limits`, not this call.
+    """
+    STREAMS_CLOSED.labels(reason=reason).inc()
+
+
+def stream_rejected(limit: str) -> None:
+    STREAMS_REJECTED.labels(limit=limit).inc()
+
+
+def auth_failed(reason: str) -> None:
+    AUTH_FAILURES.labels(reason=reason).inc()
+
+
+def events_consumed(topic: str, count: int) -> None:
+    EVENTS_CONSUMED.labels(topic=topic).inc(count)
+
+
+def events_delivered(count: int) -> None:
+    """Events just written to one client's socket."""
+    EVENTS_DELIVERED.inc(count)
+
+
+def resume_served() -> None:
+    RESUMES.inc()
+
+
+def gap_reported(count: int = 1) -> None:
+    GAPS.inc(count)
+
+
+def event_received(topic: str, timestamp_ms: object, *, now: float | None = None) -> None:
+    """One event reached this process; observe its latency from the Kafka record timestamp."""
+    EVENTS_RECEIVED.labels(topic=topic).inc()
+    if isinstance(timestamp_ms, int) and timestamp_ms > 0:
+        now = time.time() if now is None else now
+        DELIVERY_LATENCY.observe(max(0.0, now - timestamp_ms / 1000))
+
+
+def consumer_lag_set(lags: dict[str, dict[str, int]]) -> None:
+    """Replace the exported lag with `{consumer_id: {"topic:partition": lag}}`."""
+    CONSUMER_LAG.clear()
+    for consumer, partitions in lags.items():
+        for position, lag in partitions.items():
+            topic, _, partition = position.rpartition(":")
+            CONSUMER_LAG.labels(consumer=consumer, topic=topic, partition=partition).set(lag)

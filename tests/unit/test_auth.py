@@ -1,0 +1,236 @@
+"""Authentication modes and topic authorization of `crm_events.auth`, with real signed JWTs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.contrib.auth.models import AnonymousUser, User
+from django.test import AsyncRequestFactory
+
+from crm_events import auth
+from crm_events.config import AuthConfig
+from crm_events.exceptions import AuthenticationFailed, StreamForbidden
+from crm_events.responses import error_response
+
+SECRET = "an-hs256-shared-secret-of-at-least-32-bytes!"
+factory = AsyncRequestFactory()
+
+
+def token(claims: dict | None = None, *, key=SECRET, algorithm="HS256", **overrides) -> str:
+    body = {"sub": "crm-ui", "exp": int(time.time()) + 600, **(claims or {})}
+    for name, value in overrides.items():
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return jwt.encode(body, key, algorithm=algorithm)
+
+
+@pytest.fixture
+def jwt_mode(settings):
+    settings.SSE_AUTH_MODE = "jwt"
+    settings.SSE_JWT_ALGORITHM = "HS256"
+    settings.SSE_JWT_KEY = SECRET
+    settings.SSE_JWT_COOKIE = "crm_token"
+    settings.SSE_JWT_LEEWAY = 0
+    settings.SSE_JWT_AUDIENCE = ""
+    settings.SSE_JWT_ISSUER = ""
+    return settings
+
+
+def bearer(value: str, path: str = "/crm-events"):
+    return factory.get(path, headers={"Authorization": f"Bearer {value}"})
+
+
+async def refused(request) -> AuthenticationFailed:
+    with pytest.raises(AuthenticationFailed) as caught:
+        await auth.stream_principal(request)
+    return caught.value
+
+
+async def test_mode_none_lets_everyone_read_everything(settings):
+    settings.SSE_AUTH_MODE = "none"
+    principal = await auth.stream_principal(factory.get("/crm-events"))
+    assert principal == auth.Principal(subject="anonymous")
+    assert principal.is_anonymous
+    principal.topics_check(["any", "topic"])
+
+
+async def test_valid_token_gives_its_subject_topics_kinds_and_expiry(jwt_mode):
+    exp = int(time.time()) + 300
+    value = token({"topics": ["crm.deals"], "kinds": ["deal", "lead.created"]}, exp=exp)
+    principal = await auth.stream_principal(bearer(value))
+    assert principal == auth.Principal(
+        subject="jwt:crm-ui", allowed_topics=frozenset({"crm.deals"}),
+        allowed_kinds=frozenset({"deal", "lead.created"}), expires_at=float(exp),
+    )
+    assert 290 < principal.expires_in() <= 300
+
+
+async def test_token_without_topics_claim_reads_every_topic(jwt_mode):
+    principal = await auth.stream_principal(bearer(token()))
+    assert principal.allowed_topics is None and principal.allowed_kinds is None
+
+
+async def test_token_from_the_configured_cookie(jwt_mode):
+    request = factory.get("/crm-events")
+    request.COOKIES["crm_token"] = token()
+    assert (await auth.stream_principal(request)).subject == "jwt:crm-ui"
+
+
+@pytest.mark.parametrize(
+    ("make_request", "message", "reason"),
+    [
+        (lambda: factory.get("/crm-events"), auth.CREDENTIALS_MISSING, "missing"),
+        (lambda: bearer(token(exp=int(time.time()) - 5)), auth.TOKEN_EXPIRED, "expired"),
+        (lambda: bearer(token(key="another-secret-that-is-also-32-bytes-long")), auth.TOKEN_INVALID,
+         "invalid"),
+        (lambda: bearer("not.a.jwt"), auth.TOKEN_INVALID, "invalid"),
+        (lambda: bearer(token(key=SECRET * 2, algorithm="HS512")), auth.TOKEN_INVALID, "invalid"),
+        (lambda: bearer(jwt.encode({"sub": "x", "exp": 2**40}, None, algorithm="none")),
+         auth.TOKEN_INVALID, "invalid"),
+        (lambda: bearer(token(exp=None)), auth.TOKEN_CLAIM_MISSING, "claim_missing"),
+        (lambda: bearer(token(sub=None)), auth.TOKEN_CLAIM_MISSING, "claim_missing"),
+        (lambda: bearer(token({"topics": "crm.deals"})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: bearer(token({"kinds": [1, 2]})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: factory.get("/crm-events", headers={"Authorization": "Basic dXNlcjpwdw=="}),
+         auth.AUTHORIZATION_MALFORMED, "malformed"),
+        (lambda: factory.get("/crm-events", headers={"Authorization": "Bearer "}),
+         auth.AUTHORIZATION_MALFORMED, "malformed"),
+        (lambda: factory.get(f"/crm-events?access_token={token()}"), auth.TOKEN_IN_QUERY, "query_token"),
+        (lambda: factory.get(f"/crm-events?token={token()}", headers={"Authorization": f"Bearer {token()}"}),
+         auth.TOKEN_IN_QUERY, "query_token"),
+    ],
+    ids=["missing", "expired", "wrong-key", "garbage", "other-alg", "alg-none", "no-exp", "no-sub",
+         "topics-not-list", "kinds-not-strings", "basic-scheme", "empty-bearer", "query", "query+header"],
+)
+async def test_bad_credentials_are_401_with_an_exact_message(jwt_mode, make_request, message, reason):
+    error = await refused(make_request())
+    assert (error.status, error.message, error.details) == (401, message, {"reason": reason})
+
+
+async def test_expiry_leeway_is_honoured(jwt_mode):
+    jwt_mode.SSE_JWT_LEEWAY = 30
+    principal = await auth.stream_principal(bearer(token(exp=int(time.time()) - 5)))
+    assert principal.expires_in() < 0
+
+
+async def test_audience_and_issuer_when_configured(jwt_mode):
+    jwt_mode.SSE_JWT_AUDIENCE = "crm-events"
+    jwt_mode.SSE_JWT_ISSUER = "https://id.example"
+    good = token(aud="crm-events", iss="https://id.example")
+    assert (await auth.stream_principal(bearer(good))).subject == "jwt:crm-ui"
+    assert (await refused(bearer(token(aud="other", iss="https://id.example")))).message == auth.TOKEN_INVALID
+    assert (await refused(bearer(token(aud="crm-events", iss="https://evil")))).message == auth.TOKEN_INVALID
+    assert (await refused(bearer(token(iss="https://id.example")))).message == auth.TOKEN_CLAIM_MISSING
+
+
+def hs256_forge(claims: dict, key: bytes) -> str:
+    """Sign by hand: PyJWT itself refuses to use a PEM key as an HMAC secret."""
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = part(b'{"alg":"HS256","typ":"JWT"}') + "." + part(json.dumps(claims).encode())
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + part(signature)
+
+
+def pem_public(private_key) -> str:
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "generate"),
+    [
+        ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+    ],
+)
+async def test_public_key_algorithms(jwt_mode, algorithm, generate):
+    signer, impostor = generate(), generate()
+    jwt_mode.SSE_JWT_ALGORITHM = algorithm
+    jwt_mode.SSE_JWT_KEY = pem_public(signer)
+    principal = await auth.stream_principal(bearer(token({"topics": ["t"]}, key=signer, algorithm=algorithm)))
+    assert principal.allowed_topics == frozenset({"t"})
+    wrong_key = token(key=impostor, algorithm=algorithm)
+    assert (await refused(bearer(wrong_key))).message == auth.TOKEN_INVALID
+    # The classic confusion attack: HS256 signed with the public key's text.
+    confused = hs256_forge({"sub": "x", "exp": 2**40}, jwt_mode.SSE_JWT_KEY.encode())
+    assert (await refused(bearer(confused))).message == auth.TOKEN_INVALID
+
+
+@pytest.mark.django_db
+async def test_session_mode_needs_a_logged_in_active_user(settings):
+    settings.SSE_AUTH_MODE = "session"
+    user = await User.objects.acreate(username="ana")
+    request = factory.get("/crm-events")
+
+    async def logged_in():
+        return user
+
+    async def anonymous():
+        return AnonymousUser()
+
+    request.auser = logged_in
+    assert await auth.stream_principal(request) == auth.Principal(subject="user:ana")
+    request.auser = anonymous
+    error = await refused(request)
+    assert (error.status, error.message) == (401, auth.SESSION_REQUIRED)
+
+
+def test_topics_check_covers_live_replay_and_resume_token_topics():
+    principal = auth.Principal(subject="jwt:x", allowed_topics=frozenset({"crm.deals"}))
+    principal.topics_check(["crm.deals"])
+    principal.topics_check([])
+    # e.g. the topics decoded from a Last-Event-ID resume token
+    with pytest.raises(StreamForbidden) as caught:
+        principal.topics_check(["crm.deals", "crm.payroll", "crm.hr"])
+    assert (caught.value.status, caught.value.message) == (403, auth.TOPICS_FORBIDDEN)
+    assert caught.value.details == {"topics": ["crm.hr", "crm.payroll"]}
+
+
+def test_event_allowed_filters_topic_and_type_but_never_service_frames():
+    principal = auth.Principal(
+        subject="jwt:x", allowed_topics=frozenset({"a"}), allowed_kinds=frozenset({"deal", "lead.created"})
+    )
+
+    def event(topic, event_type):
+        return {"kind": "domain_event", "topic": topic, "type": event_type}
+
+    assert principal.event_allowed(event("a", "deal.won"))
+    assert principal.event_allowed(event("a", "lead.created"))
+    assert not principal.event_allowed(event("a", "lead.converted"))
+    assert not principal.event_allowed(event("a", None))
+    assert not principal.event_allowed(event("b", "deal.won"))
+    assert not principal.event_allowed(event("a", "dealer.x"))
+    assert principal.event_allowed(event("a", "deal"))
+    assert principal.event_allowed({"kind": "connected"})
+
+
+def test_error_bodies_are_json_with_the_right_headers():
+    response = error_response(AuthenticationFailed(auth.TOKEN_EXPIRED, reason="expired"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="crm-events"'
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {
+        "ok": False, "error": auth.TOKEN_EXPIRED, "code": "unauthorized", "reason": "expired",
+    }
+    response = error_response(StreamForbidden(auth.TOPICS_FORBIDDEN, topics=["x"]))
+    assert response.status_code == 403
+    assert json.loads(response.content) == {
+        "ok": False, "error": auth.TOPICS_FORBIDDEN, "code": "forbidden", "topics": ["x"],
+    }
+
+
+def test_auth_config_record_hides_the_key():
+    assert SECRET not in repr(AuthConfig(mode="jwt", jwt_key=SECRET))
