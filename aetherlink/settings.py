@@ -340,5 +340,7 @@ LOGGING = {
     "loggers": {
         "aiokafka": {"level": "WARNING"},
         "kafka": {"level": "WARNING"},
+        # Replaces Django's own debug-only console handler, which printed every line twice.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -78,6 +79,8 @@ class EventHub:
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
         self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
+        # Called with every payload the hub passes on (metrics, canary); never subscribers.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -182,6 +185,8 @@ class EventHub:
         self.event_dispatch(payload)
 
     def event_dispatch(self, payload: dict[str, Any]) -> None:
+        for observe in self.observers:
+            observe(payload)
         event = LiveEvent(payload)
         self.positions[event.position] = event.offset + 1
         self._shared_frames.clear()

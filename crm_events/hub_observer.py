@@ -5,10 +5,8 @@ repaired from Kafka): it observes the Kafka-to-hub latency, counts events per
 topic and remembers when the last canary arrived. It is not a subscriber, so it
 counts in no stream total and never holds the hub's drain at shutdown.
 
-`hub_observe(hub)` attaches one observer per hub, idempotently; `/readyz`,
-`/metrics` and the stream view call it. The hub has no observer hook of its own
-yet, so this wraps the instance's `event_dispatch`; a hook in `fanout.py` can
-replace the wrapping without changing this module's interface.
+`hub_observe(hub)` attaches one observer per hub (to `hub.observers`), idempotently;
+`/readyz`, `/metrics` and the stream view call it.
 """
 
 from __future__ import annotations
@@ -55,11 +53,5 @@ def hub_observe(hub: EventHub) -> HubObserver:
     observer = _observers.get(hub)
     if observer is None:
         observer = _observers[hub] = HubObserver()
-        dispatch = hub.event_dispatch
-
-        def observed_dispatch(payload: dict[str, Any]) -> None:
-            observer.event_seen(payload)
-            dispatch(payload)
-
-        hub.event_dispatch = observed_dispatch  # type: ignore[method-assign]
+        hub.observers.append(observer.event_seen)
     return observer
