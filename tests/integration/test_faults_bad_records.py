@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import produce
-from tests.support.browser import BrowserClient
+from tests.support.eventsource import BrowserClient
 from tests.support.faults import Record, clients_connected, clients_finish, figures_count, report
 from tests.support.processes import http_get
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.browser import BrowserClient
+from tests.support.eventsource import BrowserClient
 from tests.support.faults import (
     HealthProbe,
     Production,

@@ -18,7 +18,7 @@ import pytest
 
 from scripts.localstack import KafkaServer, RedisServer, free_port
 from tests.integration.conftest import Stack, started, topic_create
-from tests.support.browser import BrowserClient
+from tests.support.eventsource import BrowserClient
 from tests.support.faults import Production, scenario_run
 from tests.support.processes import ServiceProcess, http_get
 

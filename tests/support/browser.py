@@ -1,133 +1,53 @@
-"""An SSE client that behaves like a browser's EventSource behind a load balancer, for fault tests.
+"""A real browser for the viewer tests: Debian's chromium, driven by Playwright for Python.
 
-Unlike `ResumingClient` it never gives up: when a connection is refused, reset, ends, or goes
-silent it waits the stream's `retry:` hint and reconnects with its last id, to any of the web
-processes (as a balancer would send it to a live one). It records when each event first
-arrived, so a test can tell what was lost, what came twice, and how long recovery took.
+Playwright's own browser downloads are not used (`playwright install` needs the
+internet); the Debian package is installed here when missing and we are root, as
+`scripts.localstack` does for redis-server, so `make test` needs nothing by hand.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections import Counter
-from collections.abc import Callable
-from typing import Any
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
-from tests.support.sse_client import SseConnection, SseEvent
+logger = logging.getLogger(__name__)
 
-Position = tuple[int, int]  # (partition, offset)
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+CHROMIUM_MISSING = (
+    "The viewer's browser tests need Debian's chromium: run `sudo apt-get install -y chromium` "
+    "(as root the test session installs it itself)."
+)
 
-CONNECT_TIMEOUT = 10.0
-DEFAULT_RETRY_MS = 3000  # what a browser waits when the server sent no `retry:`
+
+def _apt_get(*args: str) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    argv = ["apt-get", "-o", "DPkg::Lock::Timeout=300", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
 
-class BrowserClient:
-    """Reads `/crm-events?{query}` until it has every position in `expected` (set by the test).
+def chromium_ensure() -> str:
+    """Path of Debian's chromium, installing the package first when missing and we are root."""
+    if CHROMIUM_PATH.exists():
+        return str(CHROMIUM_PATH)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(CHROMIUM_MISSING)
+    logger.warning("chromium not found; installing Debian's chromium package with apt-get")
+    _apt_get("update")
+    _apt_get("install", "-y", "chromium")
+    if not CHROMIUM_PATH.exists():
+        raise RuntimeError(f"apt-get installed chromium but {CHROMIUM_PATH} is missing")
+    return str(CHROMIUM_PATH)
 
-    `wants(record)` says which produced records the client's filter should let through.
-    `cuts` are body byte counts at which its first connections are cut abruptly.
-    `idle_timeout` is a watchdog: a connection that sends nothing (not even a heartbeat) for
-    that long is dropped and counted in `stalls`, since a healthy server never goes silent.
-    """
 
-    def __init__(
-        self, name: str, ports: list[int], query: str, wants: Callable[[Any], bool], *,
-        cuts: list[int] | None = None, seed: int = 0, idle_timeout: float = 15.0,
-    ) -> None:
-        self.name = name
-        self.ports = ports
-        self.path = "/crm-events?from=earliest" + (f"&{query}" if query else "")
-        self.wants = wants
-        self.cuts = list(cuts or [])
-        self.rng = random.Random(seed)
-        self.idle_timeout = idle_timeout
-        self.port = ports[seed % len(ports)]
-        self.last_id: str | None = None
-        self.retry_ms = DEFAULT_RETRY_MS
-        self.received: list[dict[str, Any]] = []
-        self.arrivals: dict[Position, float] = {}
-        self.expected: set[Position] | None = None
-        self.connections = 0
-        self.connect_failures = 0
-        self.stalls = 0
-        self.statuses: Counter[int] = Counter()
-        self.farewells: Counter[str] = Counter()
-        self._connection: SseConnection | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.last_id is not None
-
-    def drop(self) -> None:
-        """Cut the current connection now (a network blip, a page reload)."""
-        if self._connection is not None:
-            self._connection.abort()
-
-    def done(self) -> bool:
-        return self.expected is not None and self.expected <= self.arrivals.keys()
-
-    async def run(self, deadline: float) -> None:
-        while not self.done() and time.monotonic() < deadline:
-            connection = self._connection = await self._connect()
-            if connection is not None:
-                try:
-                    await self._read(connection, self.cuts.pop(0) if self.cuts else None, deadline)
-                finally:
-                    connection.abort()
-                    self._connection = None
-            if not self.done():
-                await asyncio.sleep(self.retry_ms / 1000)
-
-    async def _connect(self) -> SseConnection | None:
-        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-        try:
-            connection = await asyncio.wait_for(
-                SseConnection.open("127.0.0.1", self.port, self.path, headers), CONNECT_TIMEOUT
-            )
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-            self.connect_failures += 1
-            self.port = self.rng.choice(self.ports)  # the balancer tries another web process
-            return None
-        self.connections += 1
-        self.statuses[connection.status] += 1
-        if connection.status != 200:
-            connection.abort()
-            return None
-        return connection
-
-    async def _read(self, connection: SseConnection, cut: int | None, deadline: float) -> None:
-        while not self.done() and not connection.ended:
-            timeout = min(self.idle_timeout, deadline - time.monotonic())
-            if timeout <= 0:
-                return
-            try:
-                data = await asyncio.wait_for(connection.read_raw(), timeout)
-            except TimeoutError:
-                self.stalls += time.monotonic() < deadline
-                return
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                return  # reset by a dying server, say: reconnect
-            if cut is not None and len(connection.raw_body) + len(data) >= cut:
-                self._take(connection, data[: cut - len(connection.raw_body)])
-                return
-            self._take(connection, data)
-
-    def _take(self, connection: SseConnection, data: bytes) -> None:
-        now = time.monotonic()
-        for event in connection.feed(data):
-            self._event(event, now)
-        self.last_id = connection.parser.last_id or self.last_id
-
-    def _event(self, event: SseEvent, now: float) -> None:
-        if event.retry is not None:
-            self.retry_ms = event.retry
-        if not event.data or event.event is not None:
-            return
-        payload = event.json()
-        if payload.get("kind") == "domain_event":
-            self.received.append(payload)
-            self.arrivals.setdefault((payload["partition"], payload["offset"]), now)
-        elif payload.get("kind") == "reconnect":
-            self.farewells[payload.get("reason", "?")] += 1
+if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(f"chromium: {chromium_ensure()}")

@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from tests.support.browser import BrowserClient, Position
+from tests.support.eventsource import BrowserClient, Position
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "faults"
 KINDS = ("deal.won", "ticket.opened", "deal.stage_changed", "ticket.resolved")
