@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test install browser lint smoke bench clean
+.PHONY: dev test test-faults install browser lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ browser: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Only the fault-tolerance scenarios (`make test` runs them too): about 8 minutes on 2 cores.
+test-faults: install
+	$(BIN)/python -m pytest -m faults
 
 lint: install
 	$(BIN)/ruff check .
