@@ -66,7 +66,8 @@ class Production:
                     await self._send(producer, seqs)
                 except (KafkaError, OSError, TimeoutError):
                     self.errors += 1
-                    producer = await _producer_close(producer)
+                    await _producer_close(producer)
+                    producer = None
                     await asyncio.sleep(0.5)  # Kafka is away: try the same batch again
                     continue
                 self.sent += len(seqs)
