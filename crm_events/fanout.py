@@ -221,7 +221,7 @@ class EventHub:
 
     async def _replay_range(self, tp: TopicPartition, start: int, stop: int) -> None:
         position = (tp.topic, tp.partition)
-        async with ReplayReader(self.config, {tp: start}) as reader:
+        async with ReplayReader(self.config, {tp: start}, limited=False) as reader:
             while self.positions[position] < stop:
                 for record in (await reader.fetch([tp])).get(tp, []):
                     if record.offset >= stop:
