@@ -33,6 +33,11 @@ test-faults: install
 lint: install
 	$(BIN)/ruff check .
 
+## Fan-out benchmark on its own Kafka, Redis, consume_events and Daphne (README "Benchmark").
+## Quick by default (< 2 min); the issue's sizes: make bench BENCH_ARGS=--full
+bench: install
+	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
 ## Check a running `make dev` stack end to end.
 smoke: install
 	DJANGO_DEBUG=true $(BIN)/python manage.py smoke --url http://localhost:9010

@@ -1,0 +1,133 @@
+"""The benchmark's one Daphne process: the service plus bench-only endpoints.
+
+    daphne -b 127.0.0.1 -p PORT bench.asgi_modes:application
+
+Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
+`aetherlink.asgi.application` unchanged. Added, for the benchmark only:
+  /bench/inproc, /bench/inproc/publish  the in-process per-event-send baseline (bench/baseline.py,
+                                        Django views, routed by bench/urls.py)
+  /bench/groups                         the per-connection-group design (bench/groups.py)
+  /bench/stats                          this process's stream counts, tasks, RSS and open files
+  /bench/profile?action=start|stop      cProfile of this process between the two calls; stop
+                                        answers with the top functions by own time (text)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import time
+from pathlib import Path
+from typing import Any
+
+# Before aetherlink.asgi sets up Django: the same settings, with bench/urls.py as the URLconf.
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+from aetherlink.asgi import application as service_application  # noqa: E402
+from bench.baseline import broadcaster  # noqa: E402
+from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
+from crm_events import fanout  # noqa: E402
+
+
+def _proc_status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class GcPauses:
+    """Durations of this process's garbage collections, per generation (observation only)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            generation, took = info["generation"], time.perf_counter() - self.started
+            self.count[generation] += 1
+            self.total[generation] += took
+            self.longest[generation] = max(self.longest[generation], took)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"collections": list(self.count), "total_ms": [round(t * 1000, 1) for t in self.total],
+                "longest_ms": [round(t * 1000, 1) for t in self.longest]}
+
+
+gc_pauses = GcPauses()
+
+
+def stats_snapshot() -> dict[str, Any]:
+    """Read-only look at this process; the hub registry is read, never created."""
+    hubs = list(fanout._hubs.values())
+    return {
+        "hub_streams": sum(hub.stream_count for hub in hubs),
+        "hub_subscribers": sum(len(hub.subscribers) for hub in hubs),
+        "hub_catching_up": sum(len(hub.catching_up) for hub in hubs),
+        "inproc_streams": len(broadcaster.queues),
+        "inproc_published": broadcaster.published,
+        "groups_streams": GroupStreamConsumer.streams,
+        "tasks": len(asyncio.all_tasks()),
+        "rss_kb": _proc_status("VmRSS"),
+        "threads": _proc_status("Threads"),
+        "open_fds": len(os.listdir("/proc/self/fd")),
+        "gc": gc_pauses.snapshot(),
+    }
+
+
+async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = json.dumps(stats_snapshot()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_profiler: cProfile.Profile | None = None
+PROFILE_TOP = 40
+
+
+def _profile(action: str) -> str:
+    """Start, or stop and summarise, a profile of everything this process runs."""
+    global _profiler
+    if action == "start":
+        _profiler = cProfile.Profile()
+        _profiler.enable()
+        return "started"
+    if _profiler is None:
+        return "not started"
+    _profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(_profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(PROFILE_TOP)
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    _profiler = None
+    return out.getvalue()
+
+
+async def _text(send: Any, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        if scope["path"] == "/bench/profile":
+            return await _text(send, _profile(scope["query_string"].decode().removeprefix("action=")))
+        if scope["path"] == "/bench/groups":
+            return await groups_application(scope, receive, send)
+        if scope["path"] == "/bench/stats":
+            return await _stats(scope, receive, send)
+    return await service_application(scope, receive, send)

@@ -1,0 +1,167 @@
+"""What every mode shares: the stack, the load clients, the producer, and one measured window.
+
+A window produces `rate` events/s for `seconds` through a design's own path (Kafka for the
+service and the per-connection-group design, the in-process publisher for the baseline),
+waits up to `drain` seconds for the last deliveries, and measures latency, delivery, server
+CPU (over the producing part) and RSS (sampled through the whole window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.clients import ClientPool
+from bench.layer_probe import LayerBacklogProbe
+from bench.procstat import CpuMeter, load_average, rss_kb
+from bench.producer import KafkaTicker, inproc_run
+from bench.stack import BenchStack
+from bench.stats import latency_summary, mib
+
+PATHS = {"service": "/crm-events", "inproc": "/bench/inproc", "groups": "/bench/groups"}
+STREAM_COUNTERS = {"service": "hub_streams", "inproc": "inproc_streams", "groups": "groups_streams"}
+RSS_SAMPLE_SECONDS = 0.5
+PROGRESS_POLL_SECONDS = 0.25
+
+
+@dataclass
+class Bench:
+    stack: BenchStack
+    pool: ClientPool
+    ticker: KafkaTicker
+    pad: int
+    frame_bytes: int
+    profile_dir: Path | None = None
+    _runs: int = field(default=0)
+
+    def run_id(self) -> str:
+        self._runs += 1
+        return f"r{self._runs}"
+
+    @property
+    def daphne_pid(self) -> int:
+        return self.stack.daphne.process.pid
+
+    def server_rss_kb(self) -> int:
+        return rss_kb(self.daphne_pid)
+
+    def cpu_meter(self) -> CpuMeter:
+        return CpuMeter({**self.stack.pids, **self.pool.pids, "bench": os.getpid()})
+
+    async def server_stats(self) -> dict[str, Any]:
+        status, body = await self.stack.get("/bench/stats")
+        if status != 200:
+            raise RuntimeError(f"/bench/stats answered {status}")
+        return body
+
+    async def streams(self, design: str) -> int:
+        return (await self.server_stats())[STREAM_COUNTERS[design]]
+
+    async def streams_wait(self, design: str, count: int, timeout: float) -> int:
+        """Wait until the server holds `count` streams of `design`; return what it holds."""
+        deadline = time.monotonic() + timeout
+        held = -1
+        while time.monotonic() < deadline:
+            try:
+                held = await self.streams(design)
+            except (TimeoutError, OSError):
+                continue  # busy past its ceiling; ask again until our own deadline
+            if held == count:
+                break
+            await asyncio.sleep(0.2)
+        return held
+
+    async def _gc_stats(self) -> dict[str, Any] | None:
+        try:
+            return (await self.server_stats())["gc"]
+        except (TimeoutError, OSError):
+            return None  # an overloaded server may not answer in time; the window still counts
+
+    async def produce(self, design: str, *, run: str, rate: float, count: int) -> dict[str, Any]:
+        if design == "inproc":
+            return await inproc_run(self.stack, run=run, rate=rate, count=count, pad=self.pad)
+        return await self.ticker.run(topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad)
+
+    async def window(
+        self, design: str, *, clients: int, rate: float, seconds: float, drain: float,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        run, count = self.run_id(), max(1, round(rate * seconds))
+        expected = count * clients
+        sampler = RssSampler(self.daphne_pid)
+        backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
+        sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backlog.run())]
+        cpu = self.cpu_meter()
+        started = time.monotonic()
+        cpu.start(started)
+        load_before = load_average()
+        gc_before = await self._gc_stats()
+        if profile:
+            await self.stack.get("/bench/profile?action=start")
+        produced = await self.produce(design, run=run, rate=rate, count=count)
+        produced_at = time.monotonic()
+        cpu_percent = cpu.percent(produced_at)
+        if profile:
+            self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
+                (await self.stack.get("/bench/profile?action=stop"))[1].decode())
+        delivered = await self._drain(run, expected, drain)
+        drain_seconds = time.monotonic() - produced_at
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
+        stats = await self.pool.stats(run)
+        latency = latency_summary(stats["latencies_us"])
+        gc_after = await self._gc_stats()
+        busy_seconds = produced_at - started + drain_seconds
+        return {
+            "design": design, "path": PATHS[design], "clients": clients, "rate": rate,
+            "seconds": seconds, "events": count, "expected": expected, "delivered": stats["delivered"],
+            "lost": expected - stats["delivered"], "duplicates": stats["duplicates"],
+            "delivered_fraction": round(stats["delivered"] / expected, 4) if expected else 0.0,
+            "drain_seconds": round(drain_seconds, 2),
+            "delivered_per_s": round(stats["delivered"] / busy_seconds),
+            "on_time_per_s": round(latency["on_time_250ms"] / busy_seconds),
+            "latency": latency, "cpu_percent": cpu_percent, "producer": produced,
+            "server_rss_mib": {"peak": mib(sampler.peak)}, "ended_by_server": stats["ended"],
+            "loadavg": {"before": load_before, "after": load_average()},
+            "progress_at_drain_end": delivered,
+            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
+            "server_gc": _gc_window(gc_before, gc_after) if gc_before and gc_after else None,
+        }
+
+    async def _drain(self, run: str, expected: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while (delivered := await self.pool.progress(run)) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+        return delivered
+
+
+def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The server's full (generation 2) collections during a window, and the longest pause so far."""
+    return {
+        "gen2_collections": after["collections"][2] - before["collections"][2],
+        "gen2_ms": round(after["total_ms"][2] - before["total_ms"][2], 1),
+        "gen2_longest_ms_so_far": after["longest_ms"][2],
+    }
+
+
+class RssSampler:
+    """Samples a process's RSS until cancelled; keeps the peak and the series (seconds, KiB)."""
+
+    def __init__(self, pid: int, every: float = RSS_SAMPLE_SECONDS) -> None:
+        self.pid = pid
+        self.every = every
+        self.peak = 0
+        self.series: list[tuple[float, int]] = []
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        while True:
+            value = rss_kb(self.pid)
+            self.peak = max(self.peak, value)
+            self.series.append((round(time.monotonic() - started, 1), value))
+            await asyncio.sleep(self.every)

@@ -1,0 +1,66 @@
+"""The benchmark's events: a send-time marker inside a CRM-shaped value, padded to a frame size.
+
+Every event's value is `{"type": "bench.tick", "bench": "<run>:<seq>:<sent_ns>", "pad": "..."}`.
+The load clients find `"bench":"` in the frames they receive; `sent_ns` is `time.time_ns()`
+taken just before the event was handed to Kafka (or, for the in-process baseline, to the
+clients' queues), so latency is produce -> receive on this machine's wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from crm_events.events import record_decode
+from crm_events.fanout import LiveEvent
+from crm_events.resume import token_encode
+
+EVENT_TYPE = "bench.tick"
+FRAME_BYTES = 312
+PARTITIONS = 3
+_SAMPLE_OFFSET = 10_000  # offsets in a typical run are 4-5 digits long
+
+
+@dataclass
+class _Record:
+    """Just what `record_decode` reads, so baseline frames have the Kafka path's exact shape."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes
+    key: bytes | None = None
+    headers: tuple = ()
+
+
+def value_bytes(run: str, seq: int, pad: int, sent_ns: int | None = None) -> bytes:
+    sent = time.time_ns() if sent_ns is None else sent_ns
+    value = {"type": EVENT_TYPE, "bench": f"{run}:{seq}:{sent}", "pad": "x" * pad}
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def payload_build(topic: str, partition: int, offset: int, value: bytes) -> dict[str, Any]:
+    """The client payload the service would build for this record."""
+    record = _Record(topic, partition, offset, int(time.time() * 1000), value)
+    return record_decode(record)
+
+
+def frame_build(topic: str, positions: dict[tuple[str, int], int], payload: dict[str, Any]) -> bytes:
+    return LiveEvent(payload).frame(token_encode(positions))
+
+
+def pad_for(topic: str, target: int = FRAME_BYTES) -> int:
+    """Pad length that makes a frame on `topic` about `target` bytes long."""
+    positions = {(topic, partition): _SAMPLE_OFFSET for partition in range(PARTITIONS)}
+    sample = value_bytes("r0", _SAMPLE_OFFSET, 0, sent_ns=time.time_ns())
+    frame = frame_build(topic, positions, payload_build(topic, 0, _SAMPLE_OFFSET, sample))
+    return max(0, target - len(frame))
+
+
+def frame_size(topic: str, pad: int) -> int:
+    positions = {(topic, partition): _SAMPLE_OFFSET for partition in range(PARTITIONS)}
+    sample = value_bytes("r0", _SAMPLE_OFFSET, pad, sent_ns=time.time_ns())
+    return len(frame_build(topic, positions, payload_build(topic, 0, _SAMPLE_OFFSET, sample)))

@@ -1,0 +1,233 @@
+"""Fan-out benchmark against the real stack: `make bench` or `python -m bench.fanout [options]`.
+
+Starts Kafka and Redis (scripts.localstack, free ports), a fresh topic, one
+`manage.py consume_events` and ONE Daphne process (bench.asgi_modes), plus load-client
+processes, then runs the selected modes in this order and writes a table and JSON:
+
+  kafka   N clients on /crm-events, R events/s produced into Kafka (the service's full path)
+  inproc  the same N x R from an in-process publisher, one body send per event per client
+  groups  the same N x R through Kafka, every connection its own channel-layer group member
+  step    M clients, rate stepped up: highest rate with nothing lost and p99 <= 250 ms,
+          for the service and for the in-process per-event-send baseline (ratio)
+  slow    K clients that never read; the server's RSS over time
+  churn   C connect/disconnect cycles; leaked subscribers, RSS growth
+
+Defaults are small (a quick run takes under two minutes); `--full` sets the issue's sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.clients import ClientPool
+from bench.context import Bench
+from bench.events import FRAME_BYTES, frame_size, pad_for
+from bench.layer_probe import groups_purge
+from bench.meta import run_meta
+from bench.mode_fanout import fanout_mode, step_mode
+from bench.mode_stress import churn_mode, slow_mode
+from bench.procstat import load_average
+from bench.producer import KafkaTicker
+from bench.report import fanout_table, step_table, targets_evaluate, targets_table
+from bench.stack import BenchStack
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
+QUICK = {"clients": 200, "duration": 5.0, "step_clients": 200, "step_rates": "5,10,20,40",
+         "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 10.0,
+         "churn_cycles": 1000}
+FULL = {"clients": 2000, "duration": 30.0, "step_clients": 1000,
+        "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
+        "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.splitlines()[0])
+    p.add_argument("--modes", default=",".join(ALL_MODES), help="comma separated: " + " ".join(ALL_MODES))
+    p.add_argument("--full", action="store_true", help="the issue's sizes (2,000 clients, 30 s, ...)")
+    p.add_argument("--clients", type=int, help="N for kafka/inproc/groups (quick 200, full 2000)")
+    p.add_argument("--rate", type=float, default=10.0, help="events/s for kafka/inproc/groups")
+    p.add_argument("--duration", type=float, help="seconds of producing per window (quick 5, full 30)")
+    p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")
+    p.add_argument("--step-clients", type=int)
+    p.add_argument("--step-rates", help="events/s, comma separated, ascending")
+    p.add_argument("--step-seconds", type=float)
+    p.add_argument("--step-drain", type=float, default=5.0)
+    p.add_argument("--step-patience", type=int, help="stop a design after this many failed steps in a row")
+    p.add_argument("--step-designs", default="service,inproc",
+                   help="designs to step: service, inproc, groups (comma separated)")
+    p.add_argument("--slow-clients", type=int, help="K stalled clients (quick 5, full 20)")
+    p.add_argument("--slow-readers", type=int, default=5, help="normal readers alongside them")
+    p.add_argument("--slow-rate", type=float, default=200.0, help="events/s while clients stall")
+    p.add_argument("--slow-seconds", type=float)
+    p.add_argument("--slow-rcvbuf", type=int, default=4096, help="SO_RCVBUF of the stalled clients")
+    p.add_argument("--churn-cycles", type=int)
+    p.add_argument("--churn-concurrency", type=int, default=50)
+    p.add_argument("--churn-rate", type=float, default=10.0, help="events/s flowing during churn")
+    p.add_argument("--client-procs", type=int, default=1, help="load-client processes")
+    p.add_argument("--frame-bytes", type=int, default=FRAME_BYTES)
+    p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
+    p.add_argument("--redis", help="use this Redis URL instead of starting one")
+    p.add_argument("--json", type=Path, help="where to write the JSON (default bench/results/)")
+    p.add_argument("--profile", action="store_true",
+                   help="cProfile Daphne during the kafka/inproc/groups windows (slows it: numbers "
+                        "of such a run are not comparable); top functions in the run's log folder")
+    p.add_argument("--max-load", type=float, default=0.0,
+                   help="first wait until the 1-minute load average is at most this")
+    p.add_argument("--max-load-wait", type=float, default=300.0, help="seconds to wait for --max-load")
+    return p
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    args = _parser().parse_args(argv)
+    preset = FULL if args.full else QUICK
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = set(args.modes) - set(ALL_MODES)
+    if unknown:
+        raise SystemExit(f"unknown modes: {', '.join(sorted(unknown))}; choose from {', '.join(ALL_MODES)}")
+    args.step_rates = [float(rate) for rate in args.step_rates.split(",")]
+    args.step_designs = [design.strip() for design in args.step_designs.split(",") if design.strip()]
+    if set(args.step_designs) - {"service", "inproc", "groups"}:
+        raise SystemExit("--step-designs takes service, inproc and groups")
+    return args
+
+
+def _nofile_raise() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _load_wait(max_load: float, wait: float) -> list[float]:
+    deadline = time.monotonic() + wait
+    while max_load and load_average()[0] > max_load and time.monotonic() < deadline:
+        print(f"load average {load_average()} above {max_load}; waiting", flush=True)
+        await asyncio.sleep(15)
+    return load_average()
+
+
+async def _warm_up(bench: Bench, designs: set[str]) -> None:
+    """Exercise every path once, so lazy set-up is not counted as per-connection memory."""
+    for design in sorted(designs):
+        await fanout_mode(bench, design, clients=2, rate=5, seconds=1, drain=10)
+
+
+async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    modes: dict[str, Any] = {}
+    fixed = {"clients": args.clients, "rate": args.rate, "seconds": args.duration, "drain": args.drain}
+    for mode, design in (("kafka", "service"), ("inproc", "inproc"), ("groups", "groups")):
+        if mode in args.modes:
+            print(f"-- {mode}: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s", flush=True)
+            modes[mode] = await fanout_mode(bench, design, **fixed, profile=mode if args.profile else None)
+            # Only the first N-client mode grows the process from its warm-up size; later ones
+            # reuse memory the allocator kept from earlier connections.
+            modes[mode]["kb_per_idle_connection_comparable"] = len(modes) == 1
+            if design == "groups":
+                modes[mode]["left_behind"] = await groups_purge(
+                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
+    if "step" in args.modes:
+        modes["step"] = {}
+        for design in args.step_designs:
+            print(f"-- step: {design}, {args.step_clients} clients, rates {args.step_rates}", flush=True)
+            modes["step"][design] = await step_mode(
+                bench, design, clients=args.step_clients, rates=args.step_rates,
+                seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
+            if design == "groups":
+                modes["step"][design]["left_behind"] = await groups_purge(
+                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
+        for field, suffix in (("best_rate", ""), ("best_rate_lossless", "_lossless")):
+            service = modes["step"].get("service", {}).get(field, 0)
+            for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
+                best = modes["step"].get(other, {}).get(field)
+                if best is not None:
+                    modes["step"][key + suffix] = round(service / best, 2) if best else None
+    if "slow" in args.modes:
+        print(f"-- slow: {args.slow_clients} stalled clients for {args.slow_seconds:g} s", flush=True)
+        modes["slow"] = await slow_mode(
+            bench, stalled=args.slow_clients, readers=args.slow_readers, rate=args.slow_rate,
+            seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf)
+    if "churn" in args.modes:
+        print(f"-- churn: {args.churn_cycles} cycles", flush=True)
+        modes["churn"] = await churn_mode(
+            bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
+    return modes
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    _nofile_raise()
+    load_start = await _load_wait(args.max_load, args.max_load_wait)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = RESULTS / f"run-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = BenchStack(run_dir, kafka_bootstrap=args.kafka, redis_url=args.redis)
+    pool = ticker = None
+    try:
+        await stack.start()
+        pool = await ClientPool.start(args.client_procs, "127.0.0.1", stack.port)
+        ticker = KafkaTicker(stack.kafka_bootstrap)
+        await ticker.start()
+        pad = pad_for(stack.topic, args.frame_bytes)
+        bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
+                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir)
+        designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
+                                 if mode in args.modes}
+        if "step" in args.modes:
+            designs |= set(args.step_designs)
+        await _warm_up(bench, designs)
+        modes = await _modes_run(bench, args)
+    finally:
+        if ticker is not None:
+            await ticker.stop()
+        if pool is not None:
+            await pool.stop()
+        stack.stop()
+        shutil.rmtree(run_dir / "kafka" / "kraft-logs", ignore_errors=True)
+    meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
+    return {"meta": meta, "modes": modes, "targets": targets_evaluate(modes)}
+
+
+def _print(result: dict[str, Any]) -> None:
+    modes, meta = result["modes"], result["meta"]
+    print(f"\nfan-out benchmark {meta['date']} on {meta['cpus']} cores; load average "
+          f"{meta['loadavg_start']} at start, {meta['loadavg_end']} at end; frame {meta['frame_bytes']} B")
+    if any(name in modes for name in ("kafka", "inproc", "groups")):
+        print("\n" + fanout_table(modes))
+    if modes.get("step"):
+        print("\n" + step_table(modes["step"]))
+    if "slow" in modes:
+        slow = modes["slow"]
+        print(f"\nslow: {slow['stalled']} stalled, RSS {slow['rss_mib']}, "
+              f"growth {slow['rss_growth_mib']} MiB, kernel send queues "
+              f"{slow['kernel_send_queue_mib_at_end']} MiB, endings {slow['stalled_endings']['reasons']}")
+    if "churn" in modes:
+        churn = modes["churn"]
+        print(f"churn: {churn['churn']['cycles']} cycles ({churn['churn']['failed']} failed), "
+              f"{churn['leaked_subscribers']} leaked, RSS growth {churn['rss_growth_mib']} MiB")
+    print("\n" + targets_table(result["targets"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _options(argv)
+    result = asyncio.run(run(args))
+    path = args.json or RESULTS / f"fanout-{result['meta']['date']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    _print(result)
+    print(f"\nJSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""A load-client process: holds thousands of SSE connections on one asyncio loop.
+
+Run as `python -m bench.load_client`; the orchestrator (bench/fanout.py) drives it
+with one JSON command per line on stdin and reads one JSON reply per line on
+stdout. Connections speak HTTP/1.1 with chunked decoding, as browsers do, but
+parse only what the benchmark needs: every benchmark event carries
+`"bench":"<run>:<seq>:<sent_ns>"` in its value, so a client finds that marker,
+records produce->receive latency and marks `seq` as seen (duplicates counted).
+
+Commands (`op`): open, progress, stats, close, churn, drain_stalled, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import resource
+import socket
+import sys
+import time
+from array import array
+from collections import Counter
+from typing import Any
+
+MARK = b'"bench":"'
+CONNECTED = b'"kind":"connected"'
+RECONNECT = b'"kind":"reconnect"'
+REASON = b'"reason":"'
+CONNECT_TIMEOUT = 30.0
+
+
+class RunTally:
+    """Everything the clients of this process received in one run (one produced batch)."""
+
+    __slots__ = ("delivered", "duplicates", "latencies_us")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.duplicates = 0
+        self.latencies_us = array("i")
+
+
+class StreamClient(asyncio.Protocol):
+    """One SSE connection: chunked decoding, frame splitting, marker parsing."""
+
+    def __init__(self, worker: Worker, *, stall: bool) -> None:
+        self.worker = worker
+        self.stall = stall
+        self.transport: asyncio.Transport | None = None
+        self.connected = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+        self.raw = b""  # transport bytes not yet decoded (head, chunk framing)
+        self.body = b""  # decoded body after the last complete frame
+        self.head_done = False
+        self.chunk_left = 0
+        self.status = 0
+        self.seen: dict[bytes, bytearray] = {}
+        self.close_reason: str | None = None
+        self.bytes_received = 0
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError(f"closed before connected: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        now_ns = time.time_ns()
+        self.bytes_received += len(data)
+        raw = self.raw + data if self.raw else data
+        pos = 0
+        if not self.head_done:
+            end = raw.find(b"\r\n\r\n")
+            if end < 0:
+                self.raw = raw
+                return
+            self._head(raw[:end])
+            pos = end + 4
+        parts = []
+        size = len(raw)
+        while pos < size:
+            if self.chunk_left:
+                take = min(self.chunk_left, size - pos)
+                parts.append(raw[pos : pos + take])
+                pos += take
+                self.chunk_left -= take
+                continue
+            end = raw.find(b"\r\n", pos)
+            if end < 0:
+                break
+            line, pos = raw[pos:end], end + 2
+            if line:  # an empty line is the CRLF closing the previous chunk
+                self.chunk_left = int(line.split(b";")[0], 16)
+                if self.chunk_left == 0:
+                    break
+        self.raw = raw[pos:] if pos < size else b""
+        if parts:
+            self._body(b"".join(parts), now_ns)
+
+    # --- parsing ------------------------------------------------------------------------
+
+    def _head(self, head: bytes) -> None:
+        self.head_done = True
+        self.status = int(head.split(b" ", 2)[1])
+        if self.status != 200 and not self.connected.done():
+            self.connected.set_exception(ConnectionError(f"HTTP {self.status}"))
+
+    def _body(self, data: bytes, now_ns: int) -> None:
+        buffer = self.body + data if self.body else data
+        last = buffer.rfind(b"\n\n")
+        if last < 0:
+            self.body = buffer
+            return
+        frames, self.body = buffer[:last], buffer[last + 2 :]
+        if not self.connected.done() and CONNECTED in frames:
+            self.connected.set_result(None)
+            if self.stall and self.transport is not None:
+                self.transport.pause_reading()
+        if RECONNECT in frames:
+            start = frames.index(REASON, frames.index(RECONNECT)) + len(REASON)
+            self.close_reason = frames[start : frames.index(b'"', start)].decode()
+        index = frames.find(MARK)
+        while index >= 0:
+            start = index + len(MARK)
+            end = frames.index(b'"', start)
+            run, seq, sent_ns = frames[start:end].split(b":")
+            self.worker.record(self, run, int(seq), now_ns - int(sent_ns))
+            index = frames.find(MARK, end)
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.clients: list[StreamClient] = []
+        self.runs: dict[bytes, RunTally] = {}
+
+    def record(self, client: StreamClient, run: bytes, seq: int, latency_ns: int) -> None:
+        tally = self.runs.get(run)
+        if tally is None:
+            tally = self.runs[run] = RunTally()
+        seen = client.seen.get(run)
+        if seen is None:
+            seen = client.seen[run] = bytearray(1024)
+        if seq >= len(seen):
+            seen.extend(bytes(seq + 1024 - len(seen)))
+        if seen[seq]:
+            tally.duplicates += 1
+            return
+        seen[seq] = 1
+        tally.delivered += 1
+        tally.latencies_us.append(min(latency_ns // 1000, 2**31 - 1))
+
+    async def connect(
+        self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None
+    ) -> StreamClient:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        client = StreamClient(self, stall=stall)
+        try:
+            await loop.sock_connect(sock, (host, port))
+            await loop.create_connection(lambda: client, sock=sock)
+        except OSError:
+            sock.close()
+            raise
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+        client.transport.write(request.encode())
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await client.connected
+        except BaseException:
+            client.transport.abort()
+            raise
+        return client
+
+    # --- commands -----------------------------------------------------------------------
+
+    async def op_open(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        gate = asyncio.Semaphore(cmd.get("concurrency", 32))
+        errors: Counter[str] = Counter()
+        started = time.monotonic()
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    client = await self.connect(
+                        cmd["host"], cmd["port"], cmd["path"],
+                        stall=cmd.get("stall", False), rcvbuf=cmd.get("rcvbuf"),
+                    )
+                    self.clients.append(client)
+                except (OSError, TimeoutError) as error:
+                    errors[type(error).__name__ + ": " + str(error)[:80]] += 1
+
+        await asyncio.gather(*(one() for _ in range(cmd["count"])))
+        return {"opened": cmd["count"] - sum(errors.values()), "errors": dict(errors),
+                "seconds": round(time.monotonic() - started, 2), "open_total": len(self.clients)}
+
+    def op_progress(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        tally = self.runs.get(cmd["run"].encode())
+        return {"delivered": tally.delivered if tally else 0}
+
+    def op_stats(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        tally = self.runs.pop(cmd["run"].encode(), None) or RunTally()
+        for client in self.clients:
+            client.seen.pop(cmd["run"].encode(), None)
+        ended = Counter(
+            client.close_reason or "closed" for client in self.clients
+            if client.close_reason or client.closed.done()
+        )
+        return {
+            "delivered": tally.delivered, "duplicates": tally.duplicates,
+            "latencies_us": base64.b64encode(tally.latencies_us.tobytes()).decode("ascii"),
+            "clients": len(self.clients), "ended": dict(ended),
+        }
+
+    async def op_close(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        count = len(self.clients)
+        for client in self.clients:
+            if client.transport is not None:
+                client.transport.abort()
+        await asyncio.gather(*(client.closed for client in self.clients))
+        self.clients.clear()
+        return {"closed": count}
+
+    async def op_churn(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """`cycles` times: connect, wait for the `connected` frame, close (FIN or RST, alternating)."""
+        gate = asyncio.Semaphore(cmd.get("concurrency", 50))
+        errors: Counter[str] = Counter()
+        started = time.monotonic()
+
+        async def cycle(number: int) -> None:
+            async with gate:
+                try:
+                    client = await self.connect(cmd["host"], cmd["port"], cmd["path"])
+                except (OSError, TimeoutError) as error:
+                    errors[type(error).__name__ + ": " + str(error)[:80]] += 1
+                    return
+                if number % 2:
+                    client.transport.abort()
+                else:
+                    client.transport.close()
+                await client.closed
+
+        await asyncio.gather(*(cycle(number) for number in range(cmd["cycles"])))
+        return {"cycles": cmd["cycles"], "failed": sum(errors.values()), "errors": dict(errors),
+                "seconds": round(time.monotonic() - started, 2)}
+
+    async def op_drain_stalled(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Start reading the stalled clients; report how the server ended their streams."""
+        stalled = [client for client in self.clients if client.stall]
+        before = sum(client.bytes_received for client in stalled)
+        for client in stalled:
+            if client.transport is not None and not client.closed.done():
+                client.transport.resume_reading()
+        deadline = time.monotonic() + cmd.get("timeout", 10.0)
+        while time.monotonic() < deadline and not all(c.close_reason for c in stalled):
+            await asyncio.sleep(0.1)
+        return {
+            "stalled": len(stalled),
+            "reasons": dict(Counter(client.close_reason or "none" for client in stalled)),
+            "bytes_after_resume": sum(client.bytes_received for client in stalled) - before,
+        }
+
+
+def _nofile_raise() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def main() -> None:
+    _nofile_raise()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    worker = Worker()
+    while line := await reader.readline():
+        cmd = json.loads(line)
+        if cmd["op"] == "exit":
+            break
+        handler = getattr(worker, "op_" + cmd["op"])
+        reply = handler(cmd)
+        if asyncio.iscoroutine(reply):
+            reply = await reply
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

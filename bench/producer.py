@@ -1,0 +1,55 @@
+"""Producing the benchmark's events at a steady rate, into Kafka or into the in-process baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from bench.events import PARTITIONS, value_bytes
+
+
+class KafkaTicker:
+    """Sends `count` events at `rate`/s on an absolute schedule, round-robin over partitions.
+
+    A tick that is late (the machine is busy) is sent at once rather than skipped, so the
+    offered count is exact; `late_max_ms` says how far behind schedule the sender fell.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def run(self, *, topic: str, run: str, rate: float, count: int, pad: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        late_max = 0.0
+        futures = []
+        for seq in range(count):
+            delay = started + seq / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                late_max = max(late_max, -delay)
+            futures.append(await self.producer.send(
+                topic, value_bytes(run, seq, pad), partition=seq % PARTITIONS))
+        sending_seconds = loop.time() - started
+        await asyncio.gather(*futures)
+        return {"sent": count, "seconds": round(sending_seconds, 2), "late_max_ms": round(late_max * 1000, 1)}
+
+
+async def inproc_run(stack: Any, *, run: str, rate: float, count: int, pad: int) -> dict[str, Any]:
+    """Ask the bench Daphne to publish in-process; return once its schedule is over."""
+    started = time.monotonic()
+    status, body = await stack.get(f"/bench/inproc/publish?run={run}&rate={rate}&count={count}&pad={pad}")
+    if status != 200:
+        raise RuntimeError(f"/bench/inproc/publish answered {status}: {body}")
+    await asyncio.sleep(max(0.0, count / rate - (time.monotonic() - started)))
+    return {"sent": count, "seconds": round(time.monotonic() - started, 2)}
