@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test install lint smoke bench clean
+.PHONY: dev test test-faults install browser lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,18 @@ install: $(BIN)/.installed
 dev: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/dev.sh
 
+## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
+browser: install
+	$(BIN)/python -m tests.support.browser
+
 ## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## Only the fault-tolerance scenarios (`make test` runs them too): about 8 minutes on 2 cores.
+test-faults: install
+	$(BIN)/python -m pytest -m faults
 
 lint: install
 	$(BIN)/ruff check .

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "crm_events.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,6 +136,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the apps' static files straight from where the finders find them,
+# so the admin and the live viewer work without a `collectstatic` step.
+WHITENOISE_USE_FINDERS = True
 
 # --- Kafka -------------------------------------------------------------------
 # The names are the old FastAPI service's, so its deployments keep working.
@@ -239,6 +243,18 @@ SSE_MAX_LIFETIME = env.float("SSE_MAX_LIFETIME", default=3600.0)
 # Seconds a stopping web process gives its streams to send their resume ids.
 SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 
+# --- Live event viewer -------------------------------------------------------
+
+# Public (no staff login) is for development only: it is refused unless DEBUG is on.
+VIEWER_PUBLIC = env.bool("VIEWER_PUBLIC", default=False)
+if VIEWER_PUBLIC and not DEBUG:
+    raise ImproperlyConfigured(
+        "VIEWER_PUBLIC=true is for development only and needs DJANGO_DEBUG=true; "
+        "unset it to require a staff login."
+    )
+# Rows the viewer page keeps on screen; older rows are dropped as new ones arrive.
+VIEWER_BUFFER_ROWS = _positive_int("VIEWER_BUFFER_ROWS", 1000)
+
 # --- SSE authentication, limits and CORS ------------------------------------------
 
 SSE_AUTH_MODE = _choice("SSE_AUTH_MODE", "none", ("none", "session", "jwt"))
@@ -324,5 +340,7 @@ LOGGING = {
     "loggers": {
         "aiokafka": {"level": "WARNING"},
         "kafka": {"level": "WARNING"},
+        # Replaces Django's own debug-only console handler, which printed every line twice.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -3,6 +3,7 @@ from django.urls import path
 
 from crm_events.metrics_view import metrics_endpoint
 from crm_events.stream_view import crm_events_stream
+from crm_events.viewer import event_viewer
 from crm_events.views import healthz, readyz, service_info
 
 urlpatterns = [
@@ -10,6 +11,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("crm-events", crm_events_stream, name="crm-events"),
+    # Before admin.site.urls, whose catch-all would claim any other path under admin/.
+    path("admin/live-events/", event_viewer, name="event-viewer"),
     path("metrics", metrics_endpoint, name="metrics"),
     path("admin/", admin.site.urls),
 ]

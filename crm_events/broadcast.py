@@ -44,11 +44,19 @@ def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, An
         yield batch
 
 
-def heartbeat_message(*, consumer_id: str, lag: dict[str, int]) -> dict[str, Any]:
-    """Proof that a consumer is alive and talking to Kafka, with its lag per partition."""
+def heartbeat_message(
+    *, consumer_id: str, lag: dict[str, int], published: Iterable[tuple[str, int, int]] = ()
+) -> dict[str, Any]:
+    """Proof that a consumer is alive and talking to Kafka, with its lag per partition.
+
+    `published` holds (topic, partition, next offset) for every partition the consumer has
+    published up to: a receiver whose position is below that lost records on the way (Redis
+    restarted, say) even when no later record comes to show the gap by its `prev`.
+    """
     return {
         "type": MESSAGE_HEARTBEAT,
         "consumer": consumer_id,
         "sent_at": time.time(),
         "lag": lag,
+        "published": [list(position) for position in published],
     }

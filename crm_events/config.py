@@ -82,6 +82,12 @@ class ReadinessConfig:
     heartbeat_max_age: float
 
 
+@dataclass(frozen=True, slots=True)
+class ViewerConfig:
+    public: bool
+    buffer_rows: int
+
+
 Network = IPv4Network | IPv6Network
 
 
@@ -219,9 +225,18 @@ def canary_config() -> CanaryConfig:
     return CanaryConfig(interval=settings.CANARY_INTERVAL, max_age=settings.CANARY_MAX_AGE)
 
 
+@cache
+def viewer_config() -> ViewerConfig:
+    # Public only while DEBUG is on, even if the settings changed after start-up.
+    return ViewerConfig(
+        public=settings.VIEWER_PUBLIC and settings.DEBUG,
+        buffer_rows=settings.VIEWER_BUFFER_ROWS,
+    )
+
+
 def config_cache_clear(**_signal_kwargs: object) -> None:
     for build in (
         kafka_config, stream_config, readiness_config, auth_config, limits_config, metrics_config,
-        canary_config,
+        canary_config, viewer_config,
     ):
         build.cache_clear()

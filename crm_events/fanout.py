@@ -173,6 +173,15 @@ class EventHub:
         elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
             self.last_heartbeat_at = time.monotonic()
             self.consumer_lag[message["consumer"]] = message["lag"]
+            await self.published_check(message.get("published", ()))
+
+    async def published_check(self, published: list[list[Any]]) -> None:
+        """A consumer published up to these offsets; records this hub never got were lost
+        on the way (they went to Redis while it was away): read them from Kafka now."""
+        for topic, partition, offset in published:
+            expected = self.positions.get((topic, partition))
+            if expected is not None and offset > expected:
+                await self._repair((topic, partition), expected, offset)
 
     async def record_handle(self, item: dict[str, Any]) -> None:
         payload = item["event"]
@@ -212,7 +221,7 @@ class EventHub:
 
     async def _replay_range(self, tp: TopicPartition, start: int, stop: int) -> None:
         position = (tp.topic, tp.partition)
-        async with ReplayReader(self.config, {tp: start}) as reader:
+        async with ReplayReader(self.config, {tp: start}, limited=False) as reader:
             while self.positions[position] < stop:
                 for record in (await reader.fetch([tp])).get(tp, []):
                     if record.offset >= stop:

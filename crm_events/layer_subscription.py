@@ -21,6 +21,8 @@ from crm_events.retry import Backoff
 logger = logging.getLogger(__name__)
 
 GROUP_REFRESH_SECONDS = 30.0
+# Short: while this process is out of the group, live events reach it only through repairs.
+RESUBSCRIBE_BACKOFF_MAX = 3.0
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -35,7 +37,7 @@ class LayerSubscription:
 
     async def run(self) -> None:
         """Receive and handle messages forever, resubscribing after a layer failure."""
-        backoff = Backoff()
+        backoff = Backoff(maximum=RESUBSCRIBE_BACKOFF_MAX)
         while True:
             try:
                 await self._join()

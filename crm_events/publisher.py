@@ -161,9 +161,11 @@ class EventPublisher:
                     _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
                 )
                 metrics.consumer_lag_set({self.consumer_id: lag})
+                # Read after the awaits: only records whose group_send has returned count.
+                published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
-                    broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag),
+                    broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag, published=published),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:
                 logger.warning("no heartbeat this round: %s", error or type(error).__name__)

@@ -27,18 +27,30 @@ _readers_running = asyncio.Semaphore(16)
 class ReplayReader:
     """`async with ReplayReader(config, {tp: offset}) as reader:` then `await reader.fetch()`."""
 
-    def __init__(self, config: KafkaConfig, starts: dict[TopicPartition, int]) -> None:
+    def __init__(
+        self, config: KafkaConfig, starts: dict[TopicPartition, int], *, limited: bool = True
+    ) -> None:
+        """`limited=False` is for the hub's repair, which all live streams wait on: it must
+        not queue behind clients' replays for one of the shared slots."""
         self.starts = starts
+        self._slots = _readers_running if limited else None
         self._consumer: AIOKafkaConsumer = reader_create(config)
 
     async def __aenter__(self) -> ReplayReader:
-        await _readers_running.acquire()
+        if self._slots is not None:
+            await self._slots.acquire()
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await self._consumer.start()
         except (KafkaError, OSError, TimeoutError) as error:
             await self.__aexit__(None, None, None)
             raise KafkaUnavailable(f"Kafka did not answer (replay): {error or 'timeout'}") from error
+        except BaseException:
+            # Cancelled while starting (the client left): `async with` runs no __aexit__
+            # for a failed __aenter__, so give the slot back and close the consumer here,
+            # or 16 such departures leave every later replay and repair waiting forever.
+            await self.__aexit__(None, None, None)
+            raise
         self._consumer.assign(list(self.starts))
         for tp, offset in self.starts.items():
             self._consumer.seek(tp, offset)
@@ -50,7 +62,8 @@ class ReplayReader:
         try:
             await self._consumer.stop()
         finally:
-            _readers_running.release()
+            if self._slots is not None:
+                self._slots.release()
 
     async def fetch(self, tps: list[TopicPartition]) -> dict[TopicPartition, list[ConsumerRecord]]:
         """The next records of some of `tps`, in offset order per partition (maybe none)."""

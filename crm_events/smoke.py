@@ -22,6 +22,7 @@ from crm_events.config import KafkaConfig
 from crm_events.kafka_clients import admin_create, producer_create
 
 PROBE_TYPE = "smoke.probe"
+READY_POLL_SECONDS = 0.5
 
 
 class SmokeFailure(Exception):
@@ -75,10 +76,15 @@ class SmokeRun:
         return f"topics={body.get('topics')} group={body.get('group')}"
 
     def check_readyz(self) -> str:
-        status, body = self._get_json("/readyz")
-        if status != 200:
-            raise SmokeFailure(f"/readyz answered {status}: {body.get('checks')}")
-        return "redis and consumer heartbeat ok"
+        """Ready within the timeout: a stack that just started needs a heartbeat or two."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status, body = self._get_json("/readyz")
+            if status == 200:
+                return ", ".join(f"{name} {result}" for name, result in body["checks"].items())
+            if time.monotonic() > deadline:
+                raise SmokeFailure(f"/readyz answered {status}: {body.get('checks')}")
+            time.sleep(READY_POLL_SECONDS)
 
     def check_topics(self) -> str:
         existing = asyncio.run(_topics_list(self.config))

@@ -10,6 +10,7 @@ Parameters (all optional):
   since=TIME          ISO-8601 (with offset or Z) or epoch milliseconds
   offset=[TOPIC/]P:O  repeatable; start partition P at offset O (others follow from=)
   last_event_id=TOKEN resume; the Last-Event-ID header wins over it (and over from/since)
+  canary=1            also show the service's synthetic canary events (hidden by default)
 Unknown parameters are rejected rather than ignored, so a typo never widens a stream.
 """
 
@@ -28,7 +29,7 @@ START_LATEST = "latest"
 START_EARLIEST = "earliest"
 
 REPEATABLE = frozenset({"topic", "kind", "key", "partition", "where", "offset"})
-SINGLE = frozenset({"from", "since", "last_event_id"})
+SINGLE = frozenset({"from", "since", "last_event_id", "canary"})
 MAX_VALUES = 100
 MAX_VALUE_CHARS = 1000
 
@@ -42,6 +43,7 @@ class StreamRequest:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resume_token: str | None = None
     resume_positions: dict[tuple[str, int], int] | None = None  # decoded from resume_token
+    show_canary: bool = False
 
 
 def _int(name: str, text: str) -> int:
@@ -132,6 +134,9 @@ def stream_request_parse(
     if "from" in query and "since" in query:
         raise StreamRequestError("give either from or since, not both")
     since = query.get("since")
+    canary = query.get("canary", "0")
+    if canary not in ("0", "1"):
+        raise StreamRequestError(f"canary must be 0 or 1, got {canary!r}")
     token = last_event_id or query.get("last_event_id") or None
     return StreamRequest(
         topics=topics,
@@ -141,6 +146,7 @@ def stream_request_parse(
         offsets=_offsets(query, topics),
         resume_token=token,
         resume_positions=_token_positions(token, topics),
+        show_canary=canary == "1",
     )
 
 

@@ -86,7 +86,8 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
         return error_response(error)
     subscriber = StreamSubscriber(
         topics=wanted.topics, positions=plan.positions,
-        event_filter=GuardedFilter(wanted.event_filter, admission.principal), max_frames=config.client_buffer,
+        event_filter=GuardedFilter(wanted.event_filter, admission.principal, show_canary=wanted.show_canary),
+        max_frames=config.client_buffer,
     )
     if wanted.resume_token:
         metrics.resume_served()

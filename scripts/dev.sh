@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
+# The viewer needs no login here, so a new user sees events at once (refused outside debug).
+export VIEWER_PUBLIC="${VIEWER_PUBLIC:-true}"
 PORT="${PORT:-9010}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
@@ -43,6 +45,7 @@ cat <<TXT
     info       http://localhost:${PORT}/
     health     http://localhost:${PORT}/healthz   ready: http://localhost:${PORT}/readyz
     admin      http://localhost:${PORT}/admin/
+    viewer     http://localhost:${PORT}/admin/live-events/   (no login under make dev; VIEWER_PUBLIC=false asks for staff)
     smoke      make smoke   (in another terminal)
   Ctrl-C stops everything.
 

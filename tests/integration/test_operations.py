@@ -72,10 +72,16 @@ async def test_metrics_after_a_real_stream_and_the_canary(stack, kafka, topic):
     assert (status, body["checks"]) == (200, {"redis": "ok", "consumer": "ok", "canary": "ok"})
 
     connection = await SseConnection.open("127.0.0.1", port, "/crm-events")
+    with_canaries = await SseConnection.open("127.0.0.1", port, "/crm-events?canary=1")
     await connection.events_until(lambda events: len(events) >= 2, timeout=15)
     await produce(kafka.bootstrap, topic, json_values(EVENTS), partitions=[i % 3 for i in range(EVENTS)])
     await connection.events_until(lambda _: len(seq_events(connection)) >= EVENTS, timeout=60)
     assert len(seq_events(connection)) == EVENTS
+    # Canaries are hidden from streams unless asked for.
+    assert b"aetherlink.canary" not in connection.raw_body
+    await with_canaries.events_until(lambda _: b'"type":"aetherlink.canary"' in with_canaries.raw_body, 15)
+    with_canaries.close()
+    assert b'"type":"aetherlink.canary"' in with_canaries.raw_body
 
     connection.close()
     # The lag rides on the consumer's heartbeats: wait for one taken after the assignment.

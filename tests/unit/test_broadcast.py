@@ -18,3 +18,9 @@ def test_an_item_larger_than_the_bound_travels_alone():
 
 def test_no_items_no_batches():
     assert list(broadcast.batches_split([])) == []
+
+
+def test_a_heartbeat_says_how_far_each_partition_was_published():
+    message = broadcast.heartbeat_message(consumer_id="c", lag={"t:0": 1}, published=[("t", 0, 7)])
+    assert (message["lag"], message["published"]) == ({"t:0": 1}, [["t", 0, 7]])
+    assert broadcast.heartbeat_message(consumer_id="c", lag={})["published"] == []

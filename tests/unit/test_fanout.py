@@ -146,3 +146,22 @@ async def test_a_backlog_is_taken_in_chunks_of_bounded_size():
         chunks.append(chunk)
     assert [len(chunk) // one_frame for chunk in chunks] == [3, 3, 3, 1]
     assert b"".join(chunks) == b"".join(frame(i, {("t", 0): i + 1}) for i in range(10))
+
+
+async def test_a_heartbeat_past_the_hub_position_repairs_the_records_that_never_came():
+    hub = hub_at({("t", 0): 2, ("t", 1): 4})
+    repairs = []
+
+    async def repair(position, start, stop):
+        repairs.append((position, start, stop))
+        hub.positions[position] = stop
+
+    hub._repair = repair
+    heartbeat = broadcast.heartbeat_message(
+        consumer_id="c", lag={}, published=[("t", 0, 5), ("t", 1, 4), ("other", 0, 9)]
+    )
+    await hub.message_handle(heartbeat)
+    # Only partition 0 is behind; a partition the hub does not serve is left alone.
+    assert repairs == [(("t", 0), 2, 5)]
+    await hub.message_handle(heartbeat)  # repaired: the same heartbeat again changes nothing
+    assert len(repairs) == 1

@@ -45,6 +45,11 @@ def test_every_parameter():
     assert request.resume_positions == {("crm.audit", 0): 3, ("crm.audit", 1): 4}
 
 
+def test_canaries_are_hidden_unless_asked_for():
+    assert parse("").show_canary is False
+    assert parse("canary=1").show_canary is True
+
+
 def test_the_header_wins_over_the_query_token():
     request = parse(f"last_event_id={AUDIT_TOKEN}", last_event_id=EVENTS_TOKEN)
     assert request.resume_positions == {("aetherlink.events", 2): 9}
@@ -60,6 +65,7 @@ def test_a_token_must_fit_the_selected_topics():
     [
         ("colour=red", "unknown parameter 'colour'"),
         ("topic=nope", "unknown topic 'nope'; this service serves: aetherlink.events, crm.audit"),
+        ("canary=yes", "canary must be 0 or 1, got 'yes'"),
         ("from=yesterday", "from must be 'latest' or 'earliest', got 'yesterday'"),
         ("from=latest&from=earliest", "from may be given once"),
         ("from=earliest&since=0", "give either from or since, not both"),

@@ -1,0 +1,147 @@
+"""Who may open the live viewer, what the page hands its JS, and how its files are served."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.test import AsyncClient, Client, override_settings
+from django.urls import reverse, set_script_prefix
+
+from crm_events.config import ViewerConfig
+from crm_events.viewer import viewer_access_allowed
+from tests.unit.test_settings import ROOT, settings_load
+
+VIEWER = "/admin/live-events/"
+PRIVATE = ViewerConfig(public=False, buffer_rows=1000)
+PUBLIC = ViewerConfig(public=True, buffer_rows=1000)
+
+
+def user(**fields) -> User:
+    return User(username="u", **fields)
+
+
+@pytest.mark.parametrize(
+    ("who", "config", "allowed"),
+    [
+        (AnonymousUser(), PRIVATE, False),
+        (user(is_active=True, is_staff=False), PRIVATE, False),
+        (user(is_active=False, is_staff=True), PRIVATE, False),
+        (user(is_active=True, is_staff=True), PRIVATE, True),
+        (user(is_active=True, is_staff=True, is_superuser=True), PRIVATE, True),
+        (AnonymousUser(), PUBLIC, True),
+    ],
+)
+def test_access_rule(who, config, allowed):
+    assert viewer_access_allowed(who, config=config) is allowed
+
+
+def settings_json(html: str) -> dict:
+    match = re.search(r'<script id="viewer-settings" type="application/json">(.*?)</script>', html)
+    assert match, html
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user("staff", password="pw", is_staff=True))
+    return client
+
+
+def test_anonymous_is_sent_to_the_admin_login(db):
+    response = Client().get(VIEWER + "?kind=deal")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/admin/live-events/%3Fkind%3Ddeal"
+
+
+def test_a_user_who_is_not_staff_is_sent_to_the_admin_login(db):
+    client = Client()
+    client.force_login(User.objects.create_user("clerk", password="pw"))
+    response = client.get(VIEWER)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=")
+
+
+def test_staff_get_the_page_inside_the_admin(staff_client):
+    response = staff_client.get(VIEWER)
+    assert response.status_code == 200
+    assert [t.name for t in response.templates][:2] == ["crm_events/viewer.html", "admin/base_site.html"]
+    html = response.content.decode()
+    assert settings_json(html) == {
+        "streamUrl": reverse("crm-events"),
+        "topics": ["aetherlink.events"],
+        "bufferRows": 1000,
+    }
+    assert '<script type="module" src="/static/crm_events/viewer.js">' in html
+    assert 'href="/static/crm_events/viewer.css"' in html
+    assert "no-cache" in response["Cache-Control"]
+
+
+@override_settings(VIEWER_BUFFER_ROWS=250, KAFKA_TOPICS=["a", "b"])
+def test_page_settings_follow_configuration(staff_client):
+    found = settings_json(staff_client.get(VIEWER).content.decode())
+    assert (found["bufferRows"], found["topics"]) == (250, ["a", "b"])
+
+
+def test_urls_follow_the_proxy_sub_path(staff_client):
+    # What Django's WSGI and ASGI handlers do for a request under SCRIPT_NAME / root_path;
+    # the override drops Django's cached STATIC_URL, which takes the prefix on first use.
+    set_script_prefix("/ops/crm/")
+    try:
+        with override_settings(STATIC_URL="static/"):
+            response = staff_client.get(VIEWER)
+    finally:
+        set_script_prefix("/")
+    html = response.content.decode()
+    assert settings_json(html)["streamUrl"] == "/ops/crm/crm-events"
+    assert 'src="/ops/crm/static/crm_events/viewer.js"' in html
+
+
+def test_the_admin_index_links_to_the_viewer(staff_client):
+    html = staff_client.get("/admin/").content.decode()
+    assert f'<a href="{VIEWER}">Live event viewer</a>' in html
+    assert 'id="recent-actions-module"' in html  # the admin's own index is still there
+
+
+@override_settings(VIEWER_PUBLIC=True, DEBUG=True)
+def test_public_viewer_in_debug_needs_no_login(db):
+    assert Client().get(VIEWER).status_code == 200
+
+
+@override_settings(VIEWER_PUBLIC=True, DEBUG=False)
+def test_public_viewer_is_ignored_without_debug(db):
+    assert Client().get(VIEWER).status_code == 302
+
+
+def test_public_viewer_without_debug_is_refused_at_start():
+    result = settings_load(PYTHONPATH=str(ROOT), DJANGO_SECRET_KEY="k", VIEWER_PUBLIC="true")
+    assert result.returncode != 0
+    assert (
+        "VIEWER_PUBLIC=true is for development only and needs DJANGO_DEBUG=true; "
+        "unset it to require a staff login."
+    ) in result.stderr
+
+
+def test_public_viewer_with_debug_starts():
+    result = settings_load(PYTHONPATH=str(ROOT), DJANGO_DEBUG="true", VIEWER_PUBLIC="true")
+    assert result.returncode == 0, result.stderr
+
+
+def test_buffer_rows_must_be_positive():
+    result = settings_load(PYTHONPATH=str(ROOT), DJANGO_SECRET_KEY="k", VIEWER_BUFFER_ROWS="0")
+    assert "VIEWER_BUFFER_ROWS must be a positive integer, got 0." in result.stderr
+
+
+async def test_static_files_are_served_without_collectstatic():
+    client = AsyncClient()
+    script = await client.get("/static/crm_events/viewer.js")
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("text/javascript")
+    assert b"new EventStream(" in script.content
+    admin_css = await client.get("/static/admin/css/base.css")
+    assert admin_css.status_code == 200
+    assert (await client.get("/healthz")).status_code == 200  # other paths go on to the views
+    assert (await client.get("/static/crm_events/missing.js")).status_code == 404
