@@ -404,25 +404,8 @@ def _kafka_cluster_id() -> str:
 # --- Kafka ----------------------------------------------------------------------------------------
 
 
-class _ServerProcess:
-    """What Kafka and Redis servers share: their process, found by PID file or child handle."""
-
-    _process: _Process
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    @property
-    def log_file(self) -> Path:
-        return self._process.log_file
-
-    def is_running(self) -> bool:
-        return self.pid is not None
-
-
 @dataclass
-class KafkaServer(_ServerProcess):
+class KafkaServer:
     """One combined broker+controller Apache Kafka node in KRaft mode on 127.0.0.1.
 
     Storage is formatted on the first start only, so stop() then start() keeps topics and records.
@@ -442,6 +425,16 @@ class KafkaServer(_ServerProcess):
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    @property
+    def log_file(self) -> Path:
+        return self._process.log_file
+
+    def is_running(self) -> bool:
+        return self.pid is not None
 
     def ready(self) -> bool:
         return kafka_metadata_ok(self.port)
@@ -601,7 +594,7 @@ def redis_server_binary() -> str:
 
 
 @dataclass
-class RedisServer(_ServerProcess):
+class RedisServer:
     """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log."""
 
     port: int
@@ -617,6 +610,16 @@ class RedisServer(_ServerProcess):
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    @property
+    def log_file(self) -> Path:
+        return self._process.log_file
+
+    def is_running(self) -> bool:
+        return self.pid is not None
 
     def ready(self) -> bool:
         """True if the server answers PING (inline protocol, no client library needed)."""
