@@ -2,12 +2,12 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aetherlink.settings")
 
+from crm_events.stream_handler import stream_aware_asgi_application  # noqa: E402
+
 # Django must be set up before anything imports models or the channel layer.
-django_asgi_app = get_asgi_application()
+django_asgi_app = stream_aware_asgi_application(stream_url_names=("crm-events",))
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
