@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiokafka import TopicPartition
 
+from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.events import record_decode
 from crm_events.fanout import EventHub, LiveEvent
@@ -64,4 +65,6 @@ async def _replay_batch(
         # Skip offsets that hold no record (transaction markers, compacted holes).
         position = (tp.topic, tp.partition)
         subscriber.positions[position] = max(subscriber.positions[position], await reader.position(tp))
+    if frames:
+        metrics.events_delivered(len(frames))
     return b"".join(frames)

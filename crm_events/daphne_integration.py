@@ -5,7 +5,12 @@
    callable in each HTTP scope's extensions, `aetherlink.write_buffer`, returning
    the bytes still unsent on that connection, so a stream can stop writing to a
    stalled client (and send it away to resume) instead of growing the server.
-2. Graceful stop. On SIGTERM Daphne cancels every application at once, so no
+2. Direct writes. `aetherlink.body_write` writes a body chunk into the connection
+   at once, with no `await`: what an ASGI `http.response.body` send does under
+   Daphne, minus the trip through a task per client. The fan-out hub writes each
+   event batch to every client that has room this way, so an event costs one
+   buffer append per client instead of one task wake-up per client.
+3. Graceful stop. On SIGTERM Daphne cancels every application at once, so no
    stream could tell its client where to resume. We take SIGTERM first: close the
    streams (each sends its resume id), give them `shutdown_grace` seconds, then let
    Daphne stop as before.
@@ -23,7 +28,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 WRITE_BUFFER_EXTENSION = "aetherlink.write_buffer"
-
+BODY_WRITE_EXTENSION = "aetherlink.body_write"
 
 def pending_bytes(transport: Any) -> int:
     """Unsent bytes in a Twisted TCP transport (and a TLS wrapper's own buffer, if any)."""
@@ -36,13 +41,22 @@ def pending_bytes(transport: Any) -> int:
     return total
 
 
-def _with_write_buffer(create_application: Callable[..., Any]) -> Callable[..., Any]:
+def body_write(server: Any, protocol: Any, body: bytes) -> None:
+    """Write a response body chunk now, as Daphne's own `handle_reply` would (more to come)."""
+    connection = server.connections.get(protocol)
+    if connection is None or connection.get("disconnected"):
+        return  # the client left; Daphne is telling the application so
+    protocol.handle_reply({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _with_stream_extensions(create_application: Callable[..., Any]) -> Callable[..., Any]:
     def create(server: Any, protocol: Any, scope: dict[str, Any]) -> Any:
         channel = getattr(protocol, "channel", None)
         transport = getattr(channel, "transport", None)
         if scope.get("type") == "http" and transport is not None:
             extensions = scope.setdefault("extensions", {})
             extensions[WRITE_BUFFER_EXTENSION] = lambda: pending_bytes(transport)
+            extensions[BODY_WRITE_EXTENSION] = lambda body: body_write(server, protocol, body)
         return create_application(server, protocol, scope)
 
     return create
@@ -69,12 +83,12 @@ async def _close_then_stop(reactor: Any, grace: float) -> None:
 
 
 def daphne_integrate(*, shutdown_grace: float) -> None:
-    """Install both additions when this process is a Daphne server; else do nothing."""
+    """Install these additions when this process is a Daphne server; else do nothing."""
     daphne_server = sys.modules.get("daphne.server")
     if daphne_server is None:
         return
     server_class = daphne_server.Server
     if not getattr(server_class.create_application, "_aetherlink", False):
-        server_class.create_application = _with_write_buffer(server_class.create_application)
+        server_class.create_application = _with_stream_extensions(server_class.create_application)
         server_class.create_application._aetherlink = True
     _graceful_sigterm(shutdown_grace)

@@ -170,6 +170,7 @@ class EventHub:
         if message.get("type") == broadcast.MESSAGE_RECORDS:
             for item in message["records"]:
                 await self.record_handle(item)
+            self.flush_all()
         elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
             self.last_heartbeat_at = time.monotonic()
             self.consumer_lag[message["consumer"]] = message["lag"]
@@ -202,6 +203,11 @@ class EventHub:
         for subscriber in self.subscribers:
             subscriber.offer(event, self)
 
+    def flush_all(self) -> None:
+        """Write what the last batch queued to every client that has room (one write each)."""
+        for subscriber in self.subscribers:
+            subscriber.flush()
+
     # --- repairing the live path from Kafka ------------------------------------------
 
     async def _repair(self, position: Position, start: int, stop: int) -> None:
@@ -227,6 +233,7 @@ class EventHub:
                     if record.offset >= stop:
                         break
                     self.event_dispatch(record_decode(record))
+                self.flush_all()
                 reached = min(await reader.position(tp), stop)
                 self.positions[position] = max(self.positions[position], reached)
 

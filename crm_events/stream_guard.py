@@ -26,8 +26,6 @@ from crm_events.config import StreamConfig
 from crm_events.limits import StreamSlot, stream_slot_acquire
 from crm_events.resume import ResumeTokenError, token_decode
 
-DOMAIN_EVENT_FRAME = b'data: {"kind":"domain_event"'
-
 
 class PayloadFilter(Protocol):
     def matches(self, payload: dict[str, Any]) -> bool: ...
@@ -92,16 +90,13 @@ def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfi
 async def body_guarded(
     body: AsyncIterator[bytes], slot: StreamSlot, close_reason: Any
 ) -> AsyncIterator[bytes]:
-    """The session body, counting delivered events; releases the slot however it ends.
+    """The session body; releases the slot however it ends.
 
     `close_reason` is called at the end for the metrics label (the subscriber's reason).
     """
     try:
         async with slot:
             async for chunk in body:
-                delivered = chunk.count(DOMAIN_EVENT_FRAME)
-                if delivered:
-                    metrics.events_delivered(delivered)
                 yield chunk
     finally:
         metrics.stream_closed(close_reason() or "client")

@@ -8,6 +8,9 @@
   5. a `reconnect` frame with the resume id when the server ends the stream
      (slow client, lifetime reached, shutdown), so the client resumes elsewhere.
 Chunks are written only while the connection's unsent bytes stay under a limit.
+Under Daphne every chunk is written straight into the connection (`body_write`)
+rather than yielded, and once live the hub writes events itself (see subscriber.py);
+elsewhere (tests, other servers) the chunks are yielded as the response body.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class StreamSession:
         config: StreamConfig,
         gaps: list[Gap],
         write_buffer: Callable[[], int] | None,
+        body_write: Callable[[bytes], None] | None = None,
     ) -> None:
         self.hub = hub
         self.subscriber = subscriber
@@ -89,12 +93,21 @@ class StreamSession:
         self.config = config
         self.gaps = gaps
         self.write_buffer = write_buffer
+        self.body_write = body_write
         self.started = time.monotonic()
 
     def _retry_ms(self) -> int:
         return int(self.config.retry_ms * random.uniform(0.8, 1.2))
 
     async def body(self) -> AsyncIterator[bytes]:
+        """The response body: every chunk yielded, or written directly when the server can."""
+        async for chunk in self._chunks():
+            if self.body_write is None:
+                yield chunk
+            else:
+                self.body_write(chunk)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
         logger.info("stream started at %s", positions_text(subscriber.positions))
@@ -134,25 +147,31 @@ class StreamSession:
 
     async def _live(self) -> AsyncIterator[bytes]:
         subscriber = self.subscriber
+        if self.body_write is not None:
+            subscriber.direct_writes_start(self.body_write, self._has_room, self.config.write_buffer_bytes)
         while subscriber.close_reason is None:
             remaining = self._lifetime_left()
             if remaining <= 0:
                 subscriber.close(CLOSE_LIFETIME)
                 break
+            writes = subscriber.direct_writes
             chunk = await subscriber.take(
                 timeout=min(self.config.heartbeat_interval, remaining),
                 max_bytes=self.config.write_buffer_bytes,
             )
             if chunk:
                 yield chunk
-            elif subscriber.close_reason is None:
-                yield heartbeat_frame(subscriber.token())
+            elif subscriber.close_reason is None and subscriber.direct_writes == writes:
+                yield heartbeat_frame(subscriber.token())  # idle: nothing written meanwhile
             await self._wait_writable()
 
     def _lifetime_left(self) -> float:
         if self.config.max_lifetime <= 0:
             return float("inf")
         return self.config.max_lifetime - (time.monotonic() - self.started)
+
+    def _has_room(self) -> bool:
+        return self.write_buffer is None or self.write_buffer() <= self.config.write_buffer_bytes
 
     async def _wait_writable(self) -> bool:
         """Wait while the client has too much unsent. False if it made no progress for the

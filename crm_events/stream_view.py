@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from crm_events import metrics
 from crm_events.config import kafka_config, stream_config
-from crm_events.daphne_integration import WRITE_BUFFER_EXTENSION
+from crm_events.daphne_integration import BODY_WRITE_EXTENSION, WRITE_BUFFER_EXTENSION
 from crm_events.exceptions import ApiError, KafkaUnavailable, StreamRequestError
 from crm_events.fanout import EventHub, hub_get
 from crm_events.hub_observer import hub_observe
@@ -93,8 +93,9 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
         metrics.resume_served()
     if plan.gaps:
         metrics.gap_reported(len(plan.gaps))
+    extensions = request.scope.get("extensions", {})
     session = StreamSession(
         hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
-        write_buffer=request.scope.get("extensions", {}).get(WRITE_BUFFER_EXTENSION),
+        write_buffer=extensions.get(WRITE_BUFFER_EXTENSION), body_write=extensions.get(BODY_WRITE_EXTENSION),
     )
     return _event_stream(body_guarded(session.body(), slot, lambda: subscriber.close_reason))

@@ -7,16 +7,21 @@ While a client's positions equal the hub's (`in_sync`, the normal case), it take
 the frame the hub built once for all; only a client still catching up gets frames
 built for it alone.
 
-The response loop takes everything queued in one go and writes it as one body
-chunk, so a client that fell a little behind catches up in few writes.
+Queued frames leave as one body chunk, so a client that fell a little behind
+catches up in few writes. Under Daphne a live client is written to directly: after
+each batch the hub calls `flush()`, which writes the client's queued frames into
+its connection at once when the connection has room; only a client without room
+wakes its own task, which waits for the socket or sends the client away as slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from crm_events import metrics
 from crm_events.filters import EventFilter
 from crm_events.resume import Position, token_encode
 
@@ -49,6 +54,11 @@ class StreamSubscriber:
         # Each queued frame with the event it carries, so unsent frames can be given back.
         self._queued: deque[tuple[bytes, Position, int]] = deque()
         self._wakeup = asyncio.Event()
+        # Direct writes (see the module docstring); None until the stream is live under Daphne.
+        self._write: Callable[[bytes], None] | None = None
+        self._has_room: Callable[[], bool] = lambda: True
+        self._chunk_bytes = 1 << 20
+        self.direct_writes = 0
 
     def token(self) -> str:
         return token_encode(self.positions)
@@ -76,9 +86,28 @@ class StreamSubscriber:
                 return
             frame = hub.shared_frame(event, self.topics) if self.in_sync else event.frame(self.token())
             self._queued.append((frame, event.position, event.offset))
-            self._wakeup.set()
+            if self._write is None:
+                self._wakeup.set()
         if not self.in_sync:
             self.in_sync = hub.in_sync(self)
+
+    def direct_writes_start(
+        self, write: Callable[[bytes], None], has_room: Callable[[], bool], chunk_bytes: int
+    ) -> None:
+        """From now on `flush()` writes this client's frames with `write` while `has_room()`."""
+        self._write, self._has_room, self._chunk_bytes = write, has_room, chunk_bytes
+
+    def flush(self) -> None:
+        """Write the queued frames into the connection now, if it has room; called by the hub
+        after each batch. Without room, the stream's task takes over (it waits for the
+        socket, or sends the client away as slow), so nothing here ever blocks."""
+        if not self._queued or self._write is None or self.close_reason is not None:
+            return
+        if self._has_room():
+            self._write(self._chunk_pop(self._chunk_bytes))
+            self.direct_writes += 1
+        if self._queued:
+            self._wakeup.set()
 
     def close(self, reason: str) -> None:
         """Stop taking events; the positions now say exactly what was queued."""
@@ -107,11 +136,18 @@ class StreamSubscriber:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+        chunk = self._chunk_pop(max_bytes)
+        if not self._queued:
+            self._wakeup.clear()
+        return chunk
+
+    def _chunk_pop(self, max_bytes: int) -> bytes:
+        """The queued frames as one chunk of at most `max_bytes` (but at least one frame)."""
         frames, size = [], 0
         while self._queued and (not frames or size + len(self._queued[0][0]) <= max_bytes):
             frame = self._queued.popleft()[0]
             frames.append(frame)
             size += len(frame)
-        if not self._queued:
-            self._wakeup.clear()
+        if frames:
+            metrics.events_delivered(len(frames))
         return b"".join(frames)

@@ -1,6 +1,11 @@
 from types import SimpleNamespace
 
-from crm_events.daphne_integration import WRITE_BUFFER_EXTENSION, _with_write_buffer, pending_bytes
+from crm_events.daphne_integration import (
+    BODY_WRITE_EXTENSION,
+    WRITE_BUFFER_EXTENSION,
+    _with_stream_extensions,
+    pending_bytes,
+)
 
 
 def test_pending_bytes_counts_both_twisted_buffers_and_a_tls_wrapper():
@@ -10,18 +15,30 @@ def test_pending_bytes_counts_both_twisted_buffers_and_a_tls_wrapper():
     assert pending_bytes(tls) == 127
 
 
-def test_http_scopes_get_the_write_buffer_extension():
+def test_http_scopes_get_the_write_buffer_and_body_write_extensions():
     tcp = SimpleNamespace(dataBuffer=b"abc", offset=0, _tempDataLen=0, transport=None)
-    protocol = SimpleNamespace(channel=SimpleNamespace(transport=tcp))
+    replies = []
+
+    class Protocol:  # hashable, as Daphne's protocols are (they key `server.connections`)
+        channel = SimpleNamespace(transport=tcp)
+        handle_reply = staticmethod(replies.append)
+
+    protocol = Protocol()
+    server = SimpleNamespace(connections={protocol: {}})
     seen = {}
 
     def create_application(server, protocol, scope):
         seen.update(scope)
         return "queue"
 
-    create = _with_write_buffer(create_application)
-    assert create(object(), protocol, {"type": "http"}) == "queue"
+    create = _with_stream_extensions(create_application)
+    assert create(server, protocol, {"type": "http"}) == "queue"
     assert seen["extensions"][WRITE_BUFFER_EXTENSION]() == 3
+    seen["extensions"][BODY_WRITE_EXTENSION](b"data: x\n\n")
+    assert replies == [{"type": "http.response.body", "body": b"data: x\n\n", "more_body": True}]
+    server.connections[protocol]["disconnected"] = True
+    seen["extensions"][BODY_WRITE_EXTENSION](b"late")
+    assert len(replies) == 1, "nothing is written to a connection Daphne knows is gone"
     seen.clear()
-    create(object(), protocol, {"type": "websocket"})
+    create(server, protocol, {"type": "websocket"})
     assert "extensions" not in seen

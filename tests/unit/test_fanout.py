@@ -165,3 +165,25 @@ async def test_a_heartbeat_past_the_hub_position_repairs_the_records_that_never_
     assert repairs == [(("t", 0), 2, 5)]
     await hub.message_handle(heartbeat)  # repaired: the same heartbeat again changes nothing
     assert len(repairs) == 1
+
+
+async def test_direct_writes_send_each_batch_as_one_chunk_and_hand_over_when_the_socket_is_full():
+    hub = hub_at({("t", 0): 0})
+    written: list[bytes] = []
+    room = [True]
+    subscriber = subscriber_at(hub, max_frames=10)
+    subscriber.direct_writes_start(written.append, lambda: room[0], chunk_bytes=1 << 20)
+
+    await hub.message_handle(broadcast.records_message([record(0), record(1)]))
+    assert written == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write for the batch"
+    assert not subscriber._wakeup.is_set(), "the stream's task is not woken for events already written"
+
+    room[0] = False  # the client stopped reading: its task takes over, nothing is written here
+    await hub.message_handle(broadcast.records_message([record(2)]))
+    assert len(written) == 1 and subscriber._wakeup.is_set()
+    assert await subscriber.take(timeout=0) == frame(2, {("t", 0): 3})
+
+    room[0] = True
+    subscriber.close(CLOSE_SLOW)
+    await hub.message_handle(broadcast.records_message([record(3)]))
+    assert len(written) == 1, "a closing stream's last frames go out through its own task"
