@@ -14,11 +14,18 @@
    stream could tell its client where to resume. We take SIGTERM first: close the
    streams (each sends its resume id), give them `shutdown_grace` seconds, then let
    Daphne stop as before.
+4. Garbage collection. A process holding thousands of streams holds many objects
+   for each; with the interpreter's defaults it ran a full collection every few
+   seconds under load, each pausing every stream for 200-250 ms (measured by the
+   benchmark at 1,000 clients). We freeze what start-up created (it lives as long
+   as the process) and collect the young generation less often, so fewer objects
+   live long enough to make full collections due.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -29,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 WRITE_BUFFER_EXTENSION = "aetherlink.write_buffer"
 BODY_WRITE_EXTENSION = "aetherlink.body_write"
+# Allocations between young collections (the interpreter's default is 700): per-event
+# objects mostly die before a collection sees them, instead of being promoted.
+GC_YOUNG_THRESHOLD = 50_000
+
 
 def pending_bytes(transport: Any) -> int:
     """Unsent bytes in a Twisted TCP transport (and a TLS wrapper's own buffer, if any)."""
@@ -82,6 +93,14 @@ async def _close_then_stop(reactor: Any, grace: float) -> None:
         reactor.stop()
 
 
+def gc_tune() -> None:
+    """Freeze start-up's objects out of every later collection; collect young ones less often."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def daphne_integrate(*, shutdown_grace: float) -> None:
     """Install these additions when this process is a Daphne server; else do nothing."""
     daphne_server = sys.modules.get("daphne.server")
@@ -92,3 +111,4 @@ def daphne_integrate(*, shutdown_grace: float) -> None:
         server_class.create_application = _with_stream_extensions(server_class.create_application)
         server_class.create_application._aetherlink = True
     _graceful_sigterm(shutdown_grace)
+    gc_tune()
