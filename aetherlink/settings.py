@@ -197,11 +197,17 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_PREFIX = env.str("REDIS_PREFIX", default="aetherlink")
 # The consumer sends one layer message per batch of records to each web process;
 # a web process that cannot drain its channel this deep is repaired from Kafka.
+# A receive blocks in Redis for up to 5 s (channels-redis' BZPOPMIN); redis-py's default
+# socket timeout is also 5 s, so an idle receive could time out on our side just as
+# Redis answered, dropping the connection (and a message with it). Wait longer.
+REDIS_SOCKET_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [
+                {"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
+            ],
             "prefix": REDIS_PREFIX,
             "capacity": 5000,
             "expiry": 60,
