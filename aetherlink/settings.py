@@ -242,6 +242,9 @@ SSE_RETRY_MS = _positive_int("SSE_RETRY_MS", 3000)
 SSE_CLIENT_BUFFER = _positive_int("SSE_CLIENT_BUFFER", 1000)
 # Bytes Daphne may hold unsent for one client before the stream stops writing to it.
 SSE_WRITE_BUFFER_BYTES = _positive_int("SSE_WRITE_BUFFER_BYTES", 256 * 1024)
+# The kernel's send buffer for a stream's socket (SO_SNDBUF; Linux doubles it). Left to
+# itself it grows to several MiB for a client that stops reading, on top of the above.
+SSE_SOCKET_SEND_BUFFER = _positive_int("SSE_SOCKET_SEND_BUFFER", 256 * 1024)
 # Seconds a client may make no progress (write buffer full) before it is sent away to resume.
 SSE_STALL_TIMEOUT = _positive_float("SSE_STALL_TIMEOUT", 30.0)
 # Seconds after which a stream ends with its resume id (clients reconnect); 0 = never.

@@ -71,6 +71,7 @@ class StreamConfig:
     retry_ms: int
     client_buffer: int
     write_buffer_bytes: int
+    socket_send_buffer: int
     stall_timeout: float
     max_lifetime: float
     shutdown_grace: float
@@ -171,6 +172,7 @@ def stream_config() -> StreamConfig:
         retry_ms=settings.SSE_RETRY_MS,
         client_buffer=settings.SSE_CLIENT_BUFFER,
         write_buffer_bytes=settings.SSE_WRITE_BUFFER_BYTES,
+        socket_send_buffer=settings.SSE_SOCKET_SEND_BUFFER,
         stall_timeout=settings.SSE_STALL_TIMEOUT,
         max_lifetime=settings.SSE_MAX_LIFETIME,
         shutdown_grace=settings.SSE_SHUTDOWN_GRACE,

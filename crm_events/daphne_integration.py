@@ -10,6 +10,8 @@
    Daphne, minus the trip through a task per client. The fan-out hub writes each
    event batch to every client that has room this way, so an event costs one
    buffer append per client instead of one task wake-up per client.
+   `aetherlink.send_buffer` sets the socket's kernel send buffer, which Linux
+   otherwise grows to several MiB for a client that stops reading.
 3. Graceful stop. On SIGTERM Daphne cancels every application at once, so no
    stream could tell its client where to resume. We take SIGTERM first: close the
    streams (each sends its resume id), give them `shutdown_grace` seconds, then let
@@ -28,6 +30,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_BUFFER_EXTENSION = "aetherlink.write_buffer"
 BODY_WRITE_EXTENSION = "aetherlink.body_write"
+SEND_BUFFER_EXTENSION = "aetherlink.send_buffer"
 # Allocations between young collections (the interpreter's default is 700): per-event
 # objects mostly die before a collection sees them, instead of being promoted.
 GC_YOUNG_THRESHOLD = 50_000
@@ -50,6 +54,16 @@ def pending_bytes(transport: Any) -> int:
         total += getattr(transport, "_tempDataLen", 0)
         transport = getattr(transport, "transport", None)
     return total
+
+
+def send_buffer_set(transport: Any, size: int) -> None:
+    """Set SO_SNDBUF on the TCP socket under `transport` (through a TLS wrapper, if any)."""
+    while transport is not None:
+        sock = getattr(transport, "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+            return
+        transport = getattr(transport, "transport", None)
 
 
 def body_write(server: Any, protocol: Any, body: bytes) -> None:
@@ -68,6 +82,7 @@ def _with_stream_extensions(create_application: Callable[..., Any]) -> Callable[
             extensions = scope.setdefault("extensions", {})
             extensions[WRITE_BUFFER_EXTENSION] = lambda: pending_bytes(transport)
             extensions[BODY_WRITE_EXTENSION] = lambda body: body_write(server, protocol, body)
+            extensions[SEND_BUFFER_EXTENSION] = lambda size: send_buffer_set(transport, size)
         return create_application(server, protocol, scope)
 
     return create

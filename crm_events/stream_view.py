@@ -18,7 +18,11 @@ from django.views.decorators.http import require_GET
 
 from crm_events import metrics
 from crm_events.config import kafka_config, stream_config
-from crm_events.daphne_integration import BODY_WRITE_EXTENSION, WRITE_BUFFER_EXTENSION
+from crm_events.daphne_integration import (
+    BODY_WRITE_EXTENSION,
+    SEND_BUFFER_EXTENSION,
+    WRITE_BUFFER_EXTENSION,
+)
 from crm_events.exceptions import ApiError, KafkaUnavailable, StreamRequestError
 from crm_events.fanout import EventHub, hub_get
 from crm_events.hub_observer import hub_observe
@@ -94,6 +98,8 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
     if plan.gaps:
         metrics.gap_reported(len(plan.gaps))
     extensions = request.scope.get("extensions", {})
+    if send_buffer := extensions.get(SEND_BUFFER_EXTENSION):
+        send_buffer(config.socket_send_buffer)
     session = StreamSession(
         hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
         write_buffer=extensions.get(WRITE_BUFFER_EXTENSION), body_write=extensions.get(BODY_WRITE_EXTENSION),

@@ -1,3 +1,4 @@
+import socket
 from types import SimpleNamespace
 
 from crm_events.daphne_integration import (
@@ -5,6 +6,7 @@ from crm_events.daphne_integration import (
     WRITE_BUFFER_EXTENSION,
     _with_stream_extensions,
     pending_bytes,
+    send_buffer_set,
 )
 
 
@@ -42,3 +44,11 @@ def test_http_scopes_get_the_write_buffer_and_body_write_extensions():
     seen.clear()
     create(server, protocol, {"type": "websocket"})
     assert "extensions" not in seen
+
+
+def test_the_send_buffer_is_set_on_the_tcp_socket_under_a_tls_wrapper():
+    with socket.socket() as sock:
+        tls = SimpleNamespace(transport=SimpleNamespace(socket=sock))
+        send_buffer_set(tls, 65536)
+        # Linux doubles the value for its bookkeeping; either way it is no longer autotuned.
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (65536, 131072)
