@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from crm_events import broadcast
+from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig, kafka_config
 from crm_events.events import record_decode
 from crm_events.exceptions import KafkaUnavailable
@@ -205,8 +205,11 @@ class EventHub:
 
     def flush_all(self) -> None:
         """Write what the last batch queued to every client that has room (one write each)."""
+        written = 0
         for subscriber in self.subscribers:
-            subscriber.flush()
+            written += subscriber.flush()
+        if written:
+            metrics.events_delivered(written)
 
     # --- repairing the live path from Kafka ------------------------------------------
 

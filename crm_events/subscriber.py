@@ -97,17 +97,23 @@ class StreamSubscriber:
         """From now on `flush()` writes this client's frames with `write` while `has_room()`."""
         self._write, self._has_room, self._chunk_bytes = write, has_room, chunk_bytes
 
-    def flush(self) -> None:
-        """Write the queued frames into the connection now, if it has room; called by the hub
-        after each batch. Without room, the stream's task takes over (it waits for the
-        socket, or sends the client away as slow), so nothing here ever blocks."""
+    def flush(self) -> int:
+        """Write the queued frames into the connection now, if it has room; return how many.
+
+        Called by the hub after each batch. Without room, the stream's task takes over (it
+        waits for the socket, or sends the client away as slow), so nothing here blocks.
+        """
         if not self._queued or self._write is None or self.close_reason is not None:
-            return
+            return 0
+        written = 0
         if self._has_room():
+            written = len(self._queued)
             self._write(self._chunk_pop(self._chunk_bytes))
+            written -= len(self._queued)
             self.direct_writes += 1
         if self._queued:
             self._wakeup.set()
+        return written
 
     def close(self, reason: str) -> None:
         """Stop taking events; the positions now say exactly what was queued."""
@@ -136,7 +142,10 @@ class StreamSubscriber:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+        queued = len(self._queued)
         chunk = self._chunk_pop(max_bytes)
+        if queued > len(self._queued):
+            metrics.events_delivered(queued - len(self._queued))
         if not self._queued:
             self._wakeup.clear()
         return chunk
@@ -148,6 +157,4 @@ class StreamSubscriber:
             frame = self._queued.popleft()[0]
             frames.append(frame)
             size += len(frame)
-        if frames:
-            metrics.events_delivered(len(frames))
         return b"".join(frames)

@@ -1,6 +1,7 @@
 import asyncio
 
 from channels.layers import InMemoryChannelLayer
+from prometheus_client import REGISTRY
 
 from crm_events import broadcast
 from crm_events.config import kafka_config
@@ -173,9 +174,11 @@ async def test_direct_writes_send_each_batch_as_one_chunk_and_hand_over_when_the
     room = [True]
     subscriber = subscriber_at(hub, max_frames=10)
     subscriber.direct_writes_start(written.append, lambda: room[0], chunk_bytes=1 << 20)
+    delivered_before = REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total")
 
     await hub.message_handle(broadcast.records_message([record(0), record(1)]))
     assert written == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write for the batch"
+    assert REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total") == delivered_before + 2
     assert not subscriber._wakeup.is_set(), "the stream's task is not woken for events already written"
 
     room[0] = False  # the client stopped reading: its task takes over, nothing is written here
