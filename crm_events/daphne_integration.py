@@ -35,6 +35,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import tcp
+
 logger = logging.getLogger(__name__)
 
 WRITE_BUFFER_EXTENSION = "aetherlink.write_buffer"
@@ -71,7 +73,39 @@ def body_write(server: Any, protocol: Any, body: bytes) -> None:
     connection = server.connections.get(protocol)
     if connection is None or connection.get("disconnected"):
         return  # the client left; Daphne is telling the application so
-    protocol.handle_reply({"type": "http.response.body", "body": body, "more_body": True})
+    if not chunk_send_now(protocol, body):
+        protocol.handle_reply({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def chunk_send_now(protocol: Any, body: bytes) -> bool:
+    """Send one chunk of a chunked HTTP/1.1 response straight into its TCP socket.
+
+    Twisted would queue it, register the socket with the event loop for writing, send
+    on the next pass and unregister: two epoll changes and a callback per write, which
+    the benchmark measured at about half of the cost of a delivery. When nothing is
+    queued ahead of it, we send at once, and hand Twisted only what the kernel did not
+    take, so the order of bytes never changes. Anything else (TLS, HTTP/2, HTTP/1.0,
+    headers not yet out, a closing connection) returns False and takes Twisted's path.
+    """
+    transport = getattr(getattr(protocol, "channel", None), "transport", None)
+    if not (
+        isinstance(transport, tcp.Server)
+        and protocol.startedWriting and protocol.chunked and not protocol.finished
+        and transport.connected and not transport.disconnecting and not transport._writeDisconnected
+        and pending_bytes(transport) == 0
+    ):
+        return False
+    data = b"%x\r\n%s\r\n" % (len(body), body)
+    try:
+        sent = transport.socket.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        return False  # Twisted's own write finds the error and closes the connection its way
+    protocol.sentLength += len(body)
+    if sent < len(data):
+        transport.write(data[sent:])
+    return True
 
 
 def _with_stream_extensions(create_application: Callable[..., Any]) -> Callable[..., Any]:
