@@ -87,6 +87,11 @@ class Principal:
             return True
         return EventFilter(kinds=self.allowed_kinds).matches({"type": event_type})
 
+    @property
+    def reads_all(self) -> bool:
+        """No topic or kind restriction: every event is allowed."""
+        return self.allowed_topics is None and self.allowed_kinds is None
+
     def event_allowed(self, payload: dict[str, Any]) -> bool:
         """Per-event check for live and replayed events: topic and type must both be allowed.
 

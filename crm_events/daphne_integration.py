@@ -49,6 +49,8 @@ GC_YOUNG_THRESHOLD = 50_000
 
 def pending_bytes(transport: Any) -> int:
     """Unsent bytes in a Twisted TCP transport (and a TLS wrapper's own buffer, if any)."""
+    if type(transport) is tcp.Server:  # the common case, asked per client per batch
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     total = 0
     while transport is not None:
         data_buffer = getattr(transport, "dataBuffer", b"")
