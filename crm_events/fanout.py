@@ -12,6 +12,13 @@ from them without asking Kafka. A record below its partition's position is a
 replay (a restarted consumer) and is dropped; a record whose `prev` lies above it
 means the live path lost records (Redis restarted, say), and the hub reads the
 missing range from Kafka before going on, so the live stream never has holes.
+
+Writing to clients is self-clocked: after a batch the hub writes at once, unless
+its previous write round ended less than that round's own duration ago; then it
+writes when that much time has passed. At light load every batch goes out as it
+comes; when batches come faster than a round of writes takes, the frames of several
+batches go out together, one socket write per client, and writing never takes more
+than about half of the process's time.
 """
 
 from __future__ import annotations
@@ -83,6 +90,8 @@ class EventHub:
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_not_before = 0.0
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -103,6 +112,8 @@ class EventHub:
 
     async def stop(self) -> None:
         self.close_all(CLOSE_SHUTDOWN)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -170,7 +181,7 @@ class EventHub:
         if message.get("type") == broadcast.MESSAGE_RECORDS:
             for item in message["records"]:
                 await self.record_handle(item)
-            self.flush_all()
+            self.flush_soon()
         elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
             self.last_heartbeat_at = time.monotonic()
             self.consumer_lag[message["consumer"]] = message["lag"]
@@ -203,13 +214,29 @@ class EventHub:
         for subscriber in self.subscribers:
             subscriber.offer(event, self)
 
+    def flush_soon(self) -> None:
+        """Write queued frames now, or once the last round of writes is as long ago as it took."""
+        if self._flush_timer is not None:
+            return  # already due: the frames queued since go out with it
+        loop = asyncio.get_running_loop()
+        wait = self._flush_not_before - loop.time()
+        if wait <= 0:
+            self.flush_all()
+        else:
+            self._flush_timer = loop.call_later(wait, self.flush_all)
+
     def flush_all(self) -> None:
-        """Write what the last batch queued to every client that has room (one write each)."""
+        """Write what the last batches queued to every client that has room (one write each)."""
+        self._flush_timer = None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         written = 0
         for subscriber in self.subscribers:
             written += subscriber.flush()
         if written:
             metrics.events_delivered(written)
+        finished = loop.time()
+        self._flush_not_before = finished + (finished - started)
 
     # --- repairing the live path from Kafka ------------------------------------------
 

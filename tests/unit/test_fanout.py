@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 from channels.layers import InMemoryChannelLayer
 from prometheus_client import REGISTRY
@@ -190,3 +191,22 @@ async def test_direct_writes_send_each_batch_as_one_chunk_and_hand_over_when_the
     subscriber.close(CLOSE_SLOW)
     await hub.message_handle(broadcast.records_message([record(3)]))
     assert len(written) == 1, "a closing stream's last frames go out through its own task"
+
+
+async def test_batches_arriving_faster_than_a_round_of_writes_go_out_together():
+    hub = hub_at({("t", 0): 0})
+    written: list[bytes] = []
+
+    def slow_write(chunk: bytes) -> None:
+        written.append(chunk)
+        time.sleep(0.2)  # a round of writes to many clients takes this long
+
+    subscriber = subscriber_at(hub)
+    subscriber.direct_writes_start(slow_write, lambda: True, chunk_bytes=1 << 20)
+    await hub.message_handle(broadcast.records_message([record(0)]))
+    assert len(written) == 1, "light load: a batch is written as it comes"
+    await hub.message_handle(broadcast.records_message([record(1)]))
+    await hub.message_handle(broadcast.records_message([record(2)]))
+    assert len(written) == 1, "the last round ended less than its own length ago: wait"
+    await asyncio.sleep(0.5)
+    assert written[1:] == [frame(1, {("t", 0): 2}) + frame(2, {("t", 0): 3})], "both batches, one write"
