@@ -53,18 +53,16 @@ REPAIR_TIMEOUT = 30.0
 class LiveEvent:
     """An event as the hub hands it out: payload, JSON text, and frames built once."""
 
-    __slots__ = ("topic", "partition", "offset", "payload", "data")
+    __slots__ = ("topic", "partition", "offset", "position", "payload", "data")
 
     def __init__(self, payload: dict[str, Any]) -> None:
         self.topic: str = payload["topic"]
         self.partition: int = payload["partition"]
         self.offset: int = payload["offset"]
+        # Built once: every subscriber looks its position up by it.
+        self.position: Position = (self.topic, self.partition)
         self.payload = payload
         self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-
-    @property
-    def position(self) -> Position:
-        return (self.topic, self.partition)
 
     def frame(self, token: str) -> bytes:
         return frame_encode(self.data, event_id=token)
