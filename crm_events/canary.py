@@ -10,7 +10,6 @@ arrived within `CANARY_MAX_AGE`. Streams hide canaries unless asked (`is_canary`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from crm_events.config import CanaryConfig, KafkaConfig
 from crm_events.kafka_clients import producer_create
 from crm_events.publisher import EventPublisher, publisher_run_until_signalled
 from crm_events.retry import Backoff
+from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,4 @@ async def publisher_run_with_canary(publisher: EventPublisher, canary: CanaryCon
     try:
         await publisher_run_until_signalled(publisher)
     finally:
-        producing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producing
+        await task_stop(producing)

@@ -44,6 +44,7 @@ from crm_events.resume import Position, positions_text, token_encode
 from crm_events.retry import Backoff
 from crm_events.sse import frame_encode
 from crm_events.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
+from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,7 @@ class EventHub:
         self.close_all(CLOSE_SHUTDOWN)
         if self._flush_timer is not None:
             self._flush_timer.cancel()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(task_stop(task) for task in self._tasks))
         await self.offsets.close()
 
     def subscribe(self, subscriber: StreamSubscriber) -> None:

@@ -17,6 +17,7 @@ from channels.layers import BaseChannelLayer
 from redis.exceptions import RedisError
 
 from crm_events.retry import Backoff
+from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class LayerSubscription:
             while True:
                 await self.handle(await self.layer.receive(self.channel_name))
         finally:
-            renewal.cancel()
-            await asyncio.gather(renewal, return_exceptions=True)
+            await task_stop(renewal)
 
     async def _renew_forever(self) -> None:
         while True:

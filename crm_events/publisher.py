@@ -26,6 +26,7 @@ from crm_events.config import KafkaConfig
 from crm_events.events import record_decode
 from crm_events.kafka_clients import group_consumer_create, topics_ensure
 from crm_events.retry import Backoff
+from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,7 @@ class EventPublisher:
                 if published:
                     await self._commit(consumer, tracker, published)
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            await task_stop(heartbeat)
 
     async def _publish_partition(
         self, tracker: PositionTracker, tp: TopicPartition, records: list[ConsumerRecord]
@@ -157,9 +157,8 @@ class EventPublisher:
     async def _heartbeat_loop(self, consumer: AIOKafkaConsumer, tracker: PositionTracker) -> None:
         while True:
             try:
-                lag = await asyncio.wait_for(
-                    _lag_measure(consumer, tracker), timeout=self.heartbeat_interval
-                )
+                async with asyncio.timeout(self.heartbeat_interval):
+                    lag = await _lag_measure(consumer, tracker)
                 metrics.consumer_lag_set({self.consumer_id: lag})
                 # Read after the awaits: only records whose group_send has returned count.
                 published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
@@ -173,7 +172,8 @@ class EventPublisher:
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await self.stopping.wait()
 
 
 def _record_item(record: ConsumerRecord, *, prev: int) -> dict[str, Any]:
