@@ -23,6 +23,7 @@ import datetime
 import json
 import resource
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -126,10 +127,12 @@ async def _warm_up(bench: Bench, designs: set[str]) -> None:
 
 async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     modes: dict[str, Any] = {}
+    print(f"{time.strftime('%X')} warmed up; load average {load_average()}", flush=True)
     fixed = {"clients": args.clients, "rate": args.rate, "seconds": args.duration, "drain": args.drain}
     for mode, design in (("kafka", "service"), ("inproc", "inproc"), ("groups", "groups")):
         if mode in args.modes:
-            print(f"-- {mode}: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s", flush=True)
+            print(f"{time.strftime('%X')} -- {mode}: {args.clients} x {args.rate:g} ev/s for "
+                  f"{args.duration:g} s", flush=True)
             modes[mode] = await fanout_mode(bench, design, **fixed, profile=mode if args.profile else None)
             # Only the first N-client mode grows the process from its warm-up size; later ones
             # reuse memory the allocator kept from earlier connections.
@@ -140,7 +143,8 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     if "step" in args.modes:
         modes["step"] = {}
         for design in args.step_designs:
-            print(f"-- step: {design}, {args.step_clients} clients, rates {args.step_rates}", flush=True)
+            print(f"{time.strftime('%X')} -- step: {design}, {args.step_clients} clients, "
+                  f"rates {args.step_rates}", flush=True)
             modes["step"][design] = await step_mode(
                 bench, design, clients=args.step_clients, rates=args.step_rates,
                 seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
@@ -154,12 +158,13 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
                 if best is not None:
                     modes["step"][key + suffix] = round(service / best, 2) if best else None
     if "slow" in args.modes:
-        print(f"-- slow: {args.slow_clients} stalled clients for {args.slow_seconds:g} s", flush=True)
+        print(f"{time.strftime('%X')} -- slow: {args.slow_clients} stalled clients for "
+              f"{args.slow_seconds:g} s", flush=True)
         modes["slow"] = await slow_mode(
             bench, stalled=args.slow_clients, readers=args.slow_readers, rate=args.slow_rate,
             seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf)
     if "churn" in args.modes:
-        print(f"-- churn: {args.churn_cycles} cycles", flush=True)
+        print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
         modes["churn"] = await churn_mode(
             bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
     return modes
@@ -167,6 +172,8 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     _nofile_raise()
+    # SIGTERM cancels the run, so the `finally` below still stops every process it started.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     load_start = await _load_wait(args.max_load, args.max_load_wait)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"
@@ -174,6 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = BenchStack(run_dir, kafka_bootstrap=args.kafka, redis_url=args.redis)
     pool = ticker = None
     try:
+        print(f"{time.strftime('%X')} starting the stack in {run_dir}", flush=True)
         await stack.start()
         pool = await ClientPool.start(args.client_procs, "127.0.0.1", stack.port)
         ticker = KafkaTicker(stack.kafka_bootstrap)

@@ -6,7 +6,11 @@ unless given), a fresh topic, one `manage.py consume_events` and ONE Daphne proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +21,38 @@ from scripts.localstack import KafkaServer, RedisServer, free_port
 from tests.support.processes import ServiceProcess, http_get, http_status_or_none, service_env, wait_until
 
 READY_TIMEOUT = 90.0
+GONE_TIMEOUT = 10.0
+
+
+def _gone_ensure(pid: int) -> None:
+    """Make sure a service process we started has really exited; SIGKILL it by its PID if not.
+
+    Seen once after the run was cancelled by SIGTERM: `Popen.wait` returned while Daphne and the
+    consumer, having logged their stop, were still running (and exited on a second SIGTERM).
+    """
+    deadline = time.monotonic() + GONE_TIMEOUT
+    while _ours_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _ours_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ours_alive(pid: int) -> bool:
+    """Still running, and still our Daphne or consumer (a PID can be reused)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return (b"bench.asgi_modes" in command or b"consume_events" in command) and _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 class BenchStack:
@@ -92,7 +128,9 @@ class BenchStack:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
+            pid = process.process.pid
             process.stop()
+            _gone_ensure(pid)
         for server in (self.redis, self.kafka):
             if server is not None:
                 server.stop()
