@@ -44,10 +44,10 @@ from bench.stack import BenchStack
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
-QUICK = {"clients": 200, "duration": 5.0, "step_clients": 200, "step_rates": "5,10,20,40",
-         "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 10.0,
-         "churn_cycles": 1000}
-FULL = {"clients": 2000, "duration": 30.0, "step_clients": 1000,
+QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
+         "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
+         "churn_cycles": 500}
+FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
         "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
         "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000}
 
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, help="N for kafka/inproc/groups (quick 200, full 2000)")
     p.add_argument("--rate", type=float, default=10.0, help="events/s for kafka/inproc/groups")
     p.add_argument("--duration", type=float, help="seconds of producing per window (quick 5, full 30)")
-    p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")
+    p.add_argument("--drain", type=float, help="seconds to wait for late deliveries (quick 5, full 10)")
     p.add_argument("--step-clients", type=int)
     p.add_argument("--step-rates", help="events/s, comma separated, ascending")
     p.add_argument("--step-seconds", type=float)
