@@ -16,16 +16,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _poll(condition: Callable[[], Any], deadline: float, timeout: float, what: str) -> Any:
+    """One look at `condition`: its result, or an AssertionError once the deadline passed."""
+    result = condition()
+    if not result and time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return result
+
+
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.05):
     """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    while not (result := _poll(condition, deadline, timeout, what)):
         time.sleep(every)
+    return result
 
 
 class ServiceProcess:
@@ -117,10 +121,6 @@ async def async_wait_until(condition: Callable[[], Any], *, timeout: float, what
     import asyncio
 
     deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    while not (result := _poll(condition, deadline, timeout, what)):
         await asyncio.sleep(0.05)
+    return result
