@@ -21,6 +21,7 @@ from bench.procstat import CpuMeter, load_average, rss_kb
 from bench.producer import KafkaTicker, inproc_run
 from bench.stack import BenchStack
 from bench.stats import latency_summary, mib
+from bench.waits import task_stop
 
 PATHS = {"service": "/crm-events", "inproc": "/bench/inproc", "groups": "/bench/groups"}
 STREAM_COUNTERS = {"service": "hub_streams", "inproc": "inproc_streams", "groups": "groups_streams"}
@@ -81,10 +82,14 @@ class Bench:
         except (TimeoutError, OSError):
             return None  # an overloaded server may not answer in time; the window still counts
 
-    async def produce(self, design: str, *, run: str, rate: float, count: int) -> dict[str, Any]:
+    async def produce(
+        self, design: str, *, run: str, rate: float, count: int, stop: asyncio.Event | None = None
+    ) -> dict[str, Any]:
+        """Produce `count` events at `rate`/s; through Kafka, `stop` ends it early."""
         if design == "inproc":
             return await inproc_run(self.stack, run=run, rate=rate, count=count, pad=self.pad)
-        return await self.ticker.run(topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad)
+        return await self.ticker.run(
+            topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad, stop=stop)
 
     async def window(
         self, design: str, *, clients: int, rate: float, seconds: float, drain: float,
@@ -94,7 +99,8 @@ class Bench:
         expected = count * clients
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
-        sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backlog.run())]
+        sampling = {"the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
+                    "the layer backlog probe": (backlog, asyncio.create_task(backlog.run()))}
         cpu = self.cpu_meter()
         started = time.monotonic()
         cpu.start(started)
@@ -110,9 +116,9 @@ class Bench:
                 (await self.stack.get("/bench/profile?action=stop"))[1].decode())
         delivered = await self._drain(run, expected, drain)
         drain_seconds = time.monotonic() - produced_at
-        for task in sampling:
-            task.cancel()
-        await asyncio.gather(*sampling, return_exceptions=True)
+        for what, (probe, task) in sampling.items():
+            probe.stop()
+            await task_stop(task, what)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
         gc_after = await self._gc_stats()
@@ -129,7 +135,7 @@ class Bench:
             "server_rss_mib": {"peak": mib(sampler.peak)}, "ended_by_server": stats["ended"],
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
-            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
+            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last, "missed_samples": backlog.missed},
             "server_gc": _gc_window(gc_before, gc_after) if gc_before and gc_after else None,
         }
 
@@ -150,17 +156,21 @@ def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 class RssSampler:
-    """Samples a process's RSS until cancelled; keeps the peak and the series (seconds, KiB)."""
+    """Samples a process's RSS until `stop()`; keeps the peak and the series (seconds, KiB)."""
 
     def __init__(self, pid: int, every: float = RSS_SAMPLE_SECONDS) -> None:
         self.pid = pid
         self.every = every
         self.peak = 0
         self.series: list[tuple[float, int]] = []
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
 
     async def run(self) -> None:
         started = time.monotonic()
-        while True:
+        while not self.stopping:
             value = rss_kb(self.pid)
             self.peak = max(self.peak, value)
             self.series.append((round(time.monotonic() - started, 1), value))

@@ -21,6 +21,7 @@ from bench.context import PATHS, Bench, RssSampler
 from bench.mode_fanout import clients_close, clients_open
 from bench.procstat import kernel_send_queue_bytes, load_average
 from bench.stats import mib
+from bench.waits import task_stop
 
 SETTLE_SECONDS = 2.0
 CHURN_WARMUP_CYCLES = 200
@@ -42,7 +43,8 @@ async def slow_mode(
         window = await bench.window(
             "service", clients=opening["opened"], rate=rate, seconds=seconds, drain=5.0)
     finally:
-        sampling.cancel()
+        sampler.stop()
+        await task_stop(sampling, "the RSS sampler of the slow mode")
     streams_end = await bench.streams("service")
     rss_end = bench.server_rss_kb()
     kernel_queued = kernel_send_queue_bytes(bench.stack.port)
@@ -71,14 +73,15 @@ async def churn_mode(bench: Bench, *, cycles: int, concurrency: int, rate: float
     await asyncio.sleep(SETTLE_SECONDS)
     before = await bench.server_stats()
     load_before = load_average()
+    stop = asyncio.Event()
     producing = asyncio.create_task(bench.produce(
-        "service", run=bench.run_id(), rate=rate, count=1_000_000))
+        "service", run=bench.run_id(), rate=rate, count=1_000_000, stop=stop))
     started = time.monotonic()
     try:
         churned = await bench.pool.churn(path, cycles, concurrency)
     finally:
-        producing.cancel()
-        await asyncio.gather(producing, return_exceptions=True)
+        stop.set()  # ends the ticker's loop even if a cancellation is swallowed (bench/waits.py)
+        await task_stop(producing, "the Kafka producer of the churn mode")
     seconds = time.monotonic() - started
     streams_left = await bench.streams_wait("service", 0, STREAMS_TIMEOUT)
     await asyncio.sleep(SETTLE_SECONDS)

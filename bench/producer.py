@@ -27,12 +27,17 @@ class KafkaTicker:
     async def stop(self) -> None:
         await self.producer.stop()
 
-    async def run(self, *, topic: str, run: str, rate: float, count: int, pad: int) -> dict[str, Any]:
+    async def run(
+        self, *, topic: str, run: str, rate: float, count: int, pad: int, stop: asyncio.Event | None = None
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         late_max = 0.0
         futures = []
         for seq in range(count):
+            if stop is not None and stop.is_set():
+                count = seq
+                break
             delay = started + seq / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
