@@ -56,24 +56,31 @@ class Bench:
     async def server_stats(self) -> dict[str, Any]:
         status, body = await self.stack.get("/bench/stats")
         if status != 200:
-            raise RuntimeError(f"/bench/stats answered {status}")
+            raise RuntimeError(f"Daphne answered /bench/stats with {status}: {body!r:.300}")
         return body
 
     async def streams(self, design: str) -> int:
         return (await self.server_stats())[STREAM_COUNTERS[design]]
 
     async def streams_wait(self, design: str, count: int, timeout: float) -> int:
-        """Wait until the server holds `count` streams of `design`; return what it holds."""
+        """Wait until the server holds `count` streams of `design`; return what it holds.
+
+        Not reaching it is no error here (the modes report the count), but it is said.
+        -1: the server never answered.
+        """
         deadline = time.monotonic() + timeout
         held = -1
         while time.monotonic() < deadline:
             try:
                 held = await self.streams(design)
             except (TimeoutError, OSError):
-                continue  # busy past its ceiling; ask again until our own deadline
-            if held == count:
-                break
+                pass  # busy past its ceiling; ask again until our own deadline
+            else:
+                if held == count:
+                    return held
             await asyncio.sleep(0.2)
+        print(f"{time.strftime('%X')} warning: the server holds {held} {design} streams, not {count}, "
+              f"after {timeout:g} s", flush=True)
         return held
 
     async def _gc_stats(self) -> dict[str, Any] | None:

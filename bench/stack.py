@@ -17,11 +17,15 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.events import PARTITIONS
+from bench.waits import NoAnswer, bounded
 from scripts.localstack import KafkaServer, RedisServer, free_port
 from tests.support.processes import ServiceProcess, http_get, http_status_or_none, service_env, wait_until
 
 READY_TIMEOUT = 90.0
 GONE_TIMEOUT = 10.0
+TOPIC_TIMEOUT = 60.0
+HTTP_TIMEOUT = 10.0  # for each socket operation of a request to the bench's Daphne
+HTTP_TOTAL = 30.0  # for the whole request
 
 
 def _gone_ensure(pid: int) -> None:
@@ -116,6 +120,10 @@ class BenchStack:
                    timeout=READY_TIMEOUT, what="/readyz 200 (consumer heartbeat reached daphne)")
 
     async def _topic_create(self) -> None:
+        await bounded(self._topic_create_unbounded(), TOPIC_TIMEOUT,
+                      f"Kafka at {self.kafka_bootstrap} (creating topic {self.topic})")
+
+    async def _topic_create_unbounded(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
         await admin.start()
         try:
@@ -124,7 +132,14 @@ class BenchStack:
             await admin.close()
 
     async def get(self, path: str) -> tuple[int, object]:
-        return await asyncio.to_thread(http_get, self.port, path, 10.0)
+        """GET `path` from the bench's Daphne; NoAnswer (a TimeoutError) if it does not answer."""
+        what = f"Daphne (127.0.0.1:{self.port}, GET {path})"
+        try:
+            return await bounded(asyncio.to_thread(http_get, self.port, path, HTTP_TIMEOUT), HTTP_TOTAL, what)
+        except NoAnswer:
+            raise
+        except TimeoutError as error:  # a socket timeout in http_get
+            raise NoAnswer(f"{what} did not answer within {HTTP_TIMEOUT:g} s") from error
 
     def stop(self) -> None:
         for process in reversed(self.processes):
