@@ -37,7 +37,13 @@ class Bench:
     pad: int
     frame_bytes: int
     profile_dir: Path | None = None
+    progress: bool = False
     _runs: int = field(default=0)
+
+    def say(self, message: str) -> None:
+        """A timed progress line (with --progress): where a run that got stuck stopped."""
+        if self.progress:
+            print(f"{time.strftime('%X')}   {message}", flush=True)
 
     def run_id(self) -> str:
         self._runs += 1
@@ -104,6 +110,7 @@ class Bench:
     ) -> dict[str, Any]:
         run, count = self.run_id(), max(1, round(rate * seconds))
         expected = count * clients
+        self.say(f"{run}: {design}, {clients} clients, {count} events at {rate:g}/s: producing")
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
         sampling = {"the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
@@ -121,14 +128,17 @@ class Bench:
         if profile:
             self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
                 (await self.stack.get("/bench/profile?action=stop"))[1].decode())
+        self.say(f"{run}: produced; waiting for {expected} deliveries (at most {drain:g} s)")
         delivered = await self._drain(run, expected, drain)
         drain_seconds = time.monotonic() - produced_at
+        self.say(f"{run}: {delivered}/{expected} delivered; stopping the samplers")
         for what, (probe, task) in sampling.items():
             probe.stop()
             await task_stop(task, what)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
         gc_after = await self._gc_stats()
+        self.say(f"{run}: done")
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": PATHS[design], "clients": clients, "rate": rate,

@@ -26,10 +26,11 @@ import shutil
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.clients import ClientPool
+from bench.clients import ClientPool, LoadClientError
 from bench.context import Bench
 from bench.events import FRAME_BYTES, frame_size, pad_for
 from bench.layer_probe import groups_purge
@@ -40,6 +41,7 @@ from bench.procstat import load_average
 from bench.producer import KafkaTicker
 from bench.report import fanout_table, step_table, targets_evaluate, targets_table
 from bench.stack import BenchStack
+from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-load", type=float, default=0.0,
                    help="first wait until the 1-minute load average is at most this")
     p.add_argument("--max-load-wait", type=float, default=300.0, help="seconds to wait for --max-load")
+    p.add_argument("--progress", action="store_true",
+                   help="a timed line for each step of each window (where a stuck run stopped)")
     return p
 
 
@@ -170,10 +174,42 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     return modes
 
 
+def _sigterm_cancels(main: asyncio.Task[Any], cleaning: list[bool]) -> None:
+    """SIGTERM cancels the run, so its `finally` still stops every process it started.
+
+    The cancellation is repeated every second until the run has reached that `finally`
+    (`cleaning[0]`): one cancellation can be swallowed on the way (see bench/waits.py).
+    """
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        if not cleaning[0] and not main.done():
+            main.cancel()
+            loop.call_later(1.0, cancel)
+
+    def on_sigterm() -> None:
+        print(f"{time.strftime('%X')} SIGTERM: cancelling the run, then stopping its processes", flush=True)
+        cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+
+async def _stop_all(ticker: KafkaTicker | None, pool: ClientPool | None, stack: BenchStack) -> None:
+    """Stop what the run started; one part failing to stop does not keep the others running."""
+    parts = (("the Kafka producer", ticker and ticker.stop), ("the load clients", pool and pool.stop))
+    for what, stop in parts:
+        if stop:
+            try:
+                await stop()
+            except Exception as error:  # noqa: BLE001 - said, and the rest is still stopped
+                print(f"{time.strftime('%X')} warning: stopping {what} failed: {error!r}", flush=True)
+    stack.stop()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     _nofile_raise()
-    # SIGTERM cancels the run, so the `finally` below still stops every process it started.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    cleaning = [False]
+    _sigterm_cancels(asyncio.current_task(), cleaning)
     load_start = await _load_wait(args.max_load, args.max_load_wait)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"
@@ -188,7 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await ticker.start()
         pad = pad_for(stack.topic, args.frame_bytes)
         bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
-                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir)
+                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir, progress=args.progress)
         designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
                                  if mode in args.modes}
         if "step" in args.modes:
@@ -196,11 +232,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _warm_up(bench, designs)
         modes = await _modes_run(bench, args)
     finally:
-        if ticker is not None:
-            await ticker.stop()
-        if pool is not None:
-            await pool.stop()
-        stack.stop()
+        cleaning[0] = True
+        print(f"{time.strftime('%X')} stopping the stack", flush=True)
+        await _stop_all(ticker, pool, stack)
         shutil.rmtree(run_dir / "kafka" / "kraft-logs", ignore_errors=True)
     meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
     return {"meta": meta, "modes": modes, "targets": targets_evaluate(modes)}
@@ -228,7 +262,15 @@ def _print(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _options(argv)
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    except asyncio.CancelledError:
+        print(f"{time.strftime('%X')} benchmark cancelled; its processes were stopped", file=sys.stderr)
+        return 143
+    except (NoAnswer, LoadClientError) as error:
+        traceback.print_exc()
+        print(f"\nbenchmark failed: {error}", file=sys.stderr)
+        return 1
     path = args.json or RESULTS / f"fanout-{result['meta']['date']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))

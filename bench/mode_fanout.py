@@ -20,14 +20,20 @@ STREAMS_TIMEOUT = 30.0
 
 
 async def clients_open(bench: Bench, design: str, clients: int) -> dict[str, Any]:
+    bench.say(f"opening {clients} {design} streams")
     opened = await bench.pool.open(PATHS[design], clients, concurrency=32)
     held = await bench.streams_wait(design, opened["opened"], STREAMS_TIMEOUT)
+    bench.say(f"opened {opened['opened']} {design} streams (errors: {opened['errors'] or 'none'}); "
+              f"the server holds {held}")
     return {**opened, "server_streams": held}
 
 
 async def clients_close(bench: Bench, design: str) -> int:
+    bench.say(f"closing the {design} streams")
     await bench.pool.close()
-    return await bench.streams_wait(design, 0, STREAMS_TIMEOUT)
+    left = await bench.streams_wait(design, 0, STREAMS_TIMEOUT)
+    bench.say(f"closed; the server holds {left} {design} streams")
+    return left
 
 
 async def fanout_mode(

@@ -83,6 +83,7 @@ class BenchStack:
         self.processes: list[ServiceProcess] = []
         self.daphne: ServiceProcess | None = None
         self.consumer: ServiceProcess | None = None
+        self.stopped = False  # ends a readiness wait still running in its thread
 
     @property
     def pids(self) -> dict[str, int]:
@@ -112,11 +113,12 @@ class BenchStack:
 
     def _wait_ready(self) -> None:
         daphne = self.daphne
-        wait_until(lambda: http_status_or_none(self.port, "/healthz") == 200 or not daphne.is_running(),
+        wait_until(lambda: self.stopped or not daphne.is_running()
+                   or http_status_or_none(self.port, "/healthz") == 200,
                    timeout=READY_TIMEOUT, what="daphne /healthz")
         if not daphne.is_running():
             raise RuntimeError(f"daphne exited:\n{daphne.log_text()[-3000:]}")
-        wait_until(lambda: http_status_or_none(self.port, "/readyz") == 200,
+        wait_until(lambda: self.stopped or http_status_or_none(self.port, "/readyz") == 200,
                    timeout=READY_TIMEOUT, what="/readyz 200 (consumer heartbeat reached daphne)")
 
     async def _topic_create(self) -> None:
@@ -142,6 +144,7 @@ class BenchStack:
             raise NoAnswer(f"{what} did not answer within {HTTP_TIMEOUT:g} s") from error
 
     def stop(self) -> None:
+        self.stopped = True
         for process in reversed(self.processes):
             pid = process.process.pid
             process.stop()
