@@ -38,6 +38,7 @@ class Bench:
     frame_bytes: int
     profile_dir: Path | None = None
     progress: bool = False
+    settle: float = 2.0  # seconds the server is left alone before idle memory and churn counts
     _runs: int = field(default=0)
 
     def say(self, message: str) -> None:

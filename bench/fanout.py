@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-rate", type=float, default=200.0, help="events/s while clients stall")
     p.add_argument("--slow-seconds", type=float)
     p.add_argument("--slow-rcvbuf", type=int, default=4096, help="SO_RCVBUF of the stalled clients")
+    p.add_argument("--slow-drain", type=float, default=5.0, help="seconds the readers wait for late events")
+    p.add_argument("--slow-read-seconds", type=float, default=5.0,
+                   help="seconds the stalled clients read at the end (were they sent away?)")
     p.add_argument("--churn-cycles", type=int)
     p.add_argument("--churn-concurrency", type=int, default=50)
     p.add_argument("--churn-rate", type=float, default=10.0, help="events/s flowing during churn")
@@ -88,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-load", type=float, default=0.0,
                    help="first wait until the 1-minute load average is at most this")
     p.add_argument("--max-load-wait", type=float, default=300.0, help="seconds to wait for --max-load")
+    p.add_argument("--settle", type=float, default=2.0,
+                   help="seconds the server is left alone before its idle memory is read, and around churn")
     p.add_argument("--progress", action="store_true",
                    help="a timed line for each step of each window (where a stuck run stopped)")
     return p
@@ -166,7 +171,8 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
               f"{args.slow_seconds:g} s", flush=True)
         modes["slow"] = await slow_mode(
             bench, stalled=args.slow_clients, readers=args.slow_readers, rate=args.slow_rate,
-            seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf)
+            seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf, drain=args.slow_drain,
+            read_seconds=args.slow_read_seconds)
     if "churn" in args.modes:
         print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
         modes["churn"] = await churn_mode(
@@ -224,7 +230,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await ticker.start()
         pad = pad_for(stack.topic, args.frame_bytes)
         bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
-                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir, progress=args.progress)
+                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir, progress=args.progress,
+                      settle=args.settle)
         designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
                                  if mode in args.modes}
         if "step" in args.modes:

@@ -15,7 +15,6 @@ from typing import Any
 from bench.context import PATHS, Bench
 from bench.stats import ON_TIME_MS, mib
 
-IDLE_SETTLE_SECONDS = 2.0
 STREAMS_TIMEOUT = 30.0
 
 
@@ -43,7 +42,7 @@ async def fanout_mode(
     rss_before = bench.server_rss_kb()
     before = await bench.server_stats()
     opening = await clients_open(bench, design, clients)
-    await asyncio.sleep(IDLE_SETTLE_SECONDS)
+    await asyncio.sleep(bench.settle)
     rss_idle = bench.server_rss_kb()
     idle = await bench.server_stats()
     try:
@@ -82,7 +81,7 @@ async def step_mode(
     opening = await clients_open(bench, design, clients)
     steps, failures = [], 0
     try:
-        for rate in rates:
+        for index, rate in enumerate(rates):
             try:
                 window = await bench.window(
                     design, clients=opening["opened"], rate=rate, seconds=seconds, drain=drain)
@@ -96,7 +95,7 @@ async def step_mode(
             # A p99 miss alone does not stop the ladder (one long GC pause in a step does that);
             # steps that lose events do.
             failures = 0 if window["lossless"] else failures + 1
-            if failures >= patience or window["ended_by_server"]:
+            if failures >= patience or window["ended_by_server"] or index == len(rates) - 1:
                 break
             await asyncio.sleep(1.0)  # let queues and the layer settle between steps
     finally:
