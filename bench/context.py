@@ -116,26 +116,28 @@ class Bench:
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
         sampling = {"the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
                     "the layer backlog probe": (backlog, asyncio.create_task(backlog.run()))}
-        cpu = self.cpu_meter()
-        started = time.monotonic()
-        cpu.start(started)
-        load_before = load_average()
-        gc_before = await self._gc_stats()
-        if profile:
-            await self.stack.get("/bench/profile?action=start")
-        produced = await self.produce(design, run=run, rate=rate, count=count)
-        produced_at = time.monotonic()
-        cpu_percent = cpu.percent(produced_at)
-        if profile:
-            self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
-                (await self.stack.get("/bench/profile?action=stop"))[1].decode())
-        self.say(f"{run}: produced; waiting for {expected} deliveries (at most {drain:g} s)")
-        delivered = await self._drain(run, expected, drain)
-        drain_seconds = time.monotonic() - produced_at
-        self.say(f"{run}: {delivered}/{expected} delivered; stopping the samplers")
-        for what, (probe, task) in sampling.items():
-            probe.stop()
-            await task_stop(task, what)
+        try:
+            cpu = self.cpu_meter()
+            started = time.monotonic()
+            cpu.start(started)
+            load_before = load_average()
+            gc_before = await self._gc_stats()
+            if profile:
+                await self.stack.get("/bench/profile?action=start")
+            produced = await self.produce(design, run=run, rate=rate, count=count)
+            produced_at = time.monotonic()
+            cpu_percent = cpu.percent(produced_at)
+            if profile:
+                self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
+                    (await self.stack.get("/bench/profile?action=stop"))[1].decode())
+            self.say(f"{run}: produced; waiting for {expected} deliveries (at most {drain:g} s)")
+            delivered = await self._drain(run, expected, drain)
+            drain_seconds = time.monotonic() - produced_at
+            self.say(f"{run}: {delivered}/{expected} delivered; stopping the samplers")
+        finally:  # also when the window fails: a step past the ceiling must not leave them running
+            for what, (probe, task) in sampling.items():
+                probe.stop()
+                await task_stop(task, what)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
         gc_after = await self._gc_stats()
