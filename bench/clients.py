@@ -16,14 +16,35 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.load_client import CLOSE_TIMEOUT, CONNECT_TIMEOUT
+from bench.waits import NoAnswer, bounded
+
 ROOT = Path(__file__).resolve().parents[1]
 REPLY_LIMIT = 1 << 30  # a stats reply carries every latency sample
+CALL_WAIT = 60.0  # progress, stats: answered at once by a load client that is well
+REPLY_MARGIN = 30.0  # waited past the deadline a command keeps in the load client
+EXIT_WAIT = 10.0
+
+
+def open_deadline(count: int) -> float:
+    """Seconds a load client gets to open `count` streams (normally a few seconds per 100)."""
+    return 60.0 + 0.1 * count
+
+
+def churn_deadline(cycles: int) -> float:
+    """Seconds a load client gets to start `cycles` connect/close cycles."""
+    return 120.0 + 0.1 * cycles
+
+
+class LoadClientError(RuntimeError):
+    """A load-client process did not answer in time, failed a command, or exited."""
 
 
 class ClientProcess:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self._lock = asyncio.Lock()
+        self.broken: str | None = None  # why this process is asked nothing more
 
     @property
     def pid(self) -> int:
@@ -37,25 +58,46 @@ class ClientProcess:
         )
         return cls(process)
 
-    async def call(self, **command: Any) -> dict[str, Any]:
+    async def call(self, command: dict[str, Any], *, wait: float = CALL_WAIT) -> dict[str, Any]:
+        """Send one command and return its reply, waiting at most `wait` seconds for it."""
+        op = command["op"]
         async with self._lock:
-            self.process.stdin.write((json.dumps(command) + "\n").encode())
-            await self.process.stdin.drain()
-            line = await self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"load client {self.pid} exited (code {self.process.returncode})")
-        return json.loads(line)
+            if self.broken:
+                raise LoadClientError(f"load client {self.pid} is not asked {op!r}: {self.broken}")
+            try:
+                self.process.stdin.write((json.dumps(command) + "\n").encode())
+                await bounded(self.process.stdin.drain(), wait, f"load client {self.pid} (taking {op!r})")
+                line = await bounded(self.process.stdout.readline(), wait, f"load client {self.pid} ({op!r})")
+            except BaseException as error:
+                # Its reply may still come, and would be read as the answer to the next command.
+                self.broken = f"its {op!r} command failed ({error!r})"
+                if isinstance(error, NoAnswer | OSError):
+                    raise LoadClientError(f"{error}; the process is {self._state()}") from error
+                raise
+            if not line:
+                self.broken = f"it exited during {op!r}"
+                raise LoadClientError(f"load client {self.pid} exited during {op!r} ({self._state()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise LoadClientError(f"load client {self.pid} failed {reply['error']}")
+        return reply
+
+    def _state(self) -> str:
+        code = self.process.returncode
+        return "running" if code is None else f"exited with code {code}"
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            try:
-                self.process.stdin.write(b'{"op": "exit"}\n')
-                await self.process.stdin.drain()
-                async with asyncio.timeout(10):
-                    await self.process.wait()
-            except (OSError, TimeoutError):
-                self.process.kill()
-                await self.process.wait()
+        if self.process.returncode is not None:
+            return
+        try:
+            if self.broken:
+                raise OSError(self.broken)  # no use asking it to exit
+            self.process.stdin.write(b'{"op": "exit"}\n')
+            await bounded(self.process.stdin.drain(), EXIT_WAIT, f"load client {self.pid} (exit)")
+            await bounded(self.process.wait(), EXIT_WAIT, f"load client {self.pid} (exit)")
+        except (OSError, TimeoutError):
+            self.process.kill()
+            await bounded(self.process.wait(), EXIT_WAIT, f"load client {self.pid} (after SIGKILL)")
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -80,9 +122,12 @@ class ClientPool:
         await asyncio.gather(*(process.stop() for process in self.processes))
 
     async def open(self, path: str, count: int, **options: Any) -> dict[str, Any]:
+        shares = _split(count, len(self.processes))
+        deadline = open_deadline(max(shares))
         replies = await asyncio.gather(*(
-            process.call(op="open", host=self.host, port=self.port, path=path, count=share, **options)
-            for process, share in zip(self.processes, _split(count, len(self.processes)), strict=True)
+            process.call({"op": "open", "host": self.host, "port": self.port, "path": path, "count": share,
+                          "deadline": deadline, **options}, wait=deadline + REPLY_MARGIN)
+            for process, share in zip(self.processes, shares, strict=True)
         ))
         errors: Counter[str] = Counter()
         for reply in replies:
@@ -91,11 +136,11 @@ class ClientPool:
                 "seconds": max(r["seconds"] for r in replies)}
 
     async def progress(self, run: str) -> int:
-        replies = await asyncio.gather(*(p.call(op="progress", run=run) for p in self.processes))
+        replies = await asyncio.gather(*(p.call({"op": "progress", "run": run}) for p in self.processes))
         return sum(reply["delivered"] for reply in replies)
 
     async def stats(self, run: str) -> dict[str, Any]:
-        replies = await asyncio.gather(*(p.call(op="stats", run=run) for p in self.processes))
+        replies = await asyncio.gather(*(p.call({"op": "stats", "run": run}) for p in self.processes))
         latencies = array("i")
         ended: Counter[str] = Counter()
         for reply in replies:
@@ -110,15 +155,23 @@ class ClientPool:
         }
 
     async def close(self) -> int:
-        replies = await asyncio.gather(*(p.call(op="close") for p in self.processes))
+        replies = await asyncio.gather(*(
+            p.call({"op": "close"}, wait=CLOSE_TIMEOUT + REPLY_MARGIN) for p in self.processes))
+        unclosed = sum(reply["unclosed"] for reply in replies)
+        if unclosed:
+            print(f"warning: {unclosed} aborted client connections were not closed after "
+                  f"{CLOSE_TIMEOUT:g} s", flush=True)
         return sum(reply["closed"] for reply in replies)
 
     async def churn(self, path: str, cycles: int, concurrency: int) -> dict[str, Any]:
         shares = _split(cycles, len(self.processes))
         gates = _split(concurrency, len(self.processes))
+        deadline = churn_deadline(max(shares))
+        # Past the deadline, cycles already started may still take their connect and close.
+        wait = deadline + CONNECT_TIMEOUT + CLOSE_TIMEOUT + REPLY_MARGIN
         replies = await asyncio.gather(*(
-            process.call(op="churn", host=self.host, port=self.port, path=path, cycles=share,
-                         concurrency=max(gate, 1))
+            process.call({"op": "churn", "host": self.host, "port": self.port, "path": path, "cycles": share,
+                          "concurrency": max(gate, 1), "deadline": deadline}, wait=wait)
             for process, share, gate in zip(self.processes, shares, gates, strict=True)
         ))
         errors: Counter[str] = Counter()
@@ -128,7 +181,9 @@ class ClientPool:
                 "seconds": max(r["seconds"] for r in replies)}
 
     async def drain_stalled(self, timeout: float) -> dict[str, Any]:
-        replies = await asyncio.gather(*(p.call(op="drain_stalled", timeout=timeout) for p in self.processes))
+        replies = await asyncio.gather(*(
+            p.call({"op": "drain_stalled", "timeout": timeout}, wait=timeout + REPLY_MARGIN)
+            for p in self.processes))
         reasons: Counter[str] = Counter()
         for reply in replies:
             reasons.update(reply["reasons"])

@@ -21,6 +21,7 @@ from bench.procstat import CpuMeter, load_average, rss_kb
 from bench.producer import KafkaTicker, inproc_run
 from bench.stack import BenchStack
 from bench.stats import latency_summary, mib
+from bench.waits import task_stop
 
 PATHS = {"service": "/crm-events", "inproc": "/bench/inproc", "groups": "/bench/groups"}
 STREAM_COUNTERS = {"service": "hub_streams", "inproc": "inproc_streams", "groups": "groups_streams"}
@@ -36,7 +37,14 @@ class Bench:
     pad: int
     frame_bytes: int
     profile_dir: Path | None = None
+    progress: bool = False
+    settle: float = 2.0  # seconds the server is left alone before idle memory and churn counts
     _runs: int = field(default=0)
+
+    def say(self, message: str) -> None:
+        """A timed progress line (with --progress): where a run that got stuck stopped."""
+        if self.progress:
+            print(f"{time.strftime('%X')}   {message}", flush=True)
 
     def run_id(self) -> str:
         self._runs += 1
@@ -55,24 +63,31 @@ class Bench:
     async def server_stats(self) -> dict[str, Any]:
         status, body = await self.stack.get("/bench/stats")
         if status != 200:
-            raise RuntimeError(f"/bench/stats answered {status}")
+            raise RuntimeError(f"Daphne answered /bench/stats with {status}: {body!r:.300}")
         return body
 
     async def streams(self, design: str) -> int:
         return (await self.server_stats())[STREAM_COUNTERS[design]]
 
     async def streams_wait(self, design: str, count: int, timeout: float) -> int:
-        """Wait until the server holds `count` streams of `design`; return what it holds."""
+        """Wait until the server holds `count` streams of `design`; return what it holds.
+
+        Not reaching it is no error here (the modes report the count), but it is said.
+        -1: the server never answered.
+        """
         deadline = time.monotonic() + timeout
         held = -1
         while time.monotonic() < deadline:
             try:
                 held = await self.streams(design)
             except (TimeoutError, OSError):
-                continue  # busy past its ceiling; ask again until our own deadline
-            if held == count:
-                break
+                pass  # busy past its ceiling; ask again until our own deadline
+            else:
+                if held == count:
+                    return held
             await asyncio.sleep(0.2)
+        print(f"{time.strftime('%X')} warning: the server holds {held} {design} streams, not {count}, "
+              f"after {timeout:g} s", flush=True)
         return held
 
     async def _gc_stats(self) -> dict[str, Any] | None:
@@ -81,10 +96,14 @@ class Bench:
         except (TimeoutError, OSError):
             return None  # an overloaded server may not answer in time; the window still counts
 
-    async def produce(self, design: str, *, run: str, rate: float, count: int) -> dict[str, Any]:
+    async def produce(
+        self, design: str, *, run: str, rate: float, count: int, stop: asyncio.Event | None = None
+    ) -> dict[str, Any]:
+        """Produce `count` events at `rate`/s; through Kafka, `stop` ends it early."""
         if design == "inproc":
             return await inproc_run(self.stack, run=run, rate=rate, count=count, pad=self.pad)
-        return await self.ticker.run(topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad)
+        return await self.ticker.run(
+            topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad, stop=stop)
 
     async def window(
         self, design: str, *, clients: int, rate: float, seconds: float, drain: float,
@@ -92,30 +111,37 @@ class Bench:
     ) -> dict[str, Any]:
         run, count = self.run_id(), max(1, round(rate * seconds))
         expected = count * clients
+        self.say(f"{run}: {design}, {clients} clients, {count} events at {rate:g}/s: producing")
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
-        sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backlog.run())]
-        cpu = self.cpu_meter()
-        started = time.monotonic()
-        cpu.start(started)
-        load_before = load_average()
-        gc_before = await self._gc_stats()
-        if profile:
-            await self.stack.get("/bench/profile?action=start")
-        produced = await self.produce(design, run=run, rate=rate, count=count)
-        produced_at = time.monotonic()
-        cpu_percent = cpu.percent(produced_at)
-        if profile:
-            self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
-                (await self.stack.get("/bench/profile?action=stop"))[1].decode())
-        delivered = await self._drain(run, expected, drain)
-        drain_seconds = time.monotonic() - produced_at
-        for task in sampling:
-            task.cancel()
-        await asyncio.gather(*sampling, return_exceptions=True)
+        sampling = {"the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
+                    "the layer backlog probe": (backlog, asyncio.create_task(backlog.run()))}
+        try:
+            cpu = self.cpu_meter()
+            started = time.monotonic()
+            cpu.start(started)
+            load_before = load_average()
+            gc_before = await self._gc_stats()
+            if profile:
+                await self.stack.get("/bench/profile?action=start")
+            produced = await self.produce(design, run=run, rate=rate, count=count)
+            produced_at = time.monotonic()
+            cpu_percent = cpu.percent(produced_at)
+            if profile:
+                self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
+                    (await self.stack.get("/bench/profile?action=stop"))[1].decode())
+            self.say(f"{run}: produced; waiting for {expected} deliveries (at most {drain:g} s)")
+            delivered = await self._drain(run, expected, drain)
+            drain_seconds = time.monotonic() - produced_at
+            self.say(f"{run}: {delivered}/{expected} delivered; stopping the samplers")
+        finally:  # also when the window fails: a step past the ceiling must not leave them running
+            for what, (probe, task) in sampling.items():
+                probe.stop()
+                await task_stop(task, what)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
         gc_after = await self._gc_stats()
+        self.say(f"{run}: done")
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": PATHS[design], "clients": clients, "rate": rate,
@@ -129,7 +155,7 @@ class Bench:
             "server_rss_mib": {"peak": mib(sampler.peak)}, "ended_by_server": stats["ended"],
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
-            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last},
+            "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last, "missed_samples": backlog.missed},
             "server_gc": _gc_window(gc_before, gc_after) if gc_before and gc_after else None,
         }
 
@@ -150,17 +176,21 @@ def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 class RssSampler:
-    """Samples a process's RSS until cancelled; keeps the peak and the series (seconds, KiB)."""
+    """Samples a process's RSS until `stop()`; keeps the peak and the series (seconds, KiB)."""
 
     def __init__(self, pid: int, every: float = RSS_SAMPLE_SECONDS) -> None:
         self.pid = pid
         self.every = every
         self.peak = 0
         self.series: list[tuple[float, int]] = []
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
 
     async def run(self) -> None:
         started = time.monotonic()
-        while True:
+        while not self.stopping:
             value = rss_kb(self.pid)
             self.peak = max(self.peak, value)
             self.series.append((round(time.monotonic() - started, 1), value))

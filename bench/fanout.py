@@ -23,12 +23,14 @@ import datetime
 import json
 import resource
 import shutil
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.clients import ClientPool
+from bench.clients import ClientPool, LoadClientError
 from bench.context import Bench
 from bench.events import FRAME_BYTES, frame_size, pad_for
 from bench.layer_probe import groups_purge
@@ -39,14 +41,15 @@ from bench.procstat import load_average
 from bench.producer import KafkaTicker
 from bench.report import fanout_table, step_table, targets_evaluate, targets_table
 from bench.stack import BenchStack
+from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
-QUICK = {"clients": 200, "duration": 5.0, "step_clients": 200, "step_rates": "5,10,20,40",
-         "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 10.0,
-         "churn_cycles": 1000}
-FULL = {"clients": 2000, "duration": 30.0, "step_clients": 1000,
+QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
+         "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
+         "churn_cycles": 500}
+FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
         "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
         "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000}
 
@@ -58,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, help="N for kafka/inproc/groups (quick 200, full 2000)")
     p.add_argument("--rate", type=float, default=10.0, help="events/s for kafka/inproc/groups")
     p.add_argument("--duration", type=float, help="seconds of producing per window (quick 5, full 30)")
-    p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")
+    p.add_argument("--drain", type=float, help="seconds to wait for late deliveries (quick 5, full 10)")
     p.add_argument("--step-clients", type=int)
     p.add_argument("--step-rates", help="events/s, comma separated, ascending")
     p.add_argument("--step-seconds", type=float)
@@ -71,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-rate", type=float, default=200.0, help="events/s while clients stall")
     p.add_argument("--slow-seconds", type=float)
     p.add_argument("--slow-rcvbuf", type=int, default=4096, help="SO_RCVBUF of the stalled clients")
+    p.add_argument("--slow-drain", type=float, default=5.0, help="seconds the readers wait for late events")
+    p.add_argument("--slow-read-seconds", type=float, default=5.0,
+                   help="seconds the stalled clients read at the end (were they sent away?)")
     p.add_argument("--churn-cycles", type=int)
     p.add_argument("--churn-concurrency", type=int, default=50)
     p.add_argument("--churn-rate", type=float, default=10.0, help="events/s flowing during churn")
@@ -85,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-load", type=float, default=0.0,
                    help="first wait until the 1-minute load average is at most this")
     p.add_argument("--max-load-wait", type=float, default=300.0, help="seconds to wait for --max-load")
+    p.add_argument("--settle", type=float, default=2.0,
+                   help="seconds the server is left alone before its idle memory is read, and around churn")
+    p.add_argument("--progress", action="store_true",
+                   help="a timed line for each step of each window (where a stuck run stopped)")
     return p
 
 
@@ -126,10 +136,12 @@ async def _warm_up(bench: Bench, designs: set[str]) -> None:
 
 async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     modes: dict[str, Any] = {}
+    print(f"{time.strftime('%X')} warmed up; load average {load_average()}", flush=True)
     fixed = {"clients": args.clients, "rate": args.rate, "seconds": args.duration, "drain": args.drain}
     for mode, design in (("kafka", "service"), ("inproc", "inproc"), ("groups", "groups")):
         if mode in args.modes:
-            print(f"-- {mode}: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s", flush=True)
+            print(f"{time.strftime('%X')} -- {mode}: {args.clients} x {args.rate:g} ev/s for "
+                  f"{args.duration:g} s", flush=True)
             modes[mode] = await fanout_mode(bench, design, **fixed, profile=mode if args.profile else None)
             # Only the first N-client mode grows the process from its warm-up size; later ones
             # reuse memory the allocator kept from earlier connections.
@@ -140,7 +152,8 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     if "step" in args.modes:
         modes["step"] = {}
         for design in args.step_designs:
-            print(f"-- step: {design}, {args.step_clients} clients, rates {args.step_rates}", flush=True)
+            print(f"{time.strftime('%X')} -- step: {design}, {args.step_clients} clients, "
+                  f"rates {args.step_rates}", flush=True)
             modes["step"][design] = await step_mode(
                 bench, design, clients=args.step_clients, rates=args.step_rates,
                 seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
@@ -154,19 +167,55 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
                 if best is not None:
                     modes["step"][key + suffix] = round(service / best, 2) if best else None
     if "slow" in args.modes:
-        print(f"-- slow: {args.slow_clients} stalled clients for {args.slow_seconds:g} s", flush=True)
+        print(f"{time.strftime('%X')} -- slow: {args.slow_clients} stalled clients for "
+              f"{args.slow_seconds:g} s", flush=True)
         modes["slow"] = await slow_mode(
             bench, stalled=args.slow_clients, readers=args.slow_readers, rate=args.slow_rate,
-            seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf)
+            seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf, drain=args.slow_drain,
+            read_seconds=args.slow_read_seconds)
     if "churn" in args.modes:
-        print(f"-- churn: {args.churn_cycles} cycles", flush=True)
+        print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
         modes["churn"] = await churn_mode(
             bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
     return modes
 
 
+def _sigterm_cancels(main: asyncio.Task[Any], cleaning: list[bool]) -> None:
+    """SIGTERM cancels the run, so its `finally` still stops every process it started.
+
+    The cancellation is repeated every second until the run has reached that `finally`
+    (`cleaning[0]`): one cancellation can be swallowed on the way (see bench/waits.py).
+    """
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        if not cleaning[0] and not main.done():
+            main.cancel()
+            loop.call_later(1.0, cancel)
+
+    def on_sigterm() -> None:
+        print(f"{time.strftime('%X')} SIGTERM: cancelling the run, then stopping its processes", flush=True)
+        cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+
+async def _stop_all(ticker: KafkaTicker | None, pool: ClientPool | None, stack: BenchStack) -> None:
+    """Stop what the run started; one part failing to stop does not keep the others running."""
+    parts = (("the Kafka producer", ticker and ticker.stop), ("the load clients", pool and pool.stop))
+    for what, stop in parts:
+        if stop:
+            try:
+                await stop()
+            except Exception as error:  # noqa: BLE001 - said, and the rest is still stopped
+                print(f"{time.strftime('%X')} warning: stopping {what} failed: {error!r}", flush=True)
+    stack.stop()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     _nofile_raise()
+    cleaning = [False]
+    _sigterm_cancels(asyncio.current_task(), cleaning)
     load_start = await _load_wait(args.max_load, args.max_load_wait)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"
@@ -174,13 +223,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = BenchStack(run_dir, kafka_bootstrap=args.kafka, redis_url=args.redis)
     pool = ticker = None
     try:
+        print(f"{time.strftime('%X')} starting the stack in {run_dir}", flush=True)
         await stack.start()
         pool = await ClientPool.start(args.client_procs, "127.0.0.1", stack.port)
         ticker = KafkaTicker(stack.kafka_bootstrap)
         await ticker.start()
         pad = pad_for(stack.topic, args.frame_bytes)
         bench = Bench(stack=stack, pool=pool, ticker=ticker, pad=pad,
-                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir)
+                      frame_bytes=frame_size(stack.topic, pad), profile_dir=run_dir, progress=args.progress,
+                      settle=args.settle)
         designs = {"service"} | {design for mode, design in (("inproc", "inproc"), ("groups", "groups"))
                                  if mode in args.modes}
         if "step" in args.modes:
@@ -188,11 +239,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _warm_up(bench, designs)
         modes = await _modes_run(bench, args)
     finally:
-        if ticker is not None:
-            await ticker.stop()
-        if pool is not None:
-            await pool.stop()
-        stack.stop()
+        cleaning[0] = True
+        print(f"{time.strftime('%X')} stopping the stack", flush=True)
+        await _stop_all(ticker, pool, stack)
         shutil.rmtree(run_dir / "kafka" / "kraft-logs", ignore_errors=True)
     meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
     return {"meta": meta, "modes": modes, "targets": targets_evaluate(modes)}
@@ -220,7 +269,15 @@ def _print(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _options(argv)
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    except asyncio.CancelledError:
+        print(f"{time.strftime('%X')} benchmark cancelled; its processes were stopped", file=sys.stderr)
+        return 143
+    except (NoAnswer, LoadClientError) as error:
+        traceback.print_exc()
+        print(f"\nbenchmark failed: {error}", file=sys.stderr)
+        return 1
     path = args.json or RESULTS / f"fanout-{result['meta']['date']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))

@@ -11,17 +11,34 @@ import asyncio
 
 import redis.asyncio as redis_async
 
+from bench.waits import NoAnswer, bounded
 from crm_events import broadcast
 
 SAMPLE_SECONDS = 0.5
+SAMPLE_TIMEOUT = 10.0
+PURGE_TIMEOUT = 60.0
+REDIS_SOCKET_TIMEOUT = 5.0
+
+
+def redis_client(redis_url: str) -> redis_async.Redis:
+    """A client whose every connect and read gives up after a few seconds."""
+    return redis_async.from_url(
+        redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
 
 
 class LayerBacklogProbe:
+    """Samples the backlog until `stop()` (see `run`); `peak` and `last` hold the results."""
+
     def __init__(self, redis_url: str, prefix: str) -> None:
         self.redis_url = redis_url
         self.pattern = f"{prefix}*!"
         self.peak = 0
         self.last = 0
+        self.missed = 0  # samples Redis did not answer in time (or failed)
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
 
     async def sample(self, client: redis_async.Redis) -> int:
         depth = 0
@@ -30,15 +47,25 @@ class LayerBacklogProbe:
         return depth
 
     async def run(self) -> None:
-        """Sample until cancelled; `peak` and `last` hold the results."""
-        client = redis_async.from_url(self.redis_url)
+        """Sample until `stop()` (then cancel the task: `bench.waits.task_stop`).
+
+        The flag is what ends the loop for sure: a cancellation that lands inside a Redis command
+        can be swallowed by redis-py (see bench/waits.py), and the loop would go on sampling.
+        """
+        client = redis_client(self.redis_url)
         try:
-            while True:
-                self.last = await self.sample(client)
-                self.peak = max(self.peak, self.last)
-                await asyncio.sleep(SAMPLE_SECONDS)
+            while not self.stopping:
+                try:
+                    self.last = await bounded(
+                        self.sample(client), SAMPLE_TIMEOUT, f"Redis at {self.redis_url} (backlog sample)")
+                except (NoAnswer, redis_async.RedisError, OSError):
+                    self.missed += 1  # an observation only: the window still counts
+                else:
+                    self.peak = max(self.peak, self.last)
+                if not self.stopping:
+                    await asyncio.sleep(SAMPLE_SECONDS)
         finally:
-            await client.aclose()
+            await bounded(client.aclose(), SAMPLE_TIMEOUT, f"Redis at {self.redis_url} (closing the probe)")
 
 
 async def groups_purge(redis_url: str, prefix: str) -> dict[str, int]:
@@ -48,7 +75,12 @@ async def groups_purge(redis_url: str, prefix: str) -> dict[str, int]:
     is behind never reaches its `group_discard`: its channel stays in the broadcast group
     (`consume_events` keeps sending to it) and its queued messages stay in Redis.
     """
-    client = redis_async.from_url(redis_url)
+    return await bounded(_groups_purge(redis_url, prefix), PURGE_TIMEOUT,
+                         f"Redis at {redis_url} (removing what the groups design left behind)")
+
+
+async def _groups_purge(redis_url: str, prefix: str) -> dict[str, int]:
+    client = redis_client(redis_url)
     try:
         group = f"{prefix}:group:{broadcast.BROADCAST_GROUP}"
         stale = [m for m in await client.zrange(group, 0, -1) if m.startswith(b"specific.")]

@@ -7,7 +7,10 @@ parse only what the benchmark needs: every benchmark event carries
 `"bench":"<run>:<seq>:<sent_ns>"` in its value, so a client finds that marker,
 records produce->receive latency and marks `seq` as seen (duplicates counted).
 
-Commands (`op`): open, progress, stats, close, churn, drain_stalled, exit.
+Commands (`op`): open, progress, stats, close, churn, drain_stalled, exit. Every command ends
+within a deadline of its own (open and churn take `deadline`, seconds for the whole command),
+so the orchestrator can bound its wait for each reply (bench/clients.py). A command that
+fails answers `{"error": "..."}` instead of ending the process.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ MARK = b'"bench":"'
 CONNECTED = b'"kind":"connected"'
 RECONNECT = b'"kind":"reconnect"'
 REASON = b'"reason":"'
-CONNECT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 30.0  # TCP connect, response head and `connected` frame, together
+CLOSE_TIMEOUT = 10.0  # for the connection_lost of a connection we closed ourselves
+OPEN_TIMEOUT = 120.0  # default deadline of a whole open command
+CHURN_TIMEOUT = 300.0  # default deadline of a whole churn command
 
 
 class RunTally:
@@ -156,47 +162,69 @@ class Worker:
         tally.latencies_us.append(min(latency_ns // 1000, 2**31 - 1))
 
     async def connect(
-        self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None
+        self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None,
+        timeout: float = CONNECT_TIMEOUT,
     ) -> StreamClient:
+        """An open stream that has received its `connected` frame, within `timeout` seconds.
+
+        TimeoutError names the step that did not finish: the TCP connection (a full accept queue),
+        the response head, or the `connected` frame.
+        """
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)
         client = StreamClient(self, stall=stall)
+        step = "TCP connection"
         try:
-            await loop.sock_connect(sock, (host, port))
-            await loop.create_connection(lambda: client, sock=sock)
-        except OSError:
-            sock.close()
-            raise
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
-        client.transport.write(request.encode())
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, (host, port))
+                await loop.create_connection(lambda: client, sock=sock)
+                request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+                client.transport.write(request.encode())
+                step = "response head"
                 await client.connected
+        except TimeoutError:
+            self._discard(client, sock)
+            step = "connected frame" if step == "response head" and client.head_done else step
+            raise TimeoutError(f"{path}: no {step} within {timeout:.0f} s") from None
         except BaseException:
-            client.transport.abort()
+            self._discard(client, sock)
             raise
         return client
+
+    @staticmethod
+    def _discard(client: StreamClient, sock: socket.socket) -> None:
+        if client.transport is not None:
+            client.transport.abort()
+        else:
+            sock.close()
 
     # --- commands -----------------------------------------------------------------------
 
     async def op_open(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Open `count` streams; those not open by the command's deadline count as errors."""
         gate = asyncio.Semaphore(cmd.get("concurrency", 32))
         errors: Counter[str] = Counter()
         started = time.monotonic()
+        deadline = started + cmd.get("deadline", OPEN_TIMEOUT)
 
         async def one() -> None:
             async with gate:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    errors["TimeoutError: not tried, the open command's deadline had passed"] += 1
+                    return
                 try:
                     client = await self.connect(
                         cmd["host"], cmd["port"], cmd["path"],
                         stall=cmd.get("stall", False), rcvbuf=cmd.get("rcvbuf"),
+                        timeout=min(CONNECT_TIMEOUT, left),
                     )
                     self.clients.append(client)
                 except (OSError, TimeoutError) as error:
-                    errors[type(error).__name__ + ": " + str(error)[:80]] += 1
+                    errors[_error_key(error)] += 1
 
         await asyncio.gather(*(one() for _ in range(cmd["count"])))
         return {"opened": cmd["count"] - sum(errors.values()), "errors": dict(errors),
@@ -225,28 +253,43 @@ class Worker:
         for client in self.clients:
             if client.transport is not None:
                 client.transport.abort()
-        await asyncio.gather(*(client.closed for client in self.clients))
+        waiting = [client.closed for client in self.clients if not client.closed.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=CLOSE_TIMEOUT)
+        unclosed = sum(not client.closed.done() for client in self.clients)
         self.clients.clear()
-        return {"closed": count}
+        return {"closed": count, "unclosed": unclosed}
 
     async def op_churn(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """`cycles` times: connect, wait for the `connected` frame, close (FIN or RST, alternating)."""
+        """`cycles` times: connect, wait for the `connected` frame, close (FIN or RST, alternating).
+
+        Cycles not started by the command's deadline count as failed.
+        """
         gate = asyncio.Semaphore(cmd.get("concurrency", 50))
         errors: Counter[str] = Counter()
         started = time.monotonic()
+        deadline = started + cmd.get("deadline", CHURN_TIMEOUT)
 
         async def cycle(number: int) -> None:
             async with gate:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    errors["TimeoutError: not started, the churn command's deadline had passed"] += 1
+                    return
                 try:
-                    client = await self.connect(cmd["host"], cmd["port"], cmd["path"])
+                    client = await self.connect(
+                        cmd["host"], cmd["port"], cmd["path"], timeout=min(CONNECT_TIMEOUT, left))
                 except (OSError, TimeoutError) as error:
-                    errors[type(error).__name__ + ": " + str(error)[:80]] += 1
+                    errors[_error_key(error)] += 1
                     return
                 if number % 2:
                     client.transport.abort()
                 else:
                     client.transport.close()
-                await client.closed
+                done, _ = await asyncio.wait([client.closed], timeout=CLOSE_TIMEOUT)
+                if not done:
+                    client.transport.abort()
+                    errors[f"TimeoutError: connection still open {CLOSE_TIMEOUT:g} s after closing it"] += 1
 
         await asyncio.gather(*(cycle(number) for number in range(cmd["cycles"])))
         return {"cycles": cmd["cycles"], "failed": sum(errors.values()), "errors": dict(errors),
@@ -269,6 +312,10 @@ class Worker:
         }
 
 
+def _error_key(error: BaseException) -> str:
+    return type(error).__name__ + ": " + str(error)[:80]
+
+
 def _nofile_raise() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -284,10 +331,12 @@ async def main() -> None:
         cmd = json.loads(line)
         if cmd["op"] == "exit":
             break
-        handler = getattr(worker, "op_" + cmd["op"])
-        reply = handler(cmd)
-        if asyncio.iscoroutine(reply):
-            reply = await reply
+        try:
+            reply = getattr(worker, "op_" + cmd["op"])(cmd)
+            if asyncio.iscoroutine(reply):
+                reply = await reply
+        except Exception as error:  # noqa: BLE001 - answered; the orchestrator stops the run
+            reply = {"error": f"{cmd['op']}: {error!r}"}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -17,8 +17,11 @@ PACKAGES = ("django", "channels", "channels-redis", "daphne", "twisted", "aiokaf
 
 
 def _git_commit(root: Path) -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                          text=True, check=False)
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
     return done.stdout.strip() or "unknown"
 
 

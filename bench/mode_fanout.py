@@ -15,19 +15,24 @@ from typing import Any
 from bench.context import PATHS, Bench
 from bench.stats import ON_TIME_MS, mib
 
-IDLE_SETTLE_SECONDS = 2.0
 STREAMS_TIMEOUT = 30.0
 
 
 async def clients_open(bench: Bench, design: str, clients: int) -> dict[str, Any]:
+    bench.say(f"opening {clients} {design} streams")
     opened = await bench.pool.open(PATHS[design], clients, concurrency=32)
     held = await bench.streams_wait(design, opened["opened"], STREAMS_TIMEOUT)
+    bench.say(f"opened {opened['opened']} {design} streams (errors: {opened['errors'] or 'none'}); "
+              f"the server holds {held}")
     return {**opened, "server_streams": held}
 
 
 async def clients_close(bench: Bench, design: str) -> int:
+    bench.say(f"closing the {design} streams")
     await bench.pool.close()
-    return await bench.streams_wait(design, 0, STREAMS_TIMEOUT)
+    left = await bench.streams_wait(design, 0, STREAMS_TIMEOUT)
+    bench.say(f"closed; the server holds {left} {design} streams")
+    return left
 
 
 async def fanout_mode(
@@ -37,7 +42,7 @@ async def fanout_mode(
     rss_before = bench.server_rss_kb()
     before = await bench.server_stats()
     opening = await clients_open(bench, design, clients)
-    await asyncio.sleep(IDLE_SETTLE_SECONDS)
+    await asyncio.sleep(bench.settle)
     rss_idle = bench.server_rss_kb()
     idle = await bench.server_stats()
     try:
@@ -76,7 +81,7 @@ async def step_mode(
     opening = await clients_open(bench, design, clients)
     steps, failures = [], 0
     try:
-        for rate in rates:
+        for index, rate in enumerate(rates):
             try:
                 window = await bench.window(
                     design, clients=opening["opened"], rate=rate, seconds=seconds, drain=drain)
@@ -90,7 +95,7 @@ async def step_mode(
             # A p99 miss alone does not stop the ladder (one long GC pause in a step does that);
             # steps that lose events do.
             failures = 0 if window["lossless"] else failures + 1
-            if failures >= patience or window["ended_by_server"]:
+            if failures >= patience or window["ended_by_server"] or index == len(rates) - 1:
                 break
             await asyncio.sleep(1.0)  # let queues and the layer settle between steps
     finally:

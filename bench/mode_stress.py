@@ -21,16 +21,18 @@ from bench.context import PATHS, Bench, RssSampler
 from bench.mode_fanout import clients_close, clients_open
 from bench.procstat import kernel_send_queue_bytes, load_average
 from bench.stats import mib
+from bench.waits import task_stop
 
-SETTLE_SECONDS = 2.0
 CHURN_WARMUP_CYCLES = 200
-STALLED_READ_SECONDS = 5.0
 STREAMS_TIMEOUT = 30.0
 
 
 async def slow_mode(
-    bench: Bench, *, stalled: int, readers: int, rate: float, seconds: float, rcvbuf: int
+    bench: Bench, *, stalled: int, readers: int, rate: float, seconds: float, rcvbuf: int,
+    drain: float = 5.0, read_seconds: float = 5.0,
 ) -> dict[str, Any]:
+    """`drain`: how long the readers' window waits for late deliveries; `read_seconds`: how long
+    the stalled clients then read, to see whether the server sent them away."""
     rss_before = bench.server_rss_kb()
     opening = await clients_open(bench, "service", readers)
     stall_open = await bench.pool.open(PATHS["service"], stalled, stall=True, rcvbuf=rcvbuf, concurrency=32)
@@ -40,13 +42,14 @@ async def slow_mode(
     sampling = asyncio.create_task(sampler.run())
     try:
         window = await bench.window(
-            "service", clients=opening["opened"], rate=rate, seconds=seconds, drain=5.0)
+            "service", clients=opening["opened"], rate=rate, seconds=seconds, drain=drain)
     finally:
-        sampling.cancel()
+        sampler.stop()
+        await task_stop(sampling, "the RSS sampler of the slow mode")
     streams_end = await bench.streams("service")
     rss_end = bench.server_rss_kb()
     kernel_queued = kernel_send_queue_bytes(bench.stack.port)
-    drained = await bench.pool.drain_stalled(timeout=STALLED_READ_SECONDS)
+    drained = await bench.pool.drain_stalled(timeout=read_seconds)
     await clients_close(bench, "service")
     return {
         "stalled": stall_open["opened"], "readers": opening["opened"], "rate": rate, "seconds": seconds,
@@ -68,20 +71,21 @@ async def churn_mode(bench: Bench, *, cycles: int, concurrency: int, rate: float
     path = PATHS["service"]
     await bench.pool.churn(path, min(CHURN_WARMUP_CYCLES, max(cycles // 10, 10)), concurrency)
     await bench.streams_wait("service", 0, STREAMS_TIMEOUT)
-    await asyncio.sleep(SETTLE_SECONDS)
+    await asyncio.sleep(bench.settle)
     before = await bench.server_stats()
     load_before = load_average()
+    stop = asyncio.Event()
     producing = asyncio.create_task(bench.produce(
-        "service", run=bench.run_id(), rate=rate, count=1_000_000))
+        "service", run=bench.run_id(), rate=rate, count=1_000_000, stop=stop))
     started = time.monotonic()
     try:
         churned = await bench.pool.churn(path, cycles, concurrency)
     finally:
-        producing.cancel()
-        await asyncio.gather(producing, return_exceptions=True)
+        stop.set()  # ends the ticker's loop even if a cancellation is swallowed (bench/waits.py)
+        await task_stop(producing, "the Kafka producer of the churn mode")
     seconds = time.monotonic() - started
     streams_left = await bench.streams_wait("service", 0, STREAMS_TIMEOUT)
-    await asyncio.sleep(SETTLE_SECONDS)
+    await asyncio.sleep(bench.settle)
     after = await bench.server_stats()
     status, ready = await bench.stack.get("/readyz")
     return {

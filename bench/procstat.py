@@ -74,7 +74,7 @@ def kernel_send_queue_bytes(port: int) -> int | None:
     """
     try:
         done = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
-                              capture_output=True, text=True, check=False)
-    except FileNotFoundError:
+                              capture_output=True, text=True, check=False, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
     return sum(int(line.split()[1]) for line in done.stdout.splitlines() if line.strip())

@@ -9,6 +9,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.events import PARTITIONS, value_bytes
+from bench.waits import bounded
+
+KAFKA_TIMEOUT = 60.0  # start, stop, one send (a full buffer waits), the acks of a batch
 
 
 class KafkaTicker:
@@ -19,29 +22,37 @@ class KafkaTicker:
     """
 
     def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
 
     async def start(self) -> None:
-        await self.producer.start()
+        await bounded(self.producer.start(), KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (producer start)")
 
     async def stop(self) -> None:
-        await self.producer.stop()
+        await bounded(self.producer.stop(), KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (producer stop)")
 
-    async def run(self, *, topic: str, run: str, rate: float, count: int, pad: int) -> dict[str, Any]:
+    async def run(
+        self, *, topic: str, run: str, rate: float, count: int, pad: int, stop: asyncio.Event | None = None
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         late_max = 0.0
         futures = []
         for seq in range(count):
+            if stop is not None and stop.is_set():
+                count = seq
+                break
             delay = started + seq / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             else:
                 late_max = max(late_max, -delay)
-            futures.append(await self.producer.send(
-                topic, value_bytes(run, seq, pad), partition=seq % PARTITIONS))
+            futures.append(await bounded(
+                self.producer.send(topic, value_bytes(run, seq, pad), partition=seq % PARTITIONS),
+                KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (taking event {seq} of {run})"))
         sending_seconds = loop.time() - started
-        await asyncio.gather(*futures)
+        await bounded(asyncio.gather(*futures), KAFKA_TIMEOUT,
+                      f"Kafka at {self.bootstrap} (acknowledging the {count} events of {run})")
         return {"sent": count, "seconds": round(sending_seconds, 2), "late_max_ms": round(late_max * 1000, 1)}
 
 
@@ -50,6 +61,6 @@ async def inproc_run(stack: Any, *, run: str, rate: float, count: int, pad: int)
     started = time.monotonic()
     status, body = await stack.get(f"/bench/inproc/publish?run={run}&rate={rate}&count={count}&pad={pad}")
     if status != 200:
-        raise RuntimeError(f"/bench/inproc/publish answered {status}: {body}")
+        raise RuntimeError(f"Daphne answered /bench/inproc/publish with {status}: {body!r:.300}")
     await asyncio.sleep(max(0.0, count / rate - (time.monotonic() - started)))
     return {"sent": count, "seconds": round(time.monotonic() - started, 2)}
