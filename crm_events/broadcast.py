@@ -1,10 +1,11 @@
 """The messages `consume_events` sends through the channel layer to web processes.
 
 Every web process keeps one channel in `BROADCAST_GROUP`, so each message reaches
-each process once, whatever its number of clients. Records travel in batches of
-one partition, in offset order; each record carries `prev`, the consumer's
-position in that partition before it, so a receiver can tell a skipped range
-(records it never got) from offsets that simply do not exist in Kafka.
+each process once, whatever its number of clients. Records travel in batches, one
+per consumer poll: partitions mixed, each partition's records in offset order. Each
+record carries `prev`, the consumer's position in its partition before it, so a
+receiver can tell a skipped range (records it never got) from offsets that simply
+do not exist in Kafka.
 """
 
 from __future__ import annotations
