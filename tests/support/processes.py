@@ -90,11 +90,15 @@ def daphne_start(env: dict[str, str], port: int, log_dir: Path, name: str = "dap
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
             "aetherlink.asgi:application"]
     process = ServiceProcess(name, args, env, log_dir)
-    wait_until(
-        lambda: http_status_or_none(port, "/healthz") == 200 or not process.is_running(),
-        timeout=60, what=f"{name} to answer /healthz",
-    )
-    assert process.is_running(), process.log_text()
+    try:
+        wait_until(
+            lambda: http_status_or_none(port, "/healthz") == 200 or not process.is_running(),
+            timeout=60, what=f"{name} to answer /healthz",
+        )
+        assert process.is_running(), process.log_text()
+    except BaseException:
+        process.stop()  # nobody else holds it yet: a Daphne that never got ready must not outlive the test
+        raise
     return process
 
 
