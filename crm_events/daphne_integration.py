@@ -136,9 +136,10 @@ def _graceful_sigterm(grace: float) -> None:
 
 
 async def _close_then_stop(reactor: Any, grace: float) -> None:
-    from crm_events.fanout import hubs_close
-
+    # Whatever goes wrong on the way (seen: a broken import), SIGTERM must stop the process.
     try:
+        from crm_events.fanout import hubs_close
+
         await hubs_close(grace)
     finally:
         reactor.stop()
