@@ -56,7 +56,13 @@ def viewer_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def viewer_env(env: dict[str, str], tmp_path: Path, viewer_db_template: Path) -> dict[str, str]:
+def viewer_env(
+    env: dict[str, str], tmp_path: Path, viewer_db_template: Path, request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """The service's environment; `@pytest.mark.viewer_env(NAME="value")` adds to it."""
+    marker = request.node.get_closest_marker("viewer_env")
+    if marker is not None:
+        env.update(marker.kwargs)
     database = tmp_path / "db.sqlite3"
     shutil.copyfile(viewer_db_template, database)
     env["DATABASE_URL"] = f"sqlite:///{database}"
@@ -412,44 +418,30 @@ def test_large_values_are_cut_in_the_table_and_shown_whole_on_demand(
     page.click("#viewer-detail-close")
 
 
-def test_the_viewer_streams_with_session_auth_on_the_stream(viewer_env, stack, browser, kafka, topic):
+@pytest.mark.viewer_env(SSE_AUTH_MODE="session")
+def test_the_viewer_streams_with_session_auth_on_the_stream(viewer, kafka, topic):
     """With SSE_AUTH_MODE=session the page's EventSource is let in by the staff login's cookie."""
-    viewer_env["SSE_AUTH_MODE"] = "session"
-    stack.consumer()
-    _, port = stack.daphne()
-    stack.wait_ready(port)
-    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
-    try:
-        tab = ViewerPage(context.new_page())
-        tab.login()
-        tab.open()
-        produced = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, partition=0)
-        tab.expect_rows(3)
-        assert tab.positions() == produced[::-1]
-        assert tab.errors == []
-    finally:
-        context.close()
+    viewer.login()
+    viewer.open()
+    produced = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, partition=0)
+    viewer.expect_rows(3)
+    assert viewer.positions() == produced[::-1]
+    assert viewer.errors == []
 
 
-def test_the_row_buffer_is_bounded(viewer_env, stack, browser, kafka, topic):
-    buffer_rows = 5
-    viewer_env["VIEWER_BUFFER_ROWS"] = str(buffer_rows)
-    stack.consumer()
-    _, port = stack.daphne()
-    stack.wait_ready(port)
-    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
-    try:
-        tab = ViewerPage(context.new_page())
-        tab.login()
-        tab.open()
-        expect(tab.page.locator("#viewer-buffer")).to_have_text(str(buffer_rows))
-        produced = events_produce(kafka.bootstrap, topic, ["deal.updated"] * 12, partition=2)
-        tab.expect_text("viewer-total", "12")
-        tab.expect_rows(buffer_rows)
-        assert tab.positions() == produced[::-1][:buffer_rows]
-        assert tab.errors == []
-    finally:
-        context.close()
+BUFFER_ROWS = 5
+
+
+@pytest.mark.viewer_env(VIEWER_BUFFER_ROWS=str(BUFFER_ROWS))
+def test_the_row_buffer_is_bounded(viewer, kafka, topic):
+    viewer.login()
+    viewer.open()
+    expect(viewer.page.locator("#viewer-buffer")).to_have_text(str(BUFFER_ROWS))
+    produced = events_produce(kafka.bootstrap, topic, ["deal.updated"] * 12, partition=2)
+    viewer.expect_text("viewer-total", "12")
+    viewer.expect_rows(BUFFER_ROWS)
+    assert viewer.positions() == produced[::-1][:BUFFER_ROWS]
+    assert viewer.errors == []
 
 
 def test_a_refused_stream_shows_the_servers_reason(viewer, service):

@@ -10,6 +10,7 @@ from crm_events.fanout import EventHub
 from crm_events.filters import EventFilter
 from crm_events.resume import token_decode, token_encode
 from crm_events.subscriber import CLOSE_SLOW, StreamSubscriber
+from tests.support.processes import async_wait_until
 
 TOPICS = ("t",)
 
@@ -208,5 +209,5 @@ async def test_batches_arriving_faster_than_a_round_of_writes_go_out_together():
     await hub.message_handle(broadcast.records_message([record(1)]))
     await hub.message_handle(broadcast.records_message([record(2)]))
     assert len(written) == 1, "the last round ended less than its own length ago: wait"
-    await asyncio.sleep(0.5)
+    await async_wait_until(lambda: len(written) > 1, timeout=5, what="the deferred write round")
     assert written[1:] == [frame(1, {("t", 0): 2}) + frame(2, {("t", 0): 3})], "both batches, one write"
