@@ -3,15 +3,30 @@
 Pure Python, no Django: the payload is what goes, as JSON, into an SSE frame's
 `data:` field. Its shape is the old service's (`kind`, `topic`, `partition`,
 `offset`, `timestamp`, `key`, `headers`, `value`) so its clients keep working.
-No record is ever dropped for its content: a value that is not JSON is delivered
-as text, or as base64 when it is not UTF-8, and `value_format` says which.
+
+A record is any bytes, and every record becomes exactly one payload that travels
+through the channel layer (msgpack) and re-encodes as strict RFC 8259 JSON in valid
+UTF-8. `value_format` says honestly what was done with the value:
+
+- `json`: RFC 8259 JSON that the service carries unchanged: valid UTF-8, no `NaN` or
+  `Infinity`, every number a finite double or an integer of at most 64 bits, no lone
+  surrogate escapes, no repeated names in an object, nesting at most `MAX_VALUE_DEPTH`;
+- `text`: UTF-8 that is not such JSON (the original text, untouched);
+- `base64`: bytes that are not UTF-8;
+- `empty`: no value (a tombstone, or zero bytes);
+- `undecodable`: a record the Kafka client could not even parse (see
+  `UnparseableRecord`); it is delivered with its position and the reason, so a
+  client's position moves past it and nothing after it is held up.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 KIND_DOMAIN_EVENT = "domain_event"
@@ -20,6 +35,17 @@ VALUE_JSON = "json"
 VALUE_TEXT = "text"
 VALUE_BASE64 = "base64"
 VALUE_EMPTY = "empty"
+VALUE_UNDECODABLE = "undecodable"
+VALUE_FORMATS = frozenset({VALUE_JSON, VALUE_TEXT, VALUE_BASE64, VALUE_EMPTY, VALUE_UNDECODABLE})
+
+# Deeper values travel as text: msgpack (the channel layer) refuses nesting past 511
+# levels, and no CRM payload is anywhere near this.
+MAX_VALUE_DEPTH = 100
+# What msgpack can carry: signed and unsigned 64-bit integers.
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
+# A JSON escape of a UTF-16 surrogate: the only way a lone surrogate gets into a str.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class KafkaRecord(Protocol):
@@ -31,7 +57,97 @@ class KafkaRecord(Protocol):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: Iterable[tuple[str, bytes]]
+    headers: Iterable[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class UnparseableRecord:
+    """Stands in for a record the Kafka client failed to parse (a header name that is
+    not UTF-8, say): only its position is known, and why it could not be read."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    timestamp: int = -1
+    key: None = None
+    value: None = None
+    headers: tuple[()] = ()
+
+
+class _NotFaithful(ValueError):
+    """JSON that Python reads but that would not come out the same on the other side."""
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 parses to inf, which JSON cannot write
+        raise _NotFaithful(f"{text} overflows a double")
+    return number
+
+
+def _int_in_range(text: str) -> int:
+    number = int(text)  # over 4,300 digits Python itself refuses, with a ValueError
+    if not INT_MIN <= number <= INT_MAX:
+        raise _NotFaithful("integer beyond 64 bits")
+    return number
+
+
+def _reject_constant(name: str) -> None:
+    raise _NotFaithful(f"{name} is not JSON")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _NotFaithful("an object repeats a name")
+    return members
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether containers nest at most `limit` deep (iteratively: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _strings_valid(value: Any) -> bool:
+    """Whether every string (names included) is valid Unicode: no lone surrogates."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def json_faithful_loads(text: str) -> Any:
+    """Parse `text` if it is JSON the service can carry unchanged; else raise ValueError."""
+    value = json.loads(
+        text, parse_constant=_reject_constant, parse_float=_finite_float,
+        parse_int=_int_in_range, object_pairs_hook=_unique_names,
+    )
+    # Cheap text-level bounds first; the walks run only when those cannot rule it out.
+    if text.count("[") + text.count("{") > MAX_VALUE_DEPTH and not _depth_within(value, MAX_VALUE_DEPTH):
+        raise _NotFaithful("nested too deep")
+    if _SURROGATE_ESCAPE.search(text) and not _strings_valid(value):
+        raise _NotFaithful("a lone surrogate escape")
+    return value
 
 
 def value_decode(raw: bytes | None) -> tuple[Any, str]:
@@ -39,19 +155,14 @@ def value_decode(raw: bytes | None) -> tuple[Any, str]:
     if not raw:
         return None, VALUE_EMPTY
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8")  # strict: encoded surrogates are refused here too
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode("ascii"), VALUE_BASE64
     try:
-        return json.loads(text, parse_constant=_constant_reject), VALUE_JSON
+        return json_faithful_loads(text), VALUE_JSON
     except (ValueError, RecursionError):
         # RecursionError: absurdly deep nesting is still just text to us.
         return text, VALUE_TEXT
-
-
-def _constant_reject(name: str) -> None:
-    # NaN and Infinity parse in Python but are not JSON: browsers would choke on them.
-    raise ValueError(f"{name} is not JSON")
 
 
 def key_decode(raw: bytes | None) -> str | None:
@@ -64,17 +175,26 @@ def key_decode(raw: bytes | None) -> str | None:
         return "base64:" + base64.b64encode(raw).decode("ascii")
 
 
-def headers_decode(headers: Iterable[tuple[str, bytes]]) -> dict[str, str | list[str]]:
+def _header_name(name: object) -> str:
+    # aiokafka hands names as str; anything that could not travel is carried as base64.
+    if isinstance(name, str) and _strings_valid(name):
+        return name
+    raw = name if isinstance(name, bytes) else str(name).encode("utf-8", "surrogatepass")
+    return "base64:" + base64.b64encode(raw).decode("ascii")
+
+
+def headers_decode(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str | list[str]]:
     """Header values as text; a repeated header name collects its values in a list."""
     decoded: dict[str, str | list[str]] = {}
     for name, raw in headers:
-        value = key_decode(raw) or ""
-        if name not in decoded:
+        name, value = _header_name(name), key_decode(raw) or ""
+        present = decoded.get(name)
+        if present is None:
             decoded[name] = value
-        elif isinstance(decoded[name], list):
-            decoded[name].append(value)  # type: ignore[union-attr]
+        elif isinstance(present, list):
+            present.append(value)
         else:
-            decoded[name] = [decoded[name], value]  # type: ignore[list-item]
+            decoded[name] = [present, value]
     return decoded
 
 
@@ -87,8 +207,21 @@ def event_type_of(value: Any) -> str | None:
     return None
 
 
+def undecodable_payload(*, topic: str, partition: int, offset: int, error: str) -> dict[str, Any]:
+    """The payload of a record that cannot be delivered as it is: its position and why."""
+    return {
+        "kind": KIND_DOMAIN_EVENT, "topic": topic, "partition": partition, "offset": offset,
+        "timestamp": -1, "key": None, "headers": {}, "type": None, "value": None,
+        "value_format": VALUE_UNDECODABLE, "error": error,
+    }
+
+
 def record_decode(record: KafkaRecord) -> dict[str, Any]:
     """Build the client payload of one Kafka record. Never raises for bad content."""
+    if isinstance(record, UnparseableRecord):
+        return undecodable_payload(
+            topic=record.topic, partition=record.partition, offset=record.offset, error=record.error
+        )
     value, value_format = value_decode(record.value)
     return {
         "kind": KIND_DOMAIN_EVENT,
