@@ -157,6 +157,12 @@ if not KAFKA_BROKERS or not all(KAFKA_BROKERS):
 KAFKA_TOPIC_PARTITIONS = _positive_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = _positive_int("KAFKA_TOPIC_REPLICATION", 1)
 KAFKA_RETRY_BACKOFF_MAX = _positive_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
+# Where consume_events copies records it cannot deliver as they are (with headers saying
+# why), as Kafka Connect does with errors.tolerance=all; empty: nowhere (they are still
+# delivered, marked `undecodable`, and counted).
+KAFKA_DEAD_LETTER_TOPIC = env.str("KAFKA_DEAD_LETTER_TOPIC", default="")
+if KAFKA_DEAD_LETTER_TOPIC and KAFKA_DEAD_LETTER_TOPIC in KAFKA_TOPICS:
+    raise ImproperlyConfigured("KAFKA_DEAD_LETTER_TOPIC must not be one of the served KAFKA_TOPICS.")
 
 # --- Kafka security ------------------------------------------------------------
 # Applied to every Kafka client the service creates (crm_events.kafka_clients.connection_options).

@@ -14,7 +14,6 @@ from aiokafka import TopicPartition
 
 from crm_events import metrics
 from crm_events.config import KafkaConfig
-from crm_events.events import record_decode
 from crm_events.fanout import EventHub, LiveEvent
 from crm_events.replay import ReplayReader
 from crm_events.subscriber import StreamSubscriber
@@ -58,7 +57,7 @@ async def _replay_batch(
     frames = []
     for records in (await reader.fetch(lagging)).values():
         for record in records:
-            event = LiveEvent(record_decode(record))
+            event = LiveEvent.of_record(record)
             if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                 frames.append(event.frame(subscriber.token()))
     for tp in lagging:

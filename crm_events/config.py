@@ -55,6 +55,7 @@ class KafkaConfig:
     retry_backoff_max: float
     batch_max_records: int
     security: KafkaSecurity = KafkaSecurity()
+    dead_letter_topic: str = ""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -153,6 +154,7 @@ def kafka_config() -> KafkaConfig:
         topic_replication=settings.KAFKA_TOPIC_REPLICATION,
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
+        dead_letter_topic=settings.KAFKA_DEAD_LETTER_TOPIC,
         security=KafkaSecurity(
             protocol=settings.KAFKA_SECURITY_PROTOCOL,
             sasl_mechanism=settings.KAFKA_SASL_MECHANISM,

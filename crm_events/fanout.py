@@ -13,6 +13,14 @@ replay (a restarted consumer) and is dropped; a record whose `prev` lies above i
 means the live path lost records (Redis restarted, say), and the hub reads the
 missing range from Kafka before going on, so the live stream never has holes.
 
+Nothing that arrives can stop the hub. Every layer message is checked before use
+(`crm_events.broadcast`): one it does not understand is counted, logged sparingly
+and skipped (`crm_events.foreign_messages`), and the records it skipped come back
+by the usual repair when the next record or consumer heartbeat shows the hole. An
+event that cannot be encoded is skipped the same way; a subscriber that fails is
+sent away alone. Any other error ends the receive loop, which is restarted by its
+supervisor (`_receive_supervised`) after logging it; `/readyz` names that state.
+
 Writing to clients is self-clocked: after a batch the hub writes at once, unless
 its previous write round ended less than that round's own duration ago; then it
 writes when that much time has passed. At light load every batch goes out as it
@@ -35,20 +43,22 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 
 from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig, kafka_config
-from crm_events.events import record_decode
+from crm_events.events import KafkaRecord, record_decode, undecodable_payload
 from crm_events.exceptions import KafkaUnavailable
+from crm_events.foreign_messages import ForeignMessages
 from crm_events.kafka_offsets import OffsetLookup
 from crm_events.layer_subscription import LayerSubscription
 from crm_events.replay import ReplayReader
 from crm_events.resume import Position, positions_text, token_encode
 from crm_events.retry import Backoff
-from crm_events.sse import frame_encode
+from crm_events.sse import data_frame
 from crm_events.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
 REPAIR_TIMEOUT = 30.0
+RESTART_BACKOFF_MAX = 5.0
 
 
 class LiveEvent:
@@ -63,10 +73,24 @@ class LiveEvent:
         # Built once: every subscriber looks its position up by it.
         self.position: Position = (self.topic, self.partition)
         self.payload = payload
-        self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        # Strict JSON in UTF-8, encoded once: raises ValueError for what could not be
+        # (NaN, lone surrogates), so a payload that cannot be sent is refused here.
+        self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+    @classmethod
+    def of_record(cls, record: KafkaRecord) -> LiveEvent:
+        """A record read from Kafka as an event: as it is, or marked if it cannot be sent."""
+        payload = record_decode(record)
+        try:
+            return cls(payload)
+        except (TypeError, ValueError) as error:  # record_decode's rules should make this unreachable
+            logger.error("record %s:%s@%s cannot be encoded (%s); delivering it marked",
+                         record.topic, record.partition, record.offset, error)
+            return cls(undecodable_payload(topic=record.topic, partition=record.partition,
+                                           offset=record.offset, error=f"cannot be encoded: {error}"))
 
     def frame(self, token: str) -> bytes:
-        return frame_encode(self.data, event_id=token)
+        return data_frame(self.data, event_id=token)
 
 
 class EventHub:
@@ -85,6 +109,11 @@ class EventHub:
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
         self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
+        self.served = frozenset(config.topics)
+        self.source = ""  # the Kafka cluster id; messages from another cluster are skipped
+        self.foreign = ForeignMessages()
+        # Why the receive loop last failed, until a message is handled again; None: healthy.
+        self.receive_failure: str | None = None
         # Called with every payload the hub passes on (metrics, canary); never subscribers.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
@@ -97,9 +126,22 @@ class EventHub:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self.subscription.run(), name="event-hub-receive"),
+            loop.create_task(self._receive_supervised(), name="event-hub-receive"),
             loop.create_task(self._positions_init(), name="event-hub-positions"),
         ]
+
+    async def _receive_supervised(self) -> None:
+        """Run the layer subscription forever: an unexpected error restarts it, logged."""
+        backoff = Backoff(maximum=RESTART_BACKOFF_MAX)
+        while True:
+            try:
+                await self.subscription.run()
+            except Exception as error:  # noqa: BLE001 - the hub must never end silently
+                metrics.HUB_RESTARTS.inc()
+                self.receive_failure = f"restarting after {type(error).__name__}: {error}"
+                logger.exception("event hub: the receive loop failed; restarting it (what it missed is "
+                                 "repaired from Kafka when the next record or heartbeat shows the hole)")
+                await asyncio.sleep(backoff.next_delay())
 
     def close_all(self, reason: str) -> None:
         for subscriber in [*self.subscribers, *self.catching_up]:
@@ -148,10 +190,15 @@ class EventHub:
             try:
                 tps = await self.offsets.partitions(self.config.topics)
                 ends = await self.offsets.end_offsets(tps)
+                self.source = await self.offsets.cluster_id()
                 break
             except KafkaUnavailable as error:
                 delay = backoff.next_delay()
                 logger.warning("cannot read end offsets yet (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+            except Exception:  # noqa: BLE001 - without positions no stream can start: keep trying
+                delay = backoff.next_delay()
+                logger.exception("reading end offsets failed unexpectedly; retrying in %.1fs", delay)
                 await asyncio.sleep(delay)
         for tp, end in ends.items():
             position = (tp.topic, tp.partition)
@@ -174,15 +221,38 @@ class EventHub:
 
     # --- handling broadcast messages -------------------------------------------------
 
-    async def message_handle(self, message: dict[str, Any]) -> None:
-        if message.get("type") == broadcast.MESSAGE_RECORDS:
-            for item in message["records"]:
+    async def message_handle(self, message: object) -> None:
+        """Handle one layer message; anything it does not understand is skipped."""
+        problem = broadcast.envelope_check(message, source=self.source)
+        if problem is not None:
+            self.foreign.skipped(problem, message)
+        elif message["type"] == broadcast.MESSAGE_RECORDS:  # type: ignore[index]
+            await self.records_handle(message)  # type: ignore[arg-type]
+        else:
+            await self.heartbeat_handle(message)  # type: ignore[arg-type]
+        self.receive_failure = None
+
+    async def records_handle(self, message: dict[str, Any]) -> None:
+        records = broadcast.records_of(message)
+        if records is None:
+            self.foreign.skipped(broadcast.FOREIGN_MALFORMED, message)
+            return
+        for item in records:
+            problem = broadcast.record_item_check(item, served=self.served)
+            if problem is not None:
+                self.foreign.skipped(problem, item)
+            else:
                 await self.record_handle(item)
-            self.flush_soon()
-        elif message.get("type") == broadcast.MESSAGE_HEARTBEAT:
-            self.last_heartbeat_at = time.monotonic()
-            self.consumer_lag[message["consumer"]] = message["lag"]
-            await self.published_check(message.get("published", ()))
+        self.flush_soon()
+
+    async def heartbeat_handle(self, message: dict[str, Any]) -> None:
+        problem = broadcast.heartbeat_check(message)
+        if problem is not None:
+            self.foreign.skipped(problem, message)
+            return
+        self.last_heartbeat_at = time.monotonic()
+        self.consumer_lag[message["consumer"]] = message["lag"]
+        await self.published_check(message.get("published", []))
 
     async def published_check(self, published: list[list[Any]]) -> None:
         """A consumer published up to these offsets; records this hub never got were lost
@@ -203,13 +273,38 @@ class EventHub:
         self.event_dispatch(payload)
 
     def event_dispatch(self, payload: dict[str, Any]) -> None:
-        for observe in self.observers:
-            observe(payload)
-        event = LiveEvent(payload)
+        """Pass one event on to every subscriber; an event that cannot be encoded is skipped
+        (its position is not taken, so the next record shows the hole and it is repaired)."""
+        try:
+            event = LiveEvent(payload)
+        except (TypeError, ValueError) as error:
+            self.foreign.skipped(broadcast.FOREIGN_RECORD_UNENCODABLE, (str(error), payload))
+            return
+        self.event_pass(event)
+
+    def event_pass(self, event: LiveEvent) -> None:
+        payload = event.payload
+        self._observe(payload)
         self.positions[event.position] = event.offset + 1
         self._shared_frames.clear()
         for subscriber in self.subscribers:
-            subscriber.offer(event, self)
+            try:
+                subscriber.offer(event, self)
+            except Exception:  # noqa: BLE001 - one client's failure is that client's alone
+                self._subscriber_failed(subscriber, "offer")
+
+    def _observe(self, payload: dict[str, Any]) -> None:
+        for observe in self.observers:
+            try:
+                observe(payload)
+            except Exception:  # noqa: BLE001 - metrics must never stop delivery
+                metrics.hub_error("observe")
+                logger.exception("an event observer failed")
+
+    def _subscriber_failed(self, subscriber: StreamSubscriber, stage: str) -> None:
+        metrics.hub_error(stage)
+        logger.exception("a stream failed in the hub (%s); sending it away to resume", stage)
+        subscriber.close(CLOSE_RESYNC)
 
     def flush_soon(self) -> None:
         """Write queued frames now, or once the last round of writes is as long ago as it took."""
@@ -229,7 +324,10 @@ class EventHub:
         started = loop.time()
         written = 0
         for subscriber in self.subscribers:
-            written += subscriber.flush()
+            try:
+                written += subscriber.flush()
+            except Exception:  # noqa: BLE001 - one client's failure is that client's alone
+                self._subscriber_failed(subscriber, "write")
         if written:
             metrics.events_delivered(written)
         finished = loop.time()
@@ -259,7 +357,7 @@ class EventHub:
                 for record in (await reader.fetch([tp])).get(tp, []):
                     if record.offset >= stop:
                         break
-                    self.event_dispatch(record_decode(record))
+                    self.event_pass(LiveEvent.of_record(record))
                 self.flush_all()
                 reached = min(await reader.position(tp), stop)
                 self.positions[position] = max(self.positions[position], reached)

@@ -74,16 +74,18 @@ def admin_create(config: KafkaConfig) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**connection_options(config))
 
 
-async def topics_ensure(config: KafkaConfig) -> list[str]:
-    """Create the configured topics that are missing; return the names created."""
+async def kafka_prepare(config: KafkaConfig) -> str:
+    """Create the missing topics (the served ones, and the dead-letter topic when set);
+    return the Kafka cluster's id, which names the source of our layer messages."""
     admin = admin_create(config)
     await admin.start()
     try:
+        wanted = [*config.topics, *([config.dead_letter_topic] if config.dead_letter_topic else [])]
         existing = set(await admin.list_topics())
-        missing = [topic for topic in config.topics if topic not in existing]
+        missing = [topic for topic in wanted if topic not in existing]
         if missing:
             await _topics_create(admin, config, missing)
-        return missing
+        return str((await admin.describe_cluster()).get("cluster_id") or "")
     finally:
         await admin.close()
 

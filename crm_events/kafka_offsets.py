@@ -83,6 +83,13 @@ class OffsetLookup:
         ends = await self.end_offsets(missing) if missing else {}
         return {tp: hit.offset if hit is not None else ends[tp] for tp, hit in found.items()}
 
+    async def cluster_id(self) -> str:
+        """The Kafka cluster's id ("" if the broker does not say)."""
+        async def describe(_consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> dict:
+            return await admin.describe_cluster()
+
+        return str((await self._call("describe cluster", describe)).get("cluster_id") or "")
+
     async def close(self) -> None:
         consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
         await _close_quietly(consumer, admin)

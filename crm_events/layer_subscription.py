@@ -25,16 +25,21 @@ GROUP_REFRESH_SECONDS = 30.0
 # Short: while this process is out of the group, live events reach it only through repairs.
 RESUBSCRIBE_BACKOFF_MAX = 3.0
 
-MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
+MessageHandler = Callable[[Any], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class LayerSubscription:
-    def __init__(self, layer: BaseChannelLayer, group: str, handle: MessageHandler) -> None:
+    def __init__(
+        self, layer: BaseChannelLayer, group: str, handle: MessageHandler, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.layer = layer
         self.group = group
         self.handle = handle
         self.channel_name: str | None = None
         self.connected = False
+        self.last_error: str | None = None  # why the layer was last lost, for /readyz
+        self._sleep = sleep  # a test's fake clock; asyncio.sleep otherwise
 
     async def run(self) -> None:
         """Receive and handle messages forever, resubscribing after a layer failure."""
@@ -46,15 +51,19 @@ class LayerSubscription:
                 await self._receive_forever()
             except (RedisError, OSError) as error:
                 self.connected = False
+                self.last_error = f"{type(error).__name__}: {error}"
                 delay = backoff.next_delay()
                 logger.warning("channel layer lost (%s); resubscribing in %.1fs", error, delay)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
+            except BaseException:
+                self.connected = False  # the supervisor restarts run(); until then, not receiving
+                raise
 
     async def _join(self) -> None:
         if self.channel_name is None:
             self.channel_name = await self.layer.new_channel("crm-events-hub.")
         await self.layer.group_add(self.group, self.channel_name)
-        self.connected = True
+        self.connected, self.last_error = True, None
         logger.info("subscribed to %s as %s", self.group, self.channel_name)
 
     async def _receive_forever(self) -> None:

@@ -106,3 +106,44 @@ def consumer_lag_set(lags: dict[str, dict[str, int]]) -> None:
         for position, lag in partitions.items():
             topic, _, partition = position.rpartition(":")
             CONSUMER_LAG.labels(consumer=consumer, topic=topic, partition=partition).set(lag)
+RECORDS_UNDECODABLE = Counter(
+    "aetherlink_records_undecodable_total",
+    "Records consume_events could not deliver as they are (delivered marked `undecodable`).",
+    ["topic"],
+)
+RECORDS_DEAD_LETTERED = Counter(
+    "aetherlink_records_dead_lettered_total",
+    "Undecodable records consume_events copied to KAFKA_DEAD_LETTER_TOPIC.",
+    ["topic"],
+)
+CONSUMER_RESTARTS = Counter(
+    "aetherlink_consumer_restarts_total",
+    "Times consume_events reconnected to Kafka after a failure (kafka: Kafka failed; error: unexpected).",
+    ["reason"],
+)
+HUB_RESTARTS = Counter(
+    "aetherlink_hub_restarts_total",
+    "Times this web process's hub restarted its receive loop after an unexpected error.",
+)
+HUB_FOREIGN_MESSAGES = Counter(
+    "aetherlink_hub_foreign_messages_total",
+    "Channel-layer messages or records the hub did not understand and skipped, by reason.",
+    ["reason"],
+)
+HUB_ERRORS = Counter(
+    "aetherlink_hub_errors_total",
+    "Unexpected errors the hub caught and survived, by stage (dispatch, offer, write, observe).",
+    ["stage"],
+)
+
+
+def record_undecodable(topic: str) -> None:
+    RECORDS_UNDECODABLE.labels(topic=topic).inc()
+
+
+def foreign_message(reason: str) -> None:
+    HUB_FOREIGN_MESSAGES.labels(reason=reason).inc()
+
+
+def hub_error(stage: str) -> None:
+    HUB_ERRORS.labels(stage=stage).inc()

@@ -6,6 +6,13 @@ as one message when they fit: each message costs a web process several Redis rou
 trips to receive, so fewer, fuller messages keep its intake ahead at high rates.
 Offsets are committed only after the layer accepted the records, so a crash
 replays rather than loses (web processes drop the replayed duplicates by offset).
+
+Nothing a record contains can stop it. Every record becomes exactly one payload
+(`crm_events.events`); one the Kafka client cannot parse, or that the layer still
+cannot carry, is published marked `undecodable` with its position, counted, logged,
+copied to the dead-letter topic when one is set, and committed past. And the loop is
+its own supervisor: whatever fails (Kafka, Redis, a bug), it logs why, reconnects
+after a bounded backoff and goes on, until it is told to stop.
 """
 
 from __future__ import annotations
@@ -25,14 +32,29 @@ from redis.exceptions import RedisError
 
 from crm_events import broadcast, metrics
 from crm_events.config import KafkaConfig
-from crm_events.events import record_decode
-from crm_events.kafka_clients import group_consumer_create, topics_ensure
+from crm_events.dead_letters import DeadLetters
+from crm_events.events import (
+    VALUE_UNDECODABLE,
+    KafkaRecord,
+    UnparseableRecord,
+    record_decode,
+    undecodable_payload,
+)
+from crm_events.kafka_clients import group_consumer_create, kafka_prepare
+from crm_events.kafka_fetch import Fetched, records_fetch
 from crm_events.retry import Backoff
 from crm_events.task_stop import task_stop
 
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
+# What msgpack (the layer's serializer) raises for a payload it cannot pack.
+UNSERIALIZABLE = (TypeError, ValueError, OverflowError)
+LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
+
+
+class LayerCannotCarry(Exception):
+    """The channel layer's serializer refused a message; the text says why."""
 
 
 class PositionTracker(ConsumerRebalanceListener):
@@ -61,27 +83,49 @@ class EventPublisher:
         self.heartbeat_interval = heartbeat_interval
         self.consumer_id = f"consumer-{uuid.uuid4().hex[:8]}"
         self.stopping = asyncio.Event()
+        self.source = ""  # the Kafka cluster id, once known
+        self.dead_letters = DeadLetters(config)
 
     async def run(self) -> None:
-        """Connect (retrying while Kafka is away), then consume until `stop()`."""
-        consumer = await self._connect()
-        if consumer is None:
-            return
+        """Consume until `stop()`, reconnecting after any failure (each one logged)."""
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
         try:
-            await self._consume(consumer)
+            while not self.stopping.is_set():
+                if await self._session_supervised():
+                    backoff.reset()
+                if not self.stopping.is_set():
+                    await self._sleep_unless_stopping(backoff.next_delay())
         finally:
-            await consumer.stop()
+            await self.dead_letters.close()
             logger.info("consumer %s stopped", self.consumer_id)
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def _session_supervised(self) -> bool:
+        """One connection's life; True if it got as far as consuming."""
+        consumer = await self._connect()
+        if consumer is None:
+            return False
+        try:
+            await self._consume(consumer)
+        except (KafkaError, OSError) as error:
+            metrics.CONSUMER_RESTARTS.labels(reason="kafka").inc()
+            logger.warning("Kafka failed while consuming (%r); reconnecting", error)
+        except Exception:  # noqa: BLE001 - a bug must cost a reconnect, never the consumer
+            metrics.CONSUMER_RESTARTS.labels(reason="error").inc()
+            logger.exception("consumer %s failed unexpectedly; reconnecting", self.consumer_id)
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+        return True
 
     async def _connect(self) -> AIOKafkaConsumer | None:
         backoff = Backoff(maximum=self.config.retry_backoff_max)
         while not self.stopping.is_set():
             consumer = group_consumer_create(self.config)
             try:
-                await topics_ensure(self.config)
+                self.source = await kafka_prepare(self.config)
                 await consumer.start()
                 return consumer
             except (KafkaError, OSError) as error:
@@ -97,40 +141,66 @@ class EventPublisher:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         tracker = PositionTracker(consumer)
         consumer.subscribe(topics=list(self.config.topics), listener=tracker)
-        heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker))
+        heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
         try:
             while not self.stopping.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records
+                batches = await records_fetch(
+                    consumer, list(tracker.next_offsets), positions=tracker.next_offsets,
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records,
                 )
                 if batches and await self._publish_poll(tracker, batches):
                     await self._commit(consumer, tracker, list(batches))
         finally:
             await task_stop(heartbeat)
 
-    async def _publish_poll(
-        self, tracker: PositionTracker, batches: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> bool:
+    async def _publish_poll(self, tracker: PositionTracker, batches: Fetched) -> bool:
         """Publish one poll's records, each partition's in order; False if stopped before all
         were accepted (then nothing is committed, and they are published again later)."""
-        items, next_offsets = [], {}
-        for tp, records in batches.items():
-            prev = tracker.next_offsets.get(tp, records[0].offset)
-            for record in records:
-                items.append(_record_item(record, prev=prev))
+        items, records, next_offsets = [], {}, {}
+        for tp, polled in batches.items():
+            prev = tracker.next_offsets.get(tp, polled[0].offset)
+            for record in polled:
+                item = _record_item(record, prev=prev)
+                items.append(item)
+                records[id(item)] = record
                 prev = record.offset + 1
             next_offsets[tp] = prev
         for batch in broadcast.batches_split(items):
-            if not await self._send_until_accepted(broadcast.records_message(batch)):
+            if not await self._publish_batch(batch, records):
                 return False
-        for tp, records in batches.items():
+        for item in items:
+            if item["event"]["value_format"] == VALUE_UNDECODABLE:
+                await self._undecodable_report(records[id(item)], item["event"].get("error", ""))
+        for tp, polled in batches.items():
             tracker.next_offsets[tp] = next_offsets[tp]
-            metrics.events_consumed(tp.topic, len(records))
+            metrics.events_consumed(tp.topic, len(polled))
         return True
 
-    async def _send_until_accepted(self, message: dict[str, Any]) -> bool:
+    async def _publish_batch(self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord]) -> bool:
+        """Publish a batch; if the layer cannot serialize it, record by record, marking
+        (in place) each record it cannot carry as undecodable."""
+        try:
+            return await self._send_until_accepted(batch)
+        except LayerCannotCarry:
+            pass
+        for item in batch:
+            try:
+                accepted = await self._send_until_accepted([item])
+            except LayerCannotCarry as error:
+                record = records[id(item)]
+                item["event"] = undecodable_payload(
+                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(error)
+                )
+                accepted = await self._send_until_accepted([item])
+            if not accepted:
+                return False
+        return True
+
+    async def _send_until_accepted(self, items: list[dict[str, Any]]) -> bool:
         """Publish, waiting out a Redis outage; False if told to stop first (nothing is
-        committed then, so the next consumer publishes these records again)."""
+        committed then, so the next consumer publishes these records again). Raises
+        `LayerCannotCarry` if the layer cannot serialize them."""
+        message = broadcast.records_message(items, source=self.source)
         backoff = Backoff(maximum=self.config.retry_backoff_max)
         while not self.stopping.is_set():
             try:
@@ -140,10 +210,22 @@ class EventPublisher:
                 delay = backoff.next_delay()
                 logger.warning(
                     "channel layer unavailable (%s) publishing %d records; retrying in %.1fs",
-                    error, len(message["records"]), delay,
+                    error, len(items), delay,
                 )
                 await self._sleep_unless_stopping(delay)
+            except UNSERIALIZABLE as error:
+                reason = LAYER_CANNOT_CARRY.format(f"{type(error).__name__}: {error}")
+                raise LayerCannotCarry(reason) from error
         return False
+
+    async def _undecodable_report(self, record: KafkaRecord, reason: str) -> None:
+        metrics.record_undecodable(record.topic)
+        logger.warning(
+            "record %s:%s@%s delivered marked undecodable: %s", record.topic, record.partition,
+            record.offset, reason,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        await self.dead_letters.send(record, reason)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, tracker: PositionTracker, tps: list[TopicPartition]
@@ -166,10 +248,14 @@ class EventPublisher:
                 published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
-                    broadcast.heartbeat_message(consumer_id=self.consumer_id, lag=lag, published=published),
+                    broadcast.heartbeat_message(
+                        consumer_id=self.consumer_id, lag=lag, published=published, source=self.source
+                    ),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:
                 logger.warning("no heartbeat this round: %s", error or type(error).__name__)
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one round
+                logger.exception("heartbeat round failed unexpectedly")
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
@@ -178,17 +264,19 @@ class EventPublisher:
                 await self.stopping.wait()
 
 
-def _record_item(record: ConsumerRecord, *, prev: int) -> dict[str, Any]:
+def _record_item(record: ConsumerRecord | UnparseableRecord, *, prev: int) -> dict[str, Any]:
     size = len(record.value or b"") + len(record.key or b"")
     try:
         event = record_decode(record)
-    except Exception:  # noqa: BLE001 - one bad record must never stop the consumer
+    except Exception as error:  # noqa: BLE001 - one bad record must never stop the consumer
         logger.exception(
             "record %s:%s@%s could not be decoded; delivering it marked",
             record.topic, record.partition, record.offset,
         )
-        event = {"kind": "undecodable", "topic": record.topic,
-                 "partition": record.partition, "offset": record.offset}
+        event = undecodable_payload(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            error=f"{type(error).__name__}: {error}",
+        )
     return broadcast.record_item(event, prev=prev, size=size)
 
 

@@ -31,7 +31,32 @@ async def redis_check() -> str:
         await client.aclose()
 
 
+HUB_JOINING = "joining the channel layer"
+HUB_NOT_SUBSCRIBED = "not subscribed to the channel layer: {}"
+CONSUMER_UNKNOWN = "unknown: this process is not receiving from the channel layer (see hub)"
+
+
+def _hub_failure(hub: EventHub) -> str | None:
+    """Why the hub cannot receive now, if something failed (not merely starting)."""
+    if hub.receive_failure is not None:
+        return f"hub {hub.receive_failure}"
+    if not hub.subscription.connected and hub.subscription.last_error:
+        return HUB_NOT_SUBSCRIBED.format(hub.subscription.last_error)
+    return None
+
+
+def hub_check(hub: EventHub) -> str:
+    """Whether this process's hub is receiving: restarting after an error, cut off from Redis,
+    or still joining."""
+    failure = _hub_failure(hub)
+    if failure is not None:
+        return failure
+    return CHECK_OK if hub.subscription.connected else HUB_JOINING
+
+
 def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
+    if _hub_failure(hub) is not None:
+        return CONSUMER_UNKNOWN  # heartbeats cannot arrive: say so, not that none was sent
     age = hub.heartbeat_age()
     if age is None:
         return "no heartbeat from consume_events has reached this process yet"
@@ -41,7 +66,7 @@ def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
 
 
 async def readiness_checks(hub: EventHub, config: ReadinessConfig) -> dict[str, str]:
-    return {"redis": await redis_check(), "consumer": consumer_check(hub, config)}
+    return {"redis": await redis_check(), "hub": hub_check(hub), "consumer": consumer_check(hub, config)}
 
 
 def canary_check(observer: HubObserver, config: CanaryConfig) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.kafka_clients import reader_create
+from crm_events.kafka_fetch import Fetched, records_fetch
 
 FETCH_TIMEOUT_MS = 500
 FETCH_MAX_RECORDS = 500
@@ -65,11 +66,14 @@ class ReplayReader:
             if self._slots is not None:
                 self._slots.release()
 
-    async def fetch(self, tps: list[TopicPartition]) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """The next records of some of `tps`, in offset order per partition (maybe none)."""
+    async def fetch(self, tps: list[TopicPartition]) -> Fetched:
+        """The next records of some of `tps`, in offset order per partition (maybe none);
+        a record the client cannot parse comes as an `UnparseableRecord` (see kafka_fetch)."""
         try:
-            return await self._consumer.getmany(
-                *tps, timeout_ms=FETCH_TIMEOUT_MS, max_records=FETCH_MAX_RECORDS
+            positions = {tp: await self._consumer.position(tp) for tp in tps}
+            return await records_fetch(
+                self._consumer, tps, positions=positions,
+                timeout_ms=FETCH_TIMEOUT_MS, max_records=FETCH_MAX_RECORDS,
             )
         except (KafkaError, OSError) as error:
             raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error

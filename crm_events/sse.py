@@ -30,6 +30,11 @@ def frame_encode(data: str, *, event: str | None = None, event_id: str | None = 
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+def data_frame(data: bytes, *, event_id: str) -> bytes:
+    """An unnamed event of one JSON line with its id (`json.dumps` writes no line break)."""
+    return b"id: %s\ndata: %s\n\n" % (_single_line("id", event_id).encode("ascii"), data)
+
+
 def comment_encode(text: str = "") -> bytes:
     """A comment line: ignored by clients, it keeps proxies from timing the stream out."""
     return "".join(f":{' ' if line else ''}{line}\n" for line in _LINE_BREAK.split(text)).encode(

@@ -69,7 +69,7 @@ async def test_metrics_after_a_real_stream_and_the_canary(stack, kafka, topic):
     _, port = stack.daphne()
     stack.wait_ready(port)
     status, body = http_get(port, "/readyz")
-    assert (status, body["checks"]) == (200, {"redis": "ok", "consumer": "ok", "canary": "ok"})
+    assert (status, body["checks"]) == (200, {"redis": "ok", "hub": "ok", "consumer": "ok", "canary": "ok"})
 
     connection = await SseConnection.open("127.0.0.1", port, "/crm-events")
     with_canaries = await SseConnection.open("127.0.0.1", port, "/crm-events?canary=1")

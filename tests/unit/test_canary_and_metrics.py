@@ -10,11 +10,12 @@ from django.test import RequestFactory
 from prometheus_client import REGISTRY
 
 from crm_events import broadcast, canary, metrics
-from crm_events.config import CanaryConfig, MetricsConfig, kafka_config
+from crm_events.config import CanaryConfig, MetricsConfig
 from crm_events.fanout import EventHub
 from crm_events.hub_observer import hub_observe
 from crm_events.metrics_view import metrics_access_allowed
 from crm_events.readiness import CHECK_OK, canary_check
+from tests.support.payloads import serving
 
 factory = RequestFactory()
 
@@ -42,7 +43,7 @@ def test_is_canary_needs_both_the_header_and_the_type():
 
 
 def hub_new() -> EventHub:
-    return EventHub(InMemoryChannelLayer(), kafka_config())
+    return EventHub(InMemoryChannelLayer(), serving("t", "obs-topic"))
 
 
 async def test_observer_sees_every_event_once_and_notes_canaries():

@@ -5,30 +5,28 @@ from channels.layers import InMemoryChannelLayer
 from prometheus_client import REGISTRY
 
 from crm_events import broadcast
-from crm_events.config import kafka_config
 from crm_events.fanout import EventHub
 from crm_events.filters import EventFilter
 from crm_events.resume import token_decode, token_encode
 from crm_events.subscriber import CLOSE_SLOW, StreamSubscriber
+from tests.support.payloads import domain_payload, payload_json, serving
 from tests.support.processes import async_wait_until
 
 TOPICS = ("t",)
 
 
 def record(offset: int, *, prev: int | None = None, partition: int = 0, type_: str = "deal.won") -> dict:
-    event = {"kind": "domain_event", "topic": "t", "partition": partition, "offset": offset, "type": type_}
+    event = domain_payload(partition=partition, offset=offset, type_=type_)
     return broadcast.record_item(event, prev=offset if prev is None else prev, size=1)
 
 
 def frame(offset: int, positions: dict, partition: int = 0, type_: str = "deal.won") -> bytes:
-    data = (
-        f'{{"kind":"domain_event","topic":"t","partition":{partition},"offset":{offset},"type":"{type_}"}}'
-    )
+    data = payload_json(domain_payload(partition=partition, offset=offset, type_=type_))
     return f"id: {token_encode(positions)}\ndata: {data}\n\n".encode()
 
 
 def hub_at(positions: dict) -> EventHub:
-    hub = EventHub(InMemoryChannelLayer(), kafka_config())
+    hub = EventHub(InMemoryChannelLayer(), serving(*TOPICS))
     hub.positions.update(positions)
     hub.positions_ready.set()
     return hub
@@ -119,7 +117,7 @@ async def test_unsubscribed_clients_get_nothing():
 
 async def test_hub_receives_through_the_layer_group():
     layer = InMemoryChannelLayer()
-    hub = EventHub(layer, kafka_config())
+    hub = EventHub(layer, serving(*TOPICS))
     hub.positions.update({("t", 0): 7})
     subscriber = subscriber_at(hub)
     hub.start()
