@@ -62,7 +62,7 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
     max_leaves=20,
 )
 
@@ -83,13 +83,18 @@ def json_texts(draw) -> str:
     return draw(st.one_of(crafted, dumped))
 
 
+def as_bytes(text: str) -> bytes:
+    """A producer's bytes for `text`; a lone surrogate gives the (invalid) UTF-8 bytes some write."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 header_names = st.text(max_size=10)  # aiokafka gives str; a foreign layer may not
 header_values = st.one_of(st.none(), st.binary(max_size=20))
 
 
 @settings(max_examples=500)
 @given(
-    value=st.one_of(st.none(), st.binary(max_size=300), json_texts().map(lambda t: t.encode("utf-8", "surrogatepass"))),
+    value=st.one_of(st.none(), st.binary(max_size=300), json_texts().map(as_bytes)),
     key=st.one_of(st.none(), st.binary(max_size=30), st.text(max_size=10).map(str.encode)),
     headers=st.lists(st.tuples(header_names, header_values), max_size=5),
 )
@@ -105,7 +110,7 @@ def test_any_record_gives_exactly_one_strict_json_frame(value, key, headers):
 @given(text=json_texts())
 @example(text='{"type":"deal.won","note":"\\ud800"}')
 def test_a_value_is_json_only_when_it_arrives_unchanged_else_its_original_text(text):
-    raw = text.encode("utf-8", "surrogatepass")
+    raw = as_bytes(text)
     payload, _frame = one_frame(Record(raw))
     if payload["value_format"] == "json":
         assert payload["value"] == json.loads(text)

@@ -1,0 +1,259 @@
+"""The hub against whatever the layer brings: foreign messages, failing streams, a failing receive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.layers import InMemoryChannelLayer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+
+from crm_events import broadcast
+from crm_events.fanout import EventHub
+from crm_events.filters import EventFilter
+from crm_events.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
+from crm_events.subscriber import CLOSE_RESYNC, StreamSubscriber
+from tests.support.payloads import domain_payload, serving
+from tests.support.processes import async_wait_until
+
+TOPICS = ("t",)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def hub_at(offset: int = 0, **kwargs) -> EventHub:
+    hub = EventHub(kwargs.pop("layer", None) or InMemoryChannelLayer(), serving(*TOPICS))
+    hub.positions[("t", 0)] = offset
+    hub.positions_ready.set()
+    return hub
+
+
+def subscribed(hub: EventHub, event_filter=None) -> StreamSubscriber:
+    subscriber = StreamSubscriber(
+        topics=TOPICS, positions=hub.positions_for(TOPICS), event_filter=event_filter or EventFilter(),
+        max_frames=100,
+    )
+    hub.subscribe(subscriber)
+    return subscriber
+
+
+def records(*offsets: int, **payload) -> dict:
+    items = [broadcast.record_item(domain_payload(offset=o, **payload), prev=o, size=1) for o in offsets]
+    return broadcast.records_message(items)
+
+
+def offsets_in(chunk: bytes) -> list[int]:
+    return [int(part.split(b",", 1)[0]) for part in chunk.split(b'"offset":')[1:]]
+
+
+# Layer messages as another version of us, or a stray publisher, might send them.
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+field_names = st.sampled_from(["prev", "size", "event", "kind", "topic", "partition", "offset", "timestamp",
+                               "key", "headers", "type", "value", "value_format", "x"])
+
+
+@st.composite
+def near_records(draw) -> dict:
+    """A records message whose items are real ones with fields dropped or replaced by anything."""
+    items = []
+    for offset in range(draw(st.integers(0, 3))):
+        item = broadcast.record_item(domain_payload(offset=1_000 + offset), prev=1_000 + offset, size=1)
+        for name in draw(st.lists(field_names, max_size=3)):
+            target = item if name in ("prev", "size", "event") else item.get("event")
+            if not isinstance(target, dict):
+                continue  # the event itself was replaced already
+            if draw(st.booleans()):
+                target.pop(name, None)
+            else:
+                target[name] = draw(anything)
+        items.append(item)
+    message = broadcast.records_message(items)
+    for name in draw(st.lists(st.sampled_from(["type", "v", "records", "source"]), max_size=2)):
+        message[name] = draw(anything)
+    return message
+
+
+@st.composite
+def near_heartbeats(draw) -> dict:
+    message = broadcast.heartbeat_message(consumer_id="c", lag={"t:0": 0}, published=[("t", 0, 0)])
+    for name in draw(st.lists(st.sampled_from(["consumer", "lag", "published", "v", "type"]), max_size=3)):
+        message[name] = draw(anything)
+    return message
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=st.one_of(anything, near_records(), near_heartbeats()))
+async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message):
+    hub = hub_at(0)
+    subscriber = subscribed(hub)
+
+    async def no_kafka(position, start, stop):  # a heartbeat may ask for a repair: nothing to read
+        hub.positions[position] = max(hub.positions[position], stop)
+
+    hub._repair = no_kafka
+    await hub.message_handle(message)
+    await hub.message_handle(records(10**6))
+    assert offsets_in(await subscriber.take(timeout=0))[-1:] == [10**6]
+
+
+async def test_a_message_of_a_newer_version_or_another_cluster_is_skipped_and_counted():
+    hub = hub_at(0)
+    hub.source = "cluster-a"
+    subscriber = subscribed(hub)
+    too_new, other = sample("aetherlink_hub_foreign_messages_total", reason="too_new"), sample(
+        "aetherlink_hub_foreign_messages_total", reason="other_source"
+    )
+    await hub.message_handle({**records(0), "v": broadcast.MESSAGE_VERSION + 1})
+    await hub.message_handle({**records(1), "source": "cluster-b"})
+    assert await subscriber.take(timeout=0) == b""
+    assert sample("aetherlink_hub_foreign_messages_total", reason="too_new") == too_new + 1
+    assert sample("aetherlink_hub_foreign_messages_total", reason="other_source") == other + 1
+    # Version 1 without `v` or `source` is what consumers sent before either existed.
+    legacy = records(0)
+    del legacy["v"], legacy["source"]
+    await hub.message_handle(legacy)
+    assert offsets_in(await subscriber.take(timeout=0)) == [0]
+
+
+async def test_a_stream_that_fails_in_the_hub_is_sent_away_alone():
+    class Exploding(EventFilter):
+        def matches(self, payload):
+            raise RuntimeError("a bug in one stream's filter")
+
+    hub = hub_at(0)
+    broken, healthy = subscribed(hub, Exploding()), subscribed(hub)
+    errors = sample("aetherlink_hub_errors_total", stage="offer")
+    await hub.message_handle(records(0, 1))
+    assert broken.close_reason == CLOSE_RESYNC
+    assert offsets_in(await healthy.take(timeout=0)) == [0, 1]
+    assert sample("aetherlink_hub_errors_total", stage="offer") == errors + 1  # once: it is closed now
+
+
+class FlakyLayer(InMemoryChannelLayer):
+    """Receives normally, except that it fails `failures` times with an error no one planned for."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def receive(self, channel):
+        if self.failures:
+            self.failures -= 1
+            raise KeyError("a receive that failed in a way nobody planned for")
+        return await super().receive(channel)
+
+
+async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_named_in_readyz(caplog):
+    layer = FlakyLayer(failures=1)
+    hub = hub_at(0, layer=layer)
+    subscriber = subscribed(hub)
+    restarts = sample("aetherlink_hub_restarts_total")
+    hub.start()
+    try:
+        await async_wait_until(lambda: hub.receive_failure, timeout=5, what="the failure")
+        assert hub_check(hub).startswith("hub restarting after KeyError")
+        assert consumer_check(hub, ReadinessConfig(1, 15)) == CONSUMER_UNKNOWN
+        assert "the receive loop failed" in caplog.text and "Traceback" in caplog.text
+        await async_wait_until(lambda: hub.subscription.connected, timeout=10, what="rejoined")
+        await layer.group_send(broadcast.BROADCAST_GROUP, records(0))
+        assert offsets_in(await subscriber.take(timeout=5)) == [0]
+        assert hub.receive_failure is None and hub_check(hub) == CHECK_OK
+        assert sample("aetherlink_hub_restarts_total") == restarts + 1
+    finally:
+        await hub.stop()
+
+
+async def test_resubscribing_survives_any_number_of_failed_attempts(caplog):
+    """100,000 failed attempts on a fake clock (the old backoff overflowed at about 1,025)."""
+    failures = 100_000
+    caplog.set_level(logging.ERROR, logger="crm_events.layer_subscription")  # one line per attempt
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from crm_events.layer_subscription import RESUBSCRIBE_BACKOFF_MAX, LayerSubscription
+
+    class DownLayer(InMemoryChannelLayer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down_for = failures
+
+        async def group_add(self, group, channel):
+            if self.down_for:
+                self.down_for -= 1
+                raise RedisConnectionError("Redis is away")
+            await super().group_add(group, channel)
+
+    clock = [0.0]
+
+    async def fake_sleep(delay: float) -> None:
+        assert 0 < delay <= RESUBSCRIBE_BACKOFF_MAX
+        clock[0] += delay
+
+    layer = DownLayer()
+    received: list = []
+
+    async def handle(message):
+        received.append(message)
+
+    subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, handle, sleep=fake_sleep)
+    running = asyncio.create_task(subscription.run())
+    try:
+        await async_wait_until(lambda: subscription.connected, timeout=120, what="subscribed again")
+        await layer.group_send(broadcast.BROADCAST_GROUP, {"type": "crm.heartbeat"})
+        await async_wait_until(lambda: received, timeout=5, what="a message after the outage")
+    finally:
+        running.cancel()
+    assert layer.down_for == 0
+    assert clock[0] > failures * RESUBSCRIBE_BACKOFF_MAX * 0.8 * 0.99, "every attempt waited its backoff"
+
+
+async def test_a_hub_whose_redis_comes_back_after_an_hour_repairs_what_it_missed():
+    """An hour of Redis outage on a fake clock, then the consumer's records again: the hub
+    rejoins, and the records published meanwhile (lost with Redis) are repaired from Kafka."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from crm_events.layer_subscription import LayerSubscription
+
+    clock = [0.0]
+
+    class HourLongOutage(InMemoryChannelLayer):
+        async def group_add(self, group, channel):
+            if clock[0] < 3600:
+                raise RedisConnectionError("Redis is away")
+            await super().group_add(group, channel)
+
+    async def fake_sleep(delay: float) -> None:
+        clock[0] += delay
+
+    layer = HourLongOutage()
+    hub = hub_at(5, layer=layer)
+    hub.subscription = LayerSubscription(
+        layer, broadcast.BROADCAST_GROUP, hub.message_handle, sleep=fake_sleep
+    )
+    subscriber = subscribed(hub)
+    repairs = []
+
+    async def repair(position, start, stop):  # what Kafka would give back: those offsets, in order
+        repairs.append((start, stop))
+        for offset in range(start, stop):
+            hub.event_dispatch(domain_payload(offset=offset))
+
+    hub._repair = repair
+    hub.start()
+    try:
+        await async_wait_until(lambda: hub.subscription.connected, timeout=30, what="rejoined after an hour")
+        assert clock[0] >= 3600
+        # While it was away the consumer published offsets 5..8; 9 comes now, with prev 9.
+        await layer.group_send(broadcast.BROADCAST_GROUP, records(9))
+        await async_wait_until(lambda: hub.positions[("t", 0)] == 10, timeout=5, what="offset 9 passed on")
+    finally:
+        await hub.stop()
+    assert repairs == [(5, 9)]
+    assert offsets_in(await subscriber.take(timeout=0)) == [5, 6, 7, 8, 9]
