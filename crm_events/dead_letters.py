@@ -51,8 +51,10 @@ class DeadLetters:
             producer = producer_create(self.config)
             await producer.start()
             self._producer = producer
+        # Kafka wants a key or a value: an unparseable record's copy has an empty value.
+        value = b"" if record.key is None and record.value is None else record.value
         await self._producer.send_and_wait(
-            self.topic, record.value, key=record.key, headers=dead_letter_headers(record, reason)
+            self.topic, value, key=record.key, headers=dead_letter_headers(record, reason)
         )
         metrics.RECORDS_DEAD_LETTERED.labels(topic=record.topic).inc()
         logger.info(

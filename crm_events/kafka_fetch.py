@@ -9,10 +9,13 @@ caller knows it stands, and read again one record at a time; the record that
 fails is replaced by an `UnparseableRecord` at the position the consumer could
 not get past, and reading goes on after it.
 
-Only the offset of the unparseable record is known from the client's public API:
-right after a compaction or transaction hole, the position reported is the
-hole's first offset rather than the record's own (both are past everything
-delivered before, and nothing after is skipped).
+The client parses a record batch as a whole, from its first record, whatever
+offset a fetch starts at: so the records after an unparseable one IN THE SAME
+BATCH cannot be read either, and each is delivered marked as well (those before
+it arrive whole). Only positions are known from the client's public API: right
+after a compaction or transaction hole, the position reported is the hole's
+first offset rather than the record's own (both are past everything delivered
+before, and nothing after is skipped).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from crm_events.events import UnparseableRecord
 
 logger = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_MS = 200
+# Longer than a fetch's long poll (aiokafka's fetch_max_wait_ms, 500 ms): a fetch for the
+# rewound partition goes out only after the one in flight returns.
+PROBE_TIMEOUT_MS = 1500
 
 Fetched = dict[TopicPartition, list[ConsumerRecord | UnparseableRecord]]
 
@@ -44,7 +49,8 @@ async def records_fetch(
     except (KafkaError, OSError):
         raise
     except Exception as error:  # noqa: BLE001 - the client failed to parse a record: read around it
-        logger.warning("a fetch hit a record the Kafka client cannot parse (%r): reading around it", error)
+        # DEBUG: every replay over such a record comes here; consume_events reports it once.
+        logger.debug("a fetch hit a record the Kafka client cannot parse (%r): reading around it", error)
     fetched: Fetched = {}
     for tp in tps:
         records = await _partition_read_around(consumer, tp, positions[tp], max_records)
@@ -58,14 +64,14 @@ async def _partition_read_around(
 ) -> list[ConsumerRecord | UnparseableRecord]:
     consumer.seek(tp, start)  # also drops what the failed poll had fetched for it
     records: list[ConsumerRecord | UnparseableRecord] = []
-    while len(records) < max_records:
+    while len(records) < max_records and not await _at_end(consumer, tp):
         try:
             got = await consumer.getmany(tp, timeout_ms=PROBE_TIMEOUT_MS, max_records=1)
         except (KafkaError, OSError):
             raise
         except Exception as error:  # noqa: BLE001 - this partition's next record is the one
             offset = await consumer.position(tp)
-            logger.error(
+            logger.debug(
                 "record %s:%s@%s cannot be parsed by the Kafka client (%r); delivering it marked",
                 tp.topic, tp.partition, offset, error,
             )
@@ -77,3 +83,9 @@ async def _partition_read_around(
             break
         records.extend(got[tp])
     return records
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    """Whether `tp` has been read up to the end Kafka last reported (no need to wait for more)."""
+    end = consumer.highwater(tp)
+    return end is not None and await consumer.position(tp) >= end
