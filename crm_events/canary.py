@@ -56,6 +56,10 @@ async def canary_produce_forever(config: KafkaConfig, *, interval: float, sender
             delay = backoff.next_delay()
             logger.warning("canary: Kafka unavailable (%s); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)
+        except Exception:  # noqa: BLE001 - the canary must outlive any one failure
+            delay = backoff.next_delay()
+            logger.exception("canary: producing failed unexpectedly; retrying in %.1fs", delay)
+            await asyncio.sleep(delay)
 
 
 async def _canary_produce_session(

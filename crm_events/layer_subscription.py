@@ -77,6 +77,10 @@ class LayerSubscription:
             await task_stop(renewal)
 
     async def _renew_forever(self) -> None:
+        # A failed renewal must not end the renewals: the membership would expire a day later.
         while True:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            await self.layer.group_add(self.group, self.channel_name)
+            try:
+                await self.layer.group_add(self.group, self.channel_name)
+            except (RedisError, OSError) as error:
+                logger.warning("renewing the group membership failed (%s); trying again later", error)

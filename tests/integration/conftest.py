@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from scripts.localstack import KafkaServer, RedisServer, free_port
 from tests.support.processes import (
+    ROOT,
     ServiceProcess,
     consumer_start,
     daphne_start,
@@ -101,14 +102,14 @@ class Stack:
         self.log_dir = log_dir
         self.processes: list[ServiceProcess] = []
 
-    def daphne(self, name: str = "daphne") -> tuple[ServiceProcess, int]:
+    def daphne(self, name: str = "daphne", *, cwd: Path = ROOT) -> tuple[ServiceProcess, int]:
         port = free_port()
-        process = daphne_start(self.env, port, self.log_dir, name=name)
+        process = daphne_start(self.env, port, self.log_dir, name=name, cwd=cwd)
         self.processes.append(process)
         return process, port
 
-    def consumer(self, name: str = "consumer") -> ServiceProcess:
-        process = consumer_start(self.env, self.log_dir, name=name)
+    def consumer(self, name: str = "consumer", *, cwd: Path = ROOT) -> ServiceProcess:
+        process = consumer_start(self.env, self.log_dir, name=name, cwd=cwd)
         self.processes.append(process)
         return process
 

@@ -35,12 +35,14 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every
 class ServiceProcess:
     """A child process with its output in a log file, stopped by its own PID."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, *, cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -86,10 +88,13 @@ def http_status_or_none(port: int, path: str) -> int | None:
         return None
 
 
-def daphne_start(env: dict[str, str], port: int, log_dir: Path, name: str = "daphne") -> ServiceProcess:
+def daphne_start(
+    env: dict[str, str], port: int, log_dir: Path, name: str = "daphne", *, cwd: Path = ROOT
+) -> ServiceProcess:
+    """A Daphne of the code in `cwd` (this checkout unless told), answering /healthz."""
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
             "aetherlink.asgi:application"]
-    process = ServiceProcess(name, args, env, log_dir)
+    process = ServiceProcess(name, args, env, log_dir, cwd=cwd)
     try:
         wait_until(
             lambda: http_status_or_none(port, "/healthz") == 200 or not process.is_running(),
@@ -102,8 +107,10 @@ def daphne_start(env: dict[str, str], port: int, log_dir: Path, name: str = "dap
     return process
 
 
-def consumer_start(env: dict[str, str], log_dir: Path, name: str = "consumer") -> ServiceProcess:
-    return ServiceProcess(name, [sys.executable, "manage.py", "consume_events"], env, log_dir)
+def consumer_start(
+    env: dict[str, str], log_dir: Path, name: str = "consumer", *, cwd: Path = ROOT
+) -> ServiceProcess:
+    return ServiceProcess(name, [sys.executable, "manage.py", "consume_events"], env, log_dir, cwd=cwd)
 
 
 def service_env(**overrides: str) -> dict[str, str]:
