@@ -157,6 +157,9 @@ if not KAFKA_BROKERS or not all(KAFKA_BROKERS):
 KAFKA_TOPIC_PARTITIONS = _positive_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = _positive_int("KAFKA_TOPIC_REPLICATION", 1)
 KAFKA_RETRY_BACKOFF_MAX = _positive_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
+# Seconds between metadata refreshes of every Kafka client, and between the web process's
+# looks at the served topics: partitions added to a topic reach streams within about this.
+KAFKA_METADATA_MAX_AGE = _positive_float("KAFKA_METADATA_MAX_AGE", 30.0)
 
 # --- Kafka security ------------------------------------------------------------
 # Applied to every Kafka client the service creates (crm_events.kafka_clients.connection_options).

@@ -55,10 +55,16 @@ class KafkaConfig:
     retry_backoff_max: float
     batch_max_records: int
     security: KafkaSecurity = KafkaSecurity()
+    # Seconds between metadata refreshes: how soon partitions added to a topic are noticed.
+    metadata_max_age: float = 30.0
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(self.brokers)
+
+    @property
+    def metadata_max_age_ms(self) -> int:
+        return max(1, round(self.metadata_max_age * 1000))
 
     @property
     def brokers_redacted(self) -> list[str]:
@@ -153,6 +159,7 @@ def kafka_config() -> KafkaConfig:
         topic_replication=settings.KAFKA_TOPIC_REPLICATION,
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
+        metadata_max_age=settings.KAFKA_METADATA_MAX_AGE,
         security=KafkaSecurity(
             protocol=settings.KAFKA_SECURITY_PROTOCOL,
             sasl_mechanism=settings.KAFKA_SASL_MECHANISM,
