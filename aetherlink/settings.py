@@ -163,6 +163,9 @@ KAFKA_RETRY_BACKOFF_MAX = _positive_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
 KAFKA_DEAD_LETTER_TOPIC = env.str("KAFKA_DEAD_LETTER_TOPIC", default="")
 if KAFKA_DEAD_LETTER_TOPIC and KAFKA_DEAD_LETTER_TOPIC in KAFKA_TOPICS:
     raise ImproperlyConfigured("KAFKA_DEAD_LETTER_TOPIC must not be one of the served KAFKA_TOPICS.")
+# Seconds between metadata refreshes of every Kafka client, and between the web process's
+# looks at the served topics: partitions added to a topic reach streams within about this.
+KAFKA_METADATA_MAX_AGE = _positive_float("KAFKA_METADATA_MAX_AGE", 30.0)
 
 # --- Kafka security ------------------------------------------------------------
 # Applied to every Kafka client the service creates (crm_events.kafka_clients.connection_options).

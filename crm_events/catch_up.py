@@ -4,6 +4,10 @@ The client reads its partitions from Kafka until it stands at or past the hub's
 position in every one of them; then, with no `await` in between, it joins the hub.
 From that moment every event the hub passes on reaches it, and any the replay
 already gave it is dropped by offset. So the seam has neither gap nor duplicate.
+
+A stream whose partitions are no longer the hub's (one was added to the topic, or
+removed, since the stream was positioned) is sent to resume with `resync`: its id
+then gets a start plan that covers the new partitions from their beginning.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.fanout import EventHub, LiveEvent
 from crm_events.replay import ReplayReader
-from crm_events.subscriber import StreamSubscriber
+from crm_events.subscriber import CLOSE_RESYNC, StreamSubscriber
+
+
+def _partitions_changed(hub: EventHub, subscriber: StreamSubscriber) -> bool:
+    if hub.positions_for(subscriber.topics).keys() == subscriber.positions.keys():
+        return False
+    subscriber.close(CLOSE_RESYNC)
+    return True
 
 
 def _lagging(hub: EventHub, subscriber: StreamSubscriber) -> list[TopicPartition]:
@@ -32,6 +43,8 @@ async def replay_until_live(
     hub: EventHub, subscriber: StreamSubscriber, config: KafkaConfig, *, is_cancelled: Callable[[], bool]
 ) -> AsyncIterator[bytes]:
     """Yield replayed frames (one chunk per fetch) until caught up; then subscribe."""
+    if _partitions_changed(hub, subscriber):
+        return
     lagging = _lagging(hub, subscriber)
     if not lagging:
         hub.subscribe(subscriber)
@@ -43,6 +56,8 @@ async def replay_until_live(
             chunk = await _replay_batch(reader, subscriber, lagging)
             if chunk:
                 yield chunk
+            if _partitions_changed(hub, subscriber):
+                return
             lagging = _lagging(hub, subscriber)
             if not lagging:
                 # Join while still inside the reader: closing it awaits, and the hub

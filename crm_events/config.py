@@ -56,10 +56,16 @@ class KafkaConfig:
     batch_max_records: int
     security: KafkaSecurity = KafkaSecurity()
     dead_letter_topic: str = ""
+    # Seconds between metadata refreshes: how soon partitions added to a topic are noticed.
+    metadata_max_age: float = 30.0
 
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(self.brokers)
+
+    @property
+    def metadata_max_age_ms(self) -> int:
+        return max(1, round(self.metadata_max_age * 1000))
 
     @property
     def brokers_redacted(self) -> list[str]:
@@ -155,6 +161,7 @@ def kafka_config() -> KafkaConfig:
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
         dead_letter_topic=settings.KAFKA_DEAD_LETTER_TOPIC,
+        metadata_max_age=settings.KAFKA_METADATA_MAX_AGE,
         security=KafkaSecurity(
             protocol=settings.KAFKA_SECURITY_PROTOCOL,
             sasl_mechanism=settings.KAFKA_SASL_MECHANISM,

@@ -12,6 +12,9 @@ from them without asking Kafka. A record below its partition's position is a
 replay (a restarted consumer) and is dropped; a record whose `prev` lies above it
 means the live path lost records (Redis restarted, say), and the hub reads the
 missing range from Kafka before going on, so the live stream never has holes.
+Partitions added to a topic, gone from it, or started over (a topic recreated) are
+found by a `PartitionWatch` (partition_watch.py), or, for an added one, by its first
+record; the hub then changes its positions and its subscribers' together.
 
 Nothing that arrives can stop the hub. Every layer message is checked before use
 (`crm_events.broadcast`): one it does not understand is counted, logged sparingly
@@ -48,6 +51,7 @@ from crm_events.exceptions import KafkaUnavailable
 from crm_events.foreign_messages import ForeignMessages
 from crm_events.kafka_offsets import OffsetLookup
 from crm_events.layer_subscription import LayerSubscription
+from crm_events.partition_watch import PartitionWatch
 from crm_events.replay import ReplayReader
 from crm_events.resume import Position, positions_text, token_encode
 from crm_events.retry import Backoff
@@ -114,6 +118,7 @@ class EventHub:
         self.foreign = ForeignMessages()
         # Why the receive loop last failed, until a message is handled again; None: healthy.
         self.receive_failure: str | None = None
+        self.partition_watch = PartitionWatch(self, period=config.metadata_max_age)
         # Called with every payload the hub passes on (metrics, canary); never subscribers.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
@@ -128,6 +133,7 @@ class EventHub:
         self._tasks = [
             loop.create_task(self._receive_supervised(), name="event-hub-receive"),
             loop.create_task(self._positions_init(), name="event-hub-positions"),
+            loop.create_task(self.partition_watch.run(), name="event-hub-partitions"),
         ]
 
     async def _receive_supervised(self) -> None:
@@ -266,6 +272,8 @@ class EventHub:
         payload = item["event"]
         position = (payload["topic"], payload["partition"])
         expected = self.positions.get(position)
+        if expected is None and self.positions_ready.is_set():  # added to Kafka; the watch has not looked yet
+            expected = self.partition_add(position, item["prev"])
         if expected is not None and payload["offset"] < expected:
             return  # a restarted consumer replaying what this process already passed on
         if expected is not None and item["prev"] > expected:
@@ -332,6 +340,42 @@ class EventHub:
             metrics.events_delivered(written)
         finished = loop.time()
         self._flush_not_before = finished + (finished - started)
+
+    # --- partitions added, gone or started over (found by partition_watch.py) --------
+
+    def partition_add(self, position: Position, offset: int) -> int:
+        """A partition this hub has never seen, so has passed nothing on from: every live
+        subscriber of its topic takes it at the same offset (staying in sync, its resume id
+        covering it). Streams still catching up notice and resume (see catch_up.py)."""
+        self.positions[position] = offset
+        for subscriber in self.subscribers:
+            if position[0] in subscriber.topics:
+                subscriber.positions.setdefault(position, offset)
+                subscriber.in_sync = self.in_sync(subscriber)
+        logger.info("partition %s:%s added at offset %s", *position, offset)
+        return offset
+
+    def partition_remove(self, position: Position) -> None:
+        """A partition gone from Kafka: its topic's streams resume, and learn it from a `reset` gap."""
+        self.positions.pop(position, None)
+        logger.warning("partition %s:%s no longer exists", *position)
+        self._topic_resync(position[0])
+
+    def partition_reset(self, position: Position, offset: int) -> None:
+        """A partition whose log ends before our position (its topic recreated, or the log
+        truncated): start over at its log start. Its topic's streams resume; their ids, now
+        past the end, get a `reset` gap and restart there too."""
+        logger.warning(
+            "partition %s:%s ends before offset %s: started over at %s", *position, self.positions[position],
+            offset,
+        )
+        self.positions[position] = offset
+        self._topic_resync(position[0])
+
+    def _topic_resync(self, topic: str) -> None:
+        for subscriber in [*self.subscribers, *self.catching_up]:
+            if topic in subscriber.topics:
+                subscriber.close(CLOSE_RESYNC)
 
     # --- repairing the live path from Kafka ------------------------------------------
 

@@ -3,6 +3,14 @@
 Every Kafka client the service creates (group consumer, producer, admin, and the
 readers that replay history) is built from one `KafkaConfig` here, so connection
 settings are given in one place.
+
+Every consumer reads committed data only (`read_committed`): records of aborted
+transactions never reach a client, and a transaction still open holds every reader
+at the partition's last stable offset (LSO) until it ends. On such a consumer
+`end_offsets()` is the LSO too (aiokafka sends ListOffsets with the consumer's
+isolation level), so the live edge the hub starts from is the LSO, never the high
+watermark. Offsets that hold no record a client can see (transaction markers,
+aborted records, compacted-away records) are holes, not losses.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from aiokafka.helpers import create_ssl_context
 from crm_events.config import KafkaConfig, KafkaSecurity
 
 logger = logging.getLogger(__name__)
+
+ISOLATION_LEVEL = "read_committed"
 
 
 def connection_options(config: KafkaConfig) -> dict[str, Any]:
@@ -46,13 +56,21 @@ def security_options(security: KafkaSecurity) -> dict[str, Any]:
     return options
 
 
+def client_options(config: KafkaConfig) -> dict[str, Any]:
+    """`connection_options` plus the metadata refresh period, which decides how soon a
+    client notices partitions added to a topic (aiokafka's default is 5 minutes)."""
+    return {**connection_options(config), "metadata_max_age_ms": config.metadata_max_age_ms}
+
+
 def group_consumer_create(config: KafkaConfig) -> AIOKafkaConsumer:
-    """The consumer-group member: commits by hand, only after publishing."""
+    """The consumer-group member: commits by hand, only after publishing. A metadata refresh
+    that shows more partitions makes it rejoin the group, so new partitions get an owner."""
     return AIOKafkaConsumer(
         group_id=config.group,
         enable_auto_commit=False,
         auto_offset_reset=config.offset_reset,
-        **connection_options(config),
+        isolation_level=ISOLATION_LEVEL,
+        **client_options(config),
     )
 
 
@@ -62,16 +80,17 @@ def reader_create(config: KafkaConfig) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **connection_options(config),
+        isolation_level=ISOLATION_LEVEL,
+        **client_options(config),
     )
 
 
 def producer_create(config: KafkaConfig) -> AIOKafkaProducer:
-    return AIOKafkaProducer(acks="all", linger_ms=5, **connection_options(config))
+    return AIOKafkaProducer(acks="all", linger_ms=5, **client_options(config))
 
 
 def admin_create(config: KafkaConfig) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**connection_options(config))
+    return AIOKafkaAdminClient(**client_options(config))
 
 
 async def kafka_prepare(config: KafkaConfig) -> str:

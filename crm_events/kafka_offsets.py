@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from crm_events.config import KafkaConfig
 from crm_events.exceptions import KafkaUnavailable
@@ -65,6 +65,20 @@ class OffsetLookup:
             if not topic["error_code"]
             for partition in topic["partitions"]
         )
+
+    async def topic_partitions(self, topics: Iterable[str]) -> dict[str, set[int]]:
+        """The partitions of each topic Kafka could describe: an empty set for a topic that
+        does not exist; a topic it failed to describe otherwise (no leader yet, say) is left out."""
+        async def describe(_consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> list:
+            return await admin.describe_topics(list(topics))
+
+        layout = {}
+        for topic in await self._call("describe topics", describe):
+            if topic["error_code"] == UnknownTopicOrPartitionError.errno:
+                layout[topic["topic"]] = set()
+            elif not topic["error_code"]:
+                layout[topic["topic"]] = {partition["partition"] for partition in topic["partitions"]}
+        return layout
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return await self._call("end offsets", lambda consumer, _admin: consumer.end_offsets(tps))

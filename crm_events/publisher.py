@@ -158,7 +158,9 @@ class EventPublisher:
         were accepted (then nothing is committed, and they are published again later)."""
         items, records, next_offsets = [], {}, {}
         for tp, polled in batches.items():
-            prev = tracker.next_offsets.get(tp, polled[0].offset)
+            # Below what we last published only when the log started over (its topic recreated,
+            # say): our position was reset to the new log's start, at or before this record.
+            prev = min(tracker.next_offsets.get(tp, polled[0].offset), polled[0].offset)
             for record in polled:
                 item = _record_item(record, prev=prev)
                 items.append(item)
@@ -286,7 +288,16 @@ async def _lag_measure(consumer: AIOKafkaConsumer, tracker: PositionTracker) -> 
     if not assigned:
         await consumer.topics()
         return {}
+    before = dict(tracker.next_offsets)
     ends = await consumer.end_offsets(assigned)
+    for tp, published in before.items():
+        # A live log never ends before what was read from it (the end is the last stable offset):
+        # this one started over. Claim no more than it holds, or web processes would wait for
+        # offsets that will not come back; the next records' `prev` says the rest.
+        if ends[tp] < published and tracker.next_offsets.get(tp) == published:
+            logger.warning("partition %s:%s ends at %s, before the %s published: it started over",
+                           tp.topic, tp.partition, ends[tp], published)
+            tracker.next_offsets[tp] = ends[tp]
     return {
         f"{tp.topic}:{tp.partition}": max(0, ends[tp] - tracker.next_offsets.get(tp, ends[tp]))
         for tp in assigned

@@ -2,7 +2,8 @@
 
   1. `retry:` hint (with jitter, so a fleet of clients does not reconnect in step)
      and the `connected` frame, whose id is already a valid resume point;
-  2. `gap` frames, if the start position is older than what Kafka retains;
+  2. `gap` frames, if the start position is older than what Kafka retains, or if a
+     resume id's position is one Kafka's log no longer has (`reset`);
   3. replayed frames from Kafka, until the client has caught up with the hub;
   4. live frames from the hub, a heartbeat (with a fresh id) when idle;
   5. a `reconnect` frame with the resume id when the server ends the stream
@@ -26,7 +27,7 @@ from crm_events.catch_up import replay_until_live
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout import EventHub
-from crm_events.positioning import Gap
+from crm_events.positioning import Gap, Reset
 from crm_events.resume import positions_text
 from crm_events.sse import comment_encode, frame_encode, retry_encode
 from crm_events.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
@@ -37,6 +38,8 @@ KIND_CONNECTED = "connected"
 KIND_GAP = "gap"
 KIND_RECONNECT = "reconnect"
 EVENT_GAP = "gap"
+REASON_RETENTION = "retention"
+REASON_RESET = "reset"
 REASON_UNAVAILABLE = "unavailable"
 WRITE_POLL_SECONDS = 0.05
 
@@ -56,7 +59,21 @@ def gap_frames(gaps: list[Gap], token: str) -> bytes:
         {"topic": gap.topic, "partition": gap.partition, "first_offset": gap.first, "last_offset": gap.last}
         for gap in gaps
     ]
-    data = _json({"kind": KIND_GAP, "reason": "retention", "missing": ranges})
+    return _gap_frames({"kind": KIND_GAP, "reason": REASON_RETENTION, "missing": ranges}, token)
+
+
+def reset_frames(resets: list[Reset], token: str) -> bytes:
+    """The same pair for positions past their log's end, or in partitions that are gone."""
+    entries = [
+        {"topic": reset.topic, "partition": reset.partition, "requested_offset": reset.requested,
+         "end_offset": reset.end, "restart_offset": reset.restart}
+        for reset in resets
+    ]
+    return _gap_frames({"kind": KIND_GAP, "reason": REASON_RESET, "reset": entries}, token)
+
+
+def _gap_frames(payload: dict, token: str) -> bytes:
+    data = _json(payload)
     return frame_encode(data, event=EVENT_GAP) + frame_encode(data, event_id=token)
 
 
@@ -85,6 +102,7 @@ class StreamSession:
         config: StreamConfig,
         gaps: list[Gap],
         write_buffer: Callable[[], int] | None,
+        resets: list[Reset] | None = None,
         body_write: Callable[[bytes], None] | None = None,
     ) -> None:
         self.hub = hub
@@ -92,6 +110,7 @@ class StreamSession:
         self.kafka = kafka
         self.config = config
         self.gaps = gaps
+        self.resets = resets or []
         self.write_buffer = write_buffer
         self.body_write = body_write
         self.started = time.monotonic()
@@ -116,6 +135,8 @@ class StreamSession:
             yield retry_encode(self._retry_ms()) + connected_frame(self.kafka, subscriber.topics, token)
             if self.gaps:
                 yield gap_frames(self.gaps, token)
+            if self.resets:
+                yield reset_frames(self.resets, token)
             async for chunk in self._replay():
                 yield chunk
             async for chunk in self._live():

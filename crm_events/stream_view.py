@@ -95,13 +95,13 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
     )
     if wanted.resume_token:
         metrics.resume_served()
-    if plan.gaps:
-        metrics.gap_reported(len(plan.gaps))
+    if plan.gaps or plan.resets:
+        metrics.gap_reported(len(plan.gaps) + len(plan.resets))
     extensions = request.scope.get("extensions", {})
     if send_buffer := extensions.get(SEND_BUFFER_EXTENSION):
         send_buffer(config.socket_send_buffer)
     session = StreamSession(
-        hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps,
+        hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps, resets=plan.resets,
         write_buffer=extensions.get(WRITE_BUFFER_EXTENSION), body_write=extensions.get(BODY_WRITE_EXTENSION),
     )
     return _event_stream(body_guarded(session.body(), slot, lambda: subscriber.close_reason))

@@ -551,10 +551,14 @@ class KafkaServer:
 # consumer and tests, so a typo must fail instead of creating a topic. After a kill -9 the
 # controller refuses the new broker incarnation until the old session expires (9 s by default),
 # so a shorter session (still 6 heartbeats long) makes fault tests restart in ~4 s, not ~12 s.
+# Transactions need their state log to fit one node (one partition: created in a moment on first
+# use, instead of 50); the log cleaner looks for compactable logs every second, not every 15 s.
 _SINGLE_NODE_SETTINGS = {
     "offsets.topic.replication.factor": "1",
     "transaction.state.log.replication.factor": "1",
     "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "log.cleaner.backoff.ms": "1000",
     "share.coordinator.state.topic.replication.factor": "1",
     "share.coordinator.state.topic.min.isr": "1",
     "default.replication.factor": "1",

@@ -208,18 +208,25 @@ async def test_bad_tokens_and_parameters_get_400_with_a_reason(stack, kafka, top
         assert body["ok"] is False and message in body["error"], (path, body)
 
 
-async def test_a_token_past_the_end_of_the_log_starts_at_the_end_not_beyond(stack, kafka, topic):
+async def test_a_token_past_the_end_of_the_log_gets_a_reset_gap_and_restarts_at_the_log_start(
+    stack, kafka, topic
+):
     from crm_events.resume import token_encode
 
     stack.consumer()
     _, port = stack.daphne()
     stack.wait_ready(port)
-    await produce(kafka.bootstrap, topic, typed_values(3), partitions=[0, 0, 0])
-    # As if the topic had been recreated since the token was issued.
+    first = await produce(kafka.bootstrap, topic, typed_values(3), partitions=[0, 0, 0])
+    # As if the topic had been recreated since the token was issued: everything in it is new.
     future = token_encode({(topic, 0): 1000, (topic, 1): 0, (topic, 2): 0})
     connection = await SseConnection.open("127.0.0.1", port, "/crm-events", {"Last-Event-ID": future})
-    await connection.events_until(lambda e: len(e) >= 2, timeout=10)
+    await connection.events_until(lambda e: len(domain(connection)) >= 3, timeout=20)
     later = await produce(kafka.bootstrap, topic, typed_values(1), partitions=[0])
-    await connection.events_until(lambda e: len(domain(connection)) >= 1, timeout=20)
+    await connection.events_until(lambda e: len(domain(connection)) >= 4, timeout=20)
     connection.close()
-    assert positions_of(domain(connection)) == later == [(0, 3)]
+    reset = {"kind": "gap", "reason": "reset", "reset": [
+        {"topic": topic, "partition": 0, "requested_offset": 1000, "end_offset": 3, "restart_offset": 0},
+    ]}
+    assert [e.json() for e in connection.parser.events if e.event == "gap"] == [reset]
+    assert [e.json() for e in connection.parser.events if e.event is None and '"gap"' in e.data] == [reset]
+    assert positions_of(domain(connection)) == first + later == [(0, 0), (0, 1), (0, 2), (0, 3)]

@@ -72,3 +72,16 @@ def test_debug_needs_no_secret_key():
     result = settings_load(PYTHONPATH=str(ROOT), DJANGO_DEBUG="true")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["debug"] is True
+
+
+def test_kafka_metadata_is_refreshed_every_30_seconds_unless_set():
+    code = "from aetherlink import settings as s; print(s.KAFKA_METADATA_MAX_AGE)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "REDIS"))}
+    for overrides, shown in [({}, "30.0"), ({"KAFKA_METADATA_MAX_AGE": "2.5"}, "2.5")]:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=60,
+            env={**env, "DJANGO_SECRET_KEY": "k", "PYTHONPATH": str(ROOT), **overrides},
+        )
+        assert result.stdout.strip() == shown, result.stderr
+    result = settings_load(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), KAFKA_METADATA_MAX_AGE="0")
+    assert "KAFKA_METADATA_MAX_AGE must be a positive number, got 0.0." in result.stderr
