@@ -70,13 +70,16 @@ class EventFilter:
             return False
         if self.keys and payload.get("key") not in self.keys:
             return False
-        if self.kinds and not _kind_matches(payload.get("type"), self.kinds):
+        if self.kinds and not kind_matches(payload.get("type"), self.kinds):
             return False
         return all(field.matches(payload.get("value")) for field in self.fields)
 
 
-def _kind_matches(event_type: str | None, kinds: frozenset[str]) -> bool:
-    """`kind=deal` matches `deal` and `deal.won`; `kind=deal.won` only `deal.won`."""
+def kind_matches(event_type: str | None, kinds: frozenset[str]) -> bool:
+    """`kind=deal` matches `deal` and `deal.won`; `kind=deal.won` only `deal.won`.
+
+    No kinds match nothing here: `EventFilter` skips the check when it has none.
+    """
     if event_type is None:
         return False
     if event_type in kinds:
