@@ -18,6 +18,7 @@ from crm_events.resume import Position
 from crm_events.stream_request import START_EARLIEST, StreamRequest
 
 TOKEN_UNKNOWN_PARTITION = "resume token names partition {partition} of {topic}, which does not exist"
+OFFSET_UNKNOWN_PARTITION = "partition {partition} of {topic} does not exist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +45,14 @@ def _as_positions(offsets: dict[TopicPartition, int]) -> dict[Position, int]:
     return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
 
 
-def _from_token(decoded: dict[Position, int], live: dict[Position, int]) -> dict[Position, int]:
+def _from_token(
+    decoded: dict[Position, int], live: dict[Position, int], *, source: str
+) -> dict[Position, int]:
     """The token's positions; topics it does not mention start live, new partitions at 0."""
     for topic, partition in decoded:
         if (topic, partition) not in live:
-            raise StreamRequestError(TOKEN_UNKNOWN_PARTITION.format(partition=partition, topic=topic))
+            message = TOKEN_UNKNOWN_PARTITION.format(partition=partition, topic=topic)
+            raise StreamRequestError(message, parameter=source)
     mentioned = {topic for topic, _ in decoded}
     positions = {}
     for position, live_offset in live.items():
@@ -59,7 +63,7 @@ def _from_token(decoded: dict[Position, int], live: dict[Position, int]) -> dict
 
 async def _requested(request: StreamRequest, hub: EventHub, live: dict[Position, int]) -> dict[Position, int]:
     if request.resume_positions is not None:
-        return _from_token(request.resume_positions, live)
+        return _from_token(request.resume_positions, live, source=request.resume_source)
     if request.since_ms is not None:
         positions = _as_positions(await hub.offsets.offsets_for_time(_tps(live), request.since_ms))
     elif request.start == START_EARLIEST:
@@ -68,7 +72,8 @@ async def _requested(request: StreamRequest, hub: EventHub, live: dict[Position,
         positions = dict(live)
     for position, offset in request.offsets.items():
         if position not in live:
-            raise StreamRequestError(f"partition {position[1]} of {position[0]} does not exist")
+            message = OFFSET_UNKNOWN_PARTITION.format(partition=position[1], topic=position[0])
+            raise StreamRequestError(message, parameter="offset")
         positions[position] = offset
     return positions
 

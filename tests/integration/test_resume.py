@@ -191,21 +191,31 @@ async def test_a_token_older_than_retention_gets_a_gap_then_the_retained_events(
 
 
 async def test_bad_tokens_and_parameters_get_400_with_a_reason(stack, kafka, topic):
+    from crm_events.positioning import TOKEN_UNKNOWN_PARTITION
+    from crm_events.resume import token_encode
+
     stack.consumer()
     _, port = stack.daphne()
     stack.wait_ready(port)
+    unknown_partition = token_encode({(topic, 7): 0})
     cases = {
-        "/crm-events?last_event_id=%%%": "resume token is not valid base64url",
-        "/crm-events?last_event_id=AQFksZurAgAqAQeswLg": "resume token",
-        "/crm-events?colour=red": "unknown parameter 'colour'",
-        "/crm-events?from=never": "from must be 'latest' or 'earliest'",
-        "/crm-events?topic=other": "unknown topic 'other'",
-        "/crm-events?offset=7:0": "partition 7 of",
+        "/crm-events?last_event_id=%%%": ("resume token is not valid base64url", "last_event_id"),
+        "/crm-events?last_event_id=AQFksZurAgAqAQeswLg": ("resume token", "last_event_id"),
+        "/crm-events?colour=red": ("unknown parameter 'colour'", "colour"),
+        "/crm-events?from=never": ("from must be 'latest' or 'earliest'", "from"),
+        "/crm-events?topic=other": ("unknown topic 'other'", "topic"),
+        "/crm-events?offset=7:0": (f"partition 7 of {topic} does not exist", "offset"),
+        "/crm-events?partition=%C2%B2": ("partition must be a whole number", "partition"),
+        f"/crm-events?last_event_id={unknown_partition}": (
+            TOKEN_UNKNOWN_PARTITION.format(partition=7, topic=topic), "last_event_id"),
     }
-    for path, message in cases.items():
+    for path, (message, parameter) in cases.items():
         status, body = http_get(port, path)
         assert status == 400, (path, status, body)
-        assert body["ok"] is False and message in body["error"], (path, body)
+        # The one error shape of the API: ok, error, code, and the parameter at fault.
+        assert set(body) == {"ok", "error", "code", "parameter"}, (path, body)
+        assert (body["ok"], body["code"], body["parameter"]) == (False, "bad_request", parameter), path
+        assert message in body["error"], (path, body)
 
 
 async def test_a_token_past_the_end_of_the_log_starts_at_the_end_not_beyond(stack, kafka, topic):
