@@ -59,3 +59,10 @@ class StreamLimitReached(ApiError):
         super().__init__(message, limit=limit)
         self.status = status
         self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """An unexpected failure, answered in the same JSON shape (Django's `handler500`): 500."""
+
+    status = 500
+    code = "server_error"
