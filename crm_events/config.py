@@ -14,7 +14,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from django.conf import settings
 
 # `user:secret@host` inside a broker address (SASL URLs, proxies) never leaves the process.
-_CREDENTIALS = re.compile(r"(?P<scheme>^[a-zA-Z][\w+.-]*://)?(?P<userinfo>[^@/]+)@")
+# The userinfo ends at the LAST `@` before the first `/`: a password may hold an `@` itself.
+_CREDENTIALS = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)?(?P<userinfo>[^/]*)@")
 
 
 @dataclass(frozen=True, slots=True)

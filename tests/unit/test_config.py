@@ -1,6 +1,16 @@
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from crm_events.config import broker_redact, kafka_config
+
+SCHEMES = ["", "sasl://", "SASL_SSL://", "sasl_plaintext://", "redis://", "rediss://", "postgres://", "http://"]
+# Any printable text without `/` or whitespace (which end a URL's authority).
+printable = st.characters(
+    blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"), blacklist_characters="/"
+)
+users = st.text(printable, max_size=12)
+passwords = st.text(printable, min_size=4, max_size=20)
 
 
 @pytest.mark.parametrize(
@@ -9,6 +19,9 @@ from crm_events.config import broker_redact, kafka_config
         ("kafka:9092", "kafka:9092"),
         ("user:secret@kafka:9092", "***@kafka:9092"),
         ("SASL_SSL://user:p%40ss@kafka:9093", "SASL_SSL://***@kafka:9093"),
+        ("sasl://user:p@ss@host", "sasl://***@host"),  # showed `ss@host`
+        ("user:p@ss@kafka:9092", "***@kafka:9092"),
+        ("kafka:9092/path@x", "kafka:9092/path@x"),
     ],
 )
 def test_credentials_are_redacted(broker, shown):
@@ -18,3 +31,12 @@ def test_credentials_are_redacted(broker, shown):
 def test_config_follows_overridden_settings(settings):
     settings.KAFKA_TOPICS = ["a", "b", "a"]
     assert kafka_config().topics == ("a", "b")
+
+
+@example(scheme="sasl://", user="user", password="p@ss")
+@example(scheme="", user="u@", password="@@@@")
+@given(scheme=st.sampled_from(SCHEMES), user=users, password=passwords)
+def test_a_broker_address_never_shows_its_password(scheme, user, password):
+    masked = broker_redact(f"{scheme}{user}:{password}@host:9092")
+    assert masked == f"{scheme}***@host:9092"
+    assert password not in masked.replace("host:9092", "").replace(scheme, "")
