@@ -122,6 +122,7 @@ class MetricsConfig:
     token: str = field(default="", repr=False)
     allowed_networks: tuple[Network, ...] = ()
     consumer_port: int = 0
+    consumer_address: str = "127.0.0.1"  # where consume_events serves its metrics: loopback by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,7 @@ def metrics_config() -> MetricsConfig:
         token=settings.METRICS_TOKEN,
         allowed_networks=networks_parse(settings.METRICS_ALLOWED_NETWORKS),
         consumer_port=settings.CONSUMER_METRICS_PORT,
+        consumer_address=settings.CONSUMER_METRICS_ADDRESS,
     )
 
 
