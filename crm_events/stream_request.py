@@ -12,6 +12,9 @@ Parameters (all optional):
   last_event_id=TOKEN resume; the Last-Event-ID header wins over it (and over from/since)
   canary=1            also show the service's synthetic canary events (hidden by default)
 Unknown parameters are rejected rather than ignored, so a typo never widens a stream.
+Integers are ASCII digits within Kafka's own bounds (partition < 2^31, offset < 2^63) and
+`since` lies in [0, 2^63) ms; anything else is a `StreamRequestError` (400) naming the
+parameter. `served` is never empty: `stream_admit` refuses credentials that read no topic.
 """
 
 from __future__ import annotations
