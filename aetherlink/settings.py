@@ -6,7 +6,7 @@ through the typed records in `crm_events.config`, never `os.environ`.
 `.env.example` lists every variable with its default.
 """
 
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import environ
@@ -54,6 +54,18 @@ def _networks(name: str, default: list[str]) -> list[str]:
             message = f"{name} must list IP networks like 10.0.0.0/8, got {value!r}."
             raise ImproperlyConfigured(message) from None
     return values
+
+
+def _ip_address(name: str, default: str) -> str:
+    """An address to listen on: an IP address (`127.0.0.1`, `::1`; `0.0.0.0` or `::` for every interface)."""
+    value = env.str(name, default=default)
+    try:
+        ip_address(value)
+    except ValueError:
+        message = f"{name} must be an IP address like 127.0.0.1, ::1 or 0.0.0.0 (every interface), "
+        message += f"got {value!r}."
+        raise ImproperlyConfigured(message) from None
+    return value
 
 
 def _file_path(name: str) -> str:
@@ -232,6 +244,8 @@ READY_HEARTBEAT_MAX_AGE = _positive_float("READY_HEARTBEAT_MAX_AGE", 15.0)
 CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
 # Port of consume_events' own Prometheus endpoint (lag, events consumed); 0: none.
 CONSUMER_METRICS_PORT = env.int("CONSUMER_METRICS_PORT", default=0)
+# The address it listens on: loopback unless asked, as it has no authentication of its own.
+CONSUMER_METRICS_ADDRESS = _ip_address("CONSUMER_METRICS_ADDRESS", "127.0.0.1")
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
 CANARY_INTERVAL = env.float("CANARY_INTERVAL", default=0.0)
 CANARY_MAX_AGE = _positive_float("CANARY_MAX_AGE", 60.0)

@@ -16,3 +16,7 @@ urlpatterns = [
     path("metrics", metrics_endpoint, name="metrics"),
     path("admin/", admin.site.urls),
 ]
+
+# Django's own 400 and 500 answers (too many parameters, a failed view...) as JSON, not HTML.
+handler400 = "crm_events.error_views.bad_request"
+handler500 = "crm_events.error_views.server_error"

@@ -11,8 +11,13 @@
   event types, with the meaning of the stream's `kind=` parameter (`deal` covers `deal.won`).
   A token in the query string is refused: query strings end up in access logs.
 
+Claims fail closed. An absent topics or kinds claim means no restriction; a present one
+must be a list of non-empty strings (anything else is a 401), and `[]` grants nothing:
+no topic (a 403 before streaming) or no event type. `sub` must be a non-blank string.
+
 `stream_principal(request)` returns a `Principal` or raises `AuthenticationFailed` (401);
-`Principal.topics_check(topics)` raises `StreamForbidden` (403). Both render with
+`Principal.topics_check(topics)` and `Principal.topics_readable(served)` raise
+`StreamForbidden` (403). Both render with
 `crm_events.responses.error_response`.
 """
 
@@ -27,11 +32,12 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.http import HttpRequest
+from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
 from crm_events.config import AuthConfig, auth_config
 from crm_events.exceptions import AuthenticationFailed, StreamForbidden
-from crm_events.filters import EventFilter
+from crm_events.filters import kind_matches
 
 MODE_NONE = "none"
 MODE_SESSION = "session"
@@ -46,9 +52,11 @@ TOKEN_IN_QUERY = "tokens in the query string are refused: send them in the Autho
 TOKEN_EXPIRED = "the token has expired"
 TOKEN_INVALID = "the token is not valid"
 TOKEN_CLAIM_MISSING = "the token lacks a required claim (exp, sub, or the configured aud/iss)"
-TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of strings"
+TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non-empty strings"
+TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
 SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
 TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
+NO_TOPIC_READABLE = "these credentials may not read any topic this service serves"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +85,28 @@ class Principal:
             metrics.auth_failed("topic_forbidden")
             raise StreamForbidden(TOPICS_FORBIDDEN, topics=forbidden)
 
+    def topics_readable(self, served: Iterable[str]) -> tuple[str, ...]:
+        """The served topics this principal may read, in order; `StreamForbidden` if none.
+
+        A topics claim of `[]`, or one naming only topics this service does not serve,
+        grants nothing: the stream is refused rather than opened onto no topic.
+        """
+        readable = tuple(t for t in served if self.allowed_topics is None or t in self.allowed_topics)
+        if not readable:
+            metrics.auth_failed("topic_forbidden")
+            raise StreamForbidden(NO_TOPIC_READABLE)
+        return readable
+
     def kind_allowed(self, event_type: str | None) -> bool:
         """Whether an event of this type may be delivered; kinds mean what `kind=` means.
 
         A listed `deal` allows `deal` and `deal.won`, `deal.won` only itself; an untyped
-        event only when the kinds are unrestricted.
+        event only when the kinds are unrestricted. An empty set allows nothing (unlike
+        the `kind=` filter, where no value means no filter).
         """
         if self.allowed_kinds is None:
             return True
-        return EventFilter(kinds=self.allowed_kinds).matches({"type": event_type})
+        return kind_matches(event_type, self.allowed_kinds)
 
     @property
     def reads_all(self) -> bool:
@@ -161,21 +182,32 @@ def jwt_principal(token: str, config: AuthConfig) -> Principal:
         raise AuthenticationFailed(TOKEN_EXPIRED, reason="expired") from None
     except jwt.MissingRequiredClaimError:
         raise AuthenticationFailed(TOKEN_CLAIM_MISSING, reason="claim_missing") from None
+    except InvalidSubjectError:  # PyJWT's own check: a `sub` that is not a string
+        raise AuthenticationFailed(TOKEN_SUBJECT_INVALID, reason="subject_invalid") from None
     except jwt.PyJWTError:
         raise AuthenticationFailed(TOKEN_INVALID, reason="invalid") from None
     return Principal(
-        subject=f"jwt:{claims['sub']}",
+        subject=f"jwt:{_subject_claim(claims)}",
         allowed_topics=_string_set_claim(claims, config.topics_claim),
         allowed_kinds=_string_set_claim(claims, config.kinds_claim),
         expires_at=float(claims["exp"]),
     )
 
 
+def _subject_claim(claims: dict[str, Any]) -> str:
+    """`sub`, a string with something in it: a blank subject would name nobody (and share limits)."""
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.strip():
+        raise AuthenticationFailed(TOKEN_SUBJECT_INVALID, reason="subject_invalid")
+    return subject
+
+
 def _string_set_claim(claims: dict[str, Any], name: str) -> frozenset[str] | None:
+    """None when the claim is absent (no restriction); else its set, which may be empty."""
     if not name or name not in claims:
         return None
     value = claims[name]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise AuthenticationFailed(TOKEN_CLAIM_MALFORMED, reason="claim_malformed")
     return frozenset(value)
 

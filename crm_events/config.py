@@ -14,7 +14,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from django.conf import settings
 
 # `user:secret@host` inside a broker address (SASL URLs, proxies) never leaves the process.
-_CREDENTIALS = re.compile(r"(?P<scheme>^[a-zA-Z][\w+.-]*://)?(?P<userinfo>[^@/]+)@")
+# The userinfo ends at the LAST `@` before the first `/`: a password may hold an `@` itself.
+_CREDENTIALS = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)?(?P<userinfo>[^/]*)@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class MetricsConfig:
     token: str = field(default="", repr=False)
     allowed_networks: tuple[Network, ...] = ()
     consumer_port: int = 0
+    consumer_address: str = "127.0.0.1"  # where consume_events serves its metrics: loopback by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,7 @@ def metrics_config() -> MetricsConfig:
         token=settings.METRICS_TOKEN,
         allowed_networks=networks_parse(settings.METRICS_ALLOWED_NETWORKS),
         consumer_port=settings.CONSUMER_METRICS_PORT,
+        consumer_address=settings.CONSUMER_METRICS_ADDRESS,
     )
 
 

@@ -5,10 +5,6 @@ class CrmEventsError(Exception):
     """Base class for this app's errors."""
 
 
-class StreamRequestError(CrmEventsError):
-    """A stream request is malformed; the message is safe to show the client."""
-
-
 class KafkaUnavailable(CrmEventsError):
     """Kafka did not answer an offset look-up in time; the stream cannot be positioned."""
 
@@ -27,6 +23,17 @@ class ApiError(CrmEventsError):
         super().__init__(message)
         self.message = message
         self.details = details
+
+
+class StreamRequestError(ApiError):
+    """A malformed stream request: 400. The message is safe to show the client.
+
+    `parameter` names what is wrong (a query parameter, or `Last-Event-ID`) when one thing is.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message, **({} if parameter is None else {"parameter": parameter}))
+        self.parameter = parameter
 
 
 class AuthenticationFailed(ApiError):
@@ -52,3 +59,10 @@ class StreamLimitReached(ApiError):
         super().__init__(message, limit=limit)
         self.status = status
         self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """An unexpected failure, answered in the same JSON shape (Django's `handler500`): 500."""
+
+    status = 500
+    code = "server_error"

@@ -8,32 +8,51 @@ several `where=`, must all match (AND).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 MISSING = object()
+# A list index is ASCII digits only: `str.isdigit()` also accepts `²` or `١`, which `int()` refuses
+# or reads as another number. More digits than this could never index a list anyway.
+_INDEX = re.compile(r"[0-9]{1,18}")
+# `str()` of a larger int raises (Python's int-to-text limit); such a number never equals a query value.
+_INT_TEXT_LIMIT = 10**4000
+
+
+def path_indices(path: tuple[str, ...]) -> tuple[int | None, ...]:
+    """Each segment as a list index when it is one, else None: decided once, at parse time."""
+    return tuple(int(segment) if _INDEX.fullmatch(segment) else None for segment in path)
 
 
 @dataclass(frozen=True, slots=True)
 class FieldMatch:
-    """`where=deal.stage:won`: the value at a dotted path equals the given text."""
+    """`where=deal.stage:won`: the value at a dotted path equals the given text.
+
+    Which segments can index a JSON array is decided when the filter is built, so
+    `matches` never parses text and never raises, whatever the event's value.
+    """
 
     path: tuple[str, ...]
     expected: str
+    indices: tuple[int | None, ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "indices", path_indices(self.path))
 
     def matches(self, value: Any) -> bool:
-        found = _lookup(value, self.path)
+        found = _lookup(value, self.path, self.indices)
         if found is MISSING:
             return False
         return _scalar_text(found) == self.expected
 
 
-def _lookup(value: Any, path: tuple[str, ...]) -> Any:
-    for segment in path:
+def _lookup(value: Any, path: tuple[str, ...], indices: tuple[int | None, ...]) -> Any:
+    for segment, index in zip(path, indices, strict=True):
         if isinstance(value, dict):
             value = value.get(segment, MISSING)
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value = value[int(segment)]
+        elif isinstance(value, list) and index is not None and index < len(value):
+            value = value[index]
         else:
             return MISSING
         if value is MISSING:
@@ -47,8 +66,10 @@ def _scalar_text(value: Any) -> str | None:
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, int | str):
-        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value) if -_INT_TEXT_LIMIT < value < _INT_TEXT_LIMIT else None
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     return None  # objects and arrays never equal a query value
@@ -70,13 +91,16 @@ class EventFilter:
             return False
         if self.keys and payload.get("key") not in self.keys:
             return False
-        if self.kinds and not _kind_matches(payload.get("type"), self.kinds):
+        if self.kinds and not kind_matches(payload.get("type"), self.kinds):
             return False
         return all(field.matches(payload.get("value")) for field in self.fields)
 
 
-def _kind_matches(event_type: str | None, kinds: frozenset[str]) -> bool:
-    """`kind=deal` matches `deal` and `deal.won`; `kind=deal.won` only `deal.won`."""
+def kind_matches(event_type: str | None, kinds: frozenset[str]) -> bool:
+    """`kind=deal` matches `deal` and `deal.won`; `kind=deal.won` only `deal.won`.
+
+    No kinds match nothing here: `EventFilter` skips the check when it has none.
+    """
     if event_type is None:
         return False
     if event_type in kinds:

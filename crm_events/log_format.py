@@ -24,14 +24,19 @@ SECRET_MIN_LENGTH = 4
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host (Kafka SASL URLs, Redis, databases); also user-only userinfo.
-    (re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s:]*(?::[^/@\s]*)?@"), r"\g<scheme>" + MASK + "@"),
+    # The userinfo ends at the LAST `@` before a `/` or whitespace: a password may hold an `@`
+    # (this masks too much, never too little, when a later `@` follows with no space between).
+    # Schemes are short: the bound keeps a long run of word characters from costing n^2.
+    (re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]{0,31}://)[^/\s]*@"), r"\g<scheme>" + MASK + "@"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+"), r"\1 " + MASK),
     (re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"), MASK),
     (re.compile(r"(?i)\b(set-cookie|cookie)(['\"]?\s*[:=]\s*['\"]?)[^\r\n'\"]*"), r"\1\2" + MASK),
     (re.compile(r"(?i)\b(sessionid|csrftoken)=[^;\s'\"]+"), r"\1=" + MASK),
+    # `sasl_plain_password=...`: the match starts at the key word itself, so whatever precedes it
+    # stays as it is. (A `\b[\w-]*` prefix there made the search quadratic: 6 s for 10 KB of `a-a-`.)
     (
         re.compile(
-            r"(?i)\b([\w-]*(?:password|passwd|secret|token|api[_-]?key))(['\"]?\s*[:=]\s*['\"]?)"
+            r"(?i)(password|passwd|secret|token|api[_-]?key)(['\"]?\s*[:=]\s*['\"]?)"
             r"(?!\*\*\*)[^\s'\",;&}]+"
         ),
         r"\1\2" + MASK,

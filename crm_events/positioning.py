@@ -27,7 +27,7 @@ from crm_events.partition_watch import ON_DEMAND_MIN_INTERVAL
 from crm_events.resume import Position
 from crm_events.stream_request import START_EARLIEST, StreamRequest
 
-PARTITION_UNKNOWN = "partition {partition} of {topic} does not exist"
+OFFSET_UNKNOWN_PARTITION = "partition {partition} of {topic} does not exist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +112,8 @@ async def _requested(
         positions = dict(live)
     for position, offset in request.offsets.items():
         if position not in live:
-            raise StreamRequestError(PARTITION_UNKNOWN.format(partition=position[1], topic=position[0]))
+            message = OFFSET_UNKNOWN_PARTITION.format(partition=position[1], topic=position[0])
+            raise StreamRequestError(message, parameter="offset")
         positions[position] = offset
     return positions, []
 

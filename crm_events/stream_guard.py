@@ -56,11 +56,14 @@ class Admission:
 
 
 async def stream_admit(request: HttpRequest, *, served: tuple[str, ...]) -> Admission:
-    """Authenticate and authorize every topic the request can reach; raise `ApiError`."""
+    """Authenticate and authorize every topic the request can reach; raise `ApiError`.
+
+    Credentials that may read none of the served topics are refused here (403), never
+    admitted onto an empty stream.
+    """
     principal = await stream_principal(request)
     principal.topics_check(request_topics(request, served))
-    readable = tuple(t for t in served if principal.allowed_topics is None or t in principal.allowed_topics)
-    return Admission(principal=principal, readable=readable)
+    return Admission(principal=principal, readable=principal.topics_readable(served))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """`GET /crm-events`: validate the request, position the stream, hand it a session.
 
-A bad parameter or resume token is refused before the first byte with a 400. When
+A bad parameter or resume token is refused before the first byte with a 400; every
+refusal has the one JSON error shape of `crm_events.responses.error_response`. When
 Kafka cannot be asked where to start (it is down, or this process has not reached
 it yet), the answer is still a 200 stream, ended at once by a `reconnect` frame that
 carries the client's own resume id: browsers' EventSource gives up for good on a
@@ -39,10 +40,6 @@ HUB_READY_WAIT = 2.0
 NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"ok": False, "error": message}, status=status)
-
-
 def _event_stream(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -71,7 +68,7 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
             request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=admission.readable
         )
     except StreamRequestError as error:
-        return _error(400, str(error))
+        return error_response(error)
     config = stream_config_for(admission.principal, stream_config())
     hub = hub_get()
     hub_observe(hub)
@@ -80,7 +77,7 @@ async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | Jso
             raise KafkaUnavailable(NOT_POSITIONED)
         plan = await start_plan(wanted, hub)
     except StreamRequestError as error:
-        return _error(400, str(error))
+        return error_response(error)
     except KafkaUnavailable as error:
         logger.warning("stream not started: %s", error)
         return _event_stream(unavailable_body(str(error), wanted.resume_token, config))

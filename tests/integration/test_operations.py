@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import urllib.request
 import uuid
@@ -125,6 +126,47 @@ def test_metrics_are_refused_outside_the_allowed_networks_without_the_token(stac
     assert scrape(port, {"Authorization": "Bearer wrong"})[0] == 403
     status, _, text = scrape(port, {"Authorization": f"Bearer {stack.env['METRICS_TOKEN']}"})
     assert status == 200 and "aetherlink_sse_streams_connected" in text
+
+
+def accepts(address: str, port: int) -> bool:
+    """Whether a TCP connection to address:port is accepted."""
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def other_local_addresses() -> list[str]:
+    """Addresses of this machine other than 127.0.0.1 that a server on every interface answers:
+    127.0.0.2 (Linux routes all of 127.0.0.0/8 to the loopback), and the outward address, if any."""
+    addresses = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: a UDP connect picks a route, sends nothing
+            outward = probe.getsockname()[0]
+        except OSError:
+            outward = "127.0.0.1"
+    return addresses + ([outward] if not outward.startswith("127.") else [])
+
+
+def test_consumer_metrics_listen_on_loopback_only_unless_asked(stack):
+    private, every = free_port(), free_port()
+    stack.env["CONSUMER_METRICS_PORT"] = str(private)
+    default = stack.consumer("consumer-default")
+    # The control: the same check must see a server asked to listen on every interface.
+    stack.env.update(CONSUMER_METRICS_PORT=str(every), CONSUMER_METRICS_ADDRESS="0.0.0.0")
+    control = stack.consumer("consumer-every-interface")
+    wait_until(lambda: accepts("127.0.0.1", private) and accepts("127.0.0.1", every), timeout=60,
+               what="both consumers' metrics on 127.0.0.1")
+    assert "process_cpu_seconds_total" in consumer_metrics(private)  # it is the metrics endpoint
+    for address in other_local_addresses():
+        assert not accepts(address, private), f"metrics reachable on {address}:{private}"
+        assert accepts(address, every), f"the control is not reachable on {address}:{every}"
+    wait_until(lambda: f"consumer metrics on http://127.0.0.1:{private}/metrics" in default.log_text(),
+               timeout=10, what="the bound address in the default consumer's log")
+    wait_until(lambda: f"consumer metrics on http://0.0.0.0:{every}/metrics" in control.log_text(),
+               timeout=10, what="the bound address in the control consumer's log")
 
 
 # --- Kafka SASL and JSON logs with secrets everywhere -------------------------------------------

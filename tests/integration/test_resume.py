@@ -195,17 +195,21 @@ async def test_bad_tokens_and_parameters_get_400_with_a_reason(stack, kafka, top
     _, port = stack.daphne()
     stack.wait_ready(port)
     cases = {
-        "/crm-events?last_event_id=%%%": "resume token is not valid base64url",
-        "/crm-events?last_event_id=AQFksZurAgAqAQeswLg": "resume token",
-        "/crm-events?colour=red": "unknown parameter 'colour'",
-        "/crm-events?from=never": "from must be 'latest' or 'earliest'",
-        "/crm-events?topic=other": "unknown topic 'other'",
-        "/crm-events?offset=7:0": "partition 7 of",
+        "/crm-events?last_event_id=%%%": ("resume token is not valid base64url", "last_event_id"),
+        "/crm-events?last_event_id=AQFksZurAgAqAQeswLg": ("resume token", "last_event_id"),
+        "/crm-events?colour=red": ("unknown parameter 'colour'", "colour"),
+        "/crm-events?from=never": ("from must be 'latest' or 'earliest'", "from"),
+        "/crm-events?topic=other": ("unknown topic 'other'", "topic"),
+        "/crm-events?offset=7:0": (f"partition 7 of {topic} does not exist", "offset"),
+        "/crm-events?partition=%C2%B2": ("partition must be a whole number", "partition"),
     }
-    for path, message in cases.items():
+    for path, (message, parameter) in cases.items():
         status, body = http_get(port, path)
         assert status == 400, (path, status, body)
-        assert body["ok"] is False and message in body["error"], (path, body)
+        # The one error shape of the API: ok, error, code, and the parameter at fault.
+        assert set(body) == {"ok", "error", "code", "parameter"}, (path, body)
+        assert (body["ok"], body["code"], body["parameter"]) == (False, "bad_request", parameter), path
+        assert message in body["error"], (path, body)
 
 
 async def test_a_token_past_the_end_of_the_log_gets_a_reset_gap_and_restarts_at_the_log_start(

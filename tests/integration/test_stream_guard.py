@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from crm_events import auth, limits
-from crm_events.resume import token_encode
+from crm_events.resume import token_decode, token_encode
 from tests.integration.conftest import json_values, produce, topic_create
 from tests.support.processes import http_get
 from tests.support.sse_client import SseConnection
@@ -19,10 +19,14 @@ from tests.support.sse_client import SseConnection
 KEY = "stream-guard-key-" + uuid.uuid4().hex + uuid.uuid4().hex
 
 
-def bearer(topics: list[str] | None = None, *, subject: str = "ui", ttl: float = 600) -> dict[str, str]:
+def bearer(
+    topics: list[str] | None = None, *, subject: str = "ui", ttl: float = 600, kinds: list[str] | None = None
+) -> dict[str, str]:
     claims = {"sub": subject, "exp": int(time.time() + ttl)}
     if topics is not None:
         claims["topics"] = topics
+    if kinds is not None:
+        claims["kinds"] = kinds
     return {"Authorization": "Bearer " + jwt.encode(claims, KEY, algorithm="HS256")}
 
 
@@ -33,7 +37,7 @@ def guarded(stack, kafka, topic):
     asyncio.run(topic_create(kafka.bootstrap, other))
     stack.env.update(
         KAFKA_TOPICS=f"{topic},{other}", SSE_AUTH_MODE="jwt", SSE_JWT_KEY=KEY, SSE_JWT_LEEWAY="0",
-        SSE_MAX_STREAMS_PER_SUBJECT="1", SSE_LIMIT_RETRY_AFTER="9",
+        SSE_MAX_STREAMS_PER_SUBJECT="1", SSE_LIMIT_RETRY_AFTER="9", SSE_HEARTBEAT_INTERVAL="0.5",
     )
     stack.consumer()
     _, port = stack.daphne()
@@ -97,6 +101,31 @@ async def test_a_restricted_token_streams_its_topics_only_and_one_stream_per_sub
         assert status == 200 and b"aetherlink_sse_streams_connected 1.0" in metrics_text
     finally:
         connection.close()
+
+
+async def test_empty_claims_grant_nothing(guarded, kafka):
+    port, topic, other = guarded
+    # No readable topic: refused at once, not a 200 stream that never answers.
+    for topics in ([], ["not-served-here"]):
+        empty = await refused(port, "/crm-events", bearer(topics, subject=f"empty-{len(topics)}"))
+        assert (empty.status, empty.body) == (403, {
+            "ok": False, "error": auth.NO_TOPIC_READABLE, "code": "forbidden"})
+    nothing = await SseConnection.open("127.0.0.1", port, "/crm-events", bearer(kinds=[], subject="none"))
+    everything = await SseConnection.open("127.0.0.1", port, "/crm-events", bearer(subject="all"))
+    try:
+        for connection in (nothing, everything):
+            await connection.events_until(lambda events: len(events) >= 2, timeout=15)
+        await produce(kafka.bootstrap, topic, json_values(3), partitions=[0] * 3)
+        await everything.events_until(lambda events: len(domain(events)) >= 3, timeout=30)
+        # A heartbeat's id is the stream's position: once it is past the three events, they were skipped.
+        def past_them(_events) -> bool:
+            return token_decode(nothing.parser.last_id, (topic, other)).get((topic, 0), 0) >= 3
+
+        await nothing.events_until(past_them, timeout=30)
+        assert domain(nothing.parser.events) == []
+    finally:
+        nothing.close()
+        everything.close()
 
 
 async def test_the_stream_ends_at_token_expiry_with_its_resume_id(guarded):

@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import AsyncRequestFactory
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from crm_events import auth
 from crm_events.config import AuthConfig
@@ -101,6 +104,12 @@ async def test_token_from_the_configured_cookie(jwt_mode):
         (lambda: bearer(token(sub=None)), auth.TOKEN_CLAIM_MISSING, "claim_missing"),
         (lambda: bearer(token({"topics": "crm.deals"})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
         (lambda: bearer(token({"kinds": [1, 2]})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: bearer(token({"topics": None})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: bearer(token({"kinds": ["deal", ""]})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: bearer(token({"topics": [["t"]]})), auth.TOKEN_CLAIM_MALFORMED, "claim_malformed"),
+        (lambda: bearer(token(sub="")), auth.TOKEN_SUBJECT_INVALID, "subject_invalid"),
+        (lambda: bearer(token(sub=" ")), auth.TOKEN_SUBJECT_INVALID, "subject_invalid"),
+        (lambda: bearer(token(sub=42)), auth.TOKEN_SUBJECT_INVALID, "subject_invalid"),
         (lambda: factory.get("/crm-events", headers={"Authorization": "Basic dXNlcjpwdw=="}),
          auth.AUTHORIZATION_MALFORMED, "malformed"),
         (lambda: factory.get("/crm-events", headers={"Authorization": "Bearer "}),
@@ -110,7 +119,8 @@ async def test_token_from_the_configured_cookie(jwt_mode):
          auth.TOKEN_IN_QUERY, "query_token"),
     ],
     ids=["missing", "expired", "wrong-key", "garbage", "other-alg", "alg-none", "no-exp", "no-sub",
-         "topics-not-list", "kinds-not-strings", "basic-scheme", "empty-bearer", "query", "query+header"],
+         "topics-not-list", "kinds-not-strings", "topics-null", "kinds-empty-string", "topics-nested",
+         "sub-empty", "sub-blank", "sub-number", "basic-scheme", "empty-bearer", "query", "query+header"],
 )
 async def test_bad_credentials_are_401_with_an_exact_message(jwt_mode, make_request, message, reason):
     error = await refused(make_request())
@@ -234,3 +244,105 @@ def test_error_bodies_are_json_with_the_right_headers():
 
 def test_auth_config_record_hides_the_key():
     assert SECRET not in repr(AuthConfig(mode="jwt", jwt_key=SECRET))
+
+
+async def test_empty_claims_grant_nothing(jwt_mode):
+    principal = await auth.stream_principal(bearer(token({"topics": [], "kinds": []})))
+    assert (principal.allowed_topics, principal.allowed_kinds) == (frozenset(), frozenset())
+    assert not principal.reads_all
+    for event_type in ("deal.won", "deal", None):
+        assert not principal.kind_allowed(event_type)
+    with pytest.raises(StreamForbidden) as caught:
+        principal.topics_readable(["crm.deals"])
+    assert (caught.value.status, caught.value.message, caught.value.details) == (
+        403, auth.NO_TOPIC_READABLE, {})
+
+
+# --- The claims as a class of input: any JSON value, absent, null, [] or odd lists ----------------
+
+class _Absent:
+    """A claim left out of the token (as opposed to null or [])."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+TOPICS = ("crm.deals", "crm.leads", "crm.audit")
+KINDS = ("deal", "deal.won", "lead", "lead.created", "deal.")
+AUTH_CONFIG = AuthConfig(mode="jwt", jwt_key=SECRET, jwt_leeway=0)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def claim_values(names: tuple[str, ...]) -> st.SearchStrategy:
+    name = st.sampled_from(names) | st.text(max_size=10)
+    return st.one_of(
+        st.just(ABSENT), st.none(), st.just([]), st.lists(name, max_size=4),
+        st.lists(name | json_values, max_size=4), json_values,
+    )
+
+
+def claimed(value) -> bool:
+    """The claim as the README states it: absent, or a list of non-empty strings."""
+    if value is ABSENT:
+        return True
+    return isinstance(value, list) and all(isinstance(item, str) and item != "" for item in value)
+
+
+def covers(kinds, event_type) -> bool:
+    """`kind=` by dotted segments: `deal` covers `deal` and `deal.won`, not `dealer`."""
+    if kinds is ABSENT:
+        return True
+    if event_type is None:
+        return False
+    return any(event_type.split(".")[: len(k.split("."))] == k.split(".") for k in kinds)
+
+
+def signed(sub, topics, kinds) -> str:
+    claims = {"exp": int(time.time()) + 600}
+    for name, value in (("sub", sub), ("topics", topics), ("kinds", kinds)):
+        if value is not ABSENT:
+            claims[name] = value
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+@example(sub="ui", topics=ABSENT, kinds=[], data=None)  # [] read every event type
+@example(sub="", topics=ABSENT, kinds=ABSENT, data=None)  # an empty subject was accepted
+@example(sub="ui", topics=[""], kinds=["deal", ""], data=None)  # empty entries were accepted
+@example(sub="ui", topics=None, kinds=ABSENT, data=None)
+@hypothesis_settings(max_examples=300)
+@given(
+    sub=st.one_of(st.just(ABSENT), st.sampled_from(["ui", "", " "]), st.text(max_size=8), json_values),
+    topics=claim_values(TOPICS), kinds=claim_values(KINDS), data=st.data(),
+)
+def test_any_claims_are_refused_or_grant_exactly_what_they_list(sub, topics, kinds, data):
+    well_formed = isinstance(sub, str) and sub.strip() != "" and claimed(topics) and claimed(kinds)
+    try:
+        principal = auth.jwt_principal(signed(sub, topics, kinds), AUTH_CONFIG)
+    except AuthenticationFailed as error:
+        assert error.status == 401
+        assert not well_formed, (sub, topics, kinds, error.message)
+        return
+    assert well_formed, (sub, topics, kinds)
+    if data is None:  # an @example: draw a few fixed payloads
+        payloads = [{"kind": "domain_event", "topic": t, "type": k}
+                    for t in TOPICS for k in (None, "deal", "deal.won", "dealer", "lead.x")]
+    else:
+        known_kinds = list(KINDS) + (list(kinds) if kinds is not ABSENT else [])
+        event_type = st.none() | st.text(max_size=10) | st.sampled_from(known_kinds).flatmap(
+            lambda k: st.sampled_from([k, k + ".x", k + "x", k[:-1], "." + k]))
+        payloads = data.draw(st.lists(st.fixed_dictionaries({
+            "kind": st.just("domain_event"), "topic": st.sampled_from(TOPICS) | st.text(max_size=8),
+            "type": event_type,
+        }), min_size=1, max_size=8))
+    for payload in payloads:
+        topic_ok = topics is ABSENT or payload["topic"] in topics
+        assert principal.event_allowed(payload) is (topic_ok and covers(kinds, payload["type"])), payload
+    # Frames the service makes itself are never domain events, whatever the claims.
+    assert principal.event_allowed({"kind": "connected"})

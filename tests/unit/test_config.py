@@ -1,7 +1,17 @@
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from crm_events.config import broker_redact, kafka_config
 from crm_events.kafka_clients import admin_create, group_consumer_create, producer_create, reader_create
+
+SCHEMES = ["", "sasl://", "SASL_SSL://", "sasl_plaintext://", "redis://", "rediss://", "postgres://", "http://"]
+# Any printable text without `/` or whitespace (which end a URL's authority).
+printable = st.characters(
+    blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"), blacklist_characters="/"
+)
+users = st.text(printable, max_size=12)
+passwords = st.text(printable, min_size=4, max_size=20)
 
 
 @pytest.mark.parametrize(
@@ -10,6 +20,9 @@ from crm_events.kafka_clients import admin_create, group_consumer_create, produc
         ("kafka:9092", "kafka:9092"),
         ("user:secret@kafka:9092", "***@kafka:9092"),
         ("SASL_SSL://user:p%40ss@kafka:9093", "SASL_SSL://***@kafka:9093"),
+        ("sasl://user:p@ss@host", "sasl://***@host"),  # showed `ss@host`
+        ("user:p@ss@kafka:9092", "***@kafka:9092"),
+        ("kafka:9092/path@x", "kafka:9092/path@x"),
     ],
 )
 def test_credentials_are_redacted(broker, shown):
@@ -36,3 +49,12 @@ async def test_every_kafka_client_refreshes_metadata_at_the_configured_age_and_r
             await consumer.stop()
         await producer.stop()
         await admin.close()
+
+
+@example(scheme="sasl://", user="user", password="p@ss")
+@example(scheme="", user="u@", password="@@@@")
+@given(scheme=st.sampled_from(SCHEMES), user=users, password=passwords)
+def test_a_broker_address_never_shows_its_password(scheme, user, password):
+    masked = broker_redact(f"{scheme}{user}:{password}@host:9092")
+    assert masked == f"{scheme}***@host:9092"
+    assert password not in masked.replace("host:9092", "").replace(scheme, "")

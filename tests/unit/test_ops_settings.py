@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ PRINT = (
     "'auth': s.SSE_AUTH_MODE, 'protocol': s.KAFKA_SECURITY_PROTOCOL, 'cors_all': s.CORS_ALLOW_ALL_ORIGINS,"
     " 'cors': s.CORS_ALLOWED_ORIGINS, 'cors_credentials': s.CORS_ALLOW_CREDENTIALS,"
     " 'log_format': s.LOG_FORMAT, 'canary': s.CANARY_INTERVAL,"
-    " 'metrics_networks': s.METRICS_ALLOWED_NETWORKS,"
+    " 'metrics_networks': s.METRICS_ALLOWED_NETWORKS, 'consumer_metrics_address': s.CONSUMER_METRICS_ADDRESS,"
     " 'handler': s.LOGGING['handlers']['console']}))"
 )
 HS_KEY = "k" * 32
@@ -29,7 +30,8 @@ HS_KEY = "k" * 32
 
 def load(**overrides: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("KAFKA_", "DJANGO_", "REDIS", "SSE_", "CORS", "METRICS", "CANARY", "LOG_"))}
+           if not k.startswith(("KAFKA_", "DJANGO_", "REDIS", "SSE_", "CORS", "METRICS", "CANARY", "LOG_",
+                                "CONSUMER_"))}
     env.update(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), **overrides)
     return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT / "tests", env=env,
                           capture_output=True, text=True, timeout=60)
@@ -41,6 +43,7 @@ def test_defaults():
     assert json.loads(result.stdout) == {
         "auth": "none", "protocol": "PLAINTEXT", "cors_all": False, "cors": [], "cors_credentials": True,
         "log_format": "plain", "canary": 0.0, "metrics_networks": ["127.0.0.0/8", "::1/128"],
+        "consumer_metrics_address": "127.0.0.1",
         "handler": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
     }
 
@@ -91,6 +94,9 @@ def test_jwt_key_from_a_file(tmp_path):
          "KAFKA_SSL_CAFILE points to '/missing/ca.pem', which is not a readable file."),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "TRUSTED_PROXIES must list IP networks like 10.0.0.0/8"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of plain, json, got 'xml'."),
+        ({"CONSUMER_METRICS_ADDRESS": "localhost"},
+         "CONSUMER_METRICS_ADDRESS must be an IP address like 127.0.0.1, ::1 or 0.0.0.0 (every interface), "
+         "got 'localhost'."),
         ({"CANARY_INTERVAL": "30", "CANARY_MAX_AGE": "10"},
          "CANARY_MAX_AGE (10.0) must be longer than CANARY_INTERVAL (30.0)."),
     ],
@@ -135,3 +141,16 @@ def test_unusable_tls_files_fail_consume_events_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable" in (
         result.stderr)
+
+
+def test_a_taken_metrics_port_fails_consume_events_with_the_address_and_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "CONSUMER_"))}
+        env.update(DJANGO_SECRET_KEY="k", CONSUMER_METRICS_PORT=str(port), REDIS_URL="redis://127.0.0.1:1/0")
+        result = subprocess.run([sys.executable, "manage.py", "consume_events"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"Cannot serve consumer metrics on 127.0.0.1 port {port} " in result.stderr

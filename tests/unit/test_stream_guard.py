@@ -1,7 +1,20 @@
-from crm_events import canary
+import asyncio
+import json
+import time
+
+import jwt
+import pytest
+from django.test import AsyncRequestFactory
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from crm_events import auth, canary
 from crm_events.auth import Principal
+from crm_events.exceptions import StreamForbidden
 from crm_events.filters import EventFilter
-from crm_events.stream_guard import GuardedFilter
+from crm_events.responses import error_response
+from crm_events.stream_guard import Admission, GuardedFilter, stream_admit
 
 DEAL = {"kind": "domain_event", "topic": "t", "partition": 0, "offset": 1, "type": "deal.won", "key": "k"}
 TICKET = {**DEAL, "type": "ticket.opened"}
@@ -22,3 +35,57 @@ def test_a_filter_or_a_restricted_principal_is_checked_per_event():
     for guarded in (by_filter, by_principal):
         assert not guarded.unfiltered
         assert guarded.matches(DEAL) and not guarded.matches(TICKET)
+
+
+def test_an_empty_kinds_claim_lets_no_event_through():
+    guarded = GuardedFilter(EventFilter(), Principal("u", allowed_kinds=frozenset()), show_canary=True)
+    assert not guarded.unfiltered
+    assert not any(guarded.matches(e) for e in (DEAL, TICKET, CANARY, {**DEAL, "type": None}))
+    assert guarded.matches({"kind": "connected"})
+
+
+# --- stream_admit: credentials that can read no served topic are refused at once ----------------
+
+SECRET = "stream-guard-unit-secret-of-32-bytes-or-more"
+factory = AsyncRequestFactory()
+NAMES = ("crm.deals", "crm.leads", "crm.audit")
+
+
+@pytest.fixture
+def jwt_settings(settings):
+    settings.SSE_AUTH_MODE = "jwt"
+    settings.SSE_JWT_ALGORITHM = "HS256"
+    settings.SSE_JWT_KEY = SECRET
+    settings.SSE_JWT_COOKIE = ""
+    settings.SSE_JWT_AUDIENCE = ""
+    settings.SSE_JWT_ISSUER = ""
+    return settings
+
+
+def admit(served: tuple[str, ...], topics: list[str] | None) -> Admission:
+    claims = {"sub": "ui", "exp": int(time.time()) + 600}
+    if topics is not None:
+        claims["topics"] = topics
+    request = factory.get("/crm-events", headers={
+        "Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")})
+    return asyncio.run(stream_admit(request, served=served))
+
+
+@example(served=("crm.deals",), topics=[])  # a 200 stream that never answered (IndexError)
+@example(served=("crm.deals",), topics=["crm.payroll"])
+@example(served=("crm.deals", "crm.leads"), topics=None)
+@hypothesis_settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    served=st.lists(st.sampled_from(NAMES), min_size=1, unique=True).map(tuple),
+    topics=st.none() | st.lists(st.sampled_from(NAMES) | st.text(min_size=1, max_size=8), max_size=4),
+)
+def test_admission_reads_the_served_topics_the_claim_lists_or_is_refused(jwt_settings, served, topics):
+    readable = served if topics is None else tuple(t for t in served if t in topics)
+    if readable:
+        assert admit(served, topics).readable == readable
+        return
+    with pytest.raises(StreamForbidden) as caught:
+        admit(served, topics)
+    response = error_response(caught.value)
+    assert (response.status_code, json.loads(response.content)) == (
+        403, {"ok": False, "error": auth.NO_TOPIC_READABLE, "code": "forbidden"})

@@ -1,14 +1,17 @@
-import contextlib
+import json
 
 import pytest
 from django.http import QueryDict
-from hypothesis import given
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from crm_events import stream_request as sr
 from crm_events.exceptions import StreamRequestError
 from crm_events.filters import FieldMatch
+from crm_events.responses import error_response
 from crm_events.resume import token_encode
-from crm_events.stream_request import START_EARLIEST, since_parse, stream_request_parse
+from crm_events.stream_request import START_EARLIEST, StreamRequest, since_parse, stream_request_parse
 
 SERVED = ("aetherlink.events", "crm.audit")
 AUDIT_TOKEN = token_encode({("crm.audit", 0): 3, ("crm.audit", 1): 4})
@@ -60,29 +63,75 @@ def test_a_token_must_fit_the_selected_topics():
         parse(f"topic=aetherlink.events&last_event_id={AUDIT_TOKEN}")
 
 
+ALLOWED = ", ".join(sorted(sr.REPEATABLE | sr.SINGLE))
+PARTITION_MAX = sr.PARTITION_MAX
+
+
+def integer_invalid(name: str, text: str, maximum: int = PARTITION_MAX) -> str:
+    return sr.INTEGER_INVALID.format(name=name, maximum=maximum, text=text)
+
+
+def since_range(text: str) -> str:
+    return sr.SINCE_OUT_OF_RANGE.format(maximum=sr.SINCE_MAX_MS, text=text)
+
+
 @pytest.mark.parametrize(
-    ("query", "message"),
+    ("query", "message", "parameter"),
     [
-        ("colour=red", "unknown parameter 'colour'"),
-        ("topic=nope", "unknown topic 'nope'; this service serves: aetherlink.events, crm.audit"),
-        ("canary=yes", "canary must be 0 or 1, got 'yes'"),
-        ("from=yesterday", "from must be 'latest' or 'earliest', got 'yesterday'"),
-        ("from=latest&from=earliest", "from may be given once"),
-        ("from=earliest&since=0", "give either from or since, not both"),
-        ("partition=-1", "partition must be a non-negative integer, got '-1'"),
-        ("partition=", "partition must not be empty"),
-        ("where=novalue", "where must look like path.to.field:value, got 'novalue'"),
-        ("where=a..b:1", "where must look like path.to.field:value, got 'a..b:1'"),
-        ("since=last tuesday", "since must be ISO-8601"),
-        ("offset=1:5", "offset '1:5' must name its topic: TOPIC/PARTITION:OFFSET"),
-        ("offset=crm.audit/1", "offset must look like PARTITION:OFFSET, got 'crm.audit/1'"),
-        ("topic=crm.audit&offset=aetherlink.events/0:1", "names a topic outside this stream"),
+        ("colour=red", sr.PARAMETER_UNKNOWN.format(name="colour", allowed=ALLOWED), "colour"),
+        ("topic=nope", "unknown topic 'nope'; this service serves: aetherlink.events, crm.audit", "topic"),
+        ("canary=yes", "canary must be 0 or 1, got 'yes'", "canary"),
+        ("from=yesterday", "from must be 'latest' or 'earliest', got 'yesterday'", "from"),
+        ("from=latest&from=earliest", "from may be given once", "from"),
+        ("from=earliest&since=0", "give either from or since, not both", "since"),
+        ("partition=-1", integer_invalid("partition", "-1"), "partition"),
+        ("partition=", "partition must not be empty", "partition"),
+        # Unicode digits pass str.isdigit(): `²` then failed in int() (a 500), `١` was read as 1.
+        ("partition=%C2%B2", integer_invalid("partition", "²"), "partition"),
+        ("partition=%D9%A1", integer_invalid("partition", "١"), "partition"),
+        ("partition=2147483648", integer_invalid("partition", "2147483648"), "partition"),
+        ("where=novalue", "where must look like path.to.field:value, got 'novalue'", "where"),
+        ("where=a..b:1", "where must look like path.to.field:value, got 'a..b:1'", "where"),
+        ("since=last tuesday", sr.SINCE_INVALID.format(text="last tuesday"), "since"),
+        ("since=%C2%B2", sr.SINCE_INVALID.format(text="²"), "since"),
+        ("since=9999999999999999999", since_range("9999999999999999999"), "since"),
+        ("since=1969-12-31T23:59:59.999Z", since_range("1969-12-31T23:59:59.999Z"), "since"),
+        ("since=0001-01-01T00:00:00%2B01:00", since_range("0001-01-01T00:00:00+01:00"), "since"),
+        ("offset=1:5", "offset '1:5' must name its topic: TOPIC/PARTITION:OFFSET", "offset"),
+        ("offset=crm.audit/1", "offset must look like PARTITION:OFFSET, got 'crm.audit/1'", "offset"),
+        ("topic=crm.audit&offset=aetherlink.events/0:1",
+         "offset 'aetherlink.events/0:1' names a topic outside this stream", "offset"),
+        ("topic=crm.audit&offset=0:%C2%B2", integer_invalid("offset", "²", sr.OFFSET_MAX), "offset"),
+        ("topic=crm.audit&offset=%C2%B2:0", integer_invalid("offset partition", "²"), "offset"),
+        ("topic=crm.audit&offset=0:9223372036854775808",
+         integer_invalid("offset", "9223372036854775808", sr.OFFSET_MAX), "offset"),
+        ("last_event_id=%C2%B2", None, "last_event_id"),
     ],
 )
-def test_bad_requests_say_what_is_wrong(query, message):
+def test_bad_requests_say_what_is_wrong_and_name_the_parameter(query, message, parameter):
     with pytest.raises(StreamRequestError) as caught:
         parse(query)
-    assert message in str(caught.value)
+    if message is not None:
+        assert caught.value.message == message
+    response = error_response(caught.value)
+    assert response.status_code == 400
+    assert json.loads(response.content) == {
+        "ok": False, "error": caught.value.message, "code": "bad_request", "parameter": parameter,
+    }
+
+
+def test_a_bad_header_token_names_the_header():
+    with pytest.raises(StreamRequestError) as caught:
+        parse("", last_event_id="not-a-token")
+    assert caught.value.details == {"parameter": "Last-Event-ID"}
+
+
+def test_integers_at_their_bounds_and_with_leading_zeros():
+    request = parse("topic=crm.audit&partition=2147483647&offset=0002:9223372036854775807")
+    assert request.event_filter.partitions == {PARTITION_MAX}
+    assert request.offsets == {("crm.audit", 2): sr.OFFSET_MAX}
+    assert parse("since=9223372036854775807").since_ms == sr.SINCE_MAX_MS
+    assert parse("since=" + "0" * 30 + "5").since_ms == 5
 
 
 @pytest.mark.parametrize(
@@ -93,16 +142,52 @@ def test_bad_requests_say_what_is_wrong(query, message):
         ("2025-11-26T11:00:00+01:00", 1_764_151_200_000),
         ("2025-11-26T11:00:00 01:00", 1_764_151_200_000),  # '+' decoded to a space in a URL
         ("2025-11-26T10:00:00", 1_764_151_200_000),
+        ("2025-11-26T10:00:00.999999Z", 1_764_151_200_999),  # exact, no float rounding
+        ("1970-01-01T00:00:00Z", 0),
+        ("0", 0),
     ],
 )
 def test_since_accepts_epoch_ms_and_iso_8601(text, ms):
     assert since_parse(text) == ms
 
 
-@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40)), max_size=8))
-def test_any_query_parses_or_fails_as_a_bad_request(pairs):
+# Text that tends to break integer and time parsing: other scripts' digits, huge numbers, dates.
+awkward_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["²", "١", "٣٤", "１２", "0:²", "²:0", "-1", "9" * 19, "9" * 30, "0" * 25 + "1",
+                     "1969-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59",
+                     "2147483648", "9223372036854775808", "crm.audit/0:1", "items.²:x", ""]),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.builds(lambda a, b: f"{a}:{b}", st.integers(-5, 2**64).map(str), st.integers(-5, 2**64).map(str)),
+)
+names = st.sampled_from(sorted(sr.REPEATABLE | sr.SINGLE)) | st.text(max_size=12)
+
+
+@example(pairs=[("partition", "²")], last_event_id=None)  # a 500 (int() refused what isdigit() took)
+@example(pairs=[("offset", "0:²")], last_event_id=None)
+@example(pairs=[("partition", "١")], last_event_id=None)  # was read as partition 1
+@example(pairs=[("since", "9999999999999999999")], last_event_id=None)
+@example(pairs=[("since", "1969-12-31T23:59:59Z")], last_event_id=None)
+@example(pairs=[("topic", "crm.audit"), ("offset", "²:0")], last_event_id="")
+@hypothesis_settings(max_examples=500)
+@given(
+    pairs=st.lists(st.tuples(names, awkward_text), max_size=8),
+    last_event_id=st.none() | st.text(max_size=40) | st.just(AUDIT_TOKEN),
+)
+def test_any_query_parses_or_fails_as_a_bad_request(pairs, last_event_id):
     query = QueryDict(mutable=True)
     for name, value in pairs:
         query.appendlist(name, value)
-    with contextlib.suppress(StreamRequestError):
-        stream_request_parse(query, last_event_id=None, served=SERVED)
+    try:
+        request = stream_request_parse(query, last_event_id=last_event_id, served=SERVED)
+    except StreamRequestError as error:
+        assert error.status == 400 and error.message
+        json.dumps(error_response(error).content.decode())
+        return
+    assert isinstance(request, StreamRequest)
+    # Integers are ASCII digits only: `١` is not read as partition 1.
+    assert all(value.isascii() for name, value in pairs if name in ("partition", "offset"))
+    assert all(0 <= p <= sr.PARTITION_MAX for p in request.event_filter.partitions)
+    for (_, partition), offset in request.offsets.items():
+        assert 0 <= partition <= sr.PARTITION_MAX and 0 <= offset <= sr.OFFSET_MAX
+    assert request.since_ms is None or 0 <= request.since_ms <= sr.SINCE_MAX_MS

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
 from crm_events.canary import publisher_run_with_canary
-from crm_events.config import canary_config, kafka_config, metrics_config, readiness_config
+from crm_events.config import MetricsConfig, canary_config, kafka_config, metrics_config, readiness_config
 from crm_events.kafka_clients import connection_options
 from crm_events.publisher import EventPublisher
 
@@ -20,7 +20,10 @@ IN_MEMORY_LAYER_ERROR = (
 KAFKA_TLS_ERROR = (
     "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable: {}"
 )
-METRICS_PORT_ERROR = "Cannot serve consumer metrics on CONSUMER_METRICS_PORT={}: {}"
+METRICS_PORT_ERROR = (
+    "Cannot serve consumer metrics on {address} port {port} "
+    "(CONSUMER_METRICS_ADDRESS, CONSUMER_METRICS_PORT): {error}"
+)
 
 
 class Command(BaseCommand):
@@ -35,7 +38,7 @@ class Command(BaseCommand):
             connection_options(config)
         except (ssl.SSLError, OSError) as error:
             raise CommandError(KAFKA_TLS_ERROR.format(error)) from None
-        self._metrics_serve(metrics_config().consumer_port)
+        self._metrics_serve(metrics_config())
         canary = canary_config()
         logger.info(
             "consume_events starting: brokers=%s security=%s topics=%s group=%s offset_reset=%s "
@@ -51,11 +54,16 @@ class Command(BaseCommand):
         )
         asyncio.run(publisher_run_with_canary(publisher, canary))
 
-    def _metrics_serve(self, port: int) -> None:
-        if not port:
+    def _metrics_serve(self, config: MetricsConfig) -> None:
+        """Serve this process's metrics on the configured address only (they have no auth)."""
+        if not config.consumer_port:
             return
         try:
-            start_http_server(port)
+            server, _ = start_http_server(config.consumer_port, addr=config.consumer_address)
         except OSError as error:
-            raise CommandError(METRICS_PORT_ERROR.format(port, error)) from None
-        logger.info("consumer metrics on http://0.0.0.0:%s/metrics", port)
+            message = METRICS_PORT_ERROR.format(
+                address=config.consumer_address, port=config.consumer_port, error=error
+            )
+            raise CommandError(message) from None
+        host, port = server.server_address[:2]
+        logger.info("consumer metrics on http://%s:%s/metrics", f"[{host}]" if ":" in host else host, port)
