@@ -48,6 +48,7 @@ from crm_events.task_stop import task_stop
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
+HEARTBEAT_TIMEOUT_MIN = 2.0
 # What msgpack (the layer's serializer) raises for a payload it cannot pack.
 UNSERIALIZABLE = (TypeError, ValueError, OverflowError)
 LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
@@ -243,7 +244,9 @@ class EventPublisher:
     async def _heartbeat_loop(self, consumer: AIOKafkaConsumer, tracker: PositionTracker) -> None:
         while True:
             try:
-                async with asyncio.timeout(self.heartbeat_interval):
+                # Never under HEARTBEAT_TIMEOUT_MIN: a short interval must not turn a slow
+                # answer from Kafka into no heartbeat at all.
+                async with asyncio.timeout(max(self.heartbeat_interval, HEARTBEAT_TIMEOUT_MIN)):
                     lag = await _lag_measure(consumer, tracker)
                 metrics.consumer_lag_set({self.consumer_id: lag})
                 # Read after the awaits: only records whose group_send has returned count.
@@ -255,7 +258,7 @@ class EventPublisher:
                     ),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:
-                logger.warning("no heartbeat this round: %s", error or type(error).__name__)
+                logger.warning("no heartbeat this round: %s", str(error) or type(error).__name__)
             except Exception:  # noqa: BLE001 - the heartbeat must outlive any one round
                 logger.exception("heartbeat round failed unexpectedly")
             await asyncio.sleep(self.heartbeat_interval)

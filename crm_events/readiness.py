@@ -26,7 +26,7 @@ async def redis_check() -> str:
             await client.ping()
         return CHECK_OK
     except (RedisError, OSError, TimeoutError) as error:
-        return f"redis unreachable: {error or type(error).__name__}"
+        return f"redis unreachable: {str(error) or type(error).__name__}"
     finally:
         await client.aclose()
 
