@@ -109,7 +109,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "crm_events.static_files.StaticFilesMiddleware",
+    "crm_events.server.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,7 +180,7 @@ if KAFKA_DEAD_LETTER_TOPIC and KAFKA_DEAD_LETTER_TOPIC in KAFKA_TOPICS:
 KAFKA_METADATA_MAX_AGE = _positive_float("KAFKA_METADATA_MAX_AGE", 30.0)
 
 # --- Kafka security ------------------------------------------------------------
-# Applied to every Kafka client the service creates (crm_events.kafka_clients.connection_options).
+# Applied to every Kafka client the service creates (crm_events.kafka.clients.connection_options).
 
 KAFKA_SECURITY_PROTOCOL = _choice(
     "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -357,13 +357,13 @@ LOGGING = {
     "filters": {
         # Known secret values are masked literally, on top of the patterns (URLs, tokens, cookies).
         "redact": {
-            "()": "crm_events.log_format.RedactFilter",
+            "()": "crm_events.ops.log_format.RedactFilter",
             "secrets": [KAFKA_SASL_PASSWORD, SSE_JWT_KEY, METRICS_TOKEN, SECRET_KEY],
         },
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "crm_events.log_format.JsonFormatter"},
+        "json": {"()": "crm_events.ops.log_format.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},

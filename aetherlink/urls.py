@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import path
 
-from crm_events.metrics_view import metrics_endpoint
-from crm_events.stream_view import crm_events_stream
-from crm_events.viewer import event_viewer
-from crm_events.views import healthz, readyz, service_info
+from crm_events.ops.metrics_view import metrics_endpoint
+from crm_events.ops.viewer import event_viewer
+from crm_events.ops.views import healthz, readyz, service_info
+from crm_events.streams.view import crm_events_stream
 
 urlpatterns = [
     path("", service_info, name="service-info"),
@@ -18,5 +18,5 @@ urlpatterns = [
 ]
 
 # Django's own 400 and 500 answers (too many parameters, a failed view...) as JSON, not HTML.
-handler400 = "crm_events.error_views.bad_request"
-handler500 = "crm_events.error_views.server_error"
+handler400 = "crm_events.ops.error_views.bad_request"
+handler500 = "crm_events.ops.error_views.server_error"

@@ -31,7 +31,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 from aetherlink.asgi import application as service_application  # noqa: E402
 from bench.baseline import broadcaster  # noqa: E402
 from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
-from crm_events import fanout  # noqa: E402
+from crm_events.fanout import hub as fanout  # noqa: E402
 
 
 def _proc_status(field: str) -> int:

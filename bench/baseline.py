@@ -24,7 +24,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from bench.events import PARTITIONS, frame_build, payload_build, value_bytes
-from crm_events.sse import frame_encode, retry_encode
+from crm_events.core.frames import frame_encode, retry_encode
 
 TOPIC = "bench.inproc"
 CONNECTED_FRAME = retry_encode(3000) + frame_encode(

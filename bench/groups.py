@@ -2,7 +2,7 @@
 
 Every SSE connection is a Channels consumer with its own channel on the
 RedisChannelLayer, and joins the group the real `consume_events` publishes to
-(`crm_events.broadcast.BROADCAST_GROUP`). So the path is the service's own
+(`crm_events.core.messages.BROADCAST_GROUP`). So the path is the service's own
 Kafka -> consume_events -> Redis, but the layer now carries each message once
 per *connection* instead of once per process, and each connection decodes and
 encodes its own frames and writes one body send per event. Built the usual
@@ -18,10 +18,10 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
-from crm_events import broadcast
-from crm_events.fanout import LiveEvent
-from crm_events.resume import token_encode
-from crm_events.sse import frame_encode, retry_encode
+from crm_events.core import messages as broadcast
+from crm_events.core.frames import frame_encode, retry_encode
+from crm_events.core.tokens import token_encode
+from crm_events.fanout.hub import LiveEvent
 
 HEADERS = [
     (b"content-type", b"text/event-stream"),

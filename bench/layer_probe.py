@@ -12,7 +12,7 @@ import asyncio
 import redis.asyncio as redis_async
 
 from bench.waits import NoAnswer, bounded
-from crm_events import broadcast
+from crm_events.core import messages as broadcast
 
 SAMPLE_SECONDS = 0.5
 SAMPLE_TIMEOUT = 10.0

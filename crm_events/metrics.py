@@ -61,7 +61,7 @@ CANARY_AGE.set(float("nan"))
 def stream_closed(reason: str) -> None:
     """Called once per stream when it ends: `slow`, `shutdown`, `expired`, `client`...
 
-    The connected gauge follows the stream slots of `crm_events.limits`, not this call.
+    The connected gauge follows the stream slots of `crm_events.access.limits`, not this call.
     """
     STREAMS_CLOSED.labels(reason=reason).inc()
 

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as redis_async
 from channels_redis.core import RedisChannelLayer
 
-from crm_events import broadcast
+from crm_events.core import messages as broadcast
 from tests.integration.conftest import produce
 from tests.support.processes import async_wait_until, http_get
 from tests.support.sse_client import SseConnection

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from channels_redis.core import RedisChannelLayer
 
-from crm_events import broadcast
+from crm_events.core import messages as broadcast
 from tests.integration.conftest import produce
 from tests.support.processes import ROOT, http_get
 from tests.support.sse_client import SseConnection

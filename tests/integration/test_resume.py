@@ -215,7 +215,7 @@ async def test_bad_tokens_and_parameters_get_400_with_a_reason(stack, kafka, top
 async def test_a_token_past_the_end_of_the_log_gets_a_reset_gap_and_restarts_at_the_log_start(
     stack, kafka, topic
 ):
-    from crm_events.resume import token_encode
+    from crm_events.core.tokens import token_encode
 
     stack.consumer()
     _, port = stack.daphne()

@@ -10,8 +10,8 @@ import uuid
 import jwt
 import pytest
 
-from crm_events import auth, limits
-from crm_events.resume import token_decode, token_encode
+from crm_events.access import auth, limits
+from crm_events.core.tokens import token_decode, token_encode
 from tests.integration.conftest import json_values, produce, topic_create
 from tests.support.processes import http_get
 from tests.support.sse_client import SseConnection

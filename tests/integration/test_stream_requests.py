@@ -15,7 +15,7 @@ from daphne.utils import INVALID_HEADER_VALUE_BYTES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crm_events.resume import token_decode, token_encode
+from crm_events.core.tokens import token_decode, token_encode
 from tests.integration.conftest import produce, topic_create
 from tests.support.processes import async_wait_until, http_get
 from tests.support.sse_client import SseConnection

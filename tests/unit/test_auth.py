@@ -1,4 +1,4 @@
-"""Authentication modes and topic authorization of `crm_events.auth`, with real signed JWTs."""
+"""Authentication modes and topic authorization of `crm_events.access.auth`, with real signed JWTs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from crm_events import auth
+from crm_events.access import auth
 from crm_events.config import AuthConfig
 from crm_events.exceptions import AuthenticationFailed, StreamForbidden
 from crm_events.responses import error_response

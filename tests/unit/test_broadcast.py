@@ -1,4 +1,4 @@
-from crm_events import broadcast
+from crm_events.core import messages as broadcast
 
 
 def item(size: int) -> dict:

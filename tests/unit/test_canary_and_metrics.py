@@ -9,12 +9,14 @@ from channels.layers import InMemoryChannelLayer
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
 
-from crm_events import broadcast, canary, metrics
+from crm_events import metrics
 from crm_events.config import CanaryConfig, MetricsConfig
-from crm_events.fanout import EventHub
-from crm_events.hub_observer import hub_observe
-from crm_events.metrics_view import metrics_access_allowed
-from crm_events.readiness import CHECK_OK, canary_check
+from crm_events.core import messages as broadcast
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.observer import hub_observe
+from crm_events.ingest import canary
+from crm_events.ops.metrics_view import metrics_access_allowed
+from crm_events.ops.readiness import CHECK_OK, canary_check
 from tests.support.payloads import serving
 
 factory = RequestFactory()

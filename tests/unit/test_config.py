@@ -3,7 +3,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crm_events.config import broker_redact, kafka_config
-from crm_events.kafka_clients import admin_create, group_consumer_create, producer_create, reader_create
+from crm_events.kafka.clients import admin_create, group_consumer_create, producer_create, reader_create
 
 SCHEMES = ["", "sasl://", "SASL_SSL://", "sasl_plaintext://", "redis://", "rediss://", "postgres://", "http://"]
 # Any printable text without `/` or whitespace (which end a URL's authority).

@@ -1,7 +1,7 @@
 import socket
 from types import SimpleNamespace
 
-from crm_events.daphne_integration import (
+from crm_events.server.daphne_integration import (
     BODY_WRITE_EXTENSION,
     WRITE_BUFFER_EXTENSION,
     _with_stream_extensions,

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import get_resolver, path
 
 from aetherlink import urls as service_urls
-from crm_events import error_views
+from crm_events.ops import error_views
 
 
 def boom(request):

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crm_events.events import record_decode
+from crm_events.core.records import record_decode
 
 
 @dataclass

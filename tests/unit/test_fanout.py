@@ -4,11 +4,11 @@ import time
 from channels.layers import InMemoryChannelLayer
 from prometheus_client import REGISTRY
 
-from crm_events import broadcast
-from crm_events.fanout import EventHub
-from crm_events.filters import EventFilter
-from crm_events.resume import token_decode, token_encode
-from crm_events.subscriber import CLOSE_SLOW, StreamSubscriber
+from crm_events.core import messages as broadcast
+from crm_events.core.filters import EventFilter
+from crm_events.core.tokens import token_decode, token_encode
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.subscriber import CLOSE_SLOW, StreamSubscriber
 from tests.support.payloads import domain_payload, payload_json, serving
 from tests.support.processes import async_wait_until
 

@@ -3,9 +3,9 @@ from django.http import QueryDict
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from crm_events.core.filters import EventFilter, FieldMatch
 from crm_events.exceptions import StreamRequestError
-from crm_events.filters import EventFilter, FieldMatch
-from crm_events.stream_request import stream_request_parse
+from crm_events.streams.request import stream_request_parse
 
 
 def event(**overrides):

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from crm_events import broadcast
-from crm_events.fanout import EventHub
-from crm_events.filters import EventFilter
-from crm_events.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
-from crm_events.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.core import messages as broadcast
+from crm_events.core.filters import EventFilter
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.ops.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
 from tests.support.payloads import domain_payload, serving
 from tests.support.processes import async_wait_until
 
@@ -174,10 +174,10 @@ async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_
 async def test_resubscribing_survives_any_number_of_failed_attempts(caplog):
     """100,000 failed attempts on a fake clock (the old backoff overflowed at about 1,025)."""
     failures = 100_000
-    caplog.set_level(logging.ERROR, logger="crm_events.layer_subscription")  # one line per attempt
+    caplog.set_level(logging.ERROR, logger="crm_events.fanout.subscription")  # one line per attempt
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from crm_events.layer_subscription import RESUBSCRIBE_BACKOFF_MAX, LayerSubscription
+    from crm_events.fanout.subscription import RESUBSCRIBE_BACKOFF_MAX, LayerSubscription
 
     class DownLayer(InMemoryChannelLayer):
         def __init__(self) -> None:
@@ -219,7 +219,7 @@ async def test_a_hub_whose_redis_comes_back_after_an_hour_repairs_what_it_missed
     rejoins, and the records published meanwhile (lost with Redis) are repaired from Kafka."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from crm_events.layer_subscription import LayerSubscription
+    from crm_events.fanout.subscription import LayerSubscription
 
     clock = [0.0]
 

@@ -9,9 +9,9 @@ from ipaddress import ip_network
 import pytest
 from django.test import RequestFactory
 
-from crm_events import limits
-from crm_events.auth import Principal
-from crm_events.client_address import client_address
+from crm_events.access import limits
+from crm_events.access.auth import Principal
+from crm_events.access.client_address import client_address
 from crm_events.config import LimitsConfig
 from crm_events.exceptions import StreamLimitReached
 from crm_events.responses import error_response

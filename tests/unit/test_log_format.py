@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crm_events.log_format import JsonFormatter, RedactFilter, redact
+from crm_events.ops.log_format import JsonFormatter, RedactFilter, redact
 from tests.unit.test_config import SCHEMES, passwords, users
 
 JWT = (

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from crm_events.config import KafkaConfig, KafkaSecurity
-from crm_events.kafka_clients import connection_options
+from crm_events.kafka.clients import connection_options
 
 ROOT = Path(__file__).resolve().parents[2]
 PRINT = (

@@ -5,14 +5,14 @@ import dataclasses
 
 from channels.layers import InMemoryChannelLayer
 
-from crm_events import broadcast
-from crm_events.catch_up import replay_until_live
 from crm_events.config import kafka_config
+from crm_events.core import messages as broadcast
+from crm_events.core.filters import EventFilter
+from crm_events.core.tokens import token_decode
 from crm_events.exceptions import KafkaUnavailable
-from crm_events.fanout import EventHub
-from crm_events.filters import EventFilter
-from crm_events.resume import token_decode
-from crm_events.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.streams.catch_up import replay_until_live
 from tests.support.fake_offsets import Kafka
 from tests.support.payloads import domain_payload
 from tests.support.processes import async_wait_until

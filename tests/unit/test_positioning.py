@@ -4,11 +4,11 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 
 from crm_events.config import kafka_config
+from crm_events.core.filters import EventFilter
 from crm_events.exceptions import StreamRequestError
-from crm_events.fanout import EventHub
-from crm_events.filters import EventFilter
-from crm_events.positioning import Gap, Reset, StartPlan, start_plan
-from crm_events.stream_request import START_EARLIEST, StreamRequest
+from crm_events.fanout.hub import EventHub
+from crm_events.streams.positioning import Gap, Reset, StartPlan, start_plan
+from crm_events.streams.request import START_EARLIEST, StreamRequest
 from tests.support.fake_offsets import Kafka
 
 

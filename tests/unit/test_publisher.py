@@ -1,8 +1,8 @@
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from crm_events import publisher
 from crm_events.config import kafka_config
+from crm_events.ingest import publisher
 
 TP = TopicPartition("t", 0)
 

@@ -16,10 +16,10 @@ from channels_redis.serializers import registry
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from crm_events import broadcast
-from crm_events.events import MAX_VALUE_DEPTH, UnparseableRecord, record_decode
-from crm_events.fanout import LiveEvent
-from crm_events.resume import token_encode
+from crm_events.core import messages as broadcast
+from crm_events.core.records import MAX_VALUE_DEPTH, UnparseableRecord, record_decode
+from crm_events.core.tokens import token_encode
+from crm_events.fanout.hub import LiveEvent
 
 LAYER = registry.get_serializer("msgpack")
 TOKEN = token_encode({("t", 0): 1})

@@ -2,8 +2,8 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from crm_events import replay
 from crm_events.config import kafka_config
+from crm_events.kafka import replay
 
 
 class StartsForever:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_events.resume import (
+from crm_events.core.tokens import (
     TOKEN_CHECKSUM,
     TOKEN_NOT_BASE64,
     TOKEN_TRUNCATED,

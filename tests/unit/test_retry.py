@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_events.retry import Backoff
+from crm_events.core.backoff import Backoff
 
 
 def test_delays_double_up_to_the_maximum_then_stay_there():

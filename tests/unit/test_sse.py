@@ -1,6 +1,6 @@
 import pytest
 
-from crm_events.sse import comment_encode, frame_encode, retry_encode
+from crm_events.core.frames import comment_encode, frame_encode, retry_encode
 
 
 def test_frame_is_data_line_and_blank_line():

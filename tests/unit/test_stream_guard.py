@@ -9,12 +9,13 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from crm_events import auth, canary
-from crm_events.auth import Principal
+from crm_events.access import auth
+from crm_events.access.auth import Principal
+from crm_events.core.filters import EventFilter
 from crm_events.exceptions import StreamForbidden
-from crm_events.filters import EventFilter
+from crm_events.ingest import canary
 from crm_events.responses import error_response
-from crm_events.stream_guard import Admission, GuardedFilter, stream_admit
+from crm_events.streams.guard import Admission, GuardedFilter, stream_admit
 
 DEAL = {"kind": "domain_event", "topic": "t", "partition": 0, "offset": 1, "type": "deal.won", "key": "k"}
 TICKET = {**DEAL, "type": "ticket.opened"}

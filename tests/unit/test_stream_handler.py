@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import path
 
-from crm_events.stream_handler import StreamAwareASGIHandler
+from crm_events.server.asgi_handler import StreamAwareASGIHandler
 
 
 def _thread_name(request):

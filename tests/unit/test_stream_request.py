@@ -6,12 +6,12 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from crm_events import stream_request as sr
+from crm_events.core.filters import FieldMatch
+from crm_events.core.tokens import token_encode
 from crm_events.exceptions import StreamRequestError
-from crm_events.filters import FieldMatch
 from crm_events.responses import error_response
-from crm_events.resume import token_encode
-from crm_events.stream_request import START_EARLIEST, StreamRequest, since_parse, stream_request_parse
+from crm_events.streams import request as sr
+from crm_events.streams.request import START_EARLIEST, StreamRequest, since_parse, stream_request_parse
 
 SERVED = ("aetherlink.events", "crm.audit")
 AUDIT_TOKEN = token_encode({("crm.audit", 0): 3, ("crm.audit", 1): 4})

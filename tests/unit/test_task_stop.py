@@ -1,6 +1,6 @@
 import asyncio
 
-from crm_events.task_stop import task_stop
+from crm_events.core.tasks import task_stop
 
 
 async def _swallows_cancellations(limit: list[int]) -> None:

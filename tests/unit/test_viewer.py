@@ -11,7 +11,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import reverse, set_script_prefix
 
 from crm_events.config import ViewerConfig
-from crm_events.viewer import viewer_access_allowed
+from crm_events.ops.viewer import viewer_access_allowed
 from tests.unit.test_settings import ROOT, settings_load
 
 VIEWER = "/admin/live-events/"

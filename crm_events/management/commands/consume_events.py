@@ -6,10 +6,10 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
-from crm_events.canary import publisher_run_with_canary
 from crm_events.config import MetricsConfig, canary_config, kafka_config, metrics_config, readiness_config
-from crm_events.kafka_clients import connection_options
-from crm_events.publisher import EventPublisher
+from crm_events.ingest.canary import publisher_run_with_canary
+from crm_events.ingest.publisher import EventPublisher
+from crm_events.kafka.clients import connection_options
 
 logger = logging.getLogger(__name__)
 

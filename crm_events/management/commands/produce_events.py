@@ -4,7 +4,7 @@ import logging
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crm_events.config import kafka_config
-from crm_events.demo import demo_produce
+from crm_events.ingest.demo import demo_produce
 
 logger = logging.getLogger(__name__)
 

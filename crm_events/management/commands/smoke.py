@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crm_events.config import kafka_config
-from crm_events.smoke import SmokeFailure, SmokeRun
+from crm_events.ingest.smoke import SmokeFailure, SmokeRun
 
 
 class Command(BaseCommand):

@@ -1,0 +1,220 @@
+"""Who may open an SSE stream, and which topics and event types they may read.
+
+`SSE_AUTH_MODE` picks one of three modes:
+
+- `none`: everyone is the anonymous principal and may read everything (development);
+- `session`: any authenticated, active Django user (a logged-in session cookie), all topics;
+- `jwt`: a JWT in `Authorization: Bearer <token>`, or in the cookie named by `SSE_JWT_COOKIE`.
+  It is verified with the one configured algorithm and key; `exp` and `sub` are required,
+  `aud`/`iss` are checked when configured. The optional topics claim (`SSE_JWT_TOPICS_CLAIM`)
+  lists the readable topics and the optional kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable
+  event types, with the meaning of the stream's `kind=` parameter (`deal` covers `deal.won`).
+  A token in the query string is refused: query strings end up in access logs.
+
+Claims fail closed. An absent topics or kinds claim means no restriction; a present one
+must be a list of non-empty strings (anything else is a 401), and `[]` grants nothing:
+no topic (a 403 before streaming) or no event type. `sub` must be a non-blank string.
+
+`stream_principal(request)` returns a `Principal` or raises `AuthenticationFailed` (401);
+`Principal.topics_check(topics)` and `Principal.topics_readable(served)` raise
+`StreamForbidden` (403). Both render with
+`crm_events.responses.error_response`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.http import HttpRequest
+from jwt.exceptions import InvalidSubjectError
+
+from crm_events import metrics
+from crm_events.config import AuthConfig, auth_config
+from crm_events.core.filters import kind_matches
+from crm_events.exceptions import AuthenticationFailed, StreamForbidden
+
+MODE_NONE = "none"
+MODE_SESSION = "session"
+MODE_JWT = "jwt"
+
+ANONYMOUS = "anonymous"
+QUERY_TOKEN_NAMES = ("access_token", "token", "jwt", "bearer")
+
+CREDENTIALS_MISSING = "authentication required: send Authorization: Bearer <token>"
+AUTHORIZATION_MALFORMED = "the Authorization header must be: Bearer <token>"
+TOKEN_IN_QUERY = "tokens in the query string are refused: send them in the Authorization header"
+TOKEN_EXPIRED = "the token has expired"
+TOKEN_INVALID = "the token is not valid"
+TOKEN_CLAIM_MISSING = "the token lacks a required claim (exp, sub, or the configured aud/iss)"
+TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non-empty strings"
+TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
+SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
+TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
+NO_TOPIC_READABLE = "these credentials may not read any topic this service serves"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is streaming, and what they may read. `None` means no restriction."""
+
+    subject: str
+    allowed_topics: frozenset[str] | None = None
+    allowed_kinds: frozenset[str] | None = None
+    expires_at: float | None = None  # Unix time (the token's exp), None: never
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.subject == ANONYMOUS
+
+    def topics_check(self, topics: Iterable[str]) -> None:
+        """Raise `StreamForbidden` unless every topic is readable.
+
+        Use it for the live topics, for replay, and for the topics decoded from a resume
+        token alike, so a token cannot reach a topic by smuggling it into `Last-Event-ID`.
+        """
+        if self.allowed_topics is None:
+            return
+        forbidden = sorted(set(topics) - self.allowed_topics)
+        if forbidden:
+            metrics.auth_failed("topic_forbidden")
+            raise StreamForbidden(TOPICS_FORBIDDEN, topics=forbidden)
+
+    def topics_readable(self, served: Iterable[str]) -> tuple[str, ...]:
+        """The served topics this principal may read, in order; `StreamForbidden` if none.
+
+        A topics claim of `[]`, or one naming only topics this service does not serve,
+        grants nothing: the stream is refused rather than opened onto no topic.
+        """
+        readable = tuple(t for t in served if self.allowed_topics is None or t in self.allowed_topics)
+        if not readable:
+            metrics.auth_failed("topic_forbidden")
+            raise StreamForbidden(NO_TOPIC_READABLE)
+        return readable
+
+    def kind_allowed(self, event_type: str | None) -> bool:
+        """Whether an event of this type may be delivered; kinds mean what `kind=` means.
+
+        A listed `deal` allows `deal` and `deal.won`, `deal.won` only itself; an untyped
+        event only when the kinds are unrestricted. An empty set allows nothing (unlike
+        the `kind=` filter, where no value means no filter).
+        """
+        if self.allowed_kinds is None:
+            return True
+        return kind_matches(event_type, self.allowed_kinds)
+
+    @property
+    def reads_all(self) -> bool:
+        """No topic or kind restriction: every event is allowed."""
+        return self.allowed_topics is None and self.allowed_kinds is None
+
+    def event_allowed(self, payload: dict[str, Any]) -> bool:
+        """Per-event check for live and replayed events: topic and type must both be allowed.
+
+        Frames the service makes itself (`connected`, gaps...) are not domain events and pass.
+        """
+        if payload.get("kind") != "domain_event":
+            return True
+        topic_ok = self.allowed_topics is None or payload.get("topic") in self.allowed_topics
+        return topic_ok and self.kind_allowed(payload.get("type"))
+
+    def expires_in(self, now: float | None = None) -> float | None:
+        """Seconds until the credentials expire (<= 0: expired), None if they never do."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at - (time.time() if now is None else now)
+
+
+async def stream_principal(request: HttpRequest) -> Principal:
+    """Authenticate a stream request by `SSE_AUTH_MODE`; raise `AuthenticationFailed` (401)."""
+    config = auth_config()
+    try:
+        if config.mode == MODE_SESSION:
+            return await _session_principal(request)
+        if config.mode == MODE_JWT:
+            return jwt_principal(_bearer_token(request, config), config)
+    except AuthenticationFailed as error:
+        metrics.auth_failed(error.details.get("reason", "invalid"))  # type: ignore[arg-type]
+        raise
+    return Principal(subject=ANONYMOUS)
+
+
+async def _session_principal(request: HttpRequest) -> Principal:
+    user = await request.auser()
+    if not user.is_authenticated or not user.is_active:
+        raise AuthenticationFailed(SESSION_REQUIRED, reason="session")
+    return Principal(subject=f"user:{user.get_username()}")
+
+
+def _bearer_token(request: HttpRequest, config: AuthConfig) -> str:
+    if any(name in request.GET for name in QUERY_TOKEN_NAMES):
+        raise AuthenticationFailed(TOKEN_IN_QUERY, reason="query_token")
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed(AUTHORIZATION_MALFORMED, reason="malformed")
+        return token.strip()
+    if config.jwt_cookie and request.COOKIES.get(config.jwt_cookie):
+        return request.COOKIES[config.jwt_cookie]
+    raise AuthenticationFailed(CREDENTIALS_MISSING, reason="missing")
+
+
+def jwt_principal(token: str, config: AuthConfig) -> Principal:
+    """Verify a JWT and build its principal; raise `AuthenticationFailed` for any flaw."""
+    required = ["exp", "sub"] + ["aud"] * bool(config.jwt_audience) + ["iss"] * bool(config.jwt_issuer)
+    try:
+        claims = jwt.decode(
+            token,
+            _verification_key(config.jwt_algorithm, config.jwt_key),
+            algorithms=[config.jwt_algorithm],
+            audience=config.jwt_audience or None,
+            issuer=config.jwt_issuer or None,
+            leeway=config.jwt_leeway,
+            options={"require": required},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationFailed(TOKEN_EXPIRED, reason="expired") from None
+    except jwt.MissingRequiredClaimError:
+        raise AuthenticationFailed(TOKEN_CLAIM_MISSING, reason="claim_missing") from None
+    except InvalidSubjectError:  # PyJWT's own check: a `sub` that is not a string
+        raise AuthenticationFailed(TOKEN_SUBJECT_INVALID, reason="subject_invalid") from None
+    except jwt.PyJWTError:
+        raise AuthenticationFailed(TOKEN_INVALID, reason="invalid") from None
+    return Principal(
+        subject=f"jwt:{_subject_claim(claims)}",
+        allowed_topics=_string_set_claim(claims, config.topics_claim),
+        allowed_kinds=_string_set_claim(claims, config.kinds_claim),
+        expires_at=float(claims["exp"]),
+    )
+
+
+def _subject_claim(claims: dict[str, Any]) -> str:
+    """`sub`, a string with something in it: a blank subject would name nobody (and share limits)."""
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.strip():
+        raise AuthenticationFailed(TOKEN_SUBJECT_INVALID, reason="subject_invalid")
+    return subject
+
+
+def _string_set_claim(claims: dict[str, Any], name: str) -> frozenset[str] | None:
+    """None when the claim is absent (no restriction); else its set, which may be empty."""
+    if not name or name not in claims:
+        return None
+    value = claims[name]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise AuthenticationFailed(TOKEN_CLAIM_MALFORMED, reason="claim_malformed")
+    return frozenset(value)
+
+
+@cache
+def _verification_key(algorithm: str, key: str) -> Any:
+    """The HS256 secret as bytes, or the RS256/ES256 public key parsed once from its PEM."""
+    if algorithm == "HS256":
+        return key.encode()
+    return load_pem_public_key(key.encode())

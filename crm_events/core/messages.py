@@ -1,0 +1,187 @@
+"""The messages `consume_events` sends through the channel layer to web processes.
+
+Every web process keeps one channel in `BROADCAST_GROUP`, so each message reaches
+each process once, whatever its number of clients. Records travel in batches, one
+per consumer poll: partitions mixed, each partition's records in offset order. Each
+record carries `prev`, the consumer's position in its partition before it, so a
+receiver can tell a skipped range (records it never got) from offsets that simply
+do not exist in Kafka.
+
+Versions, and the rule for rolling deploys. Every message carries `v`, the version
+of its shape (`MESSAGE_VERSION`); a message without `v` is version 1 (what consumers
+sent before the field existed). A change that only adds fields keeps the version,
+and receivers ignore fields they do not know, so any consumer and web process of the
+same version interoperate in both directions. A change that removes a field or
+changes its meaning raises the version; a receiver handles every version up to its
+own and skips (counts, logs) newer ones. So across such a change, web processes are
+upgraded first, then consumers. `source` names the Kafka cluster the consumer read,
+so a web process ignores a consumer of another deployment that shares its Redis.
+
+Receivers must treat every message as untrusted input: `records_check` and
+`heartbeat_check` say what is wrong with one, or None.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from crm_events.core.records import KIND_DOMAIN_EVENT, VALUE_FORMATS
+
+BROADCAST_GROUP = "crm-events.broadcast"
+MESSAGE_RECORDS = "crm.records"
+MESSAGE_HEARTBEAT = "crm.heartbeat"
+MESSAGE_VERSION = 1
+
+# channels-redis keeps whole messages in Redis: bound them, whatever the record sizes.
+BATCH_MAX_BYTES = 1 << 20
+
+MAX_PARTITION = (1 << 31) - 1
+MAX_OFFSET = (1 << 63) - 1
+
+# Why a message or a record in it was skipped: the label of the foreign-messages metric.
+FOREIGN_NOT_A_DICT = "not_a_dict"
+FOREIGN_UNKNOWN_TYPE = "unknown_type"
+FOREIGN_TOO_NEW = "too_new"
+FOREIGN_OTHER_SOURCE = "other_source"
+FOREIGN_MALFORMED = "malformed"
+FOREIGN_RECORD_MALFORMED = "record_malformed"
+FOREIGN_RECORD_TOPIC = "record_topic_not_served"
+FOREIGN_RECORD_UNENCODABLE = "record_unencodable"
+
+
+def records_message(items: list[dict[str, Any]], *, source: str = "") -> dict[str, Any]:
+    return {"type": MESSAGE_RECORDS, "v": MESSAGE_VERSION, "source": source, "records": items}
+
+
+def record_item(event: dict[str, Any], *, prev: int, size: int) -> dict[str, Any]:
+    """One record in a batch: its client payload, its predecessor position, its size."""
+    return {"prev": prev, "size": size, "event": event}
+
+
+def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Cut items into batches of at most BATCH_MAX_BYTES (a larger item travels alone)."""
+    batch: list[dict[str, Any]] = []
+    batch_bytes = 0
+    for item in items:
+        if batch and batch_bytes + item["size"] > BATCH_MAX_BYTES:
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(item)
+        batch_bytes += item["size"]
+    if batch:
+        yield batch
+
+
+def heartbeat_message(
+    *, consumer_id: str, lag: dict[str, int], published: Iterable[tuple[str, int, int]] = (),
+    source: str = "",
+) -> dict[str, Any]:
+    """Proof that a consumer is alive and talking to Kafka, with its lag per partition.
+
+    `published` holds (topic, partition, next offset) for every partition the consumer has
+    published up to: a receiver whose position is below that lost records on the way (Redis
+    restarted, say) even when no later record comes to show the gap by its `prev`.
+    """
+    return {
+        "type": MESSAGE_HEARTBEAT,
+        "v": MESSAGE_VERSION,
+        "source": source,
+        "consumer": consumer_id,
+        "sent_at": time.time(),
+        "lag": lag,
+        "published": [list(position) for position in published],
+    }
+
+
+# --- checking what arrives -------------------------------------------------------------------
+
+
+def _is_int(value: object, maximum: int) -> bool:
+    return type(value) is int and 0 <= value <= maximum
+
+
+def _is_one_of(value: object, names: frozenset[str]) -> bool:
+    # Checked for str first: a list from a foreign sender is not even hashable.
+    return isinstance(value, str) and value in names
+
+
+def _is_optional_str(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def envelope_check(message: object, *, source: str) -> str | None:
+    """What makes a message unusable to this receiver as a whole, or None."""
+    if not isinstance(message, dict):
+        return FOREIGN_NOT_A_DICT
+    if message.get("type") not in (MESSAGE_RECORDS, MESSAGE_HEARTBEAT):
+        return FOREIGN_UNKNOWN_TYPE
+    version = message.get("v", 1)
+    if type(version) is not int or version < 1:
+        return FOREIGN_MALFORMED
+    if version > MESSAGE_VERSION:
+        return FOREIGN_TOO_NEW
+    sent_by = message.get("source") or ""
+    if sent_by and source and sent_by != source:
+        return FOREIGN_OTHER_SOURCE
+    return None
+
+
+def _headers_valid(headers: object) -> bool:
+    if not isinstance(headers, dict):
+        return False
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            return False
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in values):
+            return False
+    return True
+
+
+def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
+    """What is wrong with one record of a records message, or None.
+
+    The value itself is checked by encoding it (the hub does that once anyway).
+    """
+    if not isinstance(item, dict) or not _is_int(item.get("prev"), MAX_OFFSET):
+        return FOREIGN_RECORD_MALFORMED
+    event = item.get("event")
+    if not isinstance(event, dict) or event.get("kind") != KIND_DOMAIN_EVENT:
+        return FOREIGN_RECORD_MALFORMED
+    if not (
+        _is_int(event.get("partition"), MAX_PARTITION) and _is_int(event.get("offset"), MAX_OFFSET)
+        and type(event.get("timestamp")) is int and _is_optional_str(event.get("key"))
+        and _is_optional_str(event.get("type")) and _is_one_of(event.get("value_format"), VALUE_FORMATS)
+        and _headers_valid(event.get("headers")) and isinstance(event.get("topic"), str)
+    ):
+        return FOREIGN_RECORD_MALFORMED
+    if event["topic"] not in served:
+        return FOREIGN_RECORD_TOPIC
+    return None
+
+
+def records_of(message: dict[str, Any]) -> list[Any] | None:
+    """The records list of a records message, or None if it has none."""
+    records = message.get("records")
+    return records if isinstance(records, list) else None
+
+
+def heartbeat_check(message: dict[str, Any]) -> str | None:
+    """What is wrong with a heartbeat, or None. Topics this receiver does not serve may
+    appear in `published` (a consumer may serve more): the receiver ignores them."""
+    lag, published = message.get("lag"), message.get("published", [])
+    if not isinstance(message.get("consumer"), str) or not isinstance(lag, dict):
+        return FOREIGN_MALFORMED
+    if not all(isinstance(k, str) and type(v) is int for k, v in lag.items()):
+        return FOREIGN_MALFORMED
+    if not isinstance(published, list):
+        return FOREIGN_MALFORMED
+    for entry in published:
+        if not (
+            isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+            and _is_int(entry[1], MAX_PARTITION) and _is_int(entry[2], MAX_OFFSET)
+        ):
+            return FOREIGN_MALFORMED
+    return None

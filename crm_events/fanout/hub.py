@@ -1,0 +1,434 @@
+"""The per-process fan-out: one channel-layer subscription feeding every SSE client.
+
+Each web process runs one `EventHub`. It holds a single channel in the broadcast
+group, so the layer carries one message per batch of events per process however
+many clients are connected. For every event it encodes the JSON once, and the
+frame (with its resume id) once per distinct topic selection, and offers those
+bytes to each connected `StreamSubscriber`.
+
+The hub keeps `positions`: per partition, the offset after the last event it has
+passed on. They start at Kafka's end offsets, so a `from=latest` stream starts
+from them without asking Kafka. A record below its partition's position is a
+replay (a restarted consumer) and is dropped; a record whose `prev` lies above it
+means the live path lost records (Redis restarted, say), and the hub reads the
+missing range from Kafka before going on, so the live stream never has holes.
+Partitions added to a topic, gone from it, or started over (a topic recreated) are
+found by a `PartitionWatch` (partition_watch.py), or, for an added one, by its first
+record; the hub then changes its positions and its subscribers' together.
+
+Nothing that arrives can stop the hub. Every layer message is checked before use
+(`crm_events.core.messages`): one it does not understand is counted, logged sparingly
+and skipped (`crm_events.fanout.foreign`), and the records it skipped come back
+by the usual repair when the next record or consumer heartbeat shows the hole. An
+event that cannot be encoded is skipped the same way; a subscriber that fails is
+sent away alone. Any other error ends the receive loop, which is restarted by its
+supervisor (`_receive_supervised`) after logging it; `/readyz` names that state.
+
+Writing to clients is self-clocked: after a batch the hub writes at once, unless
+its previous write round ended less than that round's own duration ago; then it
+writes when that much time has passed. At light load every batch goes out as it
+comes; when batches come faster than a round of writes takes, the frames of several
+batches go out together, one socket write per client, and writing never takes more
+than about half of the process's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import TopicPartition
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from crm_events import metrics
+from crm_events.config import KafkaConfig, kafka_config
+from crm_events.core import messages as broadcast
+from crm_events.core.backoff import Backoff
+from crm_events.core.frames import data_frame
+from crm_events.core.records import KafkaRecord, record_decode, undecodable_payload
+from crm_events.core.tasks import task_stop
+from crm_events.core.tokens import Position, positions_text, token_encode
+from crm_events.exceptions import KafkaUnavailable
+from crm_events.fanout.foreign import ForeignMessages
+from crm_events.fanout.partitions import PartitionWatch
+from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
+from crm_events.fanout.subscription import LayerSubscription
+from crm_events.kafka.offsets import OffsetLookup
+from crm_events.kafka.replay import ReplayReader
+
+logger = logging.getLogger(__name__)
+
+REPAIR_TIMEOUT = 30.0
+RESTART_BACKOFF_MAX = 5.0
+
+
+class LiveEvent:
+    """An event as the hub hands it out: payload, JSON text, and frames built once."""
+
+    __slots__ = ("topic", "partition", "offset", "position", "payload", "data")
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.topic: str = payload["topic"]
+        self.partition: int = payload["partition"]
+        self.offset: int = payload["offset"]
+        # Built once: every subscriber looks its position up by it.
+        self.position: Position = (self.topic, self.partition)
+        self.payload = payload
+        # Strict JSON in UTF-8, encoded once: raises ValueError for what could not be
+        # (NaN, lone surrogates), so a payload that cannot be sent is refused here.
+        self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+    @classmethod
+    def of_record(cls, record: KafkaRecord) -> LiveEvent:
+        """A record read from Kafka as an event: as it is, or marked if it cannot be sent."""
+        payload = record_decode(record)
+        try:
+            return cls(payload)
+        except (TypeError, ValueError) as error:  # record_decode's rules should make this unreachable
+            logger.error("record %s:%s@%s cannot be encoded (%s); delivering it marked",
+                         record.topic, record.partition, record.offset, error)
+            return cls(undecodable_payload(topic=record.topic, partition=record.partition,
+                                           offset=record.offset, error=f"cannot be encoded: {error}"))
+
+    def frame(self, token: str) -> bytes:
+        return data_frame(self.data, event_id=token)
+
+
+class EventHub:
+    """Receives broadcast messages for this process and fans them out in-process."""
+
+    def __init__(self, layer: BaseChannelLayer, config: KafkaConfig) -> None:
+        self.layer = layer
+        self.config = config
+        self.offsets = OffsetLookup(config)
+        self.subscribers: set[StreamSubscriber] = set()
+        self.catching_up: set[StreamSubscriber] = set()
+        self.drained = asyncio.Event()  # set while no stream is attached
+        self.drained.set()
+        self.positions: dict[Position, int] = {}
+        self.positions_ready = asyncio.Event()
+        self.last_heartbeat_at: float | None = None
+        self.consumer_lag: dict[str, dict[str, int]] = {}
+        self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
+        self.served = frozenset(config.topics)
+        self.source = ""  # the Kafka cluster id; messages from another cluster are skipped
+        self.foreign = ForeignMessages()
+        # Why the receive loop last failed, until a message is handled again; None: healthy.
+        self.receive_failure: str | None = None
+        self.partition_watch = PartitionWatch(self, period=config.metadata_max_age)
+        # Called with every payload the hub passes on (metrics, canary); never subscribers.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        self._shared_frames: dict[tuple[str, ...], bytes] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_not_before = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive_supervised(), name="event-hub-receive"),
+            loop.create_task(self._positions_init(), name="event-hub-positions"),
+            loop.create_task(self.partition_watch.run(), name="event-hub-partitions"),
+        ]
+
+    async def _receive_supervised(self) -> None:
+        """Run the layer subscription forever: an unexpected error restarts it, logged."""
+        backoff = Backoff(maximum=RESTART_BACKOFF_MAX)
+        while True:
+            try:
+                await self.subscription.run()
+            except Exception as error:  # noqa: BLE001 - the hub must never end silently
+                metrics.HUB_RESTARTS.inc()
+                self.receive_failure = f"restarting after {type(error).__name__}: {error}"
+                logger.exception("event hub: the receive loop failed; restarting it (what it missed is "
+                                 "repaired from Kafka when the next record or heartbeat shows the hole)")
+                await asyncio.sleep(backoff.next_delay())
+
+    def close_all(self, reason: str) -> None:
+        for subscriber in [*self.subscribers, *self.catching_up]:
+            subscriber.close(reason)
+
+    @property
+    def stream_count(self) -> int:
+        return len(self.subscribers) + len(self.catching_up)
+
+    async def stop(self) -> None:
+        self.close_all(CLOSE_SHUTDOWN)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        await asyncio.gather(*(task_stop(task) for task in self._tasks))
+        await self.offsets.close()
+
+    def subscribe(self, subscriber: StreamSubscriber) -> None:
+        """Join the live stream; call with no `await` since checking the client caught up."""
+        self.catching_up.discard(subscriber)
+        self.subscribers.add(subscriber)
+        subscriber.in_sync = self.in_sync(subscriber)
+
+    def attach(self, subscriber: StreamSubscriber) -> None:
+        """Register a new stream that is still catching up (so shutdown can reach it)."""
+        self.catching_up.add(subscriber)
+        self.drained.clear()
+
+    def unsubscribe(self, subscriber: StreamSubscriber) -> None:
+        self.subscribers.discard(subscriber)
+        self.catching_up.discard(subscriber)
+        if not self.stream_count:
+            self.drained.set()
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since a consumer heartbeat reached this process, None if none did."""
+        if self.last_heartbeat_at is None:
+            return None
+        return time.monotonic() - self.last_heartbeat_at
+
+    # --- positions -------------------------------------------------------------------
+
+    async def _positions_init(self) -> None:
+        """Start from Kafka's end offsets, retrying until Kafka answers."""
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while True:
+            try:
+                tps = await self.offsets.partitions(self.config.topics)
+                ends = await self.offsets.end_offsets(tps)
+                self.source = await self.offsets.cluster_id()
+                break
+            except KafkaUnavailable as error:
+                delay = backoff.next_delay()
+                logger.warning("cannot read end offsets yet (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+            except Exception:  # noqa: BLE001 - without positions no stream can start: keep trying
+                delay = backoff.next_delay()
+                logger.exception("reading end offsets failed unexpectedly; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+        for tp, end in ends.items():
+            position = (tp.topic, tp.partition)
+            self.positions[position] = max(end, self.positions.get(position, 0))
+        self.positions_ready.set()
+        logger.info("event hub positioned at %s", positions_text(self.positions))
+
+    def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]:
+        return {position: offset for position, offset in self.positions.items() if position[0] in topics}
+
+    def in_sync(self, subscriber: StreamSubscriber) -> bool:
+        return subscriber.positions == self.positions_for(subscriber.topics)
+
+    def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes:
+        """The event's frame for every in-sync subscriber of `topics`, built once."""
+        frame = self._shared_frames.get(topics)
+        if frame is None:
+            frame = self._shared_frames[topics] = event.frame(token_encode(self.positions_for(topics)))
+        return frame
+
+    # --- handling broadcast messages -------------------------------------------------
+
+    async def message_handle(self, message: object) -> None:
+        """Handle one layer message; anything it does not understand is skipped."""
+        problem = broadcast.envelope_check(message, source=self.source)
+        if problem is not None:
+            self.foreign.skipped(problem, message)
+        elif message["type"] == broadcast.MESSAGE_RECORDS:  # type: ignore[index]
+            await self.records_handle(message)  # type: ignore[arg-type]
+        else:
+            await self.heartbeat_handle(message)  # type: ignore[arg-type]
+        self.receive_failure = None
+
+    async def records_handle(self, message: dict[str, Any]) -> None:
+        records = broadcast.records_of(message)
+        if records is None:
+            self.foreign.skipped(broadcast.FOREIGN_MALFORMED, message)
+            return
+        for item in records:
+            problem = broadcast.record_item_check(item, served=self.served)
+            if problem is not None:
+                self.foreign.skipped(problem, item)
+            else:
+                await self.record_handle(item)
+        self.flush_soon()
+
+    async def heartbeat_handle(self, message: dict[str, Any]) -> None:
+        problem = broadcast.heartbeat_check(message)
+        if problem is not None:
+            self.foreign.skipped(problem, message)
+            return
+        self.last_heartbeat_at = time.monotonic()
+        self.consumer_lag[message["consumer"]] = message["lag"]
+        await self.published_check(message.get("published", []))
+
+    async def published_check(self, published: list[list[Any]]) -> None:
+        """A consumer published up to these offsets; records this hub never got were lost
+        on the way (they went to Redis while it was away): read them from Kafka now."""
+        for topic, partition, offset in published:
+            expected = self.positions.get((topic, partition))
+            if expected is not None and offset > expected:
+                await self._repair((topic, partition), expected, offset)
+
+    async def record_handle(self, item: dict[str, Any]) -> None:
+        payload = item["event"]
+        position = (payload["topic"], payload["partition"])
+        expected = self.positions.get(position)
+        if expected is None and self.positions_ready.is_set():  # added to Kafka; the watch has not looked yet
+            expected = self.partition_add(position, item["prev"])
+        if expected is not None and payload["offset"] < expected:
+            return  # a restarted consumer replaying what this process already passed on
+        if expected is not None and item["prev"] > expected:
+            await self._repair(position, expected, item["prev"])
+        self.event_dispatch(payload)
+
+    def event_dispatch(self, payload: dict[str, Any]) -> None:
+        """Pass one event on to every subscriber; an event that cannot be encoded is skipped
+        (its position is not taken, so the next record shows the hole and it is repaired)."""
+        try:
+            event = LiveEvent(payload)
+        except (TypeError, ValueError) as error:
+            self.foreign.skipped(broadcast.FOREIGN_RECORD_UNENCODABLE, (str(error), payload))
+            return
+        self.event_pass(event)
+
+    def event_pass(self, event: LiveEvent) -> None:
+        payload = event.payload
+        self._observe(payload)
+        self.positions[event.position] = event.offset + 1
+        self._shared_frames.clear()
+        for subscriber in self.subscribers:
+            try:
+                subscriber.offer(event, self)
+            except Exception:  # noqa: BLE001 - one client's failure is that client's alone
+                self._subscriber_failed(subscriber, "offer")
+
+    def _observe(self, payload: dict[str, Any]) -> None:
+        for observe in self.observers:
+            try:
+                observe(payload)
+            except Exception:  # noqa: BLE001 - metrics must never stop delivery
+                metrics.hub_error("observe")
+                logger.exception("an event observer failed")
+
+    def _subscriber_failed(self, subscriber: StreamSubscriber, stage: str) -> None:
+        metrics.hub_error(stage)
+        logger.exception("a stream failed in the hub (%s); sending it away to resume", stage)
+        subscriber.close(CLOSE_RESYNC)
+
+    def flush_soon(self) -> None:
+        """Write queued frames now, or once the last round of writes is as long ago as it took."""
+        if self._flush_timer is not None:
+            return  # already due: the frames queued since go out with it
+        loop = asyncio.get_running_loop()
+        wait = self._flush_not_before - loop.time()
+        if wait <= 0:
+            self.flush_all()
+        else:
+            self._flush_timer = loop.call_later(wait, self.flush_all)
+
+    def flush_all(self) -> None:
+        """Write what the last batches queued to every client that has room (one write each)."""
+        self._flush_timer = None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        written = 0
+        for subscriber in self.subscribers:
+            try:
+                written += subscriber.flush()
+            except Exception:  # noqa: BLE001 - one client's failure is that client's alone
+                self._subscriber_failed(subscriber, "write")
+        if written:
+            metrics.events_delivered(written)
+        finished = loop.time()
+        self._flush_not_before = finished + (finished - started)
+
+    # --- partitions added, gone or started over (found by partition_watch.py) --------
+
+    def partition_add(self, position: Position, offset: int) -> int:
+        """A partition this hub has never seen, so has passed nothing on from: every live
+        subscriber of its topic takes it at the same offset (staying in sync, its resume id
+        covering it). Streams still catching up notice and resume (see catch_up.py)."""
+        self.positions[position] = offset
+        for subscriber in self.subscribers:
+            if position[0] in subscriber.topics:
+                subscriber.positions.setdefault(position, offset)
+                subscriber.in_sync = self.in_sync(subscriber)
+        logger.info("partition %s:%s added at offset %s", *position, offset)
+        return offset
+
+    def partition_remove(self, position: Position) -> None:
+        """A partition gone from Kafka: its topic's streams resume, and learn it from a `reset` gap."""
+        self.positions.pop(position, None)
+        logger.warning("partition %s:%s no longer exists", *position)
+        self._topic_resync(position[0])
+
+    def partition_reset(self, position: Position, offset: int) -> None:
+        """A partition whose log ends before our position (its topic recreated, or the log
+        truncated): start over at its log start. Its topic's streams resume; their ids, now
+        past the end, get a `reset` gap and restart there too."""
+        logger.warning(
+            "partition %s:%s ends before offset %s: started over at %s", *position, self.positions[position],
+            offset,
+        )
+        self.positions[position] = offset
+        self._topic_resync(position[0])
+
+    def _topic_resync(self, topic: str) -> None:
+        for subscriber in [*self.subscribers, *self.catching_up]:
+            if topic in subscriber.topics:
+                subscriber.close(CLOSE_RESYNC)
+
+    # --- repairing the live path from Kafka ------------------------------------------
+
+    async def _repair(self, position: Position, start: int, stop: int) -> None:
+        """Pass on the records [start, stop) that the live path lost, read from Kafka."""
+        logger.warning(
+            "live path lost %s:%s offsets %s..%s; reading them from Kafka", *position, start, stop - 1
+        )
+        try:
+            async with asyncio.timeout(REPAIR_TIMEOUT):
+                await self._replay_range(TopicPartition(*position), start, stop)
+        except (KafkaUnavailable, TimeoutError) as error:
+            # Without the missing records no client can be kept gap-free here: send every
+            # client away with its resume id; reconnecting, each catches up from Kafka.
+            logger.error("repair of %s:%s failed (%s); clients will resume from Kafka", *position, error)
+            self.close_all(CLOSE_RESYNC)
+            self.positions[position] = stop
+
+    async def _replay_range(self, tp: TopicPartition, start: int, stop: int) -> None:
+        position = (tp.topic, tp.partition)
+        async with ReplayReader(self.config, {tp: start}, limited=False) as reader:
+            while self.positions[position] < stop:
+                for record in (await reader.fetch([tp])).get(tp, []):
+                    if record.offset >= stop:
+                        break
+                    self.event_pass(LiveEvent.of_record(record))
+                self.flush_all()
+                reached = min(await reader.position(tp), stop)
+                self.positions[position] = max(self.positions[position], reached)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
+
+
+def hub_get() -> EventHub:
+    """This process's hub, started on first use in the running event loop."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = EventHub(get_channel_layer(), kafka_config())
+        hub.start()
+    return hub
+
+
+async def hubs_close(grace: float) -> None:
+    """Send every stream of this process away with its resume id; wait up to `grace`."""
+    for hub in _hubs.values():
+        hub.close_all(CLOSE_SHUTDOWN)
+    try:
+        async with asyncio.timeout(grace):
+            for hub in _hubs.values():
+                await hub.drained.wait()
+    except TimeoutError:
+        left = sum(hub.stream_count for hub in _hubs.values())
+        logger.warning("%s streams did not finish within %.1fs", left, grace)

@@ -1,0 +1,320 @@
+"""The Kafka consumer loop behind `manage.py consume_events`.
+
+Reads the configured topics as one consumer-group member and publishes each poll's
+records (every partition's in order) to every web process through the channel layer,
+as one message when they fit: each message costs a web process several Redis round
+trips to receive, so fewer, fuller messages keep its intake ahead at high rates.
+Offsets are committed only after the layer accepted the records, so a crash
+replays rather than loses (web processes drop the replayed duplicates by offset).
+
+Nothing a record contains can stop it. Every record becomes exactly one payload
+(`crm_events.core.records`); one the Kafka client cannot parse, or that the layer still
+cannot carry, is published marked `undecodable` with its position, counted, logged,
+copied to the dead-letter topic when one is set, and committed past. And the loop is
+its own supervisor: whatever fails (Kafka, Redis, a bug), it logs why, reconnects
+after a bounded backoff and goes on, until it is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from channels.layers import BaseChannelLayer
+from redis.exceptions import RedisError
+
+from crm_events import metrics
+from crm_events.config import KafkaConfig
+from crm_events.core import messages as broadcast
+from crm_events.core.backoff import Backoff
+from crm_events.core.records import (
+    VALUE_UNDECODABLE,
+    KafkaRecord,
+    UnparseableRecord,
+    record_decode,
+    undecodable_payload,
+)
+from crm_events.core.tasks import task_stop
+from crm_events.ingest.dead_letters import DeadLetters
+from crm_events.kafka.clients import group_consumer_create, kafka_prepare
+from crm_events.kafka.fetch import Fetched, records_fetch
+
+logger = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 1000
+HEARTBEAT_TIMEOUT_MIN = 2.0
+# What msgpack (the layer's serializer) raises for a payload it cannot pack.
+UNSERIALIZABLE = (TypeError, ValueError, OverflowError)
+LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
+
+
+class LayerCannotCarry(Exception):
+    """The channel layer's serializer refused a message; the text says why."""
+
+
+class PositionTracker(ConsumerRebalanceListener):
+    """Knows, per assigned partition, the consumer's position before the next record."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self.next_offsets: dict[TopicPartition, int] = {}
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.next_offsets.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        for tp in assigned:
+            self.next_offsets[tp] = await self._consumer.position(tp)
+        logger.info("assigned partitions %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
+class EventPublisher:
+    """One consumer-group member publishing into the channel layer until stopped."""
+
+    def __init__(self, *, config: KafkaConfig, layer: BaseChannelLayer, heartbeat_interval: float):
+        self.config = config
+        self.layer = layer
+        self.heartbeat_interval = heartbeat_interval
+        self.consumer_id = f"consumer-{uuid.uuid4().hex[:8]}"
+        self.stopping = asyncio.Event()
+        self.source = ""  # the Kafka cluster id, once known
+        self.dead_letters = DeadLetters(config)
+
+    async def run(self) -> None:
+        """Consume until `stop()`, reconnecting after any failure (each one logged)."""
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        try:
+            while not self.stopping.is_set():
+                if await self._session_supervised():
+                    backoff.reset()
+                if not self.stopping.is_set():
+                    await self._sleep_unless_stopping(backoff.next_delay())
+        finally:
+            await self.dead_letters.close()
+            logger.info("consumer %s stopped", self.consumer_id)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _session_supervised(self) -> bool:
+        """One connection's life; True if it got as far as consuming."""
+        consumer = await self._connect()
+        if consumer is None:
+            return False
+        try:
+            await self._consume(consumer)
+        except (KafkaError, OSError) as error:
+            metrics.CONSUMER_RESTARTS.labels(reason="kafka").inc()
+            logger.warning("Kafka failed while consuming (%r); reconnecting", error)
+        except Exception:  # noqa: BLE001 - a bug must cost a reconnect, never the consumer
+            metrics.CONSUMER_RESTARTS.labels(reason="error").inc()
+            logger.exception("consumer %s failed unexpectedly; reconnecting", self.consumer_id)
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+        return True
+
+    async def _connect(self) -> AIOKafkaConsumer | None:
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while not self.stopping.is_set():
+            consumer = group_consumer_create(self.config)
+            try:
+                self.source = await kafka_prepare(self.config)
+                await consumer.start()
+                return consumer
+            except (KafkaError, OSError) as error:
+                await consumer.stop()
+                delay = backoff.next_delay()
+                logger.warning(
+                    "Kafka at %s is unreachable (%s); retrying in %.1fs",
+                    ",".join(self.config.brokers_redacted), error, delay,
+                )
+                await self._sleep_unless_stopping(delay)
+        return None
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        tracker = PositionTracker(consumer)
+        consumer.subscribe(topics=list(self.config.topics), listener=tracker)
+        heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
+        try:
+            while not self.stopping.is_set():
+                batches = await records_fetch(
+                    consumer, list(tracker.next_offsets), positions=tracker.next_offsets,
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records,
+                )
+                if batches and await self._publish_poll(tracker, batches):
+                    await self._commit(consumer, tracker, list(batches))
+        finally:
+            await task_stop(heartbeat)
+
+    async def _publish_poll(self, tracker: PositionTracker, batches: Fetched) -> bool:
+        """Publish one poll's records, each partition's in order; False if stopped before all
+        were accepted (then nothing is committed, and they are published again later)."""
+        items, records, next_offsets = [], {}, {}
+        for tp, polled in batches.items():
+            # Below what we last published only when the log started over (its topic recreated,
+            # say): our position was reset to the new log's start, at or before this record.
+            prev = min(tracker.next_offsets.get(tp, polled[0].offset), polled[0].offset)
+            for record in polled:
+                item = _record_item(record, prev=prev)
+                items.append(item)
+                records[id(item)] = record
+                prev = record.offset + 1
+            next_offsets[tp] = prev
+        for batch in broadcast.batches_split(items):
+            if not await self._publish_batch(batch, records):
+                return False
+        for item in items:
+            if item["event"]["value_format"] == VALUE_UNDECODABLE:
+                await self._undecodable_report(records[id(item)], item["event"].get("error", ""))
+        for tp, polled in batches.items():
+            tracker.next_offsets[tp] = next_offsets[tp]
+            metrics.events_consumed(tp.topic, len(polled))
+        return True
+
+    async def _publish_batch(self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord]) -> bool:
+        """Publish a batch; if the layer cannot serialize it, record by record, marking
+        (in place) each record it cannot carry as undecodable."""
+        try:
+            return await self._send_until_accepted(batch)
+        except LayerCannotCarry:
+            pass
+        for item in batch:
+            try:
+                accepted = await self._send_until_accepted([item])
+            except LayerCannotCarry as error:
+                record = records[id(item)]
+                item["event"] = undecodable_payload(
+                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(error)
+                )
+                accepted = await self._send_until_accepted([item])
+            if not accepted:
+                return False
+        return True
+
+    async def _send_until_accepted(self, items: list[dict[str, Any]]) -> bool:
+        """Publish, waiting out a Redis outage; False if told to stop first (nothing is
+        committed then, so the next consumer publishes these records again). Raises
+        `LayerCannotCarry` if the layer cannot serialize them."""
+        message = broadcast.records_message(items, source=self.source)
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while not self.stopping.is_set():
+            try:
+                await self.layer.group_send(broadcast.BROADCAST_GROUP, message)
+                return True
+            except (RedisError, OSError) as error:
+                delay = backoff.next_delay()
+                logger.warning(
+                    "channel layer unavailable (%s) publishing %d records; retrying in %.1fs",
+                    error, len(items), delay,
+                )
+                await self._sleep_unless_stopping(delay)
+            except UNSERIALIZABLE as error:
+                reason = LAYER_CANNOT_CARRY.format(f"{type(error).__name__}: {error}")
+                raise LayerCannotCarry(reason) from error
+        return False
+
+    async def _undecodable_report(self, record: KafkaRecord, reason: str) -> None:
+        metrics.record_undecodable(record.topic)
+        logger.warning(
+            "record %s:%s@%s delivered marked undecodable: %s", record.topic, record.partition,
+            record.offset, reason,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        await self.dead_letters.send(record, reason)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, tracker: PositionTracker, tps: list[TopicPartition]
+    ) -> None:
+        offsets = {tp: tracker.next_offsets[tp] for tp in tps if tp in tracker.next_offsets}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as error:
+            # A rebalance took the partitions away; their new owner replays from the last
+            # commit, and web processes drop what they already have.
+            logger.warning("commit of %s failed after a rebalance: %s", offsets, error)
+
+    async def _heartbeat_loop(self, consumer: AIOKafkaConsumer, tracker: PositionTracker) -> None:
+        while True:
+            try:
+                # Never under HEARTBEAT_TIMEOUT_MIN: a short interval must not turn a slow
+                # answer from Kafka into no heartbeat at all.
+                async with asyncio.timeout(max(self.heartbeat_interval, HEARTBEAT_TIMEOUT_MIN)):
+                    lag = await _lag_measure(consumer, tracker)
+                metrics.consumer_lag_set({self.consumer_id: lag})
+                # Read after the awaits: only records whose group_send has returned count.
+                published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
+                await self.layer.group_send(
+                    broadcast.BROADCAST_GROUP,
+                    broadcast.heartbeat_message(
+                        consumer_id=self.consumer_id, lag=lag, published=published, source=self.source
+                    ),
+                )
+            except (KafkaError, RedisError, OSError, TimeoutError) as error:
+                logger.warning("no heartbeat this round: %s", str(error) or type(error).__name__)
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one round
+                logger.exception("heartbeat round failed unexpectedly")
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.stopping.wait()
+
+
+def _record_item(record: ConsumerRecord | UnparseableRecord, *, prev: int) -> dict[str, Any]:
+    size = len(record.value or b"") + len(record.key or b"")
+    try:
+        event = record_decode(record)
+    except Exception as error:  # noqa: BLE001 - one bad record must never stop the consumer
+        logger.exception(
+            "record %s:%s@%s could not be decoded; delivering it marked",
+            record.topic, record.partition, record.offset,
+        )
+        event = undecodable_payload(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            error=f"{type(error).__name__}: {error}",
+        )
+    return broadcast.record_item(event, prev=prev, size=size)
+
+
+async def _lag_measure(consumer: AIOKafkaConsumer, tracker: PositionTracker) -> dict[str, int]:
+    """Ask Kafka for the end offsets: a real round trip, so a heartbeat proves Kafka answers."""
+    assigned = list(tracker.next_offsets)
+    if not assigned:
+        await consumer.topics()
+        return {}
+    before = dict(tracker.next_offsets)
+    ends = await consumer.end_offsets(assigned)
+    for tp, published in before.items():
+        # A live log never ends before what was read from it (the end is the last stable offset):
+        # this one started over. Claim no more than it holds, or web processes would wait for
+        # offsets that will not come back; the next records' `prev` says the rest.
+        if ends[tp] < published and tracker.next_offsets.get(tp) == published:
+            logger.warning("partition %s:%s ends at %s, before the %s published: it started over",
+                           tp.topic, tp.partition, ends[tp], published)
+            tracker.next_offsets[tp] = ends[tp]
+    return {
+        f"{tp.topic}:{tp.partition}": max(0, ends[tp] - tracker.next_offsets.get(tp, ends[tp]))
+        for tp in assigned
+    }
+
+
+async def publisher_run_until_signalled(publisher: EventPublisher) -> None:
+    """Run the publisher; SIGINT or SIGTERM lets the current batch finish, then stops."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, publisher.stop)
+    try:
+        await publisher.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,112 @@
+"""The security and operations side of a stream, in the shape the stream view needs.
+
+Before the response: `stream_admit()` authenticates and checks every topic the
+request can reach (its `topic=` values and the topics inside its resume id), and
+`Admission.slot_take()` counts the stream against the limits, last; any refusal is
+an `ApiError` for `error_response()`.
+Around the body: `StreamGuard` narrows the client's filter to what the principal
+may read (and hides canaries unless asked), ends the stream at the credentials'
+expiry through the session's lifetime, and releases the slot and counts metrics
+when the body ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from django.http import HttpRequest
+
+from crm_events import metrics
+from crm_events.access.auth import Principal, stream_principal
+from crm_events.access.limits import StreamSlot, stream_slot_acquire
+from crm_events.config import StreamConfig
+from crm_events.core.filters import EventFilter
+from crm_events.core.tokens import ResumeTokenError, token_decode
+from crm_events.ingest.canary import is_canary
+
+
+class PayloadFilter(Protocol):
+    def matches(self, payload: dict[str, Any]) -> bool: ...
+
+
+def request_topics(request: HttpRequest, served: tuple[str, ...]) -> set[str]:
+    """Every topic a stream request names: `topic=` values and the topics in its resume id.
+
+    A resume id that does not decode is left to the stream request parser (a 400).
+    """
+    topics = set(request.GET.getlist("topic"))
+    token = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+    if token:
+        with contextlib.suppress(ResumeTokenError):
+            topics |= {topic for topic, _ in token_decode(token, served)}
+    return topics
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    principal: Principal
+    readable: tuple[str, ...]  # the served topics this principal may read: the stream's default
+
+    def slot_take(self, request: HttpRequest) -> StreamSlot:
+        """Count the stream (raise `StreamLimitReached`); call it last, just before streaming."""
+        return stream_slot_acquire(request, self.principal)
+
+
+async def stream_admit(request: HttpRequest, *, served: tuple[str, ...]) -> Admission:
+    """Authenticate and authorize every topic the request can reach; raise `ApiError`.
+
+    Credentials that may read none of the served topics are refused here (403), never
+    admitted onto an empty stream.
+    """
+    principal = await stream_principal(request)
+    principal.topics_check(request_topics(request, served))
+    return Admission(principal=principal, readable=principal.topics_readable(served))
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedFilter:
+    """The client's own filter, narrowed to what the principal may read, canaries hidden."""
+
+    inner: PayloadFilter
+    principal: Principal
+    show_canary: bool = False
+    # Nothing to check but canaries: the usual stream, asked per event; set from the above.
+    unfiltered: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        unfiltered = isinstance(self.inner, EventFilter) and self.inner.is_empty and self.principal.reads_all
+        object.__setattr__(self, "unfiltered", unfiltered)
+
+    def matches(self, payload: dict[str, Any]) -> bool:
+        if not self.show_canary and is_canary(payload):
+            return False
+        return self.unfiltered or (self.principal.event_allowed(payload) and self.inner.matches(payload))
+
+
+def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfig:
+    """The stream's config with its lifetime ending when the credentials expire."""
+    left = principal.expires_in()
+    if left is None:
+        return config
+    lifetime = max(0.001, left)
+    if config.max_lifetime > 0:
+        lifetime = min(lifetime, config.max_lifetime)
+    return replace(config, max_lifetime=lifetime)
+
+
+async def body_guarded(
+    body: AsyncIterator[bytes], slot: StreamSlot, close_reason: Any
+) -> AsyncIterator[bytes]:
+    """The session body; releases the slot however it ends.
+
+    `close_reason` is called at the end for the metrics label (the subscriber's reason).
+    """
+    try:
+        async with slot:
+            async for chunk in body:
+                yield chunk
+    finally:
+        metrics.stream_closed(close_reason() or "client")

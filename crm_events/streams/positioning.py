@@ -1,0 +1,168 @@
+"""Where a new stream starts: from its resume token, a time, explicit offsets, or the edge.
+
+The result covers every partition of the stream's topics. `from=latest` (the default)
+starts at the hub's own positions without asking Kafka; everything else asks
+Kafka, and the client is told, never silently, what it cannot get:
+
+- a position below what Kafka still retains moves up to the log start, reported as a
+  `Gap` (reason `retention`);
+- a token position past its partition's end (the topic was deleted and recreated
+  since the token was made, say) restarts at the log start: everything in the new log
+  is news to the client. Reported as a `Reset` (reason `reset`);
+- a token naming a partition that no longer exists drops it, reported as a `Reset`
+  with no end and no restart. A browser would give up for good on a 400.
+
+A token made before partitions were added to its topic covers them from offset 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from crm_events.core.tokens import Position
+from crm_events.exceptions import StreamRequestError
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.partitions import ON_DEMAND_MIN_INTERVAL
+from crm_events.streams.request import START_EARLIEST, StreamRequest
+
+OFFSET_UNKNOWN_PARTITION = "partition {partition} of {topic} does not exist"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Offsets [first, last] of a partition that Kafka no longer retains."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """A token position Kafka's log no longer has: past the end (`end` and `restart` are the
+    log's end and start), or in a partition that is gone (both None)."""
+
+    topic: str
+    partition: int
+    requested: int
+    end: int | None
+    restart: int | None
+
+
+@dataclass
+class StartPlan:
+    positions: dict[Position, int]
+    gaps: list[Gap] = field(default_factory=list)
+    resets: list[Reset] = field(default_factory=list)
+
+
+def _tps(positions: dict[Position, int]) -> list[TopicPartition]:
+    return [TopicPartition(*position) for position in positions]
+
+
+def _as_positions(offsets: dict[TopicPartition, int]) -> dict[Position, int]:
+    return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
+
+
+def _from_token(
+    decoded: dict[Position, int], live: dict[Position, int]
+) -> tuple[dict[Position, int], list[Reset]]:
+    """The token's positions, and a `Reset` for each partition it names that is gone. Topics it
+    does not mention start live; partitions of its topics it does not name (added since) at 0."""
+    gone = [
+        Reset(*position, requested=offset, end=None, restart=None)
+        for position, offset in sorted(decoded.items())
+        if position not in live
+    ]
+    mentioned = {topic for topic, _ in decoded}
+    positions = {}
+    for position, live_offset in live.items():
+        default = 0 if position[0] in mentioned else live_offset
+        positions[position] = decoded.get(position, default)
+    return positions, gone
+
+
+def _named(request: StreamRequest) -> set[Position]:
+    return set(request.resume_positions or ()) | set(request.offsets)
+
+
+async def _live(request: StreamRequest, hub: EventHub) -> dict[Position, int]:
+    """The hub's positions; if the request names partitions it does not know, it looks at
+    Kafka first (a partition added moments ago, that this process has not seen yet)."""
+    live = hub.positions_for(request.topics)
+    if _named(request) - live.keys():
+        await hub.partition_watch.refresh(unless_within=ON_DEMAND_MIN_INTERVAL)
+        live = hub.positions_for(request.topics)
+    return live
+
+
+async def _requested(
+    request: StreamRequest, hub: EventHub, live: dict[Position, int]
+) -> tuple[dict[Position, int], list[Reset]]:
+    if request.resume_positions is not None:
+        return _from_token(request.resume_positions, live)
+    if request.since_ms is not None:
+        positions = _as_positions(await hub.offsets.offsets_for_time(_tps(live), request.since_ms))
+    elif request.start == START_EARLIEST:
+        positions = _as_positions(await hub.offsets.beginning_offsets(_tps(live)))
+    else:
+        positions = dict(live)
+    for position, offset in request.offsets.items():
+        if position not in live:
+            message = OFFSET_UNKNOWN_PARTITION.format(partition=position[1], topic=position[0])
+            raise StreamRequestError(message, parameter="offset")
+        positions[position] = offset
+    return positions, []
+
+
+async def _past_end(
+    positions: dict[Position, int], hub: EventHub, live: dict[Position, int], *, from_token: bool
+) -> list[Reset]:
+    """Positions past Kafka's end would silently skip every event until the log grew back
+    to them. A token's restart at the log start, with a `Reset`; an explicit `offset=` (a
+    client's own choice, not a log that moved under it) waits at the end."""
+    ahead = {p: o for p, o in positions.items() if o > live[p]}
+    if not ahead:
+        return []
+    ends = _as_positions(await hub.offsets.end_offsets(_tps(ahead)))
+    past = {p: o for p, o in ahead.items() if o > ends[p]}
+    if not past:
+        return []
+    if not from_token:
+        positions.update({p: ends[p] for p in past})
+        return []
+    starts = _as_positions(await hub.offsets.beginning_offsets(_tps(past)))
+    resets = []
+    for position, offset in sorted(past.items()):
+        positions[position] = starts[position]
+        resets.append(Reset(*position, requested=offset, end=ends[position], restart=starts[position]))
+    return resets
+
+
+async def _retention_gaps(
+    positions: dict[Position, int], hub: EventHub, live: dict[Position, int], restarted: set[Position]
+) -> list[Gap]:
+    behind = {p: o for p, o in positions.items() if o < live[p] and p not in restarted}
+    if not behind:
+        return []
+    retained = _as_positions(await hub.offsets.beginning_offsets(_tps(behind)))
+    gaps = []
+    for position, offset in behind.items():
+        if offset < retained[position]:
+            gaps.append(Gap(*position, first=offset, last=retained[position] - 1))
+            positions[position] = retained[position]
+    return sorted(gaps, key=lambda gap: (gap.topic, gap.partition))
+
+
+async def start_plan(request: StreamRequest, hub: EventHub) -> StartPlan:
+    """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable."""
+    live = await _live(request, hub)
+    positions, gone = await _requested(request, hub, live)
+    from_token = request.resume_positions is not None
+    past_end = await _past_end(positions, hub, live, from_token=from_token)
+    restarted = {(reset.topic, reset.partition) for reset in past_end}
+    gaps = await _retention_gaps(positions, hub, live, restarted)
+    return StartPlan(positions, gaps, sorted([*past_end, *gone], key=lambda r: (r.topic, r.partition)))

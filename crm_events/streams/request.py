@@ -1,0 +1,218 @@
+"""Parsing a `/crm-events` request into a `StreamRequest`, or a 400 with a clear reason.
+
+Parameters (all optional):
+  topic=NAME          repeatable; a subset of the served topics (default: all)
+  kind=TYPE           repeatable; event `type` equal to TYPE or starting with `TYPE.`
+  key=KEY             repeatable; record key
+  partition=N         repeatable
+  where=PATH:VALUE    repeatable, AND-ed; e.g. where=deal.stage:won
+  from=latest|earliest  where to start (default latest)
+  since=TIME          ISO-8601 (with offset or Z) or epoch milliseconds
+  offset=[TOPIC/]P:O  repeatable; start partition P at offset O (others follow from=)
+  last_event_id=TOKEN resume; the Last-Event-ID header wins over it (and over from/since)
+  canary=1            also show the service's synthetic canary events (hidden by default)
+Unknown parameters are rejected rather than ignored, so a typo never widens a stream.
+Integers are ASCII digits within Kafka's own bounds (partition < 2^31, offset < 2^63) and
+`since` lies in [0, 2^63) ms; anything else is a `StreamRequestError` (400) naming the
+parameter. `served` is never empty: `stream_admit` refuses credentials that read no topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.http import QueryDict
+
+from crm_events.core.filters import EventFilter, FieldMatch
+from crm_events.core.tokens import ResumeTokenError, token_decode
+from crm_events.exceptions import StreamRequestError
+
+START_LATEST = "latest"
+START_EARLIEST = "earliest"
+
+REPEATABLE = frozenset({"topic", "kind", "key", "partition", "where", "offset"})
+SINGLE = frozenset({"from", "since", "last_event_id", "canary"})
+MAX_VALUES = 100
+MAX_VALUE_CHARS = 1000
+# Kafka's own bounds: partitions are int32, offsets and timestamps int64 (ms since 1970).
+PARTITION_MAX = 2**31 - 1
+OFFSET_MAX = 2**63 - 1
+SINCE_MAX_MS = 2**63 - 1
+# ASCII digits only: `str.isdigit()` also accepts `²` (which `int()` refuses) and `١` (read as 1).
+_ASCII_INTEGER = re.compile(r"[0-9]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+PARAMETER_UNKNOWN = "unknown parameter {name!r}; allowed: {allowed}"
+PARAMETER_REPEATED = "{name} may be given once"
+PARAMETER_TOO_LONG = "{name} has too many or too long values"
+PARAMETER_EMPTY = "{name} must not be empty"
+TOPIC_UNKNOWN = "unknown topic {topic!r}; this service serves: {served}"
+INTEGER_INVALID = "{name} must be a whole number from 0 to {maximum} in ASCII digits, got {text!r}"
+WHERE_INVALID = "where must look like path.to.field:value, got {text!r}"
+SINCE_INVALID = "since must be ISO-8601 (e.g. 2026-11-26T10:00:00Z) or epoch milliseconds, got {text!r}"
+SINCE_OUT_OF_RANGE = (
+    "since must be from 1970-01-01T00:00:00Z (epoch milliseconds 0) to epoch milliseconds {maximum}, "
+    "got {text!r}"
+)
+OFFSET_TOPIC_MISSING = "offset {text!r} must name its topic: TOPIC/PARTITION:OFFSET"
+OFFSET_TOPIC_OUTSIDE = "offset {text!r} names a topic outside this stream"
+OFFSET_INVALID = "offset must look like PARTITION:OFFSET, got {text!r}"
+START_INVALID = "from must be 'latest' or 'earliest', got {text!r}"
+FROM_AND_SINCE = "give either from or since, not both"
+CANARY_INVALID = "canary must be 0 or 1, got {text!r}"
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    topics: tuple[str, ...]
+    event_filter: EventFilter
+    start: str = START_LATEST
+    since_ms: int | None = None
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    resume_token: str | None = None
+    resume_positions: dict[tuple[str, int], int] | None = None  # decoded from resume_token
+    resume_source: str = "last_event_id"  # where the token came from: the parameter or `Last-Event-ID`
+    show_canary: bool = False
+
+
+def _int(text: str, *, name: str, maximum: int, parameter: str) -> int:
+    """An integer in [0, maximum] written in ASCII digits; anything else is a 400 naming `parameter`."""
+    if not _ASCII_INTEGER.fullmatch(text) or _too_long(text, maximum) or int(text) > maximum:
+        raise StreamRequestError(
+            INTEGER_INVALID.format(name=name, maximum=maximum, text=text), parameter=parameter
+        )
+    return int(text)
+
+
+def _too_long(digits: str, maximum: int) -> bool:
+    """More significant digits than `maximum` has: out of range, and never handed to `int()`."""
+    return len(digits.lstrip("0")) > len(str(maximum))
+
+
+def _check_shape(query: QueryDict) -> None:
+    unknown = sorted(set(query) - REPEATABLE - SINGLE)
+    if unknown:
+        allowed = ", ".join(sorted(REPEATABLE | SINGLE))
+        message = PARAMETER_UNKNOWN.format(name=unknown[0], allowed=allowed)
+        raise StreamRequestError(message, parameter=unknown[0])
+    for name in query:
+        values = query.getlist(name)
+        if name in SINGLE and len(values) > 1:
+            raise StreamRequestError(PARAMETER_REPEATED.format(name=name), parameter=name)
+        if len(values) > MAX_VALUES or any(len(value) > MAX_VALUE_CHARS for value in values):
+            raise StreamRequestError(PARAMETER_TOO_LONG.format(name=name), parameter=name)
+        if any(value == "" for value in values):
+            raise StreamRequestError(PARAMETER_EMPTY.format(name=name), parameter=name)
+
+
+def _topics(query: QueryDict, served: tuple[str, ...]) -> tuple[str, ...]:
+    wanted = query.getlist("topic")
+    for topic in wanted:
+        if topic not in served:
+            message = TOPIC_UNKNOWN.format(topic=topic, served=", ".join(served))
+            raise StreamRequestError(message, parameter="topic")
+    return tuple(dict.fromkeys(wanted)) or served
+
+
+def _field_match(text: str) -> FieldMatch:
+    path, colon, expected = text.partition(":")
+    segments = tuple(path.split("."))
+    if not colon or not path or not all(segments):
+        raise StreamRequestError(WHERE_INVALID.format(text=text), parameter="where")
+    return FieldMatch(path=segments, expected=expected)
+
+
+def _event_filter(query: QueryDict) -> EventFilter:
+    return EventFilter(
+        kinds=frozenset(query.getlist("kind")),
+        keys=frozenset(query.getlist("key")),
+        partitions=frozenset(
+            _int(p, name="partition", maximum=PARTITION_MAX, parameter="partition")
+            for p in query.getlist("partition")
+        ),
+        fields=tuple(_field_match(text) for text in query.getlist("where")),
+    )
+
+
+def since_parse(text: str) -> int:
+    """Epoch milliseconds from `1732600000000` or `2026-11-26T10:00:00Z`, within [0, 2^63).
+
+    A time without an offset is read as UTC; a time before 1970 or past Kafka's int64 range is a 400.
+    """
+    if _ASCII_INTEGER.fullmatch(text):
+        ms = SINCE_MAX_MS + 1 if _too_long(text, SINCE_MAX_MS) else int(text)
+    else:
+        ms = _iso_ms(text)
+    if not 0 <= ms <= SINCE_MAX_MS:
+        message = SINCE_OUT_OF_RANGE.format(maximum=SINCE_MAX_MS, text=text)
+        raise StreamRequestError(message, parameter="since")
+    return ms
+
+
+def _iso_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise StreamRequestError(SINCE_INVALID.format(text=text), parameter="since") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
+
+
+def _offsets(query: QueryDict, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for text in query.getlist("offset"):
+        topic, slash, rest = text.rpartition("/") if "/" in text else ("", "", text)
+        if not slash and len(topics) > 1:
+            raise StreamRequestError(OFFSET_TOPIC_MISSING.format(text=text), parameter="offset")
+        topic = topic if slash else topics[0]
+        if topic not in topics:
+            raise StreamRequestError(OFFSET_TOPIC_OUTSIDE.format(text=text), parameter="offset")
+        partition, colon, offset = rest.partition(":")
+        if not colon:
+            raise StreamRequestError(OFFSET_INVALID.format(text=text), parameter="offset")
+        number = _int(partition, name="offset partition", maximum=PARTITION_MAX, parameter="offset")
+        offsets[(topic, number)] = _int(offset, name="offset", maximum=OFFSET_MAX, parameter="offset")
+    return offsets
+
+
+def stream_request_parse(
+    query: QueryDict, *, last_event_id: str | None, served: tuple[str, ...]
+) -> StreamRequest:
+    _check_shape(query)
+    topics = _topics(query, served)
+    start = query.get("from", START_LATEST)
+    if start not in (START_LATEST, START_EARLIEST):
+        raise StreamRequestError(START_INVALID.format(text=start), parameter="from")
+    if "from" in query and "since" in query:
+        raise StreamRequestError(FROM_AND_SINCE, parameter="since")
+    since = query.get("since")
+    canary = query.get("canary", "0")
+    if canary not in ("0", "1"):
+        raise StreamRequestError(CANARY_INVALID.format(text=canary), parameter="canary")
+    token = last_event_id or query.get("last_event_id") or None
+    token_source = "Last-Event-ID" if last_event_id else "last_event_id"
+    return StreamRequest(
+        topics=topics,
+        event_filter=_event_filter(query),
+        start=start,
+        since_ms=since_parse(since) if since is not None else None,
+        offsets=_offsets(query, topics),
+        resume_token=token,
+        resume_positions=_token_positions(token, topics, source=token_source),
+        resume_source=token_source,
+        show_canary=canary == "1",
+    )
+
+
+def _token_positions(
+    token: str | None, topics: tuple[str, ...], *, source: str
+) -> dict[tuple[str, int], int] | None:
+    if token is None:
+        return None
+    try:
+        return token_decode(token, topics)
+    except ResumeTokenError as error:
+        raise StreamRequestError(str(error), parameter=source) from None
