@@ -17,13 +17,14 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 
+from crm_events.core.positions import Position
+
 TOKEN_VERSION = 1
 TOPIC_HASH_BYTES = 4
 CHECKSUM_BYTES = 3
 MAX_TOKEN_CHARS = 4096
 MAX_OFFSET = (1 << 63) - 1
 
-Position = tuple[str, int]
 
 TOKEN_NOT_BASE64 = "resume token is not valid base64url"
 TOKEN_TOO_LONG = "resume token is too long"
@@ -54,11 +55,6 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def positions_text(positions: Mapping[Position, int]) -> str:
-    """`topic:partition@offset, ...` for log lines."""
-    return ", ".join(f"{topic}:{part}@{offset}" for (topic, part), offset in sorted(positions.items()))
 
 
 def token_encode(positions: Mapping[Position, int]) -> str:

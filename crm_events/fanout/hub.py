@@ -49,9 +49,10 @@ from crm_events.config import KafkaConfig, kafka_config
 from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.frames import data_frame
+from crm_events.core.positions import Position, positions_text
 from crm_events.core.records import KafkaRecord, record_decode, undecodable_payload
 from crm_events.core.tasks import task_stop
-from crm_events.core.tokens import Position, positions_text, token_encode
+from crm_events.core.tokens import token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
 from crm_events.fanout.partitions import PartitionWatch

@@ -16,7 +16,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from crm_events import metrics
-from crm_events.ingest.canary import is_canary
+from crm_events.core.canary import is_canary
 
 if TYPE_CHECKING:
     from crm_events.fanout.hub import EventHub

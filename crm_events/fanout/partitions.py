@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 
-from crm_events.core.tokens import Position
+from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from crm_events import metrics
 from crm_events.core.filters import EventFilter
-from crm_events.core.tokens import Position, token_encode
+from crm_events.core.positions import Position
+from crm_events.core.tokens import token_encode
 
 if TYPE_CHECKING:
     from crm_events.fanout.hub import EventHub, LiveEvent

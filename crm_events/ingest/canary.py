@@ -13,33 +13,17 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
 
 from aiokafka.errors import KafkaError
 
 from crm_events.config import CanaryConfig, KafkaConfig
 from crm_events.core.backoff import Backoff
+from crm_events.core.canary import CANARY_HEADER, CANARY_TYPE
 from crm_events.core.tasks import task_stop
 from crm_events.ingest.publisher import EventPublisher, publisher_run_until_signalled
 from crm_events.kafka.clients import producer_create
 
 logger = logging.getLogger(__name__)
-
-CANARY_HEADER = "aetherlink-canary"
-CANARY_TYPE = "aetherlink.canary"
-
-NO_CANARY_YET = "no canary event has reached this process yet"
-CANARY_STALE = "last canary event arrived {age:.1f}s ago (CANARY_MAX_AGE is {max_age:g}s)"
-
-
-def is_canary(payload: dict[str, Any]) -> bool:
-    """True for a canary's client payload: the header and the value type both say so."""
-    headers = payload.get("headers")
-    return (
-        payload.get("type") == CANARY_TYPE
-        and isinstance(headers, dict)
-        and headers.get(CANARY_HEADER) == "1"
-    )
 
 
 def canary_value(*, sender: str) -> bytes:

@@ -10,9 +10,9 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from crm_events.config import CanaryConfig, ReadinessConfig
+from crm_events.core import canary
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
-from crm_events.ingest import canary
 
 REDIS_PING_TIMEOUT = 1.0
 

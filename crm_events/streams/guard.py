@@ -23,9 +23,9 @@ from crm_events import metrics
 from crm_events.access.auth import Principal, stream_principal
 from crm_events.access.limits import StreamSlot, stream_slot_acquire
 from crm_events.config import StreamConfig
+from crm_events.core.canary import is_canary
 from crm_events.core.filters import EventFilter
 from crm_events.core.tokens import ResumeTokenError, token_decode
-from crm_events.ingest.canary import is_canary
 
 
 class PayloadFilter(Protocol):

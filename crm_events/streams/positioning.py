@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from crm_events.core.tokens import Position
+from crm_events.core.positions import Position
 from crm_events.exceptions import StreamRequestError
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.partitions import ON_DEMAND_MIN_INTERVAL

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.core.frames import comment_encode, frame_encode, retry_encode
-from crm_events.core.tokens import positions_text
+from crm_events.core.positions import positions_text
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 
 from crm_events import metrics
 from crm_events.config import CanaryConfig, MetricsConfig
+from crm_events.core import canary
 from crm_events.core import messages as broadcast
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import hub_observe
-from crm_events.ingest import canary
 from crm_events.ops.metrics_view import metrics_access_allowed
 from crm_events.ops.readiness import CHECK_OK, canary_check
 from tests.support.payloads import serving
