@@ -1,4 +1,6 @@
-"""ASGI entry point: `daphne -b 127.0.0.1 -p 9010 aetherlink.asgi:application`."""
+"""The ASGI application. Served by `aetherlink-web` (Daphne with AetherLink's server,
+see crm_events/server/); any ASGI server can serve it too, e.g.
+`daphne -b 127.0.0.1 -p 9010 aetherlink.asgi:application`, with plain streaming."""
 
 import os
 
@@ -10,12 +12,5 @@ from crm_events.server.asgi_handler import stream_aware_asgi_application  # noqa
 django_asgi_app = stream_aware_asgi_application(stream_url_names=("crm-events",))
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-
-from crm_events.config import stream_config  # noqa: E402
-from crm_events.server.access_log import access_log_integrate  # noqa: E402
-from crm_events.server.daphne_integration import daphne_integrate  # noqa: E402
-
-daphne_integrate(shutdown_grace=stream_config().shutdown_grace)
-access_log_integrate()
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

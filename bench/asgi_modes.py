@@ -31,7 +31,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 from aetherlink.asgi import application as service_application  # noqa: E402
 from bench.baseline import broadcaster  # noqa: E402
 from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
-from crm_events.fanout import hub as fanout  # noqa: E402
+from crm_events.fanout import registry  # noqa: E402
 
 
 def _proc_status(field: str) -> int:
@@ -70,7 +70,7 @@ gc_pauses = GcPauses()
 
 def stats_snapshot() -> dict[str, Any]:
     """Read-only look at this process; the hub registry is read, never created."""
-    hubs = list(fanout._hubs.values())
+    hubs = list(registry.hubs())
     return {
         "hub_streams": sum(hub.stream_count for hub in hubs),
         "hub_subscribers": sum(len(hub.subscribers) for hub in hubs),

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from crm_events.core.live_event import LiveEvent
 from crm_events.core.records import record_decode
 from crm_events.core.tokens import token_encode
-from crm_events.fanout.hub import LiveEvent
 
 EVENT_TYPE = "bench.tick"
 FRAME_BYTES = 312

@@ -20,8 +20,8 @@ from channels.exceptions import StopConsumer
 
 from crm_events.core import messages as broadcast
 from crm_events.core.frames import frame_encode, retry_encode
+from crm_events.core.live_event import LiveEvent
 from crm_events.core.tokens import token_encode
-from crm_events.fanout.hub import LiveEvent
 
 HEADERS = [
     (b"content-type", b"text/event-stream"),

@@ -147,3 +147,14 @@ def foreign_message(reason: str) -> None:
 
 def hub_error(stage: str) -> None:
     HUB_ERRORS.labels(stage=stage).inc()
+DIRECT_SEND_ENABLED = Gauge(
+    "aetherlink_direct_send_enabled",
+    "1 when this web process writes stream chunks straight into sockets (the start-up probe of "
+    "Twisted passed), 0 when every write takes Twisted's own path.",
+)
+STREAM_WRITES = Counter(
+    "aetherlink_sse_writes_total",
+    "Chunks written to SSE connections, by path: socket (straight into it), twisted (queued by "
+    "Twisted: TLS, HTTP/2, HTTP/1.0, or bytes still unsent), body (a plain ASGI server's body).",
+    ["path"],
+)

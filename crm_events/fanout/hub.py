@@ -35,68 +35,33 @@ than about half of the process's time.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import TopicPartition
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer
 
 from crm_events import metrics
-from crm_events.config import KafkaConfig, kafka_config
+from crm_events.config import KafkaConfig
 from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
-from crm_events.core.frames import data_frame
+from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position, positions_text
-from crm_events.core.records import KafkaRecord, record_decode, undecodable_payload
 from crm_events.core.tasks import task_stop
 from crm_events.core.tokens import token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
+from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.partitions import PartitionWatch
+from crm_events.fanout.repair import live_path_repair
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
-from crm_events.kafka.replay import ReplayReader
 
 logger = logging.getLogger(__name__)
 
-REPAIR_TIMEOUT = 30.0
 RESTART_BACKOFF_MAX = 5.0
-
-
-class LiveEvent:
-    """An event as the hub hands it out: payload, JSON text, and frames built once."""
-
-    __slots__ = ("topic", "partition", "offset", "position", "payload", "data")
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.topic: str = payload["topic"]
-        self.partition: int = payload["partition"]
-        self.offset: int = payload["offset"]
-        # Built once: every subscriber looks its position up by it.
-        self.position: Position = (self.topic, self.partition)
-        self.payload = payload
-        # Strict JSON in UTF-8, encoded once: raises ValueError for what could not be
-        # (NaN, lone surrogates), so a payload that cannot be sent is refused here.
-        self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-    @classmethod
-    def of_record(cls, record: KafkaRecord) -> LiveEvent:
-        """A record read from Kafka as an event: as it is, or marked if it cannot be sent."""
-        payload = record_decode(record)
-        try:
-            return cls(payload)
-        except (TypeError, ValueError) as error:  # record_decode's rules should make this unreachable
-            logger.error("record %s:%s@%s cannot be encoded (%s); delivering it marked",
-                         record.topic, record.partition, record.offset, error)
-            return cls(undecodable_payload(topic=record.topic, partition=record.partition,
-                                           offset=record.offset, error=f"cannot be encoded: {error}"))
-
-    def frame(self, token: str) -> bytes:
-        return data_frame(self.data, event_id=token)
 
 
 class EventHub:
@@ -121,8 +86,9 @@ class EventHub:
         # Why the receive loop last failed, until a message is handled again; None: healthy.
         self.receive_failure: str | None = None
         self.partition_watch = PartitionWatch(self, period=config.metadata_max_age)
-        # Called with every payload the hub passes on (metrics, canary); never subscribers.
-        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        # Sees every event the hub passes on (metrics, canary arrivals); never a subscriber.
+        self.observer = HubObserver()
+        self.observers: list[Callable[[dict[str, Any]], None]] = [self.observer.event_seen]
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -262,6 +228,9 @@ class EventHub:
         self.consumer_lag[message["consumer"]] = message["lag"]
         await self.published_check(message.get("published", []))
 
+    async def _repair(self, position: Position, start: int, stop: int) -> None:
+        await live_path_repair(self, position, start, stop)
+
     async def published_check(self, published: list[list[Any]]) -> None:
         """A consumer published up to these offsets; records this hub never got were lost
         on the way (they went to Redis while it was away): read them from Kafka now."""
@@ -378,58 +347,3 @@ class EventHub:
         for subscriber in [*self.subscribers, *self.catching_up]:
             if topic in subscriber.topics:
                 subscriber.close(CLOSE_RESYNC)
-
-    # --- repairing the live path from Kafka ------------------------------------------
-
-    async def _repair(self, position: Position, start: int, stop: int) -> None:
-        """Pass on the records [start, stop) that the live path lost, read from Kafka."""
-        logger.warning(
-            "live path lost %s:%s offsets %s..%s; reading them from Kafka", *position, start, stop - 1
-        )
-        try:
-            async with asyncio.timeout(REPAIR_TIMEOUT):
-                await self._replay_range(TopicPartition(*position), start, stop)
-        except (KafkaUnavailable, TimeoutError) as error:
-            # Without the missing records no client can be kept gap-free here: send every
-            # client away with its resume id; reconnecting, each catches up from Kafka.
-            logger.error("repair of %s:%s failed (%s); clients will resume from Kafka", *position, error)
-            self.close_all(CLOSE_RESYNC)
-            self.positions[position] = stop
-
-    async def _replay_range(self, tp: TopicPartition, start: int, stop: int) -> None:
-        position = (tp.topic, tp.partition)
-        async with ReplayReader(self.config, {tp: start}, limited=False) as reader:
-            while self.positions[position] < stop:
-                for record in (await reader.fetch([tp])).get(tp, []):
-                    if record.offset >= stop:
-                        break
-                    self.event_pass(LiveEvent.of_record(record))
-                self.flush_all()
-                reached = min(await reader.position(tp), stop)
-                self.positions[position] = max(self.positions[position], reached)
-
-
-_hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
-
-
-def hub_get() -> EventHub:
-    """This process's hub, started on first use in the running event loop."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = EventHub(get_channel_layer(), kafka_config())
-        hub.start()
-    return hub
-
-
-async def hubs_close(grace: float) -> None:
-    """Send every stream of this process away with its resume id; wait up to `grace`."""
-    for hub in _hubs.values():
-        hub.close_all(CLOSE_SHUTDOWN)
-    try:
-        async with asyncio.timeout(grace):
-            for hub in _hubs.values():
-                await hub.drained.wait()
-    except TimeoutError:
-        left = sum(hub.stream_count for hub in _hubs.values())
-        logger.warning("%s streams did not finish within %.1fs", left, grace)

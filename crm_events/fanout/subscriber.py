@@ -8,31 +8,40 @@ the frame the hub built once for all; only a client still catching up gets frame
 built for it alone.
 
 Queued frames leave as one body chunk, so a client that fell a little behind
-catches up in few writes. Under Daphne a live client is written to directly: after
+catches up in few writes. A live client is written to by the hub itself: after
 each batch the hub calls `flush()`, which writes the client's queued frames into
-its connection at once when the connection has room; only a client without room
-wakes its own task, which waits for the socket or sends the client away as slow.
+its transport at once when the connection has room; only a client without room
+wakes its own task (the session), which waits for room or sends the client away
+as slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from crm_events import metrics
 from crm_events.core.filters import EventFilter
+from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position
 from crm_events.core.tokens import token_encode
-
-if TYPE_CHECKING:
-    from crm_events.fanout.hub import EventHub, LiveEvent
+from crm_events.core.transport import StreamTransport
 
 CLOSE_SLOW = "slow"
 CLOSE_SHUTDOWN = "shutdown"
 CLOSE_RESYNC = "resync"
 CLOSE_LIFETIME = "lifetime"
+
+
+class PayloadFilter(Protocol):
+    def matches(self, payload: dict) -> bool: ...
+
+
+class SharedFrames(Protocol):
+    """What a subscriber asks of the hub that offers it events."""
+
+    def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes: ...
+    def in_sync(self, subscriber: StreamSubscriber) -> bool: ...
 
 
 class StreamSubscriber:
@@ -43,26 +52,30 @@ class StreamSubscriber:
         *,
         topics: tuple[str, ...],
         positions: dict[Position, int],
-        event_filter: EventFilter,
+        event_filter: PayloadFilter | EventFilter,
         max_frames: int,
+        transport: StreamTransport,
+        chunk_bytes: int = 1 << 20,
     ) -> None:
         self.topics = tuple(sorted(topics))
         self.positions = positions
         self.event_filter = event_filter
         self.max_frames = max_frames
+        self.transport = transport
+        self.chunk_bytes = chunk_bytes
         self.in_sync = False
         self.close_reason: str | None = None
+        self.writes = 0  # chunks written: tells the session whether it was idle
         # Each queued frame with the event it carries, so unsent frames can be given back.
         self._queued: deque[tuple[bytes, Position, int]] = deque()
         self._wakeup = asyncio.Event()
-        # Direct writes (see the module docstring); None until the stream is live under Daphne.
-        self._write: Callable[[bytes], None] | None = None
-        self._has_room: Callable[[], bool] = lambda: True
-        self._chunk_bytes = 1 << 20
-        self.direct_writes = 0
 
     def token(self) -> str:
         return token_encode(self.positions)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
 
     def advance(self, event: LiveEvent) -> bool:
         """Move past `event` if it is new to this client; return whether it was new."""
@@ -74,7 +87,7 @@ class StreamSubscriber:
         self.positions[event.position] = event.offset + 1
         return True
 
-    def offer(self, event: LiveEvent, hub: EventHub) -> None:
+    def offer(self, event: LiveEvent, hub: SharedFrames) -> None:
         """Take a live event; called by the hub for every event, never blocks."""
         if self.close_reason is not None or not self.advance(event):
             return
@@ -87,34 +100,49 @@ class StreamSubscriber:
                 return
             frame = hub.shared_frame(event, self.topics) if self.in_sync else event.frame(self.token())
             self._queued.append((frame, event.position, event.offset))
-            if self._write is None:
-                self._wakeup.set()
         if not self.in_sync:
             self.in_sync = hub.in_sync(self)
 
-    def direct_writes_start(
-        self, write: Callable[[bytes], None], has_room: Callable[[], bool], chunk_bytes: int
-    ) -> None:
-        """From now on `flush()` writes this client's frames with `write` while `has_room()`."""
-        self._write, self._has_room, self._chunk_bytes = write, has_room, chunk_bytes
-
     def flush(self) -> int:
-        """Write the queued frames into the connection now, if it has room; return how many.
+        """Write queued frames into the transport now, if it has room; return how many.
 
-        Called by the hub after each batch. Without room, the stream's task takes over (it
-        waits for the socket, or sends the client away as slow), so nothing here blocks.
+        Called by the hub after each batch, and by the session once there is room again.
+        Whatever cannot go now wakes the session (it waits for room, or sends the client
+        away as slow), so nothing here blocks. A closing stream's frames are the session's.
         """
-        if not self._queued or self._write is None or self.close_reason is not None:
+        if self.close_reason is not None:
+            return 0
+        return self.write_queued()
+
+    def write_queued(self) -> int:
+        """Write what is queued if the transport has room (also when closing); return how many."""
+        if not self._queued:
             return 0
         written = 0
-        if self._has_room():
+        if self.transport.has_room():
             written = len(self._queued)
-            self._write(self._chunk_pop(self._chunk_bytes))
+            self.transport.write(self._chunk_pop())
             written -= len(self._queued)
-            self.direct_writes += 1
+            self.writes += 1
         if self._queued:
             self._wakeup.set()
         return written
+
+    def write(self, chunk: bytes) -> None:
+        """A chunk of the session's own (a heartbeat, a farewell), after what is queued."""
+        self.transport.write(chunk)
+        self.writes += 1
+
+    async def wait(self, timeout: float) -> None:
+        """Until the hub needs the session (frames it could not write, or closing), or `timeout`."""
+        if not self._queued and self.close_reason is None:
+            try:
+                # asyncio.timeout, unlike wait_for, starts no task: this runs per wakeup.
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+        self._wakeup.clear()
 
     def close(self, reason: str) -> None:
         """Stop taking events; the positions now say exactly what was queued."""
@@ -130,31 +158,10 @@ class StreamSubscriber:
             self.positions[position] = min(self.positions[position], offset)
         self._queued.clear()
 
-    async def take(self, timeout: float, max_bytes: int = 1 << 20) -> bytes:
-        """Wait up to `timeout` for frames; return the queued ones as one chunk (maybe b"").
-
-        The chunk stops once it holds `max_bytes` (but has at least one frame), so a
-        backlog reaches the connection's write buffer in steps the writer can check.
-        """
-        if not self._queued and self.close_reason is None:
-            try:
-                # asyncio.timeout, unlike wait_for, starts no task: this runs per wakeup.
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
-        queued = len(self._queued)
-        chunk = self._chunk_pop(max_bytes)
-        if queued > len(self._queued):
-            metrics.events_delivered(queued - len(self._queued))
-        if not self._queued:
-            self._wakeup.clear()
-        return chunk
-
-    def _chunk_pop(self, max_bytes: int) -> bytes:
-        """The queued frames as one chunk of at most `max_bytes` (but at least one frame)."""
+    def _chunk_pop(self) -> bytes:
+        """The queued frames as one chunk of at most `chunk_bytes` (but at least one frame)."""
         frames, size = [], 0
-        while self._queued and (not frames or size + len(self._queued[0][0]) <= max_bytes):
+        while self._queued and (not frames or size + len(self._queued[0][0]) <= self.chunk_bytes):
             frame = self._queued.popleft()[0]
             frames.append(frame)
             size += len(frame)

@@ -18,8 +18,7 @@ from crm_events import metrics
 from crm_events.access.client_address import address_in, client_address
 from crm_events.config import MetricsConfig, limits_config, metrics_config
 from crm_events.exceptions import StreamForbidden
-from crm_events.fanout.hub import hub_get
-from crm_events.fanout.observer import hub_observe
+from crm_events.fanout.registry import hub_get
 from crm_events.responses import error_response
 
 METRICS_FORBIDDEN = "metrics are only served to allowed networks or with the metrics token"
@@ -39,6 +38,6 @@ async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
     if not metrics_access_allowed(request, metrics_config()):
         return error_response(StreamForbidden(METRICS_FORBIDDEN))
     hub = hub_get()
-    hub_observe(hub).metrics_refresh()
+    hub.observer.metrics_refresh()
     metrics.consumer_lag_set(hub.consumer_lag)
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

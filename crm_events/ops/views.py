@@ -6,8 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from crm_events.config import canary_config, kafka_config, readiness_config
-from crm_events.fanout.hub import hub_get
-from crm_events.fanout.observer import hub_observe
+from crm_events.fanout.registry import hub_get
 from crm_events.ops.readiness import CHECK_OK, canary_check, readiness_checks
 
 SERVICE_NAME = "crm-events"
@@ -40,7 +39,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     hub = hub_get()
     checks = await readiness_checks(hub, readiness_config())
     if canary_config().enabled:
-        checks["canary"] = canary_check(hub_observe(hub), canary_config())
+        checks["canary"] = canary_check(hub.observer, canary_config())
     ready = all(result == CHECK_OK for result in checks.values())
     body = {"ok": ready, "checks": checks, "streams": hub.stream_count}
     return JsonResponse(body, status=200 if ready else 503)

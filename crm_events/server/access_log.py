@@ -1,33 +1,34 @@
-"""Daphne's access log, sent through Python logging instead of straight to stdout.
+"""Daphne's access log, as records of the `daphne.access` logger instead of stdout lines.
 
-Daphne writes one NCSA line per request to stdout by itself, past `LOGGING`: no
-JSON with `LOG_FORMAT=json`, and no redaction of the path and query string, where
-a careless client may put a token. Under Daphne, `access_log_integrate()` makes
-each entry a record of the `daphne.access` logger (fields `client`, `status`,
-`bytes`), which the console handler formats and redacts like every other line.
+Daphne writes one NCSA line per request to stdout by itself, past `LOGGING`: no JSON
+with `LOG_FORMAT=json`, and no redaction of the path and query string, where a
+careless client may put a token. `AccessLog` is what `AetherlinkServer` gives Daphne
+as its `action_logger`: each finished request becomes a record (fields `client`,
+`status`, `bytes`) that the console handler formats and redacts like every other line.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-from datetime import datetime
+from typing import Any
 
 logger = logging.getLogger("daphne.access")
 
 
-def access_log_entry(
-    generator: object, host: str, date: datetime, request: str, status: int | None = None,
-    length: int | None = None, ident: str | None = None, user: str | None = None,
-) -> None:
-    logger.info(
-        '%s "%s" %s %s', host, request, status or "-", length or "-",
-        extra={"client": host, "status": status, "bytes": length},
-    )
+class AccessLog:
+    """Daphne's `action_logger` interface: called with (protocol, action, details)."""
 
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        if protocol == "http" and action == "complete":
+            self.entry(details["client"], f"{details['method']} {details['path']}",
+                       status=details["status"], length=details["size"])
+        elif protocol == "websocket":
+            self.entry(details.get("client", "-"), f"WS{action.upper()} {details.get('path', '')}")
 
-def access_log_integrate() -> None:
-    """Route Daphne's access log through logging when this process is Daphne; else nothing."""
-    access = sys.modules.get("daphne.access")
-    if access is not None:
-        access.AccessLogGenerator.write_entry = access_log_entry
+    def entry(
+        self, client: str, request: str, *, status: int | None = None, length: int | None = None
+    ) -> None:
+        logger.info(
+            '%s "%s" %s %s', client, request, status or "-", length or "-",
+            extra={"client": client, "status": status, "bytes": length},
+        )

@@ -18,7 +18,8 @@ from aiokafka import TopicPartition
 
 from crm_events import metrics
 from crm_events.config import KafkaConfig
-from crm_events.fanout.hub import EventHub, LiveEvent
+from crm_events.core.live_event import LiveEvent
+from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
 

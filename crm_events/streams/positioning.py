@@ -22,34 +22,13 @@ from dataclasses import dataclass, field
 from aiokafka import TopicPartition
 
 from crm_events.core.positions import Position
+from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.partitions import ON_DEMAND_MIN_INTERVAL
 from crm_events.streams.request import START_EARLIEST, StreamRequest
 
 OFFSET_UNKNOWN_PARTITION = "partition {partition} of {topic} does not exist"
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Offsets [first, last] of a partition that Kafka no longer retains."""
-
-    topic: str
-    partition: int
-    first: int
-    last: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """A token position Kafka's log no longer has: past the end (`end` and `restart` are the
-    log's end and start), or in a partition that is gone (both None)."""
-
-    topic: str
-    partition: int
-    requested: int
-    end: int | None
-    restart: int | None
 
 
 @dataclass

@@ -1,210 +1,144 @@
-"""One client's stream, from first byte to farewell, as a sequence of body chunks.
+"""One client's stream, from first byte to farewell, written through its transport.
 
   1. `retry:` hint (with jitter, so a fleet of clients does not reconnect in step)
      and the `connected` frame, whose id is already a valid resume point;
   2. `gap` frames, if the start position is older than what Kafka retains, or if a
      resume id's position is one Kafka's log no longer has (`reset`);
   3. replayed frames from Kafka, until the client has caught up with the hub;
-  4. live frames from the hub, a heartbeat (with a fresh id) when idle;
+  4. live frames, written by the hub itself (see fanout/subscriber.py); the session
+     only wakes to wait for room, to send a heartbeat (with a fresh id) when idle, or
+     to close;
   5. a `reconnect` frame with the resume id when the server ends the stream
      (slow client, lifetime reached, shutdown), so the client resumes elsewhere.
-Chunks are written only while the connection's unsent bytes stay under a limit.
-Under Daphne every chunk is written straight into the connection (`body_write`)
-rather than yielded, and once live the hub writes events itself (see subscriber.py);
-elsewhere (tests, other servers) the chunks are yielded as the response body.
+A client that leaves no room for `SSE_STALL_TIMEOUT` seconds is sent away as slow.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
+from crm_events import metrics
 from crm_events.config import KafkaConfig, StreamConfig
-from crm_events.core.frames import comment_encode, frame_encode, retry_encode
+from crm_events.core.frames import retry_encode
 from crm_events.core.positions import positions_text
+from crm_events.core.stream_frames import (
+    Gap,
+    Reset,
+    connected_frame,
+    gap_frames,
+    heartbeat_frame,
+    reconnect_frame,
+    reset_frames,
+)
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
 from crm_events.streams.catch_up import replay_until_live
-from crm_events.streams.positioning import Gap, Reset
 
 logger = logging.getLogger(__name__)
 
-KIND_CONNECTED = "connected"
-KIND_GAP = "gap"
-KIND_RECONNECT = "reconnect"
-EVENT_GAP = "gap"
-REASON_RETENTION = "retention"
-REASON_RESET = "reset"
-REASON_UNAVAILABLE = "unavailable"
-WRITE_POLL_SECONDS = 0.05
 
-
-def _json(payload: dict) -> str:
-    return json.dumps(payload, separators=(",", ":"))
-
-
-def connected_frame(config: KafkaConfig, topics: tuple[str, ...], token: str) -> bytes:
-    payload = {"kind": KIND_CONNECTED, "topic": topics[0], "topics": list(topics), "group": config.group}
-    return frame_encode(_json(payload), event_id=token)
-
-
-def gap_frames(gaps: list[Gap], token: str) -> bytes:
-    """A named `gap` event for new clients, and the same as a plain frame for old ones."""
-    ranges = [
-        {"topic": gap.topic, "partition": gap.partition, "first_offset": gap.first, "last_offset": gap.last}
-        for gap in gaps
-    ]
-    return _gap_frames({"kind": KIND_GAP, "reason": REASON_RETENTION, "missing": ranges}, token)
-
-
-def reset_frames(resets: list[Reset], token: str) -> bytes:
-    """The same pair for positions past their log's end, or in partitions that are gone."""
-    entries = [
-        {"topic": reset.topic, "partition": reset.partition, "requested_offset": reset.requested,
-         "end_offset": reset.end, "restart_offset": reset.restart}
-        for reset in resets
-    ]
-    return _gap_frames({"kind": KIND_GAP, "reason": REASON_RESET, "reset": entries}, token)
-
-
-def _gap_frames(payload: dict, token: str) -> bytes:
-    data = _json(payload)
-    return frame_encode(data, event=EVENT_GAP) + frame_encode(data, event_id=token)
-
-
-def reconnect_frame(reason: str, token: str) -> bytes:
-    return frame_encode(_json({"kind": KIND_RECONNECT, "reason": reason}), event_id=token)
-
-
-async def unavailable_body(reason: str, token: str | None, config: StreamConfig) -> AsyncIterator[bytes]:
-    """A stream that cannot start yet: a retry hint and a `reconnect` frame, keeping the id."""
-    payload = {"kind": KIND_RECONNECT, "reason": REASON_UNAVAILABLE, "detail": reason}
-    yield retry_encode(config.retry_ms) + frame_encode(_json(payload), event_id=token)
-
-
-def heartbeat_frame(token: str) -> bytes:
-    """A comment plus an `id:` with no data: clients update their resume id, fire no event."""
-    return comment_encode("heartbeat")[:-1] + f"id: {token}\n\n".encode("ascii")
-
-
+@dataclass
 class StreamSession:
-    def __init__(
-        self,
-        *,
-        hub: EventHub,
-        subscriber: StreamSubscriber,
-        kafka: KafkaConfig,
-        config: StreamConfig,
-        gaps: list[Gap],
-        write_buffer: Callable[[], int] | None,
-        resets: list[Reset] | None = None,
-        body_write: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self.hub = hub
-        self.subscriber = subscriber
-        self.kafka = kafka
-        self.config = config
-        self.gaps = gaps
-        self.resets = resets or []
-        self.write_buffer = write_buffer
-        self.body_write = body_write
-        self.started = time.monotonic()
+    hub: EventHub
+    subscriber: StreamSubscriber
+    kafka: KafkaConfig
+    config: StreamConfig
+    gaps: list[Gap] = field(default_factory=list)
+    resets: list[Reset] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
-    def _retry_ms(self) -> int:
-        return int(self.config.retry_ms * random.uniform(0.8, 1.2))
-
-    async def body(self) -> AsyncIterator[bytes]:
-        """The response body: every chunk yielded, or written directly when the server can."""
-        async for chunk in self._chunks():
-            if self.body_write is None:
-                yield chunk
-            else:
-                self.body_write(chunk)
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def run(self) -> None:
+        """The whole stream; returns when it ended (by the server, or the client leaving)."""
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
         logger.info("stream started at %s", positions_text(subscriber.positions))
         try:
-            token = subscriber.token()
-            yield retry_encode(self._retry_ms()) + connected_frame(self.kafka, subscriber.topics, token)
-            if self.gaps:
-                yield gap_frames(self.gaps, token)
-            if self.resets:
-                yield reset_frames(self.resets, token)
-            async for chunk in self._replay():
-                yield chunk
-            async for chunk in self._live():
-                yield chunk
-            if subscriber.close_reason == CLOSE_SLOW:
-                subscriber.drop_queued()
-            while leftover := await subscriber.take(timeout=0, max_bytes=self.config.write_buffer_bytes):
-                yield leftover
-                if not await self._wait_writable():
-                    subscriber.drop_queued()
-            yield reconnect_frame(subscriber.close_reason, subscriber.token())
+            self._hello()
+            await self._replay()
+            await self._live()
+            await self._farewell()
         finally:
             hub.unsubscribe(subscriber)
+            subscriber.transport.close()
             reason = subscriber.close_reason or "client left"
             logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
 
-    async def _replay(self) -> AsyncIterator[bytes]:
+    def _hello(self) -> None:
+        subscriber = self.subscriber
+        token = subscriber.token()
+        retry_ms = int(self.config.retry_ms * random.uniform(0.8, 1.2))
+        hello = retry_encode(retry_ms) + connected_frame(
+            group=self.kafka.group, topics=subscriber.topics, token=token
+        )
+        if self.gaps:
+            hello += gap_frames(self.gaps, token)
+        if self.resets:
+            hello += reset_frames(self.resets, token)
+        subscriber.write(hello)
+
+    async def _replay(self) -> None:
+        subscriber = self.subscriber
         try:
             replay = replay_until_live(
-                self.hub, self.subscriber, self.kafka,
-                is_cancelled=lambda: self.subscriber.close_reason is not None,
+                self.hub, subscriber, self.kafka, is_cancelled=lambda: subscriber.close_reason is not None
             )
             async for chunk in replay:
-                await self._wait_writable()
-                yield chunk
+                # Written whatever the room: the replay already counts these as given. A client
+                # that then leaves no room is closed as slow, which ends the replay.
+                subscriber.write(chunk)
+                await self._room()
         except KafkaUnavailable as error:
             logger.warning("replay failed: %s", error)
-            self.subscriber.close(CLOSE_RESYNC)
+            subscriber.close(CLOSE_RESYNC)
 
-    async def _live(self) -> AsyncIterator[bytes]:
+    async def _live(self) -> None:
         subscriber = self.subscriber
-        if self.body_write is not None:
-            subscriber.direct_writes_start(self.body_write, self._has_room, self.config.write_buffer_bytes)
         while subscriber.close_reason is None:
             remaining = self._lifetime_left()
             if remaining <= 0:
                 subscriber.close(CLOSE_LIFETIME)
                 break
-            writes = subscriber.direct_writes
-            chunk = await subscriber.take(
-                timeout=min(self.config.heartbeat_interval, remaining),
-                max_bytes=self.config.write_buffer_bytes,
-            )
-            if chunk:
-                yield chunk
-            elif subscriber.close_reason is None and subscriber.direct_writes == writes:
-                yield heartbeat_frame(subscriber.token())  # idle: nothing written meanwhile
-            await self._wait_writable()
+            writes = subscriber.writes
+            await subscriber.wait(timeout=min(self.config.heartbeat_interval, remaining))
+            if subscriber.close_reason is not None:
+                break
+            if subscriber.queued:
+                # The hub found no room for these: wait for it, then write them.
+                if await self._room():
+                    metrics.events_delivered(subscriber.flush())
+            elif subscriber.writes == writes:
+                subscriber.write(heartbeat_frame(subscriber.token()))  # idle: nothing written meanwhile
+
+    async def _farewell(self) -> None:
+        """What is still queued (unless sent away as slow), then the `reconnect` frame."""
+        subscriber = self.subscriber
+        if subscriber.close_reason == CLOSE_SLOW:
+            subscriber.drop_queued()
+        while subscriber.queued:
+            if not await self._room():
+                subscriber.drop_queued()
+                break
+            metrics.events_delivered(subscriber.write_queued())
+        subscriber.write(reconnect_frame(subscriber.close_reason or CLOSE_RESYNC, subscriber.token()))
+
+    async def _room(self) -> bool:
+        """Wait for room in the connection; a client that leaves none for the stall timeout is
+        sent away as slow (unless already closing for another reason). False then."""
+        transport = self.subscriber.transport
+        if transport.has_room():
+            return True
+        if self.subscriber.close_reason == CLOSE_SLOW:
+            return False  # its queue overflowed meanwhile: no need to wait any longer
+        if await transport.writable(self.config.stall_timeout):
+            return True
+        self.subscriber.close(CLOSE_SLOW)
+        return False
 
     def _lifetime_left(self) -> float:
         if self.config.max_lifetime <= 0:
             return float("inf")
         return self.config.max_lifetime - (time.monotonic() - self.started)
-
-    def _has_room(self) -> bool:
-        return self.write_buffer is None or self.write_buffer() <= self.config.write_buffer_bytes
-
-    async def _wait_writable(self) -> bool:
-        """Wait while the client has too much unsent. False if it made no progress for the
-        stall timeout: it is then closed as slow (unless already closing for another reason)."""
-        if self.write_buffer is None:
-            return True
-        stalled_since = time.monotonic()
-        while self.write_buffer() > self.config.write_buffer_bytes:
-            if self.subscriber.close_reason == CLOSE_SLOW:
-                return False  # its queue overflowed meanwhile: no need to wait any longer
-            if time.monotonic() - stalled_since > self.config.stall_timeout:
-                self.subscriber.close(CLOSE_SLOW)
-                return False
-            await asyncio.sleep(WRITE_POLL_SECONDS)
-        return True

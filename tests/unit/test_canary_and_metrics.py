@@ -14,7 +14,6 @@ from crm_events.config import CanaryConfig, MetricsConfig
 from crm_events.core import canary
 from crm_events.core import messages as broadcast
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.observer import hub_observe
 from crm_events.ops.metrics_view import metrics_access_allowed
 from crm_events.ops.readiness import CHECK_OK, canary_check
 from tests.support.payloads import serving
@@ -50,8 +49,7 @@ def hub_new() -> EventHub:
 
 async def test_observer_sees_every_event_once_and_notes_canaries():
     hub = hub_new()
-    observer = hub_observe(hub)
-    assert hub_observe(hub) is observer
+    observer = hub.observer
     assert hub.stream_count == 0 and hub.drained.is_set()  # not a stream: shutdown never waits for it
     received_before = sample("aetherlink_events_received_total", topic="obs-topic")
     latency_before = sample("aetherlink_delivery_latency_seconds_count")
@@ -75,7 +73,7 @@ async def test_observer_sees_every_event_once_and_notes_canaries():
 
 
 def test_canary_readiness_verdicts():
-    observer = hub_observe(hub_new())
+    observer = hub_new().observer
     config = CanaryConfig(interval=1, max_age=5)
     assert canary_check(observer, config) == canary.NO_CANARY_YET
     observer.last_canary_at = time.monotonic() - 1

@@ -11,6 +11,7 @@ from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_SLOW, StreamSubscriber
 from tests.support.payloads import domain_payload, payload_json, serving
 from tests.support.processes import async_wait_until
+from tests.support.transports import RecordingTransport
 
 TOPICS = ("t",)
 
@@ -35,38 +36,47 @@ def hub_at(positions: dict) -> EventHub:
 NO_FILTER = EventFilter()
 
 
-def subscriber_at(hub: EventHub, max_frames: int = 10, event_filter: EventFilter = NO_FILTER):
+def subscriber_at(
+    hub: EventHub, max_frames: int = 10, event_filter: EventFilter = NO_FILTER, *, room: bool = True,
+    chunk_bytes: int = 1 << 20,
+) -> StreamSubscriber:
     subscriber = StreamSubscriber(
         topics=TOPICS, positions=hub.positions_for(TOPICS), event_filter=event_filter,
-        max_frames=max_frames,
+        max_frames=max_frames, transport=RecordingTransport(room=room), chunk_bytes=chunk_bytes,
     )
     hub.subscribe(subscriber)
     return subscriber
 
 
+def written(subscriber: StreamSubscriber) -> bytes:
+    return subscriber.transport.take()
+
+
 async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
     hub = hub_at({("t", 0): 0, ("t", 1): 0})
-    first, second = subscriber_at(hub), subscriber_at(hub)
+    first, second = subscriber_at(hub, room=False), subscriber_at(hub, room=False)
     assert first.in_sync and second.in_sync
     await hub.message_handle(broadcast.records_message([record(0), record(1)]))
     # A restarted consumer replays offset 1: nobody gets it twice.
     await hub.message_handle(broadcast.records_message([record(1), record(2)]))
+    # Encoded once: both queues hold the very same bytes objects.
+    assert all(a[0] is b[0] for a, b in zip(first._queued, second._queued, strict=True))
     expected = (
         frame(0, {("t", 0): 1, ("t", 1): 0})
         + frame(1, {("t", 0): 2, ("t", 1): 0})
         + frame(2, {("t", 0): 3, ("t", 1): 0})
     )
-    # Encoded once: both queues hold the very same bytes objects.
-    assert all(a[0] is b[0] for a, b in zip(first._queued, second._queued, strict=True))
-    assert await first.take(timeout=1) == await second.take(timeout=1) == expected
+    for subscriber in (first, second):
+        subscriber.transport.room = True
+        assert subscriber.flush() == 3
+        assert written(subscriber) == expected
 
 
 async def test_ids_cover_every_partition_and_resume_exactly():
     hub = hub_at({("t", 0): 5, ("t", 1): 9})
     subscriber = subscriber_at(hub)
     await hub.message_handle(broadcast.records_message([record(9, partition=1)]))
-    chunk = await subscriber.take(timeout=1)
-    token = chunk.split(b"\n")[0].removeprefix(b"id: ").decode()
+    token = written(subscriber).split(b"\n")[0].removeprefix(b"id: ").decode()
     assert token_decode(token, TOPICS) == {("t", 0): 5, ("t", 1): 10}
 
 
@@ -76,13 +86,13 @@ async def test_filtered_events_advance_the_position_but_send_nothing():
     await hub.message_handle(
         broadcast.records_message([record(0, type_="ticket.opened"), record(1, type_="deal.won")])
     )
-    assert await deals.take(timeout=1) == frame(1, {("t", 0): 2})
+    assert written(deals) == frame(1, {("t", 0): 2})
     assert deals.positions == {("t", 0): 2}
 
 
 async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event():
     hub = hub_at({("t", 0): 0})
-    slow = subscriber_at(hub, max_frames=2)
+    slow = subscriber_at(hub, max_frames=2, room=False)
     await hub.message_handle(broadcast.records_message([record(0), record(1), record(2), record(3)]))
     assert slow.close_reason == CLOSE_SLOW
     # Its resume position is right after what it was given: 2 and 3 come from Kafka later.
@@ -90,18 +100,19 @@ async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event
     # Sent away as slow, it gets none of its backlog: it resumes from the first unsent frame.
     slow.drop_queued()
     assert slow.positions == {("t", 0): 0}
-    assert await slow.take(timeout=0) == b""
+    assert slow.queued == 0 and written(slow) == b""
 
 
 async def test_a_subscriber_ahead_of_the_hub_drops_what_it_has_and_then_syncs():
     hub = hub_at({("t", 0): 3})
     ahead = StreamSubscriber(
-        topics=TOPICS, positions={("t", 0): 5}, event_filter=EventFilter(), max_frames=10
+        topics=TOPICS, positions={("t", 0): 5}, event_filter=EventFilter(), max_frames=10,
+        transport=RecordingTransport(),
     )
     hub.subscribe(ahead)
     assert not ahead.in_sync
     await hub.message_handle(broadcast.records_message([record(3), record(4), record(5)]))
-    assert await ahead.take(timeout=1) == frame(5, {("t", 0): 6})
+    assert written(ahead) == frame(5, {("t", 0): 6})
     assert ahead.in_sync
 
 
@@ -112,7 +123,7 @@ async def test_unsubscribed_clients_get_nothing():
     await hub.message_handle(broadcast.records_message([record(0)]))
     assert hub.subscribers == set()
     assert hub.drained.is_set()
-    assert await gone.take(timeout=0.01) == b""
+    assert written(gone) == b""
 
 
 async def test_hub_receives_through_the_layer_group():
@@ -129,22 +140,24 @@ async def test_hub_receives_through_the_layer_group():
             await layer.group_send(
                 broadcast.BROADCAST_GROUP, broadcast.heartbeat_message(consumer_id="c", lag={"t:0": 3})
             )
-            assert await subscriber.take(timeout=5) == frame(7, {("t", 0): 8})
+            await async_wait_until(lambda: subscriber.transport.chunks, timeout=5, what="the event")
             while hub.heartbeat_age() is None:
                 await asyncio.sleep(0.01)
+        assert written(subscriber) == frame(7, {("t", 0): 8})
         assert hub.consumer_lag == {"c": {"t:0": 3}}
     finally:
         await hub.stop()
 
 
-async def test_a_backlog_is_taken_in_chunks_of_bounded_size():
-    hub = hub_at({("t", 0): 0})
-    subscriber = subscriber_at(hub, max_frames=100)
-    await hub.message_handle(broadcast.records_message([record(i) for i in range(10)]))
+async def test_a_backlog_goes_out_in_chunks_of_bounded_size():
     one_frame = len(frame(0, {("t", 0): 1}))
-    chunks = []
-    while chunk := await subscriber.take(timeout=0, max_bytes=3 * one_frame):
-        chunks.append(chunk)
+    hub = hub_at({("t", 0): 0})
+    subscriber = subscriber_at(hub, max_frames=100, room=False, chunk_bytes=3 * one_frame)
+    await hub.message_handle(broadcast.records_message([record(i) for i in range(10)]))
+    subscriber.transport.room = True
+    while subscriber.flush():
+        pass
+    chunks = subscriber.transport.chunks
     assert [len(chunk) // one_frame for chunk in chunks] == [3, 3, 3, 1]
     assert b"".join(chunks) == b"".join(frame(i, {("t", 0): i + 1}) for i in range(10))
 
@@ -168,44 +181,41 @@ async def test_a_heartbeat_past_the_hub_position_repairs_the_records_that_never_
     assert len(repairs) == 1
 
 
-async def test_direct_writes_send_each_batch_as_one_chunk_and_hand_over_when_the_socket_is_full():
+async def test_the_hub_writes_each_batch_as_one_chunk_and_hands_over_when_there_is_no_room():
     hub = hub_at({("t", 0): 0})
-    written: list[bytes] = []
-    room = [True]
     subscriber = subscriber_at(hub, max_frames=10)
-    subscriber.direct_writes_start(written.append, lambda: room[0], chunk_bytes=1 << 20)
     delivered_before = REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total")
 
     await hub.message_handle(broadcast.records_message([record(0), record(1)]))
-    assert written == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write for the batch"
+    assert subscriber.transport.chunks == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write"
     assert REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total") == delivered_before + 2
     assert not subscriber._wakeup.is_set(), "the stream's task is not woken for events already written"
 
-    room[0] = False  # the client stopped reading: its task takes over, nothing is written here
+    subscriber.transport.room = False  # the client stopped reading: its task takes over
     await hub.message_handle(broadcast.records_message([record(2)]))
-    assert len(written) == 1 and subscriber._wakeup.is_set()
-    assert await subscriber.take(timeout=0) == frame(2, {("t", 0): 3})
+    assert len(subscriber.transport.chunks) == 1 and subscriber._wakeup.is_set()
+    assert subscriber.queued == 1
 
-    room[0] = True
+    subscriber.transport.room = True
     subscriber.close(CLOSE_SLOW)
     await hub.message_handle(broadcast.records_message([record(3)]))
-    assert len(written) == 1, "a closing stream's last frames go out through its own task"
+    assert len(subscriber.transport.chunks) == 1, "a closing stream's last frames are its session's"
 
 
 async def test_batches_arriving_faster_than_a_round_of_writes_go_out_together():
     hub = hub_at({("t", 0): 0})
-    written: list[bytes] = []
+    subscriber = subscriber_at(hub)
+    chunks = subscriber.transport.chunks
 
     def slow_write(chunk: bytes) -> None:
-        written.append(chunk)
+        chunks.append(chunk)
         time.sleep(0.2)  # a round of writes to many clients takes this long
 
-    subscriber = subscriber_at(hub)
-    subscriber.direct_writes_start(slow_write, lambda: True, chunk_bytes=1 << 20)
+    subscriber.transport.write = slow_write
     await hub.message_handle(broadcast.records_message([record(0)]))
-    assert len(written) == 1, "light load: a batch is written as it comes"
+    assert len(chunks) == 1, "light load: a batch is written as it comes"
     await hub.message_handle(broadcast.records_message([record(1)]))
     await hub.message_handle(broadcast.records_message([record(2)]))
-    assert len(written) == 1, "the last round ended less than its own length ago: wait"
-    await async_wait_until(lambda: len(written) > 1, timeout=5, what="the deferred write round")
-    assert written[1:] == [frame(1, {("t", 0): 2}) + frame(2, {("t", 0): 3})], "both batches, one write"
+    assert len(chunks) == 1, "the last round ended less than its own length ago: wait"
+    await async_wait_until(lambda: len(chunks) > 1, timeout=5, what="the deferred write round")
+    assert chunks[1:] == [frame(1, {("t", 0): 2}) + frame(2, {("t", 0): 3})], "both batches, one write"

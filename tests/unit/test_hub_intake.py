@@ -17,6 +17,7 @@ from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.ops.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
 from tests.support.payloads import domain_payload, serving
 from tests.support.processes import async_wait_until
+from tests.support.transports import RecordingTransport
 
 TOPICS = ("t",)
 
@@ -35,7 +36,7 @@ def hub_at(offset: int = 0, **kwargs) -> EventHub:
 def subscribed(hub: EventHub, event_filter=None) -> StreamSubscriber:
     subscriber = StreamSubscriber(
         topics=TOPICS, positions=hub.positions_for(TOPICS), event_filter=event_filter or EventFilter(),
-        max_frames=100,
+        max_frames=100, transport=RecordingTransport(),
     )
     hub.subscribe(subscriber)
     return subscriber
@@ -101,7 +102,7 @@ async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message
     hub._repair = no_kafka
     await hub.message_handle(message)
     await hub.message_handle(records(10**6))
-    assert offsets_in(await subscriber.take(timeout=0))[-1:] == [10**6]
+    assert offsets_in(subscriber.transport.take())[-1:] == [10**6]
 
 
 async def test_a_message_of_a_newer_version_or_another_cluster_is_skipped_and_counted():
@@ -113,14 +114,14 @@ async def test_a_message_of_a_newer_version_or_another_cluster_is_skipped_and_co
     )
     await hub.message_handle({**records(0), "v": broadcast.MESSAGE_VERSION + 1})
     await hub.message_handle({**records(1), "source": "cluster-b"})
-    assert await subscriber.take(timeout=0) == b""
+    assert subscriber.transport.take() == b""
     assert sample("aetherlink_hub_foreign_messages_total", reason="too_new") == too_new + 1
     assert sample("aetherlink_hub_foreign_messages_total", reason="other_source") == other + 1
     # Version 1 without `v` or `source` is what consumers sent before either existed.
     legacy = records(0)
     del legacy["v"], legacy["source"]
     await hub.message_handle(legacy)
-    assert offsets_in(await subscriber.take(timeout=0)) == [0]
+    assert offsets_in(subscriber.transport.take()) == [0]
 
 
 async def test_a_stream_that_fails_in_the_hub_is_sent_away_alone():
@@ -133,7 +134,7 @@ async def test_a_stream_that_fails_in_the_hub_is_sent_away_alone():
     errors = sample("aetherlink_hub_errors_total", stage="offer")
     await hub.message_handle(records(0, 1))
     assert broken.close_reason == CLOSE_RESYNC
-    assert offsets_in(await healthy.take(timeout=0)) == [0, 1]
+    assert offsets_in(healthy.transport.take()) == [0, 1]
     assert sample("aetherlink_hub_errors_total", stage="offer") == errors + 1  # once: it is closed now
 
 
@@ -164,7 +165,7 @@ async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_
         assert "the receive loop failed" in caplog.text and "Traceback" in caplog.text
         await async_wait_until(lambda: hub.subscription.connected, timeout=10, what="rejoined")
         await layer.group_send(broadcast.BROADCAST_GROUP, records(0))
-        assert offsets_in(await subscriber.take(timeout=5)) == [0]
+        assert offsets_in(subscriber.transport.take()) == [0]
         assert hub.receive_failure is None and hub_check(hub) == CHECK_OK
         assert sample("aetherlink_hub_restarts_total") == restarts + 1
     finally:
@@ -256,4 +257,4 @@ async def test_a_hub_whose_redis_comes_back_after_an_hour_repairs_what_it_missed
     finally:
         await hub.stop()
     assert repairs == [(5, 9)]
-    assert offsets_in(await subscriber.take(timeout=0)) == [5, 6, 7, 8, 9]
+    assert offsets_in(subscriber.transport.take()) == [5, 6, 7, 8, 9]

@@ -16,6 +16,7 @@ from crm_events.streams.catch_up import replay_until_live
 from tests.support.fake_offsets import Kafka
 from tests.support.payloads import domain_payload
 from tests.support.processes import async_wait_until
+from tests.support.transports import RecordingTransport
 
 
 def record(offset: int, *, partition: int, prev: int, topic: str = "t") -> dict:
@@ -34,7 +35,8 @@ def hub_over(kafka: Kafka, positions: dict, *, period: float = 30.0) -> EventHub
 
 def live(hub: EventHub, topics: tuple[str, ...] = ("t",)) -> StreamSubscriber:
     subscriber = StreamSubscriber(
-        topics=topics, positions=hub.positions_for(topics), event_filter=EventFilter(), max_frames=10
+        topics=topics, positions=hub.positions_for(topics), event_filter=EventFilter(), max_frames=10,
+        transport=RecordingTransport(),
     )
     hub.subscribe(subscriber)
     return subscriber
@@ -42,7 +44,8 @@ def live(hub: EventHub, topics: tuple[str, ...] = ("t",)) -> StreamSubscriber:
 
 def catching_up(hub: EventHub, positions: dict) -> StreamSubscriber:
     subscriber = StreamSubscriber(
-        topics=("t",), positions=positions, event_filter=EventFilter(), max_frames=10
+        topics=("t",), positions=positions, event_filter=EventFilter(), max_frames=10,
+        transport=RecordingTransport(),
     )
     hub.attach(subscriber)
     return subscriber
@@ -62,8 +65,9 @@ async def test_a_partition_added_to_kafka_joins_every_live_stream_at_its_log_sta
     assert first.in_sync and second.in_sync
     assert other_topic.positions == {("u", 0): 1} and other_topic.in_sync
     await hub.message_handle(broadcast.records_message([record(0, partition=1, prev=0)]))
-    assert first._queued[0][0] is second._queued[0][0], "still in step: one shared frame"
-    assert token_of(await first.take(timeout=1)) == {("t", 0): 5, ("t", 1): 1}
+    frames = first.transport.take(), second.transport.take()
+    assert frames[0] == frames[1], "still in step: the same frame"
+    assert token_of(frames[0]) == {("t", 0): 5, ("t", 1): 1}
     assert first.close_reason is None
 
 
@@ -73,7 +77,7 @@ async def test_a_record_of_a_partition_the_hub_does_not_know_yet_adds_it_at_the_
     await hub.message_handle(broadcast.records_message([record(2, partition=1, prev=2)]))
     assert hub.positions == {("t", 0): 5, ("t", 1): 3}
     assert subscriber.in_sync
-    assert token_of(await subscriber.take(timeout=1)) == {("t", 0): 5, ("t", 1): 3}
+    assert token_of(subscriber.transport.take()) == {("t", 0): 5, ("t", 1): 3}
 
 
 async def test_a_stream_still_catching_up_when_the_partitions_change_is_sent_to_resume():

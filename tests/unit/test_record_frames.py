@@ -17,9 +17,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from crm_events.core import messages as broadcast
+from crm_events.core.live_event import LiveEvent
 from crm_events.core.records import MAX_VALUE_DEPTH, UnparseableRecord, record_decode
 from crm_events.core.tokens import token_encode
-from crm_events.fanout.hub import LiveEvent
 
 LAYER = registry.get_serializer("msgpack")
 TOKEN = token_encode({("t", 0): 1})

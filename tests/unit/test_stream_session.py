@@ -1,5 +1,4 @@
-from crm_events.streams.positioning import Gap, Reset
-from crm_events.streams.session import gap_frames, reset_frames
+from crm_events.core.stream_frames import Gap, Reset, gap_frames, reset_frames
 
 
 def named_then_plain(data: str) -> bytes:

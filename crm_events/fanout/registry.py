@@ -1,0 +1,44 @@
+"""This web process's hub: one per event loop, started on first use; and closing them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+
+from crm_events.config import kafka_config
+from crm_events.fanout.hub import EventHub
+from crm_events.fanout.subscriber import CLOSE_SHUTDOWN
+
+logger = logging.getLogger(__name__)
+
+_hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
+
+
+def hub_get() -> EventHub:
+    """This process's hub, started on first use in the running event loop."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = EventHub(get_channel_layer(), kafka_config())
+        hub.start()
+    return hub
+
+
+def hubs() -> list[EventHub]:
+    """The hubs of this process (one per event loop that served a stream: one under Daphne)."""
+    return list(_hubs.values())
+
+
+async def hubs_close(grace: float) -> None:
+    """Send every stream of this process away with its resume id; wait up to `grace`."""
+    for hub in _hubs.values():
+        hub.close_all(CLOSE_SHUTDOWN)
+    try:
+        async with asyncio.timeout(grace):
+            for hub in _hubs.values():
+                await hub.drained.wait()
+    except TimeoutError:
+        left = sum(hub.stream_count for hub in _hubs.values())
+        logger.warning("%s streams did not finish within %.1fs", left, grace)

@@ -1,0 +1,3 @@
+from crm_events.server.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""Daphne's server, extended by its seams for long-lived streams (`aetherlink-web` runs it).
+
+- `create_application`: every HTTP scope gets a factory for its stream transport
+  (`aetherlink.stream_transport`, see daphne_transport.py), so a stream writes into
+  its connection directly, with Twisted's flow control.
+- `kill_all_applications` is Daphne's "before shutdown" trigger: on SIGTERM (Twisted's
+  own handler stops the reactor) it first closes every stream, which each send their
+  resume id, gives them `SSE_SHUTDOWN_GRACE` seconds, then lets Daphne cancel what is
+  left; it returns a Deferred, so Twisted waits for all of it.
+- `action_logger`: the access log goes through Python logging (`access_log.py`).
+- The HTTP factory builds requests whose server-level errors (a bad header, an
+  application that failed) are the API's JSON error body instead of an HTML page.
+- `run`: garbage collection tuned for many long-lived objects (`gc_tuning.py`), and
+  the start-up probe of what the direct socket writes need from Twisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from daphne.http_protocol import HTTPFactory, WebRequest
+from daphne.server import Server
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from crm_events.config import stream_config
+from crm_events.fanout.registry import hubs_close
+from crm_events.server.access_log import AccessLog
+from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
+from crm_events.server.daphne_transport import DaphneTransportFactory
+from crm_events.server.direct_send import direct_send_enabled
+from crm_events.server.gc_tuning import gc_tune
+
+logger = logging.getLogger(__name__)
+
+ERROR_CODES = {400: "bad_request", 500: "server_error", 503: "unavailable"}
+
+
+class JsonErrorRequest(WebRequest):
+    """Daphne's request, whose own error answers have the API's JSON error shape."""
+
+    def basic_error(self, status: int, status_text: bytes, body: str) -> None:
+        error = {"ok": False, "error": f"{status_text.decode('ascii')}: {body}",
+                 "code": ERROR_CODES.get(status, "error")}
+        self.handle_reply({
+            "type": "http.response.start", "status": status,
+            "headers": [(b"Content-Type", b"application/json"), (b"Cache-Control", b"no-store")],
+        })
+        self.handle_reply({"type": "http.response.body", "body": json.dumps(error).encode()})
+
+
+class JsonErrorHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = JsonErrorRequest  # the factory's documented seam (Daphne sets it too)
+        return protocol
+
+
+class AetherlinkServer(Server):
+    def __init__(self, application: Any, *args: Any, action_logger: Any = None, **kwargs: Any) -> None:
+        # Daphne's CLI hands its stdout logger when it wants an access log: ours logs instead.
+        super().__init__(application, *args, action_logger=AccessLog() if action_logger else None, **kwargs)
+        self.direct_send = direct_send_enabled()
+        self.shutdown_grace = stream_config().shutdown_grace
+
+    # Daphne's run() builds its HTTP factory by assigning this attribute: ours is built instead.
+    @property
+    def http_factory(self) -> HTTPFactory:
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: HTTPFactory) -> None:
+        ours = isinstance(factory, JsonErrorHTTPFactory)
+        self._http_factory = factory if ours else JsonErrorHTTPFactory(self)
+
+    def run(self) -> None:
+        gc_tune()
+        super().run()
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if scope.get("type") == "http":
+            extensions = scope.setdefault("extensions", {})
+            extensions[TRANSPORT_EXTENSION] = DaphneTransportFactory(self, protocol, direct=self.direct_send)
+        return super().create_application(protocol, scope)
+
+    def kill_all_applications(self) -> defer.Deferred[Any]:
+        logger.info("stopping: closing streams with their resume ids (up to %.1fs)", self.shutdown_grace)
+        goodbyes = defer.Deferred.fromFuture(asyncio.ensure_future(hubs_close(self.shutdown_grace)))
+        goodbyes.addBoth(self._kill_the_rest)
+        return goodbyes
+
+    def _kill_the_rest(self, outcome: object) -> defer.Deferred[Any]:
+        # Whatever went wrong on the way (seen: a broken import), stopping must go on.
+        if isinstance(outcome, Failure):
+            logger.error("closing streams failed: %s", outcome.getErrorMessage())
+        return super().kill_all_applications()
