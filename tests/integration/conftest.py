@@ -102,9 +102,11 @@ class Stack:
         self.log_dir = log_dir
         self.processes: list[ServiceProcess] = []
 
-    def daphne(self, name: str = "daphne", *, cwd: Path = ROOT) -> tuple[ServiceProcess, int]:
+    def daphne(
+        self, name: str = "daphne", *, cwd: Path = ROOT, plain: bool = False
+    ) -> tuple[ServiceProcess, int]:
         port = free_port()
-        process = daphne_start(self.env, port, self.log_dir, name=name, cwd=cwd)
+        process = daphne_start(self.env, port, self.log_dir, name=name, cwd=cwd, plain=plain)
         self.processes.append(process)
         return process, port
 

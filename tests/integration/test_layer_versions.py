@@ -92,7 +92,7 @@ async def test_this_consumer_feeds_a_web_process_of_the_previous_release(
     stack, kafka, topic, previous_release
 ):
     stack.consumer()
-    old_daphne, port = stack.daphne("daphne-previous", cwd=previous_release)
+    old_daphne, port = stack.daphne("daphne-previous", cwd=previous_release, plain=True)
     stack.wait_ready(port)
     assert "hub" not in http_get(port, "/readyz")[1]["checks"], "really the previous release's web process"
     assert (await layer_message(stack.env))["v"] == broadcast.MESSAGE_VERSION

@@ -121,7 +121,7 @@ async def test_sigterm_sends_every_stream_its_resume_id_before_exit(stack, kafka
         assert client.ended
         assert farewell(events)[0] == "shutdown"
     assert web.process.wait(timeout=15) == 0
-    assert "SIGTERM: closing streams" in web.log_text()
+    assert "stopping: closing streams with their resume ids" in web.log_text()
 
     later = await produce(kafka.bootstrap, topic, json_values(3), partitions=[2, 1, 0])
     resume_id = farewell(clients[0].parser.events)[1]

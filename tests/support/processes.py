@@ -88,12 +88,17 @@ def http_status_or_none(port: int, path: str) -> int | None:
         return None
 
 
+PLAIN_DAPHNE_APP = ["aetherlink.asgi:application"]
+
+
 def daphne_start(
-    env: dict[str, str], port: int, log_dir: Path, name: str = "daphne", *, cwd: Path = ROOT
+    env: dict[str, str], port: int, log_dir: Path, name: str = "daphne", *, cwd: Path = ROOT,
+    plain: bool = False,
 ) -> ServiceProcess:
-    """A Daphne of the code in `cwd` (this checkout unless told), answering /healthz."""
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-            "aetherlink.asgi:application"]
+    """The web process of the code in `cwd` (this checkout unless told), answering /healthz:
+    `aetherlink-web` (`python -m crm_events.server`), or `plain` Daphne with the application."""
+    command = ["daphne", *PLAIN_DAPHNE_APP] if plain else ["crm_events.server"]
+    args = [sys.executable, "-m", command[0], "-b", "127.0.0.1", "-p", str(port), *command[1:]]
     process = ServiceProcess(name, args, env, log_dir, cwd=cwd)
     try:
         wait_until(

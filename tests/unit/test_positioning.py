@@ -5,9 +5,9 @@ from channels.layers import InMemoryChannelLayer
 
 from crm_events.config import kafka_config
 from crm_events.core.filters import EventFilter
+from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
 from crm_events.fanout.hub import EventHub
-from crm_events.core.stream_frames import Gap, Reset
 from crm_events.streams.positioning import StartPlan, start_plan
 from crm_events.streams.request import START_EARLIEST, StreamRequest
 from tests.support.fake_offsets import Kafka
