@@ -65,8 +65,10 @@ class DaphneTransport:
             return False
 
     def close(self) -> None:
-        if self._producing:
-            self._producing = False
+        if not self._producing:
+            return
+        self._producing = False
+        if not self._gone and self._protocol.channel is not None:  # a connection gone took it along
             self._protocol.unregisterProducer()
 
     async def body(self, session: Coroutine[Any, Any, None]) -> AsyncIterator[bytes]:
