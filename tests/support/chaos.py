@@ -1,0 +1,534 @@
+"""The chaos run: for a fixed time, faults at moments drawn from a seed; then heal, and judge.
+
+Two Daphne processes and one `consume_events` run as supervised slots (a process that dies
+without being killed by the run is logged as an unexpected exit and started again, as a
+supervisor would; the verdict fails on it). While `Production` writes events steadily and the
+fleet of `ChaosClient`s reads, reconnects and resumes, the run takes the steps of
+`chaos_schedule.schedule(seed)`: stop and restart Kafka or Redis, SIGKILL the consumer or a
+Daphne and start a new one on the same port, inject a hostile record or a foreign layer message.
+When its time is up it heals everything, produces a tail of events, reads the topic back from
+Kafka and lets the clients catch up (bounded). The verdict: each client got exactly its
+filtered subset, once, in offset order per partition; hostile records came as the contract
+says; nothing foreign reached a client; every web process answers `/readyz` 200;
+`consume_events` is alive with lag 0; no process died unasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import shutil
+import signal
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.localstack import KafkaServer, RedisServer, free_port
+from tests.support import chaos_figures, record_contract
+from tests.support.chaos_injections import (
+    HOSTILE_RECORDS,
+    foreign_messages,
+    message_inject,
+    record_inject,
+)
+from tests.support.chaos_schedule import KEYS, Step, schedule
+from tests.support.eventsource import BrowserClient, Position
+from tests.support.faults import FLEET, Production, Record, clients_connected, topic_records
+from tests.support.processes import (
+    ServiceProcess,
+    consumer_start,
+    daphne_start,
+    http_get,
+    http_status_or_none,
+)
+
+logger = logging.getLogger(__name__)
+
+RATE = 60.0  # events per second, as in the fault scenarios
+TAIL = 300  # events produced after everything healed: the live path must carry them
+READY_WAIT = 30.0  # after each fault: how long the web processes get to answer /readyz 200
+CATCH_UP = 60.0  # after the tail: how long the clients get to have everything
+FINAL_WAIT = 20.0  # /readyz 200 everywhere and consumer lag 0, at the end
+SUPERVISOR_DELAY = 2.0  # a supervisor's restart delay after a process died by itself
+CUT_MAX = 1_500_000  # body bytes: cut clients lose a connection about every 1 MB, mid-frame
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
+
+
+def production_key(seq: int) -> bytes:
+    return f"acct-{seq % KEYS}".encode()
+
+
+def hostile_key(index: int | None) -> bytes | None:
+    return None if index is None else f"acct-{index}".encode()
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+class ChaosClient(BrowserClient):
+    """A `BrowserClient` behind a balancer that picks a web process for every connection.
+
+    A long run delivers hundreds of thousands of frames, so it keeps of each only its position,
+    and the whole `data:` text only of frames that are not the production's ordinary events
+    (hostile records, forgeries), for the contract check. A `domain_event` of another topic or
+    with a position that is not two integers goes to `aliens`, as does a frame that is not JSON.
+    """
+
+    def __init__(self, *args: Any, topic: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.topic = topic
+        self.kept: dict[Position, str] = {}
+        self.aliens: list[str] = []
+        self.kinds: Counter[str] = Counter()
+
+    async def _connect(self):
+        self.port = self.rng.choice(self.ports)
+        return await super()._connect()
+
+    def _event(self, event: Any, now: float) -> None:
+        if event.retry is not None:
+            self.retry_ms = event.retry
+        if not event.data or event.event is not None:
+            return
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            self.aliens.append(event.data[:300])
+            return
+        kind = payload.get("kind") if isinstance(payload, dict) else None
+        self.kinds[str(kind)] += 1
+        if kind == "reconnect":
+            self.farewells[str(payload.get("reason", "?"))] += 1
+        if kind != "domain_event":
+            return
+        position = (payload.get("partition"), payload.get("offset"))
+        if payload.get("topic") != self.topic or not all(type(n) is int for n in position):
+            self.aliens.append(event.data[:300])
+            return
+        self.received.append({"partition": position[0], "offset": position[1]})
+        self.arrivals.setdefault(position, now)
+        if not _ordinary(payload):
+            self.kept.setdefault(position, event.data)
+
+
+def _ordinary(payload: dict[str, Any]) -> bool:
+    value = payload.get("value")
+    return (
+        payload.get("value_format") == "json" and isinstance(value, dict)
+        and isinstance(value.get("seq"), int) and "chaos" not in value
+    )
+
+
+BINARY_KEY = HOSTILE_RECORDS["binary-key"].key
+KEYS_WANTED = ("acct-3", record_contract.bytes_expected(BINARY_KEY))
+KEY_QUERY = urllib.parse.urlencode([("key", key) for key in KEYS_WANTED])
+
+
+def _keyed(record: Record) -> bool:
+    return record_contract.bytes_expected(record.key) in KEYS_WANTED
+
+
+def _stage_won(record: Record) -> bool:
+    value = record_contract.json_value(record)
+    deal = value.get("deal") if isinstance(value, dict) else None
+    return isinstance(deal, dict) and deal.get("stage") == "won"
+
+
+CHAOS_FLEET = [*FLEET, (KEY_QUERY, _keyed, True), ("where=deal.stage:won", _stage_won, False)]
+
+
+def chaos_fleet(ports: list[int], topic: str, *, seed: int, seconds: float) -> list[ChaosClient]:
+    """The fault scenarios' eight browsers plus a `key=` and a `where=` one; half are cut
+    mid-frame again and again for the whole run, not only at its start."""
+    rng = random.Random(seed)
+    return [
+        ChaosClient(
+            f"client-{i}", ports, query, wants, seed=seed + i, topic=topic,
+            cuts=[rng.randint(1, CUT_MAX) for _ in range(int(seconds // 5) + 5)] if cut else None,
+        )
+        for i, (query, wants, cut) in enumerate(CHAOS_FLEET)
+    ]
+
+
+# --- supervised processes ---------------------------------------------------------------------
+
+
+class Slot:
+    """One supervised service process (consume_events, or a Daphne on its fixed port); each
+    start is a new generation with its own log, `<name>-<generation>.log`."""
+
+    def __init__(self, name: str, launch: Callable[[str], ServiceProcess]) -> None:
+        self.name = name
+        self.launch = launch
+        self.generation = 0
+        self.lock = asyncio.Lock()  # held by whoever kills or restarts it
+        self.process: ServiceProcess | None = None
+        self.history: list[ServiceProcess] = []
+
+    async def start(self) -> ServiceProcess:
+        self.generation += 1
+        self.process = await asyncio.to_thread(self.launch, f"{self.name}-{self.generation}")
+        self.history.append(self.process)
+        return self.process
+
+    async def kill(self) -> int | None:
+        """SIGKILL and reap; the pid it had."""
+        if self.process is None:
+            return None
+        self.process.signal(signal.SIGKILL)
+        await asyncio.to_thread(self.process.stop, 10)  # reaps, closes the log
+        return self.process.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_running()
+
+    def stop_all(self) -> None:
+        for process in reversed(self.history):
+            process.stop()
+
+
+def daphne_launch(
+    env: dict[str, str], port: int, log_dir: Path, name: str, attempts: int = 3
+) -> ServiceProcess:
+    """Start Daphne on `port`; try again when it could not (the port briefly held elsewhere)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return daphne_start(env, port, log_dir, name=name if attempt == 1 else f"{name}.{attempt}")
+        except AssertionError:
+            if attempt == attempts:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def server_restart(server: KafkaServer | RedisServer, attempts: int = 3) -> None:
+    """Start a stopped Kafka or Redis on its own port and data dir, retrying a failed start."""
+    for attempt in range(1, attempts + 1):
+        try:
+            server.start()
+            return
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            time.sleep(2)
+
+
+# --- one step's record ------------------------------------------------------------------------
+
+
+@dataclass
+class StepLog:
+    step: dict[str, Any]
+    started_s: float
+    overlapped: list[int]  # steps still in progress when this one started
+    broken_s: float | None = None
+    healed_s: float | None = None
+    ready_after_s: float | None = None  # from heal until every web process answered /readyz 200
+    recovery_s: float | None = None  # from heal until the clients had everything up to then
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+class ChaosRun:
+    def __init__(
+        self, *, kafka: KafkaServer, redis: RedisServer, env: dict[str, str], log_dir: Path,
+        seed: int, seconds: float, actions: tuple[str, ...], say: Callable[[str], None], web: int = 2,
+    ) -> None:
+        self.kafka, self.redis = kafka, redis
+        self.metrics_port = free_port()
+        self.env = {**env, "CONSUMER_METRICS_PORT": str(self.metrics_port)}
+        self.topic = env["KAFKA_TOPIC"]
+        self.log_dir = log_dir
+        self.seed, self.seconds, self.actions, self.say = seed, seconds, actions, say
+        self.ports = [free_port() for _ in range(web)]
+        self.consumer = Slot("consumer", lambda name: consumer_start(self.env, log_dir, name))
+        self.webs = [
+            Slot(f"daphne-{chr(ord('a') + i)}",
+                 lambda name, port=port: daphne_launch(self.env, port, log_dir, name))
+            for i, port in enumerate(self.ports)
+        ]
+        self.foreign = foreign_messages(self.topic)
+        self.steps: list[StepLog] = []
+        self.exits: list[dict[str, Any]] = []
+        self.hostile: dict[Position, str] = {}
+        self.running: dict[int, asyncio.Task[None]] = {}
+        self.supervising = True
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 2)
+
+    # --- setup and teardown
+
+    async def up(self) -> None:
+        await self.consumer.start()
+        for slot in self.webs:
+            await slot.start()
+        waited = await self.ready_wait(60)
+        assert waited is not None, "the web processes never answered /readyz 200 at the start"
+
+    def stop_all(self) -> None:
+        for slot in [*self.webs, self.consumer]:
+            slot.stop_all()
+
+    # --- the run
+
+    async def run(self) -> dict[str, Any]:
+        clients = chaos_fleet(self.ports, self.topic, seed=self.seed, seconds=self.seconds)
+        far = time.monotonic() + self.seconds + 1800
+        tasks = [asyncio.create_task(client.run(far), name=client.name) for client in clients]
+        production = Production(
+            self.kafka.bootstrap, self.topic, total=1 << 62, rate=RATE, key=production_key
+        )
+        producing = asyncio.create_task(production.run(), name="production")
+        supervisor = asyncio.create_task(self.supervise(), name="supervisor")
+        try:
+            await clients_connected(clients)
+            production.started.set()
+            self.t0 = time.monotonic()
+            await self.chaos(self.t0 + self.seconds)
+            healed = await self.heal()
+            production.total = min(production.total, production.sent + TAIL)
+            await asyncio.wait_for(producing, 120)
+            records = await topic_records(self.kafka.bootstrap, self.topic)
+            catch_up_s, unfinished = await self.catch_up(clients, tasks, records)
+            final = await self.finals()
+        finally:
+            await self.settle(cancel=True)
+            self.supervising = False
+            await asyncio.gather(supervisor, return_exceptions=True)
+            for task in [*tasks, producing]:
+                task.cancel()
+            await asyncio.gather(*tasks, producing, return_exceptions=True)
+        return chaos_figures.figures(
+            self, clients, production, records, healed=healed, catch_up_s=catch_up_s,
+            unfinished=unfinished, final=final,
+        )
+
+    async def chaos(self, end: float) -> None:
+        """Take the schedule's steps until `end`; return when every fault taken has healed."""
+        steps = schedule(
+            self.seed, self.actions, hostile=list(HOSTILE_RECORDS), foreign=list(self.foreign),
+            web=len(self.webs),
+        )
+        last_start = time.monotonic()
+        for step in steps:
+            if step.overlap:
+                at = last_start + step.after_s
+            else:
+                await self.settle()
+                at = time.monotonic() + step.after_s
+            if at > end:
+                break
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            last_start = time.monotonic()
+            in_progress = [index for index, task in self.running.items() if not task.done()]
+            self.running[step.index] = asyncio.create_task(self.step_run(step, in_progress))
+        await self.settle()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+
+    async def settle(self, cancel: bool = False) -> None:
+        """Wait for the steps in progress (each ends healed); they are bounded, and cancelling
+        one in a thread (a Daphne starting) would leave its process behind."""
+        pending = [task for task in self.running.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=300 if cancel else None)
+
+    async def step_run(self, step: Step, in_progress: list[int]) -> None:
+        entry = StepLog(step=step.describe(), started_s=self.now(), overlapped=in_progress)
+        self.steps.append(entry)
+        self.say(f"CHAOS +{entry.started_s:.1f}s step {step.index}: {_step_text(step)}")
+        try:
+            await getattr(self, f"do_{step.action}")(step, entry)
+            entry.ready_after_s = await self.ready_wait(READY_WAIT)
+        except Exception as error:  # noqa: BLE001 - a step that failed is a figure; the verdict fails on it
+            entry.error = f"{type(error).__name__}: {error}"
+            self.say(f"CHAOS +{self.now():.1f}s step {step.index} failed: {entry.error}")
+
+    # --- the actions: each breaks one part, keeps it down for step.down_s and heals it
+
+    async def do_kafka(self, step: Step, entry: StepLog) -> None:
+        await asyncio.to_thread(self.kafka.stop)
+        entry.broken_s = self.now()
+        await asyncio.sleep(step.down_s)
+        await asyncio.to_thread(server_restart, self.kafka)
+        entry.healed_s = self.now()
+
+    async def do_redis(self, step: Step, entry: StepLog) -> None:
+        await asyncio.to_thread(self.redis.stop)
+        entry.broken_s = self.now()
+        await asyncio.sleep(step.down_s)
+        await asyncio.to_thread(server_restart, self.redis)  # empty: the layer's groups are gone
+        entry.healed_s = self.now()
+
+    async def do_consumer(self, step: Step, entry: StepLog) -> None:
+        await self._slot_kill(self.consumer, step, entry)
+
+    async def do_daphne(self, step: Step, entry: StepLog) -> None:
+        await self._slot_kill(self.webs[int(step.target or 0)], step, entry)
+
+    async def _slot_kill(self, slot: Slot, step: Step, entry: StepLog) -> None:
+        async with slot.lock:
+            entry.detail["killed"] = slot.process.name if slot.process else None
+            entry.detail["killed_pid"] = await slot.kill()
+            entry.broken_s = self.now()
+            await asyncio.sleep(step.down_s)
+            started = await slot.start()
+            entry.detail["started"] = started.name
+            entry.healed_s = self.now()
+
+    async def do_record(self, step: Step, entry: StepLog) -> None:
+        entry.broken_s = self.now()
+        position = await record_inject(
+            self.kafka.bootstrap, self.topic, HOSTILE_RECORDS[str(step.target)],
+            partition=int(step.partition or 0), key=hostile_key(step.key),
+        )
+        self.hostile[position] = str(step.target)
+        entry.detail["position"] = list(position)
+        entry.healed_s = self.now()
+
+    async def do_layer(self, step: Step, entry: StepLog) -> None:
+        entry.broken_s = self.now()
+        await message_inject(self.env["REDIS_URL"], self.env["REDIS_PREFIX"], self.foreign[str(step.target)])
+        entry.healed_s = self.now()
+
+    # --- watching
+
+    async def supervise(self) -> None:
+        """Restart, as a supervisor would, a process that died without the run killing it."""
+        while self.supervising:
+            for slot in [self.consumer, *self.webs]:
+                if slot.lock.locked() or slot.process is None or slot.alive():
+                    continue
+                async with slot.lock:
+                    if slot.alive():
+                        continue
+                    dead = slot.process
+                    dead.stop()
+                    self.exits.append({
+                        "at_s": self.now(), "process": dead.name, "code": dead.process.returncode,
+                        "log_tail": dead.log_text().splitlines()[-25:],
+                    })
+                    self.say(f"CHAOS +{self.now():.1f}s {dead.name} died by itself (exit "
+                             f"{dead.process.returncode}); restarting it")
+                    await asyncio.sleep(SUPERVISOR_DELAY)
+                    await slot.start()
+            await asyncio.sleep(0.5)
+
+    async def ready_wait(self, timeout: float) -> float | None:
+        """Seconds until every web process answered /readyz 200; None if not within `timeout`."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            statuses = await asyncio.gather(*(self.readyz(port) for port in self.ports))
+            if all(status == 200 for status in statuses):
+                return round(time.monotonic() - started, 2)
+            await asyncio.sleep(0.2)
+        return None
+
+    async def readyz(self, port: int) -> int | None:
+        return await asyncio.to_thread(http_status_or_none, port, "/readyz")
+
+    async def consumer_lag(self) -> dict[str, float] | None:
+        """The consumer's exported lag per partition of the topic; None if it does not answer."""
+        try:
+            status, body = await asyncio.to_thread(http_get, self.metrics_port, "/metrics")
+        except OSError:
+            return None
+        if status != 200 or not isinstance(body, bytes):
+            return None
+        return lag_parse(body.decode(), self.topic)
+
+    # --- the end
+
+    async def heal(self) -> dict[str, Any]:
+        """Every fault taken has healed (`chaos` waited for them); restart whatever is still down."""
+        restarted = []
+        for server in (self.kafka, self.redis):
+            if not server.is_running():
+                await asyncio.to_thread(server_restart, server)
+                restarted.append(type(server).__name__)
+        ready_after_s = await self.ready_wait(READY_WAIT)
+        self.say(f"CHAOS +{self.now():.1f}s healed; /readyz 200 everywhere after {ready_after_s}s")
+        return {"at_s": self.now(), "restarted": restarted, "ready_after_s": ready_after_s}
+
+    async def catch_up(
+        self, clients: list[ChaosClient], tasks: list[asyncio.Task[None]], records: list[Record]
+    ) -> tuple[float, list[str]]:
+        for client in clients:
+            client.expected = {record.position for record in records if client.wants(record)}
+        started = time.monotonic()
+        await asyncio.wait(tasks, timeout=CATCH_UP)
+        unfinished = [client.name for client in clients if not client.done()]
+        return round(time.monotonic() - started, 2), unfinished
+
+    async def finals(self) -> dict[str, Any]:
+        started = time.monotonic()
+        ready_after_s = await self.ready_wait(FINAL_WAIT)
+        statuses = await asyncio.gather(*(self.readyz(port) for port in self.ports))
+        lag = await self.consumer_lag()
+        while not lag_zero(lag) and time.monotonic() - started < FINAL_WAIT:
+            await asyncio.sleep(0.5)
+            lag = await self.consumer_lag()
+        return {
+            "readyz": {str(port): status for port, status in zip(self.ports, statuses, strict=True)},
+            "readyz_200_after_s": ready_after_s,
+            "consumer_alive": self.consumer.alive(),
+            "consumer": self.consumer.process.name if self.consumer.process else None,
+            "consumer_lag": lag,
+            "lag_zero": lag_zero(lag),
+            "lag_checked_after_s": round(time.monotonic() - started, 2),
+        }
+
+    def logs_keep(self) -> Path:
+        """Copy the service processes' logs next to the figures, for whoever reads them."""
+        target = ARTIFACTS / f"{self.seed}-logs"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for log in self.log_dir.glob("*.log"):
+            shutil.copy(log, target / log.name)
+        for server in (self.kafka, self.redis):
+            if server.log_file.exists():
+                shutil.copy(server.log_file, target / server.log_file.name)
+        return target
+
+
+LAG_LINE = re.compile(r'^aetherlink_consumer_lag\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def lag_parse(text: str, topic: str) -> dict[str, float]:
+    """`aetherlink_consumer_lag` per partition of `topic` from a Prometheus text exposition."""
+    lag: dict[str, float] = {}
+    for line in text.splitlines():
+        match = LAG_LINE.match(line)
+        if match is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("topic") == topic:
+            lag[labels["partition"]] = float(match["value"])
+    return lag
+
+
+def lag_zero(lag: dict[str, float] | None, partitions: int = 3) -> bool:
+    return lag is not None and len(lag) == partitions and all(value == 0 for value in lag.values())
+
+
+def _step_text(step: Step) -> str:
+    text = {
+        "kafka": f"Kafka stopped for {step.down_s}s",
+        "redis": f"Redis stopped for {step.down_s}s (back empty)",
+        "consumer": f"consume_events SIGKILLed, new one after {step.down_s}s",
+        "daphne": f"Daphne {step.target} SIGKILLed, new one on its port after {step.down_s}s",
+        "record": f"hostile record {step.target} into partition {step.partition}",
+        "layer": f"foreign layer message {step.target}",
+    }[step.action]
+    return text + (" (overlapping)" if step.overlap else "")
