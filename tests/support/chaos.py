@@ -57,7 +57,7 @@ READY_WAIT = 30.0  # after each fault: how long the web processes get to answer 
 CATCH_UP = 60.0  # after the tail: how long the clients get to have everything
 FINAL_WAIT = 20.0  # /readyz 200 everywhere and consumer lag 0, at the end
 SUPERVISOR_DELAY = 2.0  # a supervisor's restart delay after a process died by itself
-CUT_MAX = 1_500_000  # body bytes: cut clients lose a connection about every 1 MB, mid-frame
+CUT_MAX = 600_000  # body bytes: cut clients lose a connection every 300 kB or so, mid-frame
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 
 
@@ -232,6 +232,7 @@ class StepLog:
     healed_s: float | None = None
     ready_after_s: float | None = None  # from heal until every web process answered /readyz 200
     recovery_s: float | None = None  # from heal until the clients had everything up to then
+    recovery_confounded: bool = False  # the next step began before that: its fault may be in it
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 

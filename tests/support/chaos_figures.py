@@ -86,6 +86,9 @@ def figures(
     heal_times = [run.t0 + entry.healed_s for entry in healed_steps]
     for entry, recovery in zip(healed_steps, recoveries(clients, production.acked, heal_times), strict=True):
         entry.recovery_s = recovery
+    for entry, following in itertools.pairwise(run.steps):
+        if entry.healed_s is not None and entry.recovery_s is not None:
+            entry.recovery_confounded = following.started_s < entry.healed_s + entry.recovery_s
     last = max(healed_steps, key=lambda entry: entry.healed_s or 0.0, default=None)
     totals = figures_count(f"chaos-{run.seed}", clients, len(records), recovery_s=None)
     problems = hostile_problems(run, clients, records)
