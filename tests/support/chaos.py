@@ -439,6 +439,12 @@ class ChaosRun:
     async def readyz(self, port: int) -> int | None:
         return await asyncio.to_thread(http_status_or_none, port, "/readyz")
 
+    async def readyz_answer(self, port: int) -> tuple[int | None, Any]:
+        try:
+            return await asyncio.to_thread(http_get, port, "/readyz")
+        except OSError as error:
+            return None, repr(error)
+
     async def consumer_lag(self) -> dict[str, float] | None:
         """The consumer's exported lag per partition of the topic; None if it does not answer."""
         try:
@@ -459,7 +465,8 @@ class ChaosRun:
                 await asyncio.to_thread(server_restart, server)
                 restarted.append(type(server).__name__)
         ready_after_s = await self.ready_wait(READY_WAIT)
-        self.say(f"CHAOS +{self.now():.1f}s healed; /readyz 200 everywhere after {ready_after_s}s")
+        ready = "never" if ready_after_s is None else f"after {ready_after_s}s"
+        self.say(f"CHAOS +{self.now():.1f}s healed; /readyz 200 everywhere: {ready}")
         return {"at_s": self.now(), "restarted": restarted, "ready_after_s": ready_after_s}
 
     async def catch_up(
@@ -475,13 +482,14 @@ class ChaosRun:
     async def finals(self) -> dict[str, Any]:
         started = time.monotonic()
         ready_after_s = await self.ready_wait(FINAL_WAIT)
-        statuses = await asyncio.gather(*(self.readyz(port) for port in self.ports))
+        answers = await asyncio.gather(*(self.readyz_answer(port) for port in self.ports))
         lag = await self.consumer_lag()
         while not lag_zero(lag) and time.monotonic() - started < FINAL_WAIT:
             await asyncio.sleep(0.5)
             lag = await self.consumer_lag()
         return {
-            "readyz": {str(port): status for port, status in zip(self.ports, statuses, strict=True)},
+            "readyz": {str(port): status for port, (status, _) in zip(self.ports, answers, strict=True)},
+            "readyz_bodies": {str(port): body for port, (_, body) in zip(self.ports, answers, strict=True)},
             "readyz_200_after_s": ready_after_s,
             "consumer_alive": self.consumer.alive(),
             "consumer": self.consumer.process.name if self.consumer.process else None,

@@ -27,8 +27,11 @@ EXAMPLES = 10
 FAULTY = ("lost", "duplicated", "unexpected", "out_of_order", "aliens", "misdecoded")
 
 
-def recoveries(clients: list[ChaosClient], acked: dict[Any, float], heals: list[float]) -> list[float]:
-    """`faults.recovery_time` for many heal moments at once (a long run has a hundred)."""
+def recoveries(
+    clients: list[ChaosClient], acked: dict[Any, float], heals: list[float]
+) -> list[float | None]:
+    """`faults.recovery_time` for many heal moments at once (a long run has a hundred), except
+    that it is None when some client never got one of those events (recovery_time skips them)."""
     acked_times = sorted(acked.values())
     per_client = []
     for client in clients:
@@ -36,17 +39,23 @@ def recoveries(clients: list[ChaosClient], acked: dict[Any, float], heals: list[
             (acked.get(position, 0.0), client.arrivals[position])
             for position in client.expected or () if position in client.arrivals
         )
-        per_client.append(([at for at, _ in pairs], list(itertools.accumulate((a for _, a in pairs), max))))
-    found = []
+        lost = [position for position in client.expected or () if position not in client.arrivals]
+        missing = min((acked.get(position, 0.0) for position in lost), default=float("inf"))
+        arrived = list(itertools.accumulate((at for _, at in pairs), max))
+        per_client.append(([at for at, _ in pairs], arrived, missing))
+    found: list[float | None] = []
     for healed_at in heals:
         index = bisect.bisect_left(acked_times, healed_at)
         cutoff = acked_times[index] if index < len(acked_times) else float("inf")
-        latest = healed_at
-        for times, arrived in per_client:
+        latest: float | None = healed_at
+        for times, arrived, missing in per_client:
             reached = bisect.bisect_right(times, cutoff)
+            if missing <= cutoff:
+                latest = None
+                break
             if reached:
-                latest = max(latest, arrived[reached - 1])
-        found.append(round(latest - healed_at, 2))
+                latest = max(latest or healed_at, arrived[reached - 1])
+        found.append(None if latest is None else round(latest - healed_at, 2))
     return found
 
 
@@ -168,7 +177,7 @@ def summary(result: dict[str, Any]) -> str:
     d, final = result["deliveries"], result["final"]
     faults = " ".join(f"{name}={count}" for name, count in sorted(result["faults"].items()))
     recovery = result["recovery_after_last_fault_s"]
-    recovery_text = "n/a" if recovery is None else f"{recovery:.1f}s"
+    recovery_text = f"{recovery:.1f}s" if recovery is not None else "never" if result["steps"] else "n/a"
     return (
         f"CHAOS seed={result['seed']} seconds={result['seconds']:g} actions={','.join(result['actions'])} "
         f"steps={len(result['steps'])} ({faults}; {result['overlapping_steps']} overlapping) "
