@@ -55,6 +55,9 @@ RATE = 60.0  # events per second, as in the fault scenarios
 TAIL = 300  # events produced after everything healed: the live path must carry them
 READY_WAIT = 30.0  # after each fault: how long the web processes get to answer /readyz 200
 CATCH_UP = 60.0  # after the tail: how long the clients get to have everything
+# After an injection: longer than READY_HEARTBEAT_MAX_AGE (2 s), so a hub that stopped taking
+# layer messages already fails /readyz when the step's readiness is measured.
+INJECTION_SETTLE = 3.0
 FINAL_WAIT = 20.0  # /readyz 200 everywhere and consumer lag 0, at the end
 SUPERVISOR_DELAY = 2.0  # a supervisor's restart delay after a process died by itself
 CUT_MAX = 600_000  # body bytes: cut clients lose a connection every 300 kB or so, mid-frame
@@ -230,7 +233,7 @@ class StepLog:
     overlapped: list[int]  # steps still in progress when this one started
     broken_s: float | None = None
     healed_s: float | None = None
-    ready_after_s: float | None = None  # from heal until every web process answered /readyz 200
+    ready_after_s: float | None = None  # from heal (3 s after an injection) until every /readyz said 200
     recovery_s: float | None = None  # from heal until the clients had everything up to then
     recovery_confounded: bool = False  # the next step began before that: its fault may be in it
     detail: dict[str, Any] = field(default_factory=dict)
@@ -351,6 +354,8 @@ class ChaosRun:
         self.say(f"CHAOS +{entry.started_s:.1f}s step {step.index}: {_step_text(step)}")
         try:
             await getattr(self, f"do_{step.action}")(step, entry)
+            if step.action in ("record", "layer"):
+                await asyncio.sleep(INJECTION_SETTLE)
             entry.ready_after_s = await self.ready_wait(READY_WAIT)
         except Exception as error:  # noqa: BLE001 - a step that failed is a figure; the verdict fails on it
             entry.error = f"{type(error).__name__}: {error}"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.support import record_contract
+from tests.support.eventsource import Position
 from tests.support.faults import Figures, Production, Record, figures_count
 
 if TYPE_CHECKING:
@@ -25,6 +26,20 @@ if TYPE_CHECKING:
 
 EXAMPLES = 10
 FAULTY = ("lost", "duplicated", "unexpected", "out_of_order", "aliens", "misdecoded")
+
+
+def ack_times(acked: dict[Position, float], records: list[Record]) -> dict[Position, float]:
+    """When Kafka acknowledged each record: `acked` for the production's, and for any other (an
+    injected record, a copy written by a producer retry) that of the next acknowledged record in
+    its partition, which it preceded."""
+    times: dict[Position, float] = {}
+    following: dict[int, float] = {}
+    for record in sorted(records, key=lambda record: record.position, reverse=True):
+        at = acked.get(record.position)
+        if at is not None:
+            following[record.partition] = at
+        times[record.position] = at if at is not None else following.get(record.partition, float("inf"))
+    return times
 
 
 def recoveries(
@@ -36,11 +51,11 @@ def recoveries(
     per_client = []
     for client in clients:
         pairs = sorted(
-            (acked.get(position, 0.0), client.arrivals[position])
+            (acked.get(position, float("inf")), client.arrivals[position])
             for position in client.expected or () if position in client.arrivals
         )
         lost = [position for position in client.expected or () if position not in client.arrivals]
-        missing = min((acked.get(position, 0.0) for position in lost), default=float("inf"))
+        missing = min((acked.get(position, float("inf")) for position in lost), default=float("inf"))
         arrived = list(itertools.accumulate((at for _, at in pairs), max))
         per_client.append(([at for at, _ in pairs], arrived, missing))
     found: list[float | None] = []
@@ -93,7 +108,8 @@ def figures(
 ) -> dict[str, Any]:
     healed_steps = [entry for entry in run.steps if entry.healed_s is not None]
     heal_times = [run.t0 + entry.healed_s for entry in healed_steps]
-    for entry, recovery in zip(healed_steps, recoveries(clients, production.acked, heal_times), strict=True):
+    acked = ack_times(production.acked, records)
+    for entry, recovery in zip(healed_steps, recoveries(clients, acked, heal_times), strict=True):
         entry.recovery_s = recovery
     for entry, following in itertools.pairwise(run.steps):
         if entry.healed_s is not None and entry.recovery_s is not None:

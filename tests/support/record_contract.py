@@ -154,12 +154,14 @@ def payload_expected(record: RawRecord) -> dict[str, Any]:
 
 def frame_problems(data: str, record: RawRecord) -> list[str]:
     """How one frame's `data:` text differs from the contract for `record` (empty: it agrees)."""
+    problems = []
     try:
         payload = strict_json(data)
     except ValueError as error:
-        return [f"frame data is not strict JSON ({error}): {data[:120]!r}"]
+        problems.append(f"frame data is not strict JSON ({error})")
+        payload = json.loads(data)  # the client read it: say what else is wrong
     owed = payload_expected(record)
-    return [
+    return problems + [
         f"{name}: got {str(payload.get(name))[:80]!r}, want {str(owed[name])[:80]!r}"
         for name in owed if payload.get(name) != owed[name]
     ]
