@@ -308,7 +308,7 @@ class ChaosRun:
             catch_up_s, unfinished = await self.catch_up(clients, tasks, records)
             final = await self.finals()
         finally:
-            await self.settle(cancel=True)
+            await self.settle(timeout=300)
             self.supervising = False
             await asyncio.gather(supervisor, return_exceptions=True)
             for task in [*tasks, producing]:
@@ -341,12 +341,12 @@ class ChaosRun:
         await self.settle()
         await asyncio.sleep(max(0.0, end - time.monotonic()))
 
-    async def settle(self, cancel: bool = False) -> None:
-        """Wait for the steps in progress (each ends healed); they are bounded, and cancelling
-        one in a thread (a Daphne starting) would leave its process behind."""
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait for the steps in progress (each ends healed). They are never cancelled: one
+        cancelled while a thread starts a Daphne would leave that process behind."""
         pending = [task for task in self.running.values() if not task.done()]
         if pending:
-            await asyncio.wait(pending, timeout=300 if cancel else None)
+            await asyncio.wait(pending, timeout=timeout)
 
     async def step_run(self, step: Step, in_progress: list[int]) -> None:
         entry = StepLog(step=step.describe(), started_s=self.now(), overlapped=in_progress)
