@@ -89,6 +89,26 @@ def hostile_problems(run: ChaosRun, clients: list[ChaosClient], records: list[Re
     return problems
 
 
+def hostile_summary(run: ChaosRun, clients: list[ChaosClient], records: list[Record]) -> list[dict[str, Any]]:
+    """Per hostile record: how many clients were owed it, how many got it, and what was wrong
+    with the frames they got (the problems, without the client names)."""
+    by_position = {record.position: record for record in records}
+    summary = []
+    for position, name in sorted(run.hostile.items()):
+        owed = [client for client in clients if position in (client.expected or ())]
+        got = [client for client in owed if position in client.kept]
+        problems = sorted({
+            problem for client in got
+            for problem in record_contract.frame_problems(client.kept[position], by_position[position])
+        })
+        summary.append({
+            "record": name, "position": list(position), "owed_to": len(owed), "received_by": len(got),
+            "unexpected_at": sum(position in client.arrivals for client in clients if client not in owed),
+            "problems": problems,
+        })
+    return summary
+
+
 def client_figures(client: ChaosClient) -> dict[str, Any]:
     counted = figures_count(client.name, [client], 0, recovery_s=None)
     return {
@@ -131,7 +151,7 @@ def figures(
         "healed": healed,
         "produced": len(records),
         "producer_errors": production.errors,
-        "hostile_records": {f"{p}:{o}": name for (p, o), name in sorted(run.hostile.items())},
+        "hostile_records": hostile_summary(run, clients, records),
         "foreign_messages": dict(Counter(
             str(entry.step["target"]) for entry in run.steps
             if entry.step["action"] == "layer" and entry.error is None
