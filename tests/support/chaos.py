@@ -16,35 +16,29 @@ says; nothing foreign reached a client; every web process answers `/readyz` 200;
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
-import re
 import shutil
-import signal
 import time
-import urllib.parse
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scripts.localstack import KafkaServer, RedisServer, free_port
-from tests.support import chaos_figures, record_contract
+from tests.support import chaos_figures
+from tests.support.chaos_clients import ChaosClient, chaos_fleet
 from tests.support.chaos_injections import (
     HOSTILE_RECORDS,
     foreign_messages,
     message_inject,
     record_inject,
 )
+from tests.support.chaos_processes import Slot, daphne_launch, lag_parse, lag_zero, server_restart
 from tests.support.chaos_schedule import KEYS, Step, schedule
-from tests.support.eventsource import BrowserClient, Position
-from tests.support.faults import FLEET, Production, Record, clients_connected, topic_records
+from tests.support.eventsource import Position
+from tests.support.faults import Production, Record, clients_connected, topic_records
 from tests.support.processes import (
-    ServiceProcess,
     consumer_start,
-    daphne_start,
     http_get,
     http_status_or_none,
 )
@@ -60,7 +54,6 @@ CATCH_UP = 60.0  # after the tail: how long the clients get to have everything
 INJECTION_SETTLE = 3.0
 FINAL_WAIT = 20.0  # /readyz 200 everywhere and consumer lag 0, at the end
 SUPERVISOR_DELAY = 2.0  # a supervisor's restart delay after a process died by itself
-CUT_MAX = 600_000  # body bytes: cut clients lose a connection every 300 kB or so, mid-frame
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 
 
@@ -72,155 +65,6 @@ def hostile_key(index: int | None) -> bytes | None:
     return None if index is None else f"acct-{index}".encode()
 
 
-# --- the clients ------------------------------------------------------------------------------
-
-
-class ChaosClient(BrowserClient):
-    """A `BrowserClient` behind a balancer that picks a web process for every connection.
-
-    A long run delivers hundreds of thousands of frames, so it keeps of each only its position,
-    and the whole `data:` text only of frames that are not the production's ordinary events
-    (hostile records, forgeries), for the contract check. A `domain_event` of another topic or
-    with a position that is not two integers goes to `aliens`, as does a frame that is not JSON.
-    """
-
-    def __init__(self, *args: Any, topic: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.topic = topic
-        self.kept: dict[Position, str] = {}
-        self.aliens: list[str] = []
-        self.kinds: Counter[str] = Counter()
-
-    async def _connect(self):
-        self.port = self.rng.choice(self.ports)
-        return await super()._connect()
-
-    def _event(self, event: Any, now: float) -> None:
-        if event.retry is not None:
-            self.retry_ms = event.retry
-        if not event.data or event.event is not None:
-            return
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            self.aliens.append(event.data[:300])
-            return
-        kind = payload.get("kind") if isinstance(payload, dict) else None
-        self.kinds[str(kind)] += 1
-        if kind == "reconnect":
-            self.farewells[str(payload.get("reason", "?"))] += 1
-        if kind != "domain_event":
-            return
-        position = (payload.get("partition"), payload.get("offset"))
-        if payload.get("topic") != self.topic or not all(type(n) is int for n in position):
-            self.aliens.append(event.data[:300])
-            return
-        self.received.append({"partition": position[0], "offset": position[1]})
-        self.arrivals.setdefault(position, now)
-        if not _ordinary(payload):
-            self.kept.setdefault(position, event.data)
-
-
-def _ordinary(payload: dict[str, Any]) -> bool:
-    value = payload.get("value")
-    return (
-        payload.get("value_format") == "json" and isinstance(value, dict)
-        and isinstance(value.get("seq"), int) and "chaos" not in value
-    )
-
-
-BINARY_KEY = HOSTILE_RECORDS["binary-key"].key
-KEYS_WANTED = ("acct-3", record_contract.bytes_expected(BINARY_KEY))
-KEY_QUERY = urllib.parse.urlencode([("key", key) for key in KEYS_WANTED])
-
-
-def _keyed(record: Record) -> bool:
-    return record_contract.bytes_expected(record.key) in KEYS_WANTED
-
-
-def _stage_won(record: Record) -> bool:
-    value = record_contract.json_value(record)
-    deal = value.get("deal") if isinstance(value, dict) else None
-    return isinstance(deal, dict) and deal.get("stage") == "won"
-
-
-CHAOS_FLEET = [*FLEET, (KEY_QUERY, _keyed, True), ("where=deal.stage:won", _stage_won, False)]
-
-
-def chaos_fleet(ports: list[int], topic: str, *, seed: int, seconds: float) -> list[ChaosClient]:
-    """The fault scenarios' eight browsers plus a `key=` and a `where=` one; half are cut
-    mid-frame again and again for the whole run, not only at its start."""
-    rng = random.Random(seed)
-    return [
-        ChaosClient(
-            f"client-{i}", ports, query, wants, seed=seed + i, topic=topic,
-            cuts=[rng.randint(1, CUT_MAX) for _ in range(int(seconds // 5) + 5)] if cut else None,
-        )
-        for i, (query, wants, cut) in enumerate(CHAOS_FLEET)
-    ]
-
-
-# --- supervised processes ---------------------------------------------------------------------
-
-
-class Slot:
-    """One supervised service process (consume_events, or a Daphne on its fixed port); each
-    start is a new generation with its own log, `<name>-<generation>.log`."""
-
-    def __init__(self, name: str, launch: Callable[[str], ServiceProcess]) -> None:
-        self.name = name
-        self.launch = launch
-        self.generation = 0
-        self.lock = asyncio.Lock()  # held by whoever kills or restarts it
-        self.process: ServiceProcess | None = None
-        self.history: list[ServiceProcess] = []
-
-    async def start(self) -> ServiceProcess:
-        self.generation += 1
-        self.process = await asyncio.to_thread(self.launch, f"{self.name}-{self.generation}")
-        self.history.append(self.process)
-        return self.process
-
-    async def kill(self) -> int | None:
-        """SIGKILL and reap; the pid it had."""
-        if self.process is None:
-            return None
-        self.process.signal(signal.SIGKILL)
-        await asyncio.to_thread(self.process.stop, 10)  # reaps, closes the log
-        return self.process.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.is_running()
-
-    def stop_all(self) -> None:
-        for process in reversed(self.history):
-            process.stop()
-
-
-def daphne_launch(
-    env: dict[str, str], port: int, log_dir: Path, name: str, attempts: int = 3
-) -> ServiceProcess:
-    """Start Daphne on `port`; try again when it could not (the port briefly held elsewhere)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return daphne_start(env, port, log_dir, name=name if attempt == 1 else f"{name}.{attempt}")
-        except AssertionError:
-            if attempt == attempts:
-                raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
-
-
-def server_restart(server: KafkaServer | RedisServer, attempts: int = 3) -> None:
-    """Start a stopped Kafka or Redis on its own port and data dir, retrying a failed start."""
-    for attempt in range(1, attempts + 1):
-        try:
-            server.start()
-            return
-        except RuntimeError:
-            if attempt == attempts:
-                raise
-            time.sleep(2)
 
 
 # --- one step's record ------------------------------------------------------------------------
@@ -404,6 +248,10 @@ class ChaosRun:
         entry.healed_s = self.now()
 
     async def do_layer(self, step: Step, entry: StepLog) -> None:
+        # Into a group with every web process in it: just after Redis came back the group is
+        # empty until the hubs rejoin, and a message sent then reaches nobody. /readyz 200 says
+        # a consumer heartbeat reached each hub through the group since.
+        entry.detail["hubs_in_group_after_s"] = await self.ready_wait(READY_WAIT)
         entry.broken_s = self.now()
         await message_inject(self.env["REDIS_URL"], self.env["REDIS_PREFIX"], self.foreign[str(step.target)])
         entry.healed_s = self.now()
@@ -515,25 +363,6 @@ class ChaosRun:
                 shutil.copy(server.log_file, target / server.log_file.name)
         return target
 
-
-LAG_LINE = re.compile(r'^aetherlink_consumer_lag\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
-
-
-def lag_parse(text: str, topic: str) -> dict[str, float]:
-    """`aetherlink_consumer_lag` per partition of `topic` from a Prometheus text exposition."""
-    lag: dict[str, float] = {}
-    for line in text.splitlines():
-        match = LAG_LINE.match(line)
-        if match is None:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("topic") == topic:
-            lag[labels["partition"]] = float(match["value"])
-    return lag
-
-
-def lag_zero(lag: dict[str, float] | None, partitions: int = 3) -> bool:
-    return lag is not None and len(lag) == partitions and all(value == 0 for value in lag.values())
 
 
 def _step_text(step: Step) -> str:

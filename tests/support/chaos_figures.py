@@ -22,7 +22,8 @@ from tests.support.eventsource import Position
 from tests.support.faults import Figures, Production, Record, figures_count
 
 if TYPE_CHECKING:
-    from tests.support.chaos import ChaosClient, ChaosRun
+    from tests.support.chaos import ChaosRun
+    from tests.support.chaos_clients import ChaosClient
 
 EXAMPLES = 10
 FAULTY = ("lost", "duplicated", "unexpected", "out_of_order", "aliens", "misdecoded")
