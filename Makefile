@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults install browser lint smoke bench clean
+.PHONY: dev test test-faults test-chaos install browser lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: install browser
 ## Only the fault-tolerance scenarios (`make test` runs them too): about 8 minutes on 2 cores.
 test-faults: install
 	$(BIN)/python -m pytest -m faults
+
+## Only the chaos run (`make test` runs it for 3 minutes): random faults from a seed, then the verdict.
+## make test-chaos CHAOS_SECONDS=600 CHAOS_SEED=42 CHAOS_ACTIONS=kafka,redis,consumer,daphne
+CHAOS_SECONDS ?= 1800
+test-chaos: install
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) CHAOS_ACTIONS=$(CHAOS_ACTIONS) \
+		$(BIN)/python -m pytest -m chaos
 
 lint: install
 	$(BIN)/ruff check .
