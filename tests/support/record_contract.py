@@ -23,7 +23,7 @@ from typing import Any, Protocol
 # The contract fixes only that 150 levels are too deep; no injected or produced value comes
 # near whichever limit the service chooses below that, so this one needs no exact agreement.
 MAX_DEPTH = 100
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+INTEGER_MIN, INTEGER_MAX = -(1 << 63), (1 << 64) - 1  # what msgpack carries: int64 or uint64
 
 
 class RawRecord(Protocol):
@@ -49,7 +49,7 @@ def _float(text: str) -> float:
 
 def _int(text: str) -> int:
     number = int(text)
-    if not INT64_MIN <= number <= INT64_MAX:
+    if not INTEGER_MIN <= number <= INTEGER_MAX:
         raise NotStrict(f"{text[:20]}... is beyond 64 bits")
     return number
 
