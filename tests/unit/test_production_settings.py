@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,6 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 
 def run(argv: list[str], **overrides: str) -> subprocess.CompletedProcess:
-    # cwd tests/: a developer's .env beside manage.py must not leak in (settings read it from BASE_DIR,
-    # so the suite's own environment always wins: every variable here is set explicitly).
     return subprocess.run([sys.executable, *argv], cwd=ROOT / "tests", env=clean_env(**overrides),
                           capture_output=True, text=True, timeout=120)
 
@@ -165,3 +164,13 @@ def test_every_other_path_keeps_the_host_check_and_the_redirect(locked_down):
 def test_the_probe_paths_are_the_probe_views():
     middleware = probes.ProbeMiddleware(lambda request: None)
     assert middleware._probe_paths() == {"/healthz", "/readyz"}
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    source = (ROOT / "aetherlink" / "settings.py").read_text()
+    read = set(re.findall(r'(?:env\.\w+|_\w+)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'\("(DJANGO_SECURE_HSTS_\w+)", "security', source))
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    createsuperuser = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
+    assert read - listed == set()
+    assert listed - read == createsuperuser  # read by Django's createsuperuser (docker/init.sh)
