@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import resolve, reverse
+from django.urls import NoReverseMatch, get_script_prefix, resolve, reverse
 
 PROBE_URL_NAMES = ("healthz", "readyz")
 
@@ -30,16 +31,26 @@ class ProbeMiddleware:
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
-        self._paths: frozenset[str] | None = None
+        self._paths: dict[str, frozenset[str]] = {}  # per URLconf
         markcoroutinefunction(self)
 
-    def _probe_paths(self) -> frozenset[str]:
-        if self._paths is None:  # the URLconf can be imported once requests arrive
-            self._paths = frozenset(reverse(name) for name in PROBE_URL_NAMES)
-        return self._paths
+    def _probe_paths(self, urlconf: str) -> frozenset[str]:
+        """The probes' paths below any mount point (as `path_info` is); none if the URLconf
+        has no probes. Resolved on first use, when the URLconf can be imported safely."""
+        paths = self._paths.get(urlconf)
+        if paths is None:
+            found = set()
+            for name in PROBE_URL_NAMES:
+                try:
+                    found.add("/" + reverse(name, urlconf=urlconf).removeprefix(get_script_prefix()))
+                except NoReverseMatch:
+                    continue
+            paths = self._paths[urlconf] = frozenset(found)
+        return paths
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path not in self._probe_paths():
+        urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
+        if request.path_info not in self._probe_paths(urlconf):
             return await self.get_response(request)
-        match = resolve(request.path_info)
+        match = resolve(request.path_info, urlconf=urlconf)
         return await match.func(request, *match.args, **match.kwargs)
