@@ -93,6 +93,7 @@ def test_one_image_built_once_and_run_by_every_app_service(config):
     image = services["init"]["image"]
     for name in APP_SERVICES | {"tls"}:
         assert services[name]["image"] == image, name
+        assert services[name]["pull_policy"] == ("build" if name == "init" else "never"), name
 
 
 def test_kafka_is_the_tested_version_with_a_volume_and_no_topic_auto_creation(config):
