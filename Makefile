@@ -1,9 +1,11 @@
 # The two commands a new user needs: `make dev` and `make test`. Everything else is a helper.
 PYTHON ?= python3
+# `make dev WEB_PROCESSES=3`: that many Daphne processes, on consecutive ports from 9010.
+WEB_PROCESSES ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults test-chaos install browser lint smoke bench clean
+.PHONY: dev test test-faults test-chaos install browser tools lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,16 +15,20 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
-## Install, start Kafka, Redis, Daphne, the consumer and demo events; Ctrl-C stops them.
+## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them), the consumer and demo events; Ctrl-C stops them.
 dev: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/dev.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" bash scripts/dev.sh
 
 ## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
 browser: install
 	$(BIN)/python -m tests.support.browser
 
+## nginx, docker-compose (apt-get) and kustomize (go install) for the deployment tests, when missing.
+tools: install
+	$(BIN)/python -m tests.support.tools
+
 ## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
-test: install browser
+test: install browser tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

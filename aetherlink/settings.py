@@ -93,6 +93,47 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+# --- Behind a TLS proxy (production) ---------------------------------------------
+# The names are Django's with a DJANGO_ prefix. README "Running in production" lists what
+# `manage.py check --deploy` needs; docker/nginx.conf sets the headers these trust.
+
+# Origins (scheme://host[:port]) whose unsafe requests (the admin's login form) pass the CSRF
+# check besides this site's own, e.g. https://crm-events.example.com:8443.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            f"DJANGO_CSRF_TRUSTED_ORIGINS entries need a scheme, like https://{_origin}; got {_origin!r}."
+        )
+# true: a request that the proxy marks `X-Forwarded-Proto: https` is secure (the CSRF origin,
+# secure cookies, HSTS and the https redirect then see the client's scheme). Only behind a
+# proxy that always sets or overwrites that header, as docker/nginx.conf does.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False) else None
+)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# The probes answer over plain HTTP (kubelet, compose healthchecks): never redirected.
+# aetherlink.probes answers them before any other middleware anyway; this covers any other path to them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECURE_HSTS_SECONDS must be 0 (off) or more, got {SECURE_HSTS_SECONDS}."
+    )
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# An explicit false is a choice (subdomains on plain http, no preload list): `check --deploy`
+# stops asking about it. Left unset, it keeps warning, as Django intends.
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for name, check in (("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", "security.W005"),
+                        ("DJANGO_SECURE_HSTS_PRELOAD", "security.W021"))
+    if name in env.ENVIRON and not env.bool(name)
+]
+# Cookies only over https whenever debug is off (make dev runs with debug on, over http).
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -107,6 +148,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for probes, before the Host check, the https redirect and the rest.
+    "aetherlink.probes.ProbeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "crm_events.server.static_files.StaticFilesMiddleware",

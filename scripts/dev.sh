@@ -8,11 +8,17 @@ export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 # The viewer needs no login here, so a new user sees events at once (refused outside debug).
 export VIEWER_PUBLIC="${VIEWER_PUBLIC:-true}"
 PORT="${PORT:-9010}"
+# Daphne processes, on consecutive ports from $PORT (make dev WEB_PROCESSES=3: 9010, 9011, 9012).
+WEB_PROCESSES="${WEB_PROCESSES:-1}"
+if ! [[ "$WEB_PROCESSES" =~ ^[1-9][0-9]*$ ]]; then
+  echo "WEB_PROCESSES must be a positive number of web processes, got '${WEB_PROCESSES}'" >&2
+  exit 2
+fi
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 DEMO_RATE="${DEMO_RATE:-2}"
-STATE_DIR=".local/dev"
+STATE_DIR="${DEV_STATE_DIR:-.local/dev}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
 
@@ -31,16 +37,27 @@ python -m scripts.localstack up --state-dir "$STATE_DIR" \
 python manage.py migrate --noinput -v 0
 
 mkdir -p "$STATE_DIR/logs"
-python -m daphne -b 127.0.0.1 -p "$PORT" aetherlink.asgi:application &
-pids+=($!)
+web_ports=()
+for ((i = 0; i < WEB_PROCESSES; i++)); do
+  web_ports+=($((PORT + i)))
+  python -m crm_events.server -b 127.0.0.1 -p "$((PORT + i))" &
+  pids+=($!)
+done
 python manage.py consume_events &
 pids+=($!)
 python manage.py produce_events --rate "$DEMO_RATE" >"$STATE_DIR/logs/demo-producer.log" 2>&1 &
 pids+=($!)
 
+if ((WEB_PROCESSES > 1)); then
+  web_line="    web        ${WEB_PROCESSES} Daphne processes, each on its own port (no balancer in front):"
+  web_line+=" ${web_ports[*]}; a stream resumes on any of them"
+else
+  web_line="    web        one Daphne process on port ${PORT} (make dev WEB_PROCESSES=N for more)"
+fi
 cat <<TXT
 
   AetherLink CRM Events is starting (demo events at ${DEMO_RATE}/s):
+${web_line}
     stream     http://localhost:${PORT}/crm-events     (curl -N http://localhost:${PORT}/crm-events)
     info       http://localhost:${PORT}/
     health     http://localhost:${PORT}/healthz   ready: http://localhost:${PORT}/readyz

@@ -103,15 +103,28 @@ class Stack:
         self.processes: list[ServiceProcess] = []
 
     def daphne(
-        self, name: str = "daphne", *, cwd: Path = ROOT, plain: bool = False
+        self, name: str = "daphne", *, cwd: Path = ROOT, port: int | None = None, plain: bool = False,
+        listen_fd: int | None = None, command: list[str] | None = None, env: dict[str, str] | None = None,
     ) -> tuple[ServiceProcess, int]:
-        port = free_port()
-        process = daphne_start(self.env, port, self.log_dir, name=name, cwd=cwd, plain=plain)
+        """A web process on a free port (or `port`); see `daphne_start` for the other options.
+        `env` adds to the stack's environment for this process only."""
+        port = port or free_port()
+        process = daphne_start(
+            {**self.env, **(env or {})}, port, self.log_dir, name=name, cwd=cwd, plain=plain,
+            listen_fd=listen_fd, command=command,
+        )
         self.processes.append(process)
         return process, port
 
-    def consumer(self, name: str = "consumer", *, cwd: Path = ROOT) -> ServiceProcess:
-        process = consumer_start(self.env, self.log_dir, name=name, cwd=cwd)
+    def consumer(
+        self, name: str = "consumer", *, cwd: Path = ROOT, command: list[str] | None = None,
+    ) -> ServiceProcess:
+        process = consumer_start(self.env, self.log_dir, name=name, cwd=cwd, command=command)
+        self.processes.append(process)
+        return process
+
+    def add(self, process: ServiceProcess) -> ServiceProcess:
+        """Another process of this test (nginx, say), stopped with the rest, before them."""
         self.processes.append(process)
         return process
 

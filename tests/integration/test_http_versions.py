@@ -160,7 +160,7 @@ def tls_daphne(stack, tmp_path) -> int:
     port = free_port()
     endpoint = f"ssl:port={port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     process = ServiceProcess(
-        "daphne-tls", [sys.executable, "-m", "daphne", "-e", endpoint, "aetherlink.asgi:application"],
+        "daphne-tls", [sys.executable, "-m", "crm_events.server", "-e", endpoint],
         stack.env, tmp_path,
     )
     stack.processes.append(process)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,11 +31,13 @@ class BrowserClient:
     `cuts` are body byte counts at which its first connections are cut abruptly.
     `idle_timeout` is a watchdog: a connection that sends nothing (not even a heartbeat) for
     that long is dropped and counted in `stalls`, since a healthy server never goes silent.
+    `tls` makes it an https client (of nginx, say).
     """
 
     def __init__(
         self, name: str, ports: list[int], query: str, wants: Callable[[Any], bool], *,
         cuts: list[int] | None = None, seed: int = 0, idle_timeout: float = 15.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
         self.ports = ports
@@ -43,6 +46,7 @@ class BrowserClient:
         self.cuts = list(cuts or [])
         self.rng = random.Random(seed)
         self.idle_timeout = idle_timeout
+        self.tls = tls
         self.port = ports[seed % len(ports)]
         self.last_id: str | None = None
         self.retry_ms = DEFAULT_RETRY_MS
@@ -84,7 +88,7 @@ class BrowserClient:
         headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
         try:
             connection = await asyncio.wait_for(
-                SseConnection.open("127.0.0.1", self.port, self.path, headers), CONNECT_TIMEOUT
+                SseConnection.open("127.0.0.1", self.port, self.path, headers, tls=self.tls), CONNECT_TIMEOUT
             )
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             self.connect_failures += 1

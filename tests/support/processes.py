@@ -36,14 +36,15 @@ class ServiceProcess:
     """A child process with its output in a log file, stopped by its own PID."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, *, cwd: Path = ROOT
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, *, cwd: Path = ROOT,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, pass_fds=pass_fds,
         )
 
     def log_text(self) -> str:
@@ -93,13 +94,25 @@ PLAIN_DAPHNE_APP = ["aetherlink.asgi:application"]
 
 def daphne_start(
     env: dict[str, str], port: int, log_dir: Path, name: str = "daphne", *, cwd: Path = ROOT,
-    plain: bool = False,
+    plain: bool = False, listen_fd: int | None = None, command: list[str] | None = None,
 ) -> ServiceProcess:
-    """The web process of the code in `cwd` (this checkout unless told), answering /healthz:
-    `aetherlink-web` (`python -m crm_events.server`), or `plain` Daphne with the application."""
-    command = ["daphne", *PLAIN_DAPHNE_APP] if plain else ["crm_events.server"]
-    args = [sys.executable, "-m", command[0], "-b", "127.0.0.1", "-p", str(port), *command[1:]]
-    process = ServiceProcess(name, args, env, log_dir, cwd=cwd)
+    """The web process of the code in `cwd` (this checkout unless told), answering /healthz on
+    `port`: `aetherlink-web` (`python -m crm_events.server`), or `plain` Daphne.
+
+    `listen_fd`: serve a listening socket it inherits (`--fd`), which other processes may
+    share, instead of binding `port` itself. `command`: start this instead (an entry script
+    such as docker/web.sh, given `port` in its environment), which must end up serving `port`
+    the same way.
+    """
+    server = ["daphne", *PLAIN_DAPHNE_APP] if plain else ["crm_events.server"]
+    if command is not None:
+        args = command
+    elif listen_fd is not None:
+        args = [sys.executable, "-m", server[0], "--fd", str(listen_fd), *server[1:]]
+    else:
+        args = [sys.executable, "-m", server[0], "-b", "127.0.0.1", "-p", str(port), *server[1:]]
+    pass_fds = (listen_fd,) if listen_fd is not None else ()
+    process = ServiceProcess(name, args, env, log_dir, cwd=cwd, pass_fds=pass_fds)
     try:
         wait_until(
             lambda: http_status_or_none(port, "/healthz") == 200 or not process.is_running(),
@@ -113,9 +126,12 @@ def daphne_start(
 
 
 def consumer_start(
-    env: dict[str, str], log_dir: Path, name: str = "consumer", *, cwd: Path = ROOT
+    env: dict[str, str], log_dir: Path, name: str = "consumer", *, cwd: Path = ROOT,
+    command: list[str] | None = None,
 ) -> ServiceProcess:
-    return ServiceProcess(name, [sys.executable, "manage.py", "consume_events"], env, log_dir, cwd=cwd)
+    """`manage.py consume_events`, or `command` (an entry script such as docker/consumer.sh)."""
+    args = command or [sys.executable, "manage.py", "consume_events"]
+    return ServiceProcess(name, args, env, log_dir, cwd=cwd)
 
 
 def service_env(**overrides: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,15 +94,17 @@ class SseConnection:
     @classmethod
     async def open(
         cls, host: str, port: int, path: str, headers: dict[str, str] | None = None,
-        *, receive_buffer: int | None = None,
+        *, receive_buffer: int | None = None, tls: ssl.SSLContext | None = None,
     ) -> SseConnection:
-        """Connect and send the GET; `receive_buffer` shrinks SO_RCVBUF to play a slow reader."""
+        """Connect and send the GET; `receive_buffer` shrinks SO_RCVBUF to play a slow reader;
+        `tls` speaks HTTP/1.1 over TLS (to a proxy such as nginx)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
-        reader, writer = await asyncio.open_connection(sock=sock)
+        tls_options = {"ssl": tls, "server_hostname": host} if tls is not None else {}
+        reader, writer = await asyncio.open_connection(sock=sock, **tls_options)
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())

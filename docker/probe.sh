@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Healthcheck: GET http://127.0.0.1:$PORT<path> (default /readyz; /healthz for liveness) must
+# answer 200. Works whatever DJANGO_ALLOWED_HOSTS and DJANGO_SECURE_SSL_REDIRECT say, since
+# the service answers its probes before the Host check and the https redirect.
+set -euo pipefail
+exec python - "${1:-/readyz}" <<'PY'
+import os
+import sys
+import urllib.error
+import urllib.request
+
+url = f"http://127.0.0.1:{os.environ.get('PORT', '9010')}{sys.argv[1]}"
+try:
+    with urllib.request.urlopen(url, timeout=3) as response:
+        status = response.status
+except urllib.error.HTTPError as error:
+    status = error.code
+except OSError as error:
+    sys.exit(f"{url}: {error}")
+if status != 200:
+    sys.exit(f"{url}: {status}")
+PY

@@ -1,0 +1,151 @@
+"""docker/compose.yaml as Docker Compose resolves it, without an engine: Debian's docker-compose
+1.29 (`config`) validates the file against its schema and resolves env_file, anchors and
+dependencies. The file is used as shipped, beside a .env made from .env.example."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.localstack import KAFKA_VERSION
+from tests.support.tools import docker_compose_ensure
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+SECRET = "compose-test-" + "k" * 50
+WIRING = {"KAFKA_BROKERS": "kafka:9092", "REDIS_URL": "redis://redis:6379/0",
+          "DATABASE_URL": "sqlite:////data/db.sqlite3", "PORT": "9010"}
+APP_SERVICES = {"init", "web-1", "web-2", "consumer", "demo-producer"}
+ONE_SHOT = {"init", "tls"}
+
+
+def dotenv_names(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Z_]+=", line))
+
+
+def env_file_from_example(**overrides: str) -> str:
+    """.env.example with the overrides set (a new user's `cp .env.example .env`, then edits)."""
+    lines = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name = re.match(r"^#? ?([A-Z_]+)=", line)
+        lines.append(f"{name.group(1)}={overrides.pop(name.group(1))}" if name and name.group(1) in overrides
+                     else line)
+    return "\n".join(lines + [f"{k}={v}" for k, v in overrides.items()]) + "\n"
+
+
+def resolve(tmp_path: Path, **overrides: str) -> dict:
+    """`docker-compose config` of the shipped files, in a copy of the repository's layout."""
+    (tmp_path / "docker").mkdir(exist_ok=True)
+    for name in ("compose.yaml", "compose.env", "nginx.conf"):
+        shutil.copy(DOCKER / name, tmp_path / "docker" / name)
+    (tmp_path / ".env").write_text(env_file_from_example(DJANGO_SECRET_KEY=SECRET, **overrides))
+    done = subprocess.run(
+        [docker_compose_ensure(), "-f", str(tmp_path / "docker" / "compose.yaml"), "config"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # nothing of ours leaks into it
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> dict:
+    return resolve(tmp_path_factory.mktemp("compose"), DJANGO_ALLOWED_HOSTS="crm-events.example.com",
+                   DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_PASSWORD="admin-password-1",
+                   KAFKA_BROKERS="elsewhere:9092")
+
+
+def test_every_variable_of_the_root_env_reaches_every_app_container(config):
+    example = dotenv_names((ROOT / ".env.example").read_text())
+    for name in APP_SERVICES:
+        environment = config["services"][name]["environment"]
+        for variable in example:
+            assert variable in environment, f"{variable} does not reach {name}"
+        assert environment["DJANGO_SECRET_KEY"] == SECRET
+        assert environment["DJANGO_ALLOWED_HOSTS"] == "crm-events.example.com"
+        assert {k: environment[k] for k in WIRING} == WIRING  # the wiring is not the .env's to change
+    init = config["services"]["init"]["environment"]
+    admin = (init["DJANGO_SUPERUSER_USERNAME"], init["DJANGO_SUPERUSER_PASSWORD"])
+    assert admin == ("admin", "admin-password-1")
+
+
+def test_compose_defaults_are_session_auth_behind_nginx_and_the_env_file_wins(config, tmp_path):
+    web = config["services"]["web-1"]["environment"]
+    chosen = [web[name] for name in
+              ("SSE_AUTH_MODE", "DJANGO_SECURE_PROXY_SSL_HEADER", "DJANGO_SECURE_SSL_REDIRECT")]
+    assert chosen == ["session", "true", "true"]
+    assert web["TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    assert "https://localhost:8443" in web["DJANGO_CSRF_TRUSTED_ORIGINS"].split(",")
+    chosen = resolve(tmp_path, SSE_AUTH_MODE="jwt", SSE_JWT_KEY="j" * 32)["services"]["web-2"]["environment"]
+    assert chosen["SSE_AUTH_MODE"] == "jwt"
+
+
+def test_one_image_built_once_and_run_by_every_app_service(config):
+    services = config["services"]
+    built = [name for name, service in services.items() if "build" in service]
+    assert built == ["init"]
+    assert services["init"]["build"]["dockerfile"].endswith("docker/Dockerfile")
+    image = services["init"]["image"]
+    for name in APP_SERVICES | {"tls"}:
+        assert services[name]["image"] == image, name
+        assert services[name]["pull_policy"] == ("build" if name == "init" else "never"), name
+
+
+def test_kafka_is_the_tested_version_with_a_volume_and_no_topic_auto_creation(config):
+    kafka = config["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert kafka["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    log_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dir}:rw" in kafka["volumes"]
+    assert "kafka-data" in config["volumes"]
+
+
+def test_topics_exist_before_anything_produces_or_consumes(config):
+    services = config["services"]
+    assert services["init"]["command"] == ["init.sh"]  # migrate, admin user, topics_create
+    assert services["init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("web-1", "web-2", "consumer", "demo-producer"):
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully", name
+    assert "init.sh" in (ROOT / "docker" / "Dockerfile").read_text()
+    assert (ROOT / "docker" / "init.sh").read_text().rstrip().endswith("exec python manage.py topics_create")
+
+
+def test_restart_policies(config):
+    for name, service in config["services"].items():
+        expected = "no" if name in ONE_SHOT else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
+def test_two_web_replicas_behind_nginx_with_readiness_healthchecks(config):
+    services = config["services"]
+    webs = sorted(name for name in services if name.startswith("web-"))
+    assert webs == ["web-1", "web-2"]
+    upstreams = re.findall(r"^\s*server (\S+):(\d+) ", (DOCKER / "nginx.conf").read_text(), re.MULTILINE)
+    assert upstreams == [(name, services[name]["environment"]["PORT"]) for name in webs]
+    for name in webs:
+        web = services[name]
+        assert web["command"] == ["web.sh"]
+        assert web["healthcheck"]["test"] == ["CMD", "probe.sh", "/readyz"]
+        assert "ports" not in web  # reached through nginx only (TRUSTED_PROXIES relies on it)
+        grace = float(web["environment"]["SSE_SHUTDOWN_GRACE"])
+        assert int(web["stop_grace_period"].rstrip("s")) > grace + 5
+    nginx = services["nginx"]
+    assert [port["target"] if isinstance(port, dict) else port for port in nginx["ports"]] in (
+        [443], ["8443:443"], [{"target": 443, "published": 8443}])
+    assert {name: dep["condition"] for name, dep in nginx["depends_on"].items()} == {
+        "web-1": "service_healthy", "web-2": "service_healthy", "tls": "service_completed_successfully"}
+    mounts = " ".join(nginx["volumes"])
+    assert "/etc/nginx/conf.d/default.conf" in mounts and "tls:/etc/nginx/tls:ro" in mounts
+    assert services["tls"]["command"] == ["tls-selfsigned.sh"]
+
+
+def test_one_consumer_that_can_be_scaled(config):
+    consumer = config["services"]["consumer"]
+    assert consumer["command"] == ["consumer.sh"]
+    assert not {"container_name", "ports"} & consumer.keys()  # `--scale consumer=N` works
+    assert consumer.get("deploy", {}).get("replicas", 1) == 1

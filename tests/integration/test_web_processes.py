@@ -1,0 +1,119 @@
+"""Several web processes on one host: `make dev WEB_PROCESSES=N` (scripts/dev.sh), and N Daphne
+processes sharing one listening socket (`daphne --fd`), the README's systemd recipe."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.localstack import free_port
+from tests.integration.conftest import Stack
+from tests.support.processes import ROOT, http_get, http_status_or_none, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that were all free a moment ago, below Linux's
+    ephemeral range (32768 and up), where the clients of other tests could take one meanwhile."""
+    rng = random.Random()
+    for _ in range(50):
+        first = rng.randrange(20000, 32000)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS", "DJANGO_", "SSE_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        DEV_STATE_DIR=str(tmp_path / "dev"), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        KAFKA_PORT=str(free_port()), KAFKA_CONTROLLER_PORT=str(free_port()), REDIS_PORT=str(free_port()),
+        KAFKA_TOPIC=f"dev-{tmp_path.name[-20:]}", PYTHONUNBUFFERED="1", **overrides,
+    )
+    return env
+
+
+def test_make_dev_starts_web_processes_on_consecutive_ports_and_stops_them_all(tmp_path):
+    first = consecutive_free_ports(2)
+    env = dev_env(tmp_path, PORT=str(first), WEB_PROCESSES="2")
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    ports = [first, first + 1]
+    try:
+        for port in ports:
+            wait_until(
+                lambda port=port: http_status_or_none(port, "/readyz") == 200 or dev.poll() is not None,
+                timeout=120, what=f"make dev's web process on {port} to be ready",
+            )
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()
+        banner = (tmp_path / "dev.log").read_text()
+        shown = f"2 Daphne processes, each on its own port (no balancer in front): {first} {first + 1}"
+        assert shown in banner
+        for port in ports:
+            assert http_get(port, "/")[1]["topic"] == env["KAFKA_TOPIC"]
+    finally:
+        dev.send_signal(signal.SIGINT)  # Ctrl-C
+        code = dev.wait(60)
+        log.close()
+    assert code in (0, 130), (tmp_path / "dev.log").read_text()
+    for port in ports:
+        assert http_status_or_none(port, "/healthz") is None, f"a web process on {port} outlived make dev"
+    status = subprocess.run([sys.executable, "-m", "scripts.localstack", "status", "--state-dir",
+                             env["DEV_STATE_DIR"]], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert status.stdout.splitlines() == ["kafka: not running", "redis: not running"], status.stdout
+
+
+def test_make_dev_refuses_a_bad_process_count(tmp_path):
+    done = subprocess.run(["bash", "scripts/dev.sh"], cwd=ROOT, env=dev_env(tmp_path, WEB_PROCESSES="0"),
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "WEB_PROCESSES must be a positive number of web processes, got '0'")
+
+
+def access_count(log: str, marker: str) -> int:
+    return sum(marker in line for line in log.splitlines() if "daphne.access" in line)
+
+
+def test_two_daphne_processes_share_one_listening_socket(stack: Stack, capsys):
+    """What systemd's `Sockets=` gives every service that names the same socket unit: one
+    listening socket, inherited as a file descriptor (`daphne --fd 3`). Each connection is
+    accepted by one of the processes, and one of them dying refuses nobody. Nothing balances
+    them, though: every process is woken and the quickest accepts (the figure is printed)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    stack.consumer()
+    try:
+        first, _ = stack.daphne("daphne-a", port=port, listen_fd=listener.fileno())
+        second, _ = stack.daphne("daphne-b", port=port, listen_fd=listener.fileno())
+    finally:
+        listener.close()  # the processes hold their own copies
+    stack.wait_ready(port)
+    for seq in range(60):
+        assert http_get(port, f"/healthz?n={seq}")[0] == 200
+    served = [access_count(process.log_text(), "GET /healthz?n=") for process in (first, second)]
+    assert sum(served) == 60, served
+    with capsys.disabled():
+        print(f"\nSHARED SOCKET: 60 sequential connections, accepted {served[0]} / {served[1]}")
+
+    first.signal(signal.SIGKILL)
+    first.process.wait(10)
+    for seq in range(20):  # no connection is refused: the socket lives on in the other process
+        assert http_get(port, f"/healthz?after={seq}")[0] == 200
+    assert access_count(second.log_text(), "GET /healthz?after=") == 20
+    stack.wait_ready(port)

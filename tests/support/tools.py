@@ -1,0 +1,95 @@
+"""Tools the deployment tests run, installed by the test session when missing, cached per machine.
+
+- nginx: Debian 12's `nginx-light` (1.22), with apt-get, when missing and we are root;
+- docker-compose: Debian's 1.29, which resolves a compose file (`config`) with no Docker engine;
+- kustomize: built once from the Go module proxy (`go install`) into the same per-machine cache
+  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR).
+
+`make test` runs this module first (`python -m tests.support.tools`), outside any test's timeout:
+the first kustomize build takes a few minutes; after that every call returns at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from scripts.localstack import _file_lock, cache_dir
+from tests.support.browser import _apt_get
+
+logger = logging.getLogger(__name__)
+
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+# The newest release that builds with the machines' Go 1.26 (v5.8.3 needs Go 1.27).
+KUSTOMIZE_VERSION = "v5.8.2"
+
+NOT_ROOT = "{what} is missing and we are not root, so it cannot be installed for you: run `{command}`"
+
+
+def _apt_ensure(binary: str, package: str) -> str:
+    """Path of `binary`, installing Debian's `package` (without recommends) when missing and root."""
+    found = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(NOT_ROOT.format(what=binary, command=f"sudo apt-get install -y {package}"))
+    logger.warning("%s not found; installing Debian's %s package with apt-get", binary, package)
+    with _file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
+        if not shutil.which(binary):
+            _apt_get("update")
+            _apt_get("install", "-y", "--no-install-recommends", package)
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin")
+    if found is None:
+        raise RuntimeError(f"apt-get installed {package} but {binary} is not on PATH")
+    return found
+
+
+def nginx_ensure() -> str:
+    # The package's post-install starts no daemon here (no init system runs it); if one did,
+    # it would be on port 80, which no test uses.
+    return _apt_ensure("nginx", "nginx-light")
+
+
+def docker_compose_ensure() -> str:
+    return _apt_ensure("docker-compose", "docker-compose")
+
+
+def kustomize_ensure() -> str:
+    """kustomize from the cache, built there with `go install` on first use."""
+    home = cache_dir() / f"kustomize-{KUSTOMIZE_VERSION}"
+    binary = home / "kustomize"
+    if binary.exists():
+        return str(binary)
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise RuntimeError("Go is needed once per machine to build kustomize: install Go 1.22 or newer")
+    home.mkdir(parents=True, exist_ok=True)
+    with _file_lock(home / ".lock"):
+        if not binary.exists():
+            _kustomize_build(go, home, binary)
+    return str(binary)
+
+
+def _kustomize_build(go: str, home: Path, binary: Path) -> None:
+    logger.warning("building kustomize %s with go install into %s (once per machine)",
+                   KUSTOMIZE_VERSION, home)
+    with tempfile.TemporaryDirectory(dir=home) as staging:
+        env = {**os.environ, "GOBIN": staging, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+        done = subprocess.run(
+            [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+            env=env, capture_output=True, text=True, check=False, timeout=1500,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"go install of kustomize failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        os.replace(Path(staging) / "kustomize", binary)  # atomic: never half a binary in the cache
+
+
+if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(f"nginx: {nginx_ensure()}")
+    print(f"docker-compose: {docker_compose_ensure()}")
+    print(f"kustomize: {kustomize_ensure()}")
