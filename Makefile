@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults install browser lint smoke bench clean
+.PHONY: dev test test-faults install browser node lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ dev: install
 browser: install
 	$(BIN)/python -m tests.support.browser
 
+## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
+node: install
+	$(BIN)/python -m tests.support.node
+
 ## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
-test: install browser
+test: install browser node
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -43,4 +47,4 @@ smoke: install
 	DJANGO_DEBUG=true $(BIN)/python manage.py smoke --url http://localhost:9010
 
 clean:
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local examples/node_modules examples/nextjs/node_modules examples/nextjs/.next tests/node/node_modules
