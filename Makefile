@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults install browser node lint smoke bench clean
+.PHONY: dev test test-faults install browser node promtool lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ browser: install
 ## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
 node: install
 	$(BIN)/python -m tests.support.node
+
+## Optional: Prometheus's promtool built with Go into ~/.cache/aetherlink (slow, once per machine);
+## the monitoring tests use it to check the alert rules and the dashboard's PromQL when it is there.
+promtool: install
+	$(BIN)/python -m tests.support.promtool
 
 ## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
 test: install browser node
