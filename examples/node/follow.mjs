@@ -8,7 +8,9 @@
 // http://localhost:9010/crm-events), CRM_EVENTS_TOKEN a JWT for SSE_AUTH_MODE=jwt, LAST_EVENT_ID a
 // resume id to start from. EventSource reconnects by itself after the stream ends (the server's
 // `reconnect` frame, a restart, a dropped connection), waiting the server's `retry:` and sending
-// Last-Event-ID, so nothing is lost or repeated.
+// Last-Event-ID, so nothing is lost or repeated. (This package takes the last id only from frames
+// with data, not from heartbeats as browsers do: a filtered stream that matched nothing for long
+// resumes from its last event, and the server reads again, and filters out, what it passed.)
 import { EventSource } from 'eventsource';
 
 const url = new URL(process.env.CRM_EVENTS_URL ?? 'http://localhost:9010/crm-events');
