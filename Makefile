@@ -5,7 +5,7 @@ WEB_PROCESSES ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults test-chaos install browser tools lint smoke bench clean
+.PHONY: dev test test-faults test-chaos install browser tools node promtool lint smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,17 @@ tools: install
 	$(BIN)/python -m tests.support.tools
 
 ## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
-test: install browser tools
+## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
+node: install
+	$(BIN)/python -m tests.support.node
+
+## Optional: Prometheus's promtool built with Go into ~/.cache/aetherlink (slow, once per machine);
+## the monitoring tests use it to check the alert rules and the dashboard's PromQL when it is there.
+promtool: install
+	$(BIN)/python -m tests.support.promtool
+
+## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
+test: install browser tools node
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -56,4 +66,4 @@ smoke: install
 	DJANGO_DEBUG=true $(BIN)/python manage.py smoke --url http://localhost:9010
 
 clean:
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local examples/node_modules examples/nextjs/node_modules examples/nextjs/.next tests/node/node_modules

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from crm_events.ops.asyncapi_view import asyncapi_yaml
 from crm_events.ops.metrics_view import metrics_endpoint
 from crm_events.ops.viewer import event_viewer
 from crm_events.ops.views import healthz, readyz, service_info
@@ -11,6 +12,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("crm-events", crm_events_stream, name="crm-events"),
+    path("asyncapi.yaml", asyncapi_yaml, name="asyncapi"),
     # Before admin.site.urls, whose catch-all would claim any other path under admin/.
     path("admin/live-events/", event_viewer, name="event-viewer"),
     path("metrics", metrics_endpoint, name="metrics"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from crm_events.config import canary_config, kafka_config, readiness_config
@@ -24,6 +25,7 @@ async def service_info(request: HttpRequest) -> JsonResponse:
             "topic": config.topics[0],
             "topics": list(config.topics),
             "group": config.group,
+            "asyncapi": reverse("asyncapi"),
         }
     )
 

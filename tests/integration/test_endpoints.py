@@ -16,6 +16,7 @@ def test_info_and_health(stack, kafka, topic):
         "topic": topic,
         "topics": [topic],
         "group": stack.env["KAFKA_GROUP"],
+        "asyncapi": "/asyncapi.yaml",
     })
     assert http_get(port, "/healthz") == (200, {"ok": True})
 

@@ -77,6 +77,7 @@ def test_staff_get_the_page_inside_the_admin(staff_client):
     }
     assert '<script type="module" src="/static/crm_events/viewer.js">' in html
     assert 'href="/static/crm_events/viewer.css"' in html
+    assert 'id="viewer-asyncapi" href="/asyncapi.yaml"' in html  # the stream's contract
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -97,6 +98,7 @@ def test_urls_follow_the_proxy_sub_path(staff_client):
         set_script_prefix("/")
     html = response.content.decode()
     assert settings_json(html)["streamUrl"] == "/ops/crm/crm-events"
+    assert 'href="/ops/crm/asyncapi.yaml"' in html
     assert 'src="/ops/crm/static/crm_events/viewer.js"' in html
 
 

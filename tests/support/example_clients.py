@@ -1,0 +1,72 @@
+"""The files in `examples/` run as they are, as child processes, for the integration tests.
+
+A client prints one JSON frame per line on stdout; a thread collects them. Each client runs
+in a session (process group) of its own, so stopping it also stops what it started (curl
+under the shell loop), by that group's id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.support.node import EXAMPLES, node_ensure, npm_ensure
+from tests.support.processes import ROOT
+
+
+def example_argv(name: str) -> list[str]:
+    """How to run the example `name` (curl, python, node), from the repository root."""
+    if name == "curl":
+        return ["bash", str(EXAMPLES / "curl" / "follow.sh")]
+    if name == "python":
+        return [sys.executable, str(EXAMPLES / "python" / "follow.py")]
+    if name == "node":
+        npm_ensure(EXAMPLES)
+        return [node_ensure(), str(EXAMPLES / "node" / "follow.mjs")]
+    raise ValueError(f"no example client {name!r}")
+
+
+class ExampleClient:
+    def __init__(self, name: str, parameters: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.frames: list[dict[str, Any]] = []
+        self.log_path = log_dir / f"example-{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*example_argv(name), *parameters], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=self._log, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"example-{name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.frames.append(json.loads(line))
+
+    def domain_events(self) -> list[dict[str, Any]]:
+        return [frame for frame in list(self.frames) if frame.get("kind") == "domain_event"]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [frame for frame in list(self.frames) if frame.get("kind") == kind]
+
+    def stderr_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is the client's own session
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self._reader.join(5)
+        self._log.close()

@@ -1,0 +1,47 @@
+"""Prometheus's `promtool`, when this machine has it, to check the rules and PromQL we ship.
+
+It is not installed by `make test`: building it from the Go module proxy takes a long time
+(`make promtool`, once per machine, into `~/.cache/aetherlink/promtool-<version>/`). Without
+it the monitoring tests check names and labels with their own PromQL reading, and say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROMTOOL_VERSION = "v0.316.0"  # the Go module version of Prometheus 3.x's cmd/promtool
+PROMTOOL_DIR = Path.home() / ".cache" / "aetherlink" / f"promtool-{PROMTOOL_VERSION}"
+PROMTOOL_MODULE = f"github.com/prometheus/prometheus/cmd/promtool@{PROMTOOL_VERSION}"
+
+
+def promtool_find() -> str | None:
+    """The cached promtool, or one on PATH; None when this machine has neither."""
+    cached = PROMTOOL_DIR / "promtool"
+    if cached.exists():
+        return str(cached)
+    return shutil.which("promtool")
+
+
+def promtool_build() -> str:
+    """Build promtool with `go install` into the per-machine cache (slow: many minutes)."""
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("building promtool needs Go on PATH")
+    PROMTOOL_DIR.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(PROMTOOL_DIR), "GOFLAGS": "-buildvcs=false"}
+    done = subprocess.run([go, "install", PROMTOOL_MODULE], env=env, capture_output=True, text=True,
+                          timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"go install {PROMTOOL_MODULE} failed:\n{done.stderr[-3000:]}")
+    return str(PROMTOOL_DIR / "promtool")
+
+
+if __name__ == "__main__":  # `make promtool`
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(f"promtool: {promtool_find() or promtool_build()}")
