@@ -35,7 +35,7 @@ from tests.support.sse_client import SseConnection
 
 pytestmark = pytest.mark.integration
 
-DOCUMENT_PATH = Path(asyncapi_view.__file__).with_name("asyncapi.yaml")
+DOCUMENT_PATH = Path(asyncapi_view.__file__).parents[1] / asyncapi_view.ASYNCAPI_RESOURCE
 DOCUMENT = yaml.safe_load(DOCUMENT_PATH.read_text())
 BASE = "urn:aetherlink:asyncapi"
 REGISTRY = Registry().with_resource(BASE, Resource.from_contents(DOCUMENT, default_specification=DRAFT7))

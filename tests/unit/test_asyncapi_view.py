@@ -9,7 +9,7 @@ from django.test import AsyncClient
 
 from crm_events.ops import asyncapi_view
 
-DOCUMENT = Path(asyncapi_view.__file__).with_name("asyncapi.yaml")
+DOCUMENT = Path(asyncapi_view.__file__).parents[1] / asyncapi_view.ASYNCAPI_RESOURCE
 
 
 async def test_the_document_is_served_as_yaml_and_cacheable():
