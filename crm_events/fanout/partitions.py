@@ -20,17 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiokafka import TopicPartition
 
+from crm_events.config import KafkaConfig
 from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
-
-if TYPE_CHECKING:
-    from crm_events.fanout.hub import EventHub
+from crm_events.kafka.offsets import OffsetLookup
 
 logger = logging.getLogger(__name__)
+
+
+class WatchedHub(Protocol):
+    """What the watch needs of the hub whose partitions it keeps in step."""
+
+    config: KafkaConfig
+    offsets: OffsetLookup
+    positions: dict[Position, int]
+    positions_ready: asyncio.Event
+
+    def partition_add(self, position: Position, offset: int) -> int: ...
+    def partition_remove(self, position: Position) -> None: ...
+    def partition_reset(self, position: Position, offset: int) -> None: ...
 
 # Requests naming partitions the hub does not know make it look at Kafka at most this often,
 # however many there are (requests are anybody's).
@@ -38,7 +50,7 @@ ON_DEMAND_MIN_INTERVAL = 1.0
 
 
 class PartitionWatch:
-    def __init__(self, hub: EventHub, *, period: float) -> None:
+    def __init__(self, hub: WatchedHub, *, period: float) -> None:
         self.hub = hub
         self.period = period
         self._lock = asyncio.Lock()

@@ -50,7 +50,7 @@ def test_a_disallowed_host_gets_a_json_400():
     assert body_of(response)["code"] == "bad_request"
 
 
-@pytest.mark.urls("tests.unit.test_error_views")
+@pytest.mark.urls("tests.unit.ops.test_error_views")
 def test_a_failing_view_gets_a_json_500():
     response = Client(raise_request_exception=False).get("/boom")
     assert response.status_code == 500

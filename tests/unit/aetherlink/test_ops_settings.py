@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -15,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from crm_events.config import KafkaConfig, KafkaSecurity
 from crm_events.kafka.clients import connection_options
+from tests.support.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PRINT = (
     "import json; from aetherlink import settings as s; print(json.dumps({"
     "'auth': s.SSE_AUTH_MODE, 'protocol': s.KAFKA_SECURITY_PROTOCOL, 'cors_all': s.CORS_ALLOW_ALL_ORIGINS,"

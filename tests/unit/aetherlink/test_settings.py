@@ -4,11 +4,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import ROOT
+
 PRINT_SETTINGS = (
     "import json; from aetherlink import settings as s; "
     "print(json.dumps({'brokers': s.KAFKA_BROKERS, 'topic': s.KAFKA_TOPIC, 'topics': s.KAFKA_TOPICS,"

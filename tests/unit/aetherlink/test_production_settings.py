@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.http import JsonResponse
@@ -16,8 +15,8 @@ from django.test import Client
 from django.urls import path
 
 from aetherlink import probes
+from tests.support.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # What README "Running in production" lists (the secret key: 50+ random characters).
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
@@ -164,7 +163,7 @@ def test_every_other_path_keeps_the_host_check_and_the_redirect(locked_down):
 def test_the_probe_paths_are_the_probe_views_and_a_urlconf_may_have_none():
     middleware = probes.ProbeMiddleware(lambda request: None)
     assert middleware._probe_paths("aetherlink.urls") == {"/healthz", "/readyz"}
-    assert middleware._probe_paths("tests.unit.test_error_views") == frozenset()
+    assert middleware._probe_paths("tests.unit.ops.test_error_views") == frozenset()
 
 
 def test_env_example_lists_every_variable_the_settings_read():

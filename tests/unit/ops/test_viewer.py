@@ -12,7 +12,7 @@ from django.urls import reverse, set_script_prefix
 
 from crm_events.config import ViewerConfig
 from crm_events.ops.viewer import viewer_access_allowed
-from tests.unit.test_settings import ROOT, settings_load
+from tests.unit.aetherlink.test_settings import ROOT, settings_load
 
 VIEWER = "/admin/live-events/"
 PRIVATE = ViewerConfig(public=False, buffer_rows=1000)
