@@ -1,0 +1,107 @@
+"""The rules of ARCHITECTURE.md, checked on the real import graph (grimp, import-linter's engine).
+
+Every import counts, including those under `if TYPE_CHECKING:`: a cycle that only the type
+checker sees is still two modules that cannot be understood apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+import grimp
+import pytest
+
+PACKAGE = "crm_events"
+LAYERS = {  # higher may import lower, never the reverse
+    "core": 0,
+    "config": 1, "exceptions": 1, "metrics": 1,
+    "responses": 2, "apps": 2,
+    "kafka": 3,
+    "ingest": 4, "fanout": 4, "access": 4,
+    "streams": 5, "ops": 5,
+    "server": 6, "management": 6,
+}
+WEB = ("fanout", "streams", "access", "ops", "server")
+FRAMEWORKS = ("django", "aiokafka", "redis", "channels", "channels_redis", "twisted", "daphne", "asgiref",
+              "whitenoise", "prometheus_client", "jwt")
+TRANSPORT_FOR_STREAMS = "crm_events.server.asgi_transport"
+SERVER_ONLY = ("daphne", "twisted", "asgiref", "whitenoise")
+
+
+@cache
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(PACKAGE, include_external_packages=True)
+
+
+def part(module: str) -> str:
+    """`crm_events.fanout.hub` -> `fanout`; `crm_events.config` -> `config`."""
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def own_modules() -> list[str]:
+    return sorted(m for m in graph().modules if m.startswith(PACKAGE + "."))
+
+
+def imports_of(module: str) -> set[str]:
+    return graph().find_modules_directly_imported_by(module)
+
+
+def test_every_package_and_foundation_module_has_a_layer():
+    assert {part(m) for m in own_modules()} <= set(LAYERS)
+
+
+@pytest.mark.parametrize("module", own_modules())
+def test_imports_go_down_the_layers_never_up(module):
+    upward = [
+        imported for imported in imports_of(module)
+        if imported.startswith(PACKAGE + ".") and part(imported) != part(module)
+        and LAYERS[part(imported)] >= LAYERS[part(module)]
+    ]
+    # One exception, by design: streams use the transport the server gives them (asgi_transport
+    # knows no Daphne); it is checked below that nothing in server imports streams.
+    upward = [m for m in upward if not (part(module) == "streams" and m == TRANSPORT_FOR_STREAMS)]
+    assert upward == [], f"{module} imports a layer at or above its own"
+
+
+def test_no_module_cycles():
+    g = graph()
+    cycles = []
+    for module in own_modules():
+        for imported in imports_of(module):
+            if imported.startswith(PACKAGE + ".") and g.find_shortest_chain(imported, module):
+                cycles.append((module, imported))
+    assert cycles == []
+
+
+def test_no_package_cycles():
+    g = graph()
+    packages = sorted({part(m) for m in own_modules()})
+    both_ways = [
+        (a, b) for a, b in itertools.combinations(packages, 2)
+        if g.chain_exists(importer=f"{PACKAGE}.{a}", imported=f"{PACKAGE}.{b}", as_packages=True)
+        and g.chain_exists(importer=f"{PACKAGE}.{b}", imported=f"{PACKAGE}.{a}", as_packages=True)
+    ]
+    assert both_ways == []
+
+
+def test_the_core_is_pure():
+    for module in own_modules():
+        if part(module) == "core":
+            outside = {m for m in imports_of(module) if m.split(".")[0] in FRAMEWORKS}
+            ours = {m for m in imports_of(module) if m.startswith(PACKAGE + ".") and part(m) != "core"}
+            assert outside | ours == set(), module
+
+
+def test_the_web_process_never_imports_the_consumer_side():
+    g = graph()
+    for web in WEB:
+        chain = g.chain_exists(importer=f"{PACKAGE}.{web}", imported=f"{PACKAGE}.ingest", as_packages=True)
+        assert not chain, web
+
+
+def test_only_the_server_package_knows_daphne_twisted_asgiref_and_whitenoise():
+    for module in own_modules():
+        if part(module) != "server":
+            known = {m for m in imports_of(module) if m.split(".")[0] in SERVER_ONLY}
+            assert known == set(), module
