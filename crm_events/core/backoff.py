@@ -26,7 +26,7 @@ class Backoff:
         self._attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * (2**self._attempt))
+        delay = min(self.maximum, math.ldexp(self.initial, self._attempt))  # initial * 2**attempt
         self._attempt = min(self._attempt + 1, self._ceiling)
         return delay * random.uniform(0.8, 1.0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from crm_events.core.frames import comment_encode, frame_encode, retry_encode
 
@@ -43,7 +44,7 @@ REASON_RESET = "reset"
 REASON_UNAVAILABLE = "unavailable"
 
 
-def _json(payload: dict) -> str:
+def _json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
@@ -71,7 +72,7 @@ def reset_frames(resets: list[Reset], token: str) -> bytes:
     return _gap_frames({"kind": KIND_GAP, "reason": REASON_RESET, "reset": entries}, token)
 
 
-def _gap_frames(payload: dict, token: str) -> bytes:
+def _gap_frames(payload: dict[str, Any], token: str) -> bytes:
     data = _json(payload)
     return frame_encode(data, event=EVENT_GAP) + frame_encode(data, event_id=token)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ RECANCEL_SECONDS = 0.1
 STOP_DEADLINE = 5.0
 
 
-async def task_stop(task: asyncio.Task, *, deadline: float = STOP_DEADLINE) -> bool:
+async def task_stop(task: asyncio.Task[Any], *, deadline: float = STOP_DEADLINE) -> bool:
     """Cancel `task` until it ends (at most `deadline` s); True if it ended.
 
     Whatever it ended with (cancelled, a result, an exception) is consumed here.

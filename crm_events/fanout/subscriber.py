@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 from crm_events.core.filters import EventFilter
 from crm_events.core.live_event import LiveEvent
@@ -34,7 +34,7 @@ CLOSE_LIFETIME = "lifetime"
 
 
 class PayloadFilter(Protocol):
-    def matches(self, payload: dict) -> bool: ...
+    def matches(self, payload: dict[str, Any]) -> bool: ...
 
 
 class SharedFrames(Protocol):
@@ -160,7 +160,8 @@ class StreamSubscriber:
 
     def _chunk_pop(self) -> bytes:
         """The queued frames as one chunk of at most `chunk_bytes` (but at least one frame)."""
-        frames, size = [], 0
+        frames: list[bytes] = []
+        size = 0
         while self._queued and (not frames or size + len(self._queued[0][0]) <= self.chunk_bytes):
             frame = self._queued.popleft()[0]
             frames.append(frame)

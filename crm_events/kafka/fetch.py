@@ -45,7 +45,7 @@ async def records_fetch(
     `UnparseableRecord` instead of failing the poll. `positions` is where the caller
     stands in each of `tps` (after the last record it has taken)."""
     try:
-        return await consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)  # type: ignore[no-any-return]
+        return await consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)
     except (KafkaError, OSError):
         raise
     except Exception as error:  # noqa: BLE001 - the client failed to parse a record: read around it

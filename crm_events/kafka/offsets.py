@@ -72,7 +72,7 @@ class OffsetLookup:
         async def describe(_consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> list:
             return await admin.describe_topics(list(topics))
 
-        layout = {}
+        layout: dict[str, set[int]] = {}
         for topic in await self._call("describe topics", describe):
             if topic["error_code"] == UnknownTopicOrPartitionError.errno:
                 layout[topic["topic"]] = set()

@@ -31,7 +31,7 @@ VIEWER_TEMPLATE = "crm_events/viewer.html"
 
 def viewer_access_allowed(user: AbstractBaseUser | AnonymousUser, *, config: ViewerConfig) -> bool:
     """Active staff only, unless the viewer was made public (which only DEBUG allows)."""
-    return config.public or bool(user.is_active and user.is_staff)
+    return config.public or bool(user.is_active and getattr(user, "is_staff", False))
 
 
 def viewer_settings(*, config: ViewerConfig) -> dict[str, Any]:
