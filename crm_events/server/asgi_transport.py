@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 from django.http import HttpRequest
 
+from crm_events import metrics
 from crm_events.core.tasks import task_stop
 from crm_events.core.transport import StreamTransport
 
 logger = logging.getLogger(__name__)
+_WRITES_BODY = metrics.STREAM_WRITES.labels(path="body")
 
 TRANSPORT_EXTENSION = "aetherlink.stream_transport"
 PLAIN_SERVER = (
@@ -53,6 +55,7 @@ class QueueTransport:
         self._room.set()
 
     def write(self, chunk: bytes) -> None:
+        _WRITES_BODY.inc()
         self._chunks.append(chunk)
         self._size += len(chunk)
         self._ready.set()

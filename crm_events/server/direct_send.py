@@ -37,12 +37,17 @@ FAST_PATH_OFF = (
 )
 
 
-def direct_send_missing() -> list[str]:
-    """What the fast path needs that the installed Twisted lacks, checked on real objects."""
+def direct_send_missing(
+    transport_class: type = tcp.Server, request_class: type = http.Request
+) -> list[str]:
+    """What the fast path needs that the installed Twisted lacks, checked on the real classes
+    (and a real file descriptor object, for what Twisted sets per instance)."""
     descriptor = abstract.FileDescriptor()  # has no side effects: sets its buffers only
-    missing = [f"tcp.Server.{name}" for name in TRANSPORT_ATTRIBUTES
-               if not (hasattr(tcp.Server, name) or hasattr(descriptor, name))]
-    missing += [f"http.Request.{name}" for name in REQUEST_ATTRIBUTES if not hasattr(http.Request, name)]
+    per_instance = descriptor if issubclass(transport_class, abstract.FileDescriptor) else None
+    missing = [f"{transport_class.__name__}.{name}" for name in TRANSPORT_ATTRIBUTES
+               if not (hasattr(transport_class, name) or hasattr(per_instance, name))]
+    missing += [f"{request_class.__name__}.{name}" for name in REQUEST_ATTRIBUTES
+                if not hasattr(request_class, name)]
     return missing
 
 
