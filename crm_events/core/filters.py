@@ -41,10 +41,12 @@ class FieldMatch:
         object.__setattr__(self, "indices", path_indices(self.path))
 
     def matches(self, value: Any) -> bool:
+        return self.text_in(value) == self.expected
+
+    def text_in(self, value: Any) -> str | None:
+        """What this path holds in `value`, written as a query would write it (None: nothing)."""
         found = _lookup(value, self.path, self.indices)
-        if found is MISSING:
-            return False
-        return _scalar_text(found) == self.expected
+        return None if found is MISSING else _scalar_text(found)
 
 
 def _lookup(value: Any, path: tuple[str, ...], indices: tuple[int | None, ...]) -> Any:
@@ -76,6 +78,37 @@ def _scalar_text(value: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Anchor:
+    """One condition without which a filter cannot match, for indexing subscribers by it.
+
+    `kind` is one of the ANCHOR_* names. `values` are the alternatives of that condition
+    (keys, kinds, partitions; for `where`, the one expected text), and `field` the `where`
+    path. A filter with no condition at all anchors EVERYONE: it takes every event of its
+    topics (canaries only if `canaries`); ALL: every event is a candidate, checked in full;
+    NOTHING: no event can match.
+    """
+
+    kind: str
+    values: frozenset[Any] = frozenset()
+    field: FieldMatch | None = None
+    canaries: bool = False
+
+
+ANCHOR_EVERYONE = "everyone"
+ANCHOR_ALL = "all"
+ANCHOR_NOTHING = "nothing"
+ANCHOR_KEY = "key"
+ANCHOR_WHERE = "where"
+ANCHOR_KIND = "kind"
+ANCHOR_PARTITION = "partition"
+
+
+def kind_prefixes(event_type: str) -> list[str]:
+    """Every `kind=` value that matches `event_type`: itself and each prefix before a dot."""
+    return [event_type] + [event_type[:i] for i, char in enumerate(event_type) if char == "."]
+
+
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     kinds: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()
@@ -85,6 +118,18 @@ class EventFilter:
     @property
     def is_empty(self) -> bool:
         return not (self.kinds or self.keys or self.partitions or self.fields)
+
+    def anchor(self) -> Anchor:
+        """The most selective condition this filter has (keys, then a `where`, kinds, partitions)."""
+        if self.keys:
+            return Anchor(ANCHOR_KEY, self.keys)
+        if self.fields:
+            return Anchor(ANCHOR_WHERE, frozenset({self.fields[0].expected}), self.fields[0])
+        if self.kinds:
+            return Anchor(ANCHOR_KIND, self.kinds)
+        if self.partitions:
+            return Anchor(ANCHOR_PARTITION, self.partitions)
+        return Anchor(ANCHOR_ALL)
 
     def matches(self, payload: dict[str, Any]) -> bool:
         if self.partitions and payload["partition"] not in self.partitions:

@@ -46,12 +46,14 @@ from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
+from crm_events.core.canary import is_canary
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position, positions_text
 from crm_events.core.tasks import task_stop
 from crm_events.core.tokens import token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
+from crm_events.fanout.matching import SubscriberIndex
 from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.partitions import PartitionWatch
 from crm_events.fanout.repair import live_path_repair
@@ -71,8 +73,12 @@ class EventHub:
         self.layer = layer
         self.config = config
         self.offsets = OffsetLookup(config)
-        self.subscribers: set[StreamSubscriber] = set()
+        self.subscribers: set[StreamSubscriber] = set()  # live: indexed, or not yet in sync
         self.catching_up: set[StreamSubscriber] = set()
+        self.index = SubscriberIndex()  # the live ones in sync, found by what they match
+        self.unsynced: set[StreamSubscriber] = set()  # live, positions of their own: asked per event
+        self._dirty: set[StreamSubscriber] = set()  # given frames since the last round of writes
+        self._failed: list[StreamSubscriber] = []
         self.drained = asyncio.Event()  # set while no stream is attached
         self.drained.set()
         self.positions: dict[Position, int] = {}
@@ -136,7 +142,15 @@ class EventHub:
         """Join the live stream; call with no `await` since checking the client caught up."""
         self.catching_up.discard(subscriber)
         self.subscribers.add(subscriber)
-        subscriber.in_sync = self.in_sync(subscriber)
+        if self.in_sync(subscriber):
+            self._index_join(subscriber)
+        else:
+            self.unsynced.add(subscriber)
+
+    def _index_join(self, subscriber: StreamSubscriber) -> None:
+        self.unsynced.discard(subscriber)
+        subscriber.sync_to(self)
+        self.index.add(subscriber)
 
     def attach(self, subscriber: StreamSubscriber) -> None:
         """Register a new stream that is still catching up (so shutdown can reach it)."""
@@ -146,6 +160,9 @@ class EventHub:
     def unsubscribe(self, subscriber: StreamSubscriber) -> None:
         self.subscribers.discard(subscriber)
         self.catching_up.discard(subscriber)
+        self.index.discard(subscriber)
+        self.unsynced.discard(subscriber)
+        self._dirty.discard(subscriber)
         if not self.stream_count:
             self.drained.set()
 
@@ -184,7 +201,7 @@ class EventHub:
         return {position: offset for position, offset in self.positions.items() if position[0] in topics}
 
     def in_sync(self, subscriber: StreamSubscriber) -> bool:
-        return subscriber.positions == self.positions_for(subscriber.topics)
+        return subscriber.in_sync or subscriber.positions == self.positions_for(subscriber.topics)
 
     def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes:
         """The event's frame for every in-sync subscriber of `topics`, built once."""
@@ -266,9 +283,22 @@ class EventHub:
         self._observe(payload)
         self.positions[event.position] = event.offset + 1
         self._shared_frames.clear()
-        for subscriber in self.subscribers:
+        dirty = self._dirty
+        matching = self.index.matching(payload, canary=is_canary(payload), failed=self._filter_failed)
+        for subscriber in matching:
+            try:  # free in CPython 3.11 unless it raises
+                if subscriber.take(self.shared_frame(event, subscriber.topics), event):
+                    dirty.add(subscriber)
+            except Exception:  # noqa: BLE001 - one client's failure is that client's alone
+                self._subscriber_failed(subscriber, "offer")
+        while self._failed:
+            self.index.discard(self._failed.pop())
+        for subscriber in list(self.unsynced):
             try:
-                subscriber.offer(event, self)
+                if subscriber.offer(event, self):
+                    dirty.add(subscriber)
+                if self.in_sync(subscriber):
+                    self._index_join(subscriber)
             except Exception:  # noqa: BLE001 - one client's failure is that client's alone
                 self._subscriber_failed(subscriber, "offer")
 
@@ -280,10 +310,14 @@ class EventHub:
                 metrics.hub_error("observe")
                 logger.exception("an event observer failed")
 
+    def _filter_failed(self, subscriber: StreamSubscriber) -> None:
+        self._subscriber_failed(subscriber, "offer")
+
     def _subscriber_failed(self, subscriber: StreamSubscriber, stage: str) -> None:
         metrics.hub_error(stage)
         logger.exception("a stream failed in the hub (%s); sending it away to resume", stage)
         subscriber.close(CLOSE_RESYNC)
+        self._failed.append(subscriber)  # out of the index once the event is passed on
 
     def flush_soon(self) -> None:
         """Write queued frames now, or once the last round of writes is as long ago as it took."""
@@ -302,7 +336,8 @@ class EventHub:
         loop = asyncio.get_running_loop()
         started = loop.time()
         written = 0
-        for subscriber in self.subscribers:
+        dirty, self._dirty = self._dirty, set()
+        for subscriber in dirty:  # only those given frames: a filtered audience is mostly idle
             try:
                 written += subscriber.flush()
             except Exception:  # noqa: BLE001 - one client's failure is that client's alone
@@ -319,10 +354,12 @@ class EventHub:
         subscriber of its topic takes it at the same offset (staying in sync, its resume id
         covering it). Streams still catching up notice and resume (see catch_up.py)."""
         self.positions[position] = offset
-        for subscriber in self.subscribers:
+        # In-sync streams read the hub's positions, the new one included; the others take it too.
+        for subscriber in list(self.unsynced):
             if position[0] in subscriber.topics:
                 subscriber.positions.setdefault(position, offset)
-                subscriber.in_sync = self.in_sync(subscriber)
+                if self.in_sync(subscriber):
+                    self._index_join(subscriber)
         logger.info("partition %s:%s added at offset %s", *position, offset)
         return offset
 

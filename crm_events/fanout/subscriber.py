@@ -3,9 +3,13 @@
 `positions` is where the client stands in every partition of its topics: the
 offset after the last event it was given or filtered out. It is what its resume
 id encodes, and what de-duplicates live events against a replay at the seam.
-While a client's positions equal the hub's (`in_sync`, the normal case), it takes
-the frame the hub built once for all; only a client still catching up gets frames
-built for it alone.
+Once a client's positions equal the hub's (`in_sync`, the normal case), it keeps
+none of its own: every event the hub passes on from then is either given to it or
+filtered out, so its positions ARE the hub's, read when its id is needed (a
+heartbeat, a farewell). So the hub does no work at all for an in-sync client an
+event does not match (see matching.py), and a client it does match takes the frame
+the hub built once for all. Only a client still catching up, or ahead of the hub,
+keeps positions of its own and gets frames built for it alone.
 
 Queued frames leave as one body chunk, so a client that fell a little behind
 catches up in few writes. A live client is written to by the hub itself: after
@@ -41,7 +45,7 @@ class SharedFrames(Protocol):
     """What a subscriber asks of the hub that offers it events."""
 
     def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes: ...
-    def in_sync(self, subscriber: StreamSubscriber) -> bool: ...
+    def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]: ...
 
 
 class StreamSubscriber:
@@ -58,17 +62,35 @@ class StreamSubscriber:
         chunk_bytes: int = 1 << 20,
     ) -> None:
         self.topics = tuple(sorted(topics))
-        self.positions = positions
+        self._positions: dict[Position, int] = positions
+        self._live: SharedFrames | None = None  # while in sync: the hub whose positions are ours
         self.event_filter = event_filter
         self.max_frames = max_frames
         self.transport = transport
         self.chunk_bytes = chunk_bytes
-        self.in_sync = False
         self.close_reason: str | None = None
         self.writes = 0  # chunks written: tells the session whether it was idle
         # Each queued frame with the event it carries, so unsent frames can be given back.
         self._queued: deque[tuple[bytes, Position, int]] = deque()
         self._wakeup = asyncio.Event()
+
+    @property
+    def positions(self) -> dict[Position, int]:
+        """Where the client stands: its own, or the hub's while it is in sync with it."""
+        return self._live.positions_for(self.topics) if self._live is not None else self._positions
+
+    @property
+    def in_sync(self) -> bool:
+        return self._live is not None
+
+    def sync_to(self, hub: SharedFrames) -> None:
+        """From now on the client's positions are the hub's (it called this when they were equal)."""
+        self._live = hub
+
+    def _detach(self) -> None:
+        """Keep the hub's positions as the client's own from here on (closing, say)."""
+        if self._live is not None:
+            self._positions, self._live = dict(self._live.positions_for(self.topics)), None
 
     def token(self) -> str:
         return token_encode(self.positions)
@@ -81,27 +103,40 @@ class StreamSubscriber:
         """Move past `event` if it is new to this client; return whether it was new."""
         if event.topic not in self.topics:
             return False
-        position = self.positions.get(event.position)
+        position = self._positions.get(event.position)
         if position is not None and event.offset < position:
             return False  # already given to this client by its replay
-        self.positions[event.position] = event.offset + 1
+        self._positions[event.position] = event.offset + 1
         return True
 
-    def offer(self, event: LiveEvent, hub: SharedFrames) -> None:
-        """Take a live event; called by the hub for every event, never blocks."""
+    def take(self, frame: bytes, event: LiveEvent) -> bool:
+        """An event the hub found this in-sync client's filter matches, as the shared frame;
+        True if it is queued. Never blocks."""
+        if self.close_reason is not None:
+            return False
+        if len(self._queued) >= self.max_frames:
+            # Holding more would let one slow client grow the server without bound; it
+            # resumes from Kafka instead. The event is not consumed: its id stops before it.
+            self._detach()
+            self._positions[event.position] = event.offset
+            self.close(CLOSE_SLOW)
+            return False
+        self._queued.append((frame, event.position, event.offset))
+        return True
+
+    def offer(self, event: LiveEvent, hub: SharedFrames) -> bool:
+        """A live event for a client not yet in sync (caught up to, or past, the hub's
+        position): checked and framed for it alone. True if a frame is queued."""
         if self.close_reason is not None or not self.advance(event):
-            return
-        if self.event_filter.matches(event.payload):
-            if len(self._queued) >= self.max_frames:
-                # Holding more would let one slow client grow the server without bound;
-                # it resumes from Kafka instead. The event is not consumed: step back.
-                self.positions[event.position] = event.offset
-                self.close(CLOSE_SLOW)
-                return
-            frame = hub.shared_frame(event, self.topics) if self.in_sync else event.frame(self.token())
-            self._queued.append((frame, event.position, event.offset))
-        if not self.in_sync:
-            self.in_sync = hub.in_sync(self)
+            return False
+        if not self.event_filter.matches(event.payload):
+            return False
+        if len(self._queued) >= self.max_frames:
+            self._positions[event.position] = event.offset
+            self.close(CLOSE_SLOW)
+            return False
+        self._queued.append((event.frame(self.token()), event.position, event.offset))
+        return True
 
     def flush(self) -> int:
         """Write queued frames into the transport now, if it has room; return how many.
@@ -147,6 +182,7 @@ class StreamSubscriber:
     def close(self, reason: str) -> None:
         """Stop taking events; the positions now say exactly what was queued."""
         if self.close_reason is None:
+            self._detach()
             self.close_reason = reason
         self._wakeup.set()
 
@@ -154,8 +190,9 @@ class StreamSubscriber:
         """Forget the frames not yet written, moving back to the first of them in each
         partition: a client sent away as slow must not be fed a backlog on the way out,
         and its resume id must then cover only what it was actually sent."""
+        self._detach()
         for _frame, position, offset in self._queued:
-            self.positions[position] = min(self.positions[position], offset)
+            self._positions[position] = min(self._positions[position], offset)
         self._queued.clear()
 
     def _chunk_pop(self) -> bytes:

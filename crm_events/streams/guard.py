@@ -24,7 +24,14 @@ from crm_events.access.auth import Principal, stream_principal
 from crm_events.access.limits import StreamSlot, stream_slot_acquire
 from crm_events.config import StreamConfig
 from crm_events.core.canary import is_canary
-from crm_events.core.filters import EventFilter
+from crm_events.core.filters import (
+    ANCHOR_ALL,
+    ANCHOR_EVERYONE,
+    ANCHOR_KIND,
+    ANCHOR_NOTHING,
+    Anchor,
+    EventFilter,
+)
 from crm_events.core.tokens import ResumeTokenError, token_decode
 
 
@@ -84,6 +91,18 @@ class GuardedFilter:
         if not self.show_canary and is_canary(payload):
             return False
         return self.unfiltered or (self.principal.event_allowed(payload) and self.inner.matches(payload))
+
+    def anchor(self) -> Anchor:
+        """What the hub indexes this stream by; `matches` stays the one definition of a match."""
+        kinds = self.principal.allowed_kinds
+        if kinds is not None and not kinds:
+            return Anchor(ANCHOR_NOTHING)  # the credentials grant no event type
+        if self.unfiltered:
+            return Anchor(ANCHOR_EVERYONE, canaries=self.show_canary)
+        anchor = self.inner.anchor() if isinstance(self.inner, EventFilter) else Anchor(ANCHOR_ALL)
+        if anchor.kind == ANCHOR_ALL and kinds:
+            return Anchor(ANCHOR_KIND, kinds)
+        return anchor
 
 
 def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfig:

@@ -11,7 +11,7 @@ from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_SLOW, StreamSubscriber
 from tests.support.payloads import domain_payload, payload_json, serving
 from tests.support.processes import async_wait_until
-from tests.support.transports import RecordingTransport
+from tests.support.transports import RecordingTransport, delivered
 
 TOPICS = ("t",)
 
@@ -56,9 +56,9 @@ async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
     hub = hub_at({("t", 0): 0, ("t", 1): 0})
     first, second = subscriber_at(hub, room=False), subscriber_at(hub, room=False)
     assert first.in_sync and second.in_sync
-    await hub.message_handle(broadcast.records_message([record(0), record(1)]))
+    await delivered(hub, broadcast.records_message([record(0), record(1)]))
     # A restarted consumer replays offset 1: nobody gets it twice.
-    await hub.message_handle(broadcast.records_message([record(1), record(2)]))
+    await delivered(hub, broadcast.records_message([record(1), record(2)]))
     # Encoded once: both queues hold the very same bytes objects.
     assert all(a[0] is b[0] for a, b in zip(first._queued, second._queued, strict=True))
     expected = (
@@ -75,7 +75,7 @@ async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
 async def test_ids_cover_every_partition_and_resume_exactly():
     hub = hub_at({("t", 0): 5, ("t", 1): 9})
     subscriber = subscriber_at(hub)
-    await hub.message_handle(broadcast.records_message([record(9, partition=1)]))
+    await delivered(hub, broadcast.records_message([record(9, partition=1)]))
     token = written(subscriber).split(b"\n")[0].removeprefix(b"id: ").decode()
     assert token_decode(token, TOPICS) == {("t", 0): 5, ("t", 1): 10}
 
@@ -93,7 +93,7 @@ async def test_filtered_events_advance_the_position_but_send_nothing():
 async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event():
     hub = hub_at({("t", 0): 0})
     slow = subscriber_at(hub, max_frames=2, room=False)
-    await hub.message_handle(broadcast.records_message([record(0), record(1), record(2), record(3)]))
+    await delivered(hub, broadcast.records_message([record(0), record(1), record(2), record(3)]))
     assert slow.close_reason == CLOSE_SLOW
     # Its resume position is right after what it was given: 2 and 3 come from Kafka later.
     assert slow.positions == {("t", 0): 2}
@@ -111,7 +111,7 @@ async def test_a_subscriber_ahead_of_the_hub_drops_what_it_has_and_then_syncs():
     )
     hub.subscribe(ahead)
     assert not ahead.in_sync
-    await hub.message_handle(broadcast.records_message([record(3), record(4), record(5)]))
+    await delivered(hub, broadcast.records_message([record(3), record(4), record(5)]))
     assert written(ahead) == frame(5, {("t", 0): 6})
     assert ahead.in_sync
 
@@ -120,7 +120,7 @@ async def test_unsubscribed_clients_get_nothing():
     hub = hub_at({("t", 0): 0})
     gone = subscriber_at(hub)
     hub.unsubscribe(gone)
-    await hub.message_handle(broadcast.records_message([record(0)]))
+    await delivered(hub, broadcast.records_message([record(0)]))
     assert hub.subscribers == set()
     assert hub.drained.is_set()
     assert written(gone) == b""
@@ -153,7 +153,7 @@ async def test_a_backlog_goes_out_in_chunks_of_bounded_size():
     one_frame = len(frame(0, {("t", 0): 1}))
     hub = hub_at({("t", 0): 0})
     subscriber = subscriber_at(hub, max_frames=100, room=False, chunk_bytes=3 * one_frame)
-    await hub.message_handle(broadcast.records_message([record(i) for i in range(10)]))
+    await delivered(hub, broadcast.records_message([record(i) for i in range(10)]))
     subscriber.transport.room = True
     while subscriber.flush():
         pass
@@ -174,7 +174,7 @@ async def test_a_heartbeat_past_the_hub_position_repairs_the_records_that_never_
     heartbeat = broadcast.heartbeat_message(
         consumer_id="c", lag={}, published=[("t", 0, 5), ("t", 1, 4), ("other", 0, 9)]
     )
-    await hub.message_handle(heartbeat)
+    await delivered(hub, heartbeat)
     # Only partition 0 is behind; a partition the hub does not serve is left alone.
     assert repairs == [(("t", 0), 2, 5)]
     await hub.message_handle(heartbeat)  # repaired: the same heartbeat again changes nothing
@@ -186,19 +186,19 @@ async def test_the_hub_writes_each_batch_as_one_chunk_and_hands_over_when_there_
     subscriber = subscriber_at(hub, max_frames=10)
     delivered_before = REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total")
 
-    await hub.message_handle(broadcast.records_message([record(0), record(1)]))
+    await delivered(hub, broadcast.records_message([record(0), record(1)]))
     assert subscriber.transport.chunks == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write"
     assert REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total") == delivered_before + 2
     assert not subscriber._wakeup.is_set(), "the stream's task is not woken for events already written"
 
     subscriber.transport.room = False  # the client stopped reading: its task takes over
-    await hub.message_handle(broadcast.records_message([record(2)]))
+    await delivered(hub, broadcast.records_message([record(2)]))
     assert len(subscriber.transport.chunks) == 1 and subscriber._wakeup.is_set()
     assert subscriber.queued == 1
 
     subscriber.transport.room = True
     subscriber.close(CLOSE_SLOW)
-    await hub.message_handle(broadcast.records_message([record(3)]))
+    await delivered(hub, broadcast.records_message([record(3)]))
     assert len(subscriber.transport.chunks) == 1, "a closing stream's last frames are its session's"
 
 

@@ -17,7 +17,7 @@ from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.ops.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
 from tests.support.payloads import domain_payload, serving
 from tests.support.processes import async_wait_until
-from tests.support.transports import RecordingTransport
+from tests.support.transports import RecordingTransport, delivered
 
 TOPICS = ("t",)
 
@@ -100,8 +100,8 @@ async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message
         hub.positions[position] = max(hub.positions[position], stop)
 
     hub._repair = no_kafka
-    await hub.message_handle(message)
-    await hub.message_handle(records(10**6))
+    await delivered(hub, message)
+    await delivered(hub, records(10**6))
     assert offsets_in(subscriber.transport.take())[-1:] == [10**6]
 
 
@@ -112,15 +112,15 @@ async def test_a_message_of_a_newer_version_or_another_cluster_is_skipped_and_co
     too_new, other = sample("aetherlink_hub_foreign_messages_total", reason="too_new"), sample(
         "aetherlink_hub_foreign_messages_total", reason="other_source"
     )
-    await hub.message_handle({**records(0), "v": broadcast.MESSAGE_VERSION + 1})
-    await hub.message_handle({**records(1), "source": "cluster-b"})
+    await delivered(hub, {**records(0), "v": broadcast.MESSAGE_VERSION + 1})
+    await delivered(hub, {**records(1), "source": "cluster-b"})
     assert subscriber.transport.take() == b""
     assert sample("aetherlink_hub_foreign_messages_total", reason="too_new") == too_new + 1
     assert sample("aetherlink_hub_foreign_messages_total", reason="other_source") == other + 1
     # Version 1 without `v` or `source` is what consumers sent before either existed.
     legacy = records(0)
     del legacy["v"], legacy["source"]
-    await hub.message_handle(legacy)
+    await delivered(hub, legacy)
     assert offsets_in(subscriber.transport.take()) == [0]
 
 
@@ -132,7 +132,7 @@ async def test_a_stream_that_fails_in_the_hub_is_sent_away_alone():
     hub = hub_at(0)
     broken, healthy = subscribed(hub, Exploding()), subscribed(hub)
     errors = sample("aetherlink_hub_errors_total", stage="offer")
-    await hub.message_handle(records(0, 1))
+    await delivered(hub, records(0, 1))
     assert broken.close_reason == CLOSE_RESYNC
     assert offsets_in(healthy.transport.take()) == [0, 1]
     assert sample("aetherlink_hub_errors_total", stage="offer") == errors + 1  # once: it is closed now

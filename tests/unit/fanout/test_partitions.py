@@ -16,7 +16,7 @@ from crm_events.streams.catch_up import replay_until_live
 from tests.support.fake_offsets import Kafka
 from tests.support.payloads import domain_payload
 from tests.support.processes import async_wait_until
-from tests.support.transports import RecordingTransport
+from tests.support.transports import RecordingTransport, delivered
 
 
 def record(offset: int, *, partition: int, prev: int, topic: str = "t") -> dict:
@@ -64,7 +64,7 @@ async def test_a_partition_added_to_kafka_joins_every_live_stream_at_its_log_sta
     assert first.positions == second.positions == {("t", 0): 5, ("t", 1): 0}
     assert first.in_sync and second.in_sync
     assert other_topic.positions == {("u", 0): 1} and other_topic.in_sync
-    await hub.message_handle(broadcast.records_message([record(0, partition=1, prev=0)]))
+    await delivered(hub, broadcast.records_message([record(0, partition=1, prev=0)]))
     frames = first.transport.take(), second.transport.take()
     assert frames[0] == frames[1], "still in step: the same frame"
     assert token_of(frames[0]) == {("t", 0): 5, ("t", 1): 1}
@@ -74,7 +74,7 @@ async def test_a_partition_added_to_kafka_joins_every_live_stream_at_its_log_sta
 async def test_a_record_of_a_partition_the_hub_does_not_know_yet_adds_it_at_the_records_prev():
     hub = hub_over(Kafka({}), {("t", 0): 5})
     subscriber = live(hub)
-    await hub.message_handle(broadcast.records_message([record(2, partition=1, prev=2)]))
+    await delivered(hub, broadcast.records_message([record(2, partition=1, prev=2)]))
     assert hub.positions == {("t", 0): 5, ("t", 1): 3}
     assert subscriber.in_sync
     assert token_of(subscriber.transport.take()) == {("t", 0): 5, ("t", 1): 3}
