@@ -1,11 +1,17 @@
 """Django settings for AetherLink CRM Events.
 
-Every value is read here, once, from the environment (or a `.env` file beside
-`manage.py`) with django-environ. The rest of the code reads `django.conf.settings`
-through the typed records in `crm_events.config`, never `os.environ`.
+Every value is read here, once, from the environment (or a `.env` file: the one in the
+working directory, or `AETHERLINK_ENV_FILE`) with django-environ. The rest of the code reads
+`django.conf.settings` through the typed records in `crm_events.config`, never `os.environ`.
 `.env.example` lists every variable with its default.
+
+State (the SQLite database, collected static files, site template overrides) lives in the
+data directory, never beside the code: `AETHERLINK_DATA_DIR` when set; else the checkout
+itself when this package runs from one (also an editable install); else, for an installed
+wheel, `$XDG_STATE_HOME/aetherlink` (`~/.local/state/aetherlink`).
 """
 
+import os
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
@@ -14,13 +20,46 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+# --- Paths: the code, the .env file and the data directory ---------------------------
+
+PACKAGE_DIR = Path(__file__).resolve().parent  # aetherlink/, in a checkout or in site-packages
+SOURCE_DIR = PACKAGE_DIR.parent
+# Run from a checkout (or an editable install of one): the project's files are beside the package.
+CHECKOUT = (SOURCE_DIR / "manage.py").is_file() and (SOURCE_DIR / "pyproject.toml").is_file()
 
 env = environ.Env()
+# The real environment only: a .env file cannot name another one.
+ENV_FILE = env.str("AETHERLINK_ENV_FILE", default="")
+if ENV_FILE and not Path(ENV_FILE).is_file():
+    raise ImproperlyConfigured(f"AETHERLINK_ENV_FILE points to {ENV_FILE!r}, which is not a readable file.")
+ENV_FILE = ENV_FILE or (str(Path(".env").resolve()) if Path(".env").is_file() else "")
 # Only when present: django-environ would otherwise log its absence before LOGGING applies,
 # one plain-text line in a JSON log.
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE, overwrite=False)
+
+
+def _data_dir() -> Path:
+    """Where state goes (see the module's docstring); an explicit one must exist."""
+    explicit = env.str("AETHERLINK_DATA_DIR", default="")
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        if not path.is_dir():
+            raise ImproperlyConfigured(
+                f"AETHERLINK_DATA_DIR points to {explicit!r}, which is not a directory: create it, "
+                "or unset it for the default."
+            )
+        return path
+    if CHECKOUT:
+        return SOURCE_DIR
+    # The XDG base directory spec's place for state (read here, not in .env.example: not ours).
+    state_home = Path(os.environ.get("XDG_STATE_HOME", ""))
+    if not state_home.is_absolute():  # unset, or relative, which the spec says to ignore
+        state_home = Path.home() / ".local" / "state"
+    return state_home / "aetherlink"
+
+
+DATA_DIR = _data_dir()
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -168,7 +207,9 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # A site's own overrides first (optional), then the project's: admin/index.html, which
+        # links the live viewer (a project template: it must win over the admin app's own).
+        "DIRS": [DATA_DIR / "templates", PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -181,7 +222,16 @@ TEMPLATES = [
 ]
 
 # SQLite only holds auth data; DATABASE_URL switches to any database Django supports.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
+if "DATABASE_URL" not in env.ENVIRON and not DATA_DIR.is_dir():
+    # The default data directory of an install, on first use: SQLite creates no folders.
+    try:
+        DATA_DIR.mkdir(parents=True, mode=0o700)
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"The data directory {DATA_DIR} cannot be created ({error.strerror}): set AETHERLINK_DATA_DIR "
+            "to a writable directory, or DATABASE_URL."
+        ) from None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -190,7 +240,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Only `collectstatic` writes here; WhiteNoise serves from the finders (below).
+STATIC_ROOT = DATA_DIR / "staticfiles"
 # WhiteNoise serves the apps' static files straight from where the finders find them,
 # so the admin and the live viewer work without a `collectstatic` step.
 WHITENOISE_USE_FINDERS = True

@@ -1,6 +1,6 @@
-"""The benchmark's one Daphne process: the service plus bench-only endpoints.
+"""The benchmark's web processes' application: the service plus bench-only endpoints.
 
-    daphne -b 127.0.0.1 -p PORT bench.asgi_modes:application
+    python -m bench.web -b 127.0.0.1 -p PORT   (AetherLink's server, see bench/web.py)
 
 Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
 `aetherlink.asgi.application` unchanged. Added, for the benchmark only:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import sys
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,17 @@ class ClientPool:
         self.processes = processes
         self.host = host
         self.port = port
+        self.cafile: str | None = None  # streams opened over TLS, trusting this certificate
+
+    @contextlib.contextmanager
+    def target(self, port: int, *, cafile: str | None = None) -> Iterator[None]:
+        """Open streams on `port` (over TLS with `cafile`) inside the block, as before after it."""
+        before = self.port, self.cafile
+        self.port, self.cafile = port, cafile
+        try:
+            yield
+        finally:
+            self.port, self.cafile = before
 
     @classmethod
     async def start(cls, count: int, host: str, port: int) -> ClientPool:
@@ -126,7 +139,8 @@ class ClientPool:
         deadline = open_deadline(max(shares))
         replies = await asyncio.gather(*(
             process.call({"op": "open", "host": self.host, "port": self.port, "path": path, "count": share,
-                          "deadline": deadline, **options}, wait=deadline + REPLY_MARGIN)
+                          "deadline": deadline, "cafile": self.cafile, **options},
+                         wait=deadline + REPLY_MARGIN)
             for process, share in zip(self.processes, shares, strict=True)
         ))
         errors: Counter[str] = Counter()

@@ -66,8 +66,18 @@ class Bench:
             raise RuntimeError(f"Daphne answered /bench/stats with {status}: {body!r:.300}")
         return body
 
+    async def streams_per_process(self, design: str) -> list[int]:
+        """The streams of `design` each running web process holds (one, except in the nginx mode)."""
+        counts = []
+        for port in self.stack.web_ports:
+            status, body = await self.stack.get("/bench/stats", port)
+            if status != 200:
+                raise RuntimeError(f"Daphne on {port} answered /bench/stats with {status}: {body!r:.300}")
+            counts.append(body[STREAM_COUNTERS[design]])
+        return counts
+
     async def streams(self, design: str) -> int:
-        return (await self.server_stats())[STREAM_COUNTERS[design]]
+        return sum(await self.streams_per_process(design))
 
     async def streams_wait(self, design: str, count: int, timeout: float) -> int:
         """Wait until the server holds `count` streams of `design`; return what it holds.

@@ -1,8 +1,9 @@
 """Fan-out benchmark against the real stack: `make bench` or `python -m bench.fanout [options]`.
 
 Starts Kafka and Redis (scripts.localstack, free ports), a fresh topic, one
-`manage.py consume_events` and ONE Daphne process (bench.asgi_modes), plus load-client
-processes, then runs the selected modes in this order and writes a table and JSON:
+`manage.py consume_events` and ONE web process (bench/web.py: AetherLink's server with
+bench.asgi_modes), plus load-client processes, then runs the selected modes in this order and
+writes a table and JSON:
 
   kafka   N clients on /crm-events, R events/s produced into Kafka (the service's full path)
   inproc  the same N x R from an in-process publisher, one body send per event per client
@@ -11,6 +12,8 @@ processes, then runs the selected modes in this order and writes a table and JSO
           for the service and for the in-process per-event-send baseline (ratio)
   slow    K clients that never read; the server's RSS over time
   churn   C connect/disconnect cycles; leaked subscribers, RSS growth
+  nginx   the kafka mode's N x R through nginx (docker/nginx.conf), with 1 and then W web
+          processes behind it (--web-processes W); not run unless named in --modes
 
 Defaults are small (a quick run takes under two minutes); `--full` sets the issue's sizes.
 """
@@ -36,16 +39,19 @@ from bench.events import FRAME_BYTES, frame_size, pad_for
 from bench.layer_probe import groups_purge
 from bench.meta import run_meta
 from bench.mode_fanout import fanout_mode, step_mode
+from bench.mode_nginx import nginx_mode
 from bench.mode_stress import churn_mode, slow_mode
 from bench.procstat import load_average
 from bench.producer import KafkaTicker
-from bench.report import fanout_table, step_table, targets_evaluate, targets_table
+from bench.report import fanout_table, nginx_table, step_table, targets_evaluate, targets_table
 from bench.stack import BenchStack
 from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
+ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "nginx")
+# nginx needs the nginx binary and starts more processes: only when asked for.
+DEFAULT_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
 QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
          "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
          "churn_cycles": 500}
@@ -56,7 +62,8 @@ FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.splitlines()[0])
-    p.add_argument("--modes", default=",".join(ALL_MODES), help="comma separated: " + " ".join(ALL_MODES))
+    p.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                   help="comma separated: " + " ".join(ALL_MODES) + " (default: all but nginx)")
     p.add_argument("--full", action="store_true", help="the issue's sizes (2,000 clients, 30 s, ...)")
     p.add_argument("--clients", type=int, help="N for kafka/inproc/groups (quick 200, full 2000)")
     p.add_argument("--rate", type=float, default=10.0, help="events/s for kafka/inproc/groups")
@@ -80,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--churn-cycles", type=int)
     p.add_argument("--churn-concurrency", type=int, default=50)
     p.add_argument("--churn-rate", type=float, default=10.0, help="events/s flowing during churn")
+    p.add_argument("--web-processes", type=int, default=2,
+                   help="nginx mode: web processes behind nginx in its second window (the first has 1)")
+    p.add_argument("--nginx-tls", action="store_true",
+                   help="nginx mode: clients speak TLS to nginx (default: plain HTTP; bench/mode_nginx.py)")
     p.add_argument("--client-procs", type=int, default=1, help="load-client processes")
     p.add_argument("--frame-bytes", type=int, default=FRAME_BYTES)
     p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
@@ -112,6 +123,8 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     args.step_designs = [design.strip() for design in args.step_designs.split(",") if design.strip()]
     if set(args.step_designs) - {"service", "inproc", "groups"}:
         raise SystemExit("--step-designs takes service, inproc and groups")
+    if args.web_processes < 2:
+        raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")
     return args
 
 
@@ -177,6 +190,13 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
         modes["churn"] = await churn_mode(
             bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
+    if "nginx" in args.modes:
+        print(f"{time.strftime('%X')} -- nginx: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s "
+              f"through nginx ({'TLS' if args.nginx_tls else 'plain HTTP'}), 1 and {args.web_processes} "
+              "web processes", flush=True)
+        modes["nginx"] = await nginx_mode(
+            bench, clients=args.clients, rate=args.rate, seconds=args.duration, drain=args.drain,
+            web_processes=args.web_processes, tls=args.nginx_tls)
     return modes
 
 
@@ -264,7 +284,10 @@ def _print(result: dict[str, Any]) -> None:
         churn = modes["churn"]
         print(f"churn: {churn['churn']['cycles']} cycles ({churn['churn']['failed']} failed), "
               f"{churn['leaked_subscribers']} leaked, RSS growth {churn['rss_growth_mib']} MiB")
-    print("\n" + targets_table(result["targets"]))
+    if "nginx" in modes:
+        print("\n" + nginx_table(modes["nginx"]))
+    if result["targets"]:  # none for the nginx mode alone
+        print("\n" + targets_table(result["targets"]))
 
 
 def main(argv: list[str] | None = None) -> int:

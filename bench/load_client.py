@@ -20,6 +20,7 @@ import base64
 import json
 import resource
 import socket
+import ssl
 import sys
 import time
 from array import array
@@ -163,9 +164,10 @@ class Worker:
 
     async def connect(
         self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None,
-        timeout: float = CONNECT_TIMEOUT,
+        timeout: float = CONNECT_TIMEOUT, cafile: str | None = None,
     ) -> StreamClient:
-        """An open stream that has received its `connected` frame, within `timeout` seconds.
+        """An open stream that has received its `connected` frame, within `timeout` seconds;
+        over TLS (HTTP/1.1, the certificate checked against `cafile`) when `cafile` is given.
 
         TimeoutError names the step that did not finish: the TCP connection (a full accept queue),
         the response head, or the `connected` frame.
@@ -180,7 +182,8 @@ class Worker:
         try:
             async with asyncio.timeout(timeout):
                 await loop.sock_connect(sock, (host, port))
-                await loop.create_connection(lambda: client, sock=sock)
+                tls = {"ssl": _tls_context(cafile), "server_hostname": host} if cafile else {}
+                await loop.create_connection(lambda: client, sock=sock, **tls)
                 request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
                 client.transport.write(request.encode())
                 step = "response head"
@@ -220,7 +223,7 @@ class Worker:
                     client = await self.connect(
                         cmd["host"], cmd["port"], cmd["path"],
                         stall=cmd.get("stall", False), rcvbuf=cmd.get("rcvbuf"),
-                        timeout=min(CONNECT_TIMEOUT, left),
+                        timeout=min(CONNECT_TIMEOUT, left), cafile=cmd.get("cafile"),
                     )
                     self.clients.append(client)
                 except (OSError, TimeoutError) as error:
@@ -310,6 +313,16 @@ class Worker:
             "reasons": dict(Counter(client.close_reason or "none" for client in stalled)),
             "bytes_after_resume": sum(client.bytes_received for client in stalled) - before,
         }
+
+
+_tls_contexts: dict[str, ssl.SSLContext] = {}
+
+
+def _tls_context(cafile: str) -> ssl.SSLContext:
+    """One client context per certificate (no ALPN: HTTP/1.1, as the streams are parsed here)."""
+    if cafile not in _tls_contexts:
+        _tls_contexts[cafile] = ssl.create_default_context(cafile=cafile)
+    return _tls_contexts[cafile]
 
 
 def _error_key(error: BaseException) -> str:

@@ -22,9 +22,10 @@ async def clients_open(bench: Bench, design: str, clients: int) -> dict[str, Any
     bench.say(f"opening {clients} {design} streams")
     opened = await bench.pool.open(PATHS[design], clients, concurrency=32)
     held = await bench.streams_wait(design, opened["opened"], STREAMS_TIMEOUT)
+    per_process = await bench.streams_per_process(design)
     bench.say(f"opened {opened['opened']} {design} streams (errors: {opened['errors'] or 'none'}); "
-              f"the server holds {held}")
-    return {**opened, "server_streams": held}
+              f"the server holds {held} {per_process}")
+    return {**opened, "server_streams": held, "server_streams_per_process": per_process}
 
 
 async def clients_close(bench: Bench, design: str) -> int:

@@ -130,3 +130,21 @@ def targets_table(targets: list[dict[str, Any]]) -> str:
     rows = [[t["target"], t["goal"], t["measured"], "met" if t["met"] else "NOT met",
              "" if t["at_full_size"] else "(smaller than the target's size)"] for t in targets]
     return _table(["target", "goal", "measured", "verdict", "note"], rows)
+
+
+def nginx_table(nginx: dict[str, Any]) -> str:
+    """The nginx mode's windows side by side: the same clients and rate, 1 and W web processes."""
+    rows = []
+    for count, m in nginx["windows"].items():
+        rows.append([
+            count, m["clients"], f"{m['rate']:g}", f"{m['delivered']}/{m['expected']}", m["delivered_per_s"],
+            m["latency"]["p50_ms"], m["latency"]["p99_ms"], m["latency"]["max_ms"],
+            "/".join(str(n) for n in m["streams_per_process"]), m["cpu_percent_web"],
+            m["cpu_percent_nginx"], sum(v for k, v in m["cpu_percent"].items() if k.startswith("client")),
+        ])
+    table = _table(["web processes", "clients", "ev/s", "delivered", "deliv/s", "p50 ms", "p99 ms",
+                    "max ms", "streams each", "web CPU%", "nginx CPU%", "clients CPU%"], rows)
+    scheme = "TLS" if nginx["tls"] else "plain HTTP"
+    return (f"through nginx ({scheme} from the clients):\n{table}\n"
+            f"{nginx['web_processes'][1]} vs 1 web process: "
+            f"{nginx['delivered_per_s_ratio']}x the deliveries/s")

@@ -1,6 +1,8 @@
 """The real stack for one benchmark run: Kafka and Redis (scripts.localstack, on free ports,
-unless given), a fresh topic, one `manage.py consume_events` and ONE Daphne process serving
-`bench.asgi_modes:application`. Every process is stopped by its own PID at the end.
+unless given), a fresh topic, one `manage.py consume_events` and ONE web process (bench/web.py:
+AetherLink's server with `bench.asgi_modes:application`). The nginx mode adds web processes
+and nginx in front of them (`webs_scale`, `nginx_start`). Every process is stopped by its own
+PID at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.events import PARTITIONS
 from bench.waits import NoAnswer, bounded
 from scripts.localstack import KafkaServer, RedisServer, free_port
-from tests.support.processes import ServiceProcess, http_get, http_status_or_none, service_env, wait_until
+from scripts.nginx import Nginx, certificate_make, nginx_find
+from scripts.processes import ServiceProcess, http_get, http_status_or_none, wait_until
 
 READY_TIMEOUT = 90.0
 GONE_TIMEOUT = 10.0
@@ -48,7 +51,7 @@ def _ours_alive(pid: int) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return (b"bench.asgi_modes" in command or b"consume_events" in command) and _alive(pid)
+    return (b"bench.web" in command or b"consume_events" in command) and _alive(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -69,28 +72,47 @@ class BenchStack:
         self.redis_url = redis_url or self.redis.url
         unique = uuid.uuid4().hex[:10]
         self.topic = f"bench-{unique}"
-        self.env = service_env(
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS"))}
+        self.env.update(
             KAFKA_BROKERS=self.kafka_bootstrap, KAFKA_TOPIC=self.topic, KAFKA_GROUP=f"bench-{unique}",
             REDIS_URL=self.redis_url, REDIS_PREFIX=f"bench-{unique}",
-            # The service's defaults, not the test suite's fast heartbeats.
-            CONSUMER_HEARTBEAT_INTERVAL="5", READY_HEARTBEAT_MAX_AGE="15",
-            DJANGO_SECRET_KEY="benchmark-only-key",
+            DJANGO_SECRET_KEY="benchmark-only-key", DJANGO_DEBUG="false", PYTHONUNBUFFERED="1",
+            # The service's heartbeat defaults; the consumer reconnects within a second.
+            CONSUMER_HEARTBEAT_INTERVAL="5", READY_HEARTBEAT_MAX_AGE="15", KAFKA_RETRY_BACKOFF_MAX="1",
             # Every load client connects from 127.0.0.1: the per-address and per-process stream
             # limits (200 and 2,000 by default) would refuse the benchmark's own clients.
             SSE_MAX_STREAMS="20000", SSE_MAX_STREAMS_PER_CLIENT="20000",
         )
-        self.port = free_port()
         self.processes: list[ServiceProcess] = []
-        self.daphne: ServiceProcess | None = None
+        self.webs: list[tuple[ServiceProcess, int]] = []  # (process, port); the first is `daphne`
         self.consumer: ServiceProcess | None = None
+        self.nginx: Nginx | None = None
+        self.tls_dir = run_dir / "tls"  # nginx's throwaway certificate (fullchain.pem, privkey.pem)
         self.stopped = False  # ends a readiness wait still running in its thread
 
     @property
+    def daphne(self) -> ServiceProcess:
+        """The first web process: every mode but nginx uses it alone."""
+        return self.webs[0][0]
+
+    @property
+    def port(self) -> int:
+        return self.webs[0][1]
+
+    @property
+    def web_ports(self) -> list[int]:
+        return [port for _, port in self.webs]
+
+    @property
     def pids(self) -> dict[str, int]:
-        pids = {"daphne": self.daphne.process.pid, "consumer": self.consumer.process.pid}
+        pids = {"daphne" if index == 0 else f"daphne-{index + 1}": process.process.pid
+                for index, (process, _) in enumerate(self.webs)}
+        pids["consumer"] = self.consumer.process.pid
         for name, server in (("kafka", self.kafka), ("redis", self.redis)):
             if server is not None and server.pid is not None:
                 pids[name] = server.pid
+        if self.nginx is not None:
+            pids.update({f"nginx-{index + 1}": pid for index, pid in enumerate(self.nginx.worker_pids())})
         return pids
 
     async def start(self) -> None:
@@ -100,26 +122,53 @@ class BenchStack:
             await asyncio.to_thread(self.redis.start)
         await self._topic_create()
         self.consumer = self._spawn("consumer", [sys.executable, "manage.py", "consume_events"])
-        self.daphne = self._spawn("daphne", [
-            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-            "bench.asgi_modes:application",
-        ])
-        await asyncio.to_thread(self._wait_ready)
+        await self.web_add()
 
     def _spawn(self, name: str, args: list[str]) -> ServiceProcess:
         process = ServiceProcess(name, args, self.env, self.run_dir)
         self.processes.append(process)
         return process
 
-    def _wait_ready(self) -> None:
-        daphne = self.daphne
-        wait_until(lambda: self.stopped or not daphne.is_running()
-                   or http_status_or_none(self.port, "/healthz") == 200,
-                   timeout=READY_TIMEOUT, what="daphne /healthz")
-        if not daphne.is_running():
-            raise RuntimeError(f"daphne exited:\n{daphne.log_text()[-3000:]}")
-        wait_until(lambda: self.stopped or http_status_or_none(self.port, "/readyz") == 200,
-                   timeout=READY_TIMEOUT, what="/readyz 200 (consumer heartbeat reached daphne)")
+    async def web_add(self) -> int:
+        """One more web process on a free port, once it is ready; its port."""
+        port, name = free_port(), "daphne" if not self.webs else f"daphne-{len(self.webs) + 1}"
+        process = self._spawn(name, [sys.executable, "-m", "bench.web", "-b", "127.0.0.1", "-p", str(port)])
+        self.webs.append((process, port))
+        await asyncio.to_thread(self._wait_ready, process, port)
+        return port
+
+    async def webs_scale(self, count: int) -> None:
+        """Run exactly `count` web processes: start new ones, or stop the last ones."""
+        while len(self.webs) < count:
+            await self.web_add()
+        while len(self.webs) > count:
+            process, _ = self.webs.pop()
+            await asyncio.to_thread(self._process_stop, process)
+
+    def _wait_ready(self, process: ServiceProcess, port: int) -> None:
+        wait_until(lambda: self.stopped or not process.is_running()
+                   or http_status_or_none(port, "/healthz") == 200,
+                   timeout=READY_TIMEOUT, what=f"{process.name} /healthz")
+        if not process.is_running():
+            raise RuntimeError(f"{process.name} exited:\n{process.log_text()[-3000:]}")
+        wait_until(lambda: self.stopped or http_status_or_none(port, "/readyz") == 200,
+                   timeout=READY_TIMEOUT, what=f"/readyz 200 (consumer heartbeat reached {process.name})")
+
+    async def nginx_start(self, *, tls: bool, connections: int) -> Nginx:
+        """nginx with docker/nginx.conf in front of the running web processes (see scripts/nginx.py)."""
+        folder = self.run_dir / f"nginx-{len(self.webs)}"
+        tls_dir = await asyncio.to_thread(certificate_make, self.tls_dir)
+        self.nginx = Nginx(nginx_find(), folder, upstreams=[f"127.0.0.1:{port}" for port in self.web_ports],
+                           https_port=free_port(), http_port=free_port(), tls_dir=tls_dir, tls=tls,
+                           connections=connections, worker_processes="auto")
+        await asyncio.to_thread(self.nginx.start)
+        self.processes.append(self.nginx.process)
+        return self.nginx
+
+    async def nginx_stop(self) -> None:
+        if self.nginx is not None:
+            nginx, self.nginx = self.nginx, None
+            await asyncio.to_thread(self._process_stop, nginx.process)
 
     async def _topic_create(self) -> None:
         await bounded(self._topic_create_unbounded(), TOPIC_TIMEOUT,
@@ -133,22 +182,29 @@ class BenchStack:
         finally:
             await admin.close()
 
-    async def get(self, path: str) -> tuple[int, object]:
-        """GET `path` from the bench's Daphne; NoAnswer (a TimeoutError) if it does not answer."""
-        what = f"Daphne (127.0.0.1:{self.port}, GET {path})"
+    async def get(self, path: str, port: int | None = None) -> tuple[int, object]:
+        """GET `path` from the first web process (or the one on `port`); NoAnswer (a TimeoutError)
+        if it does not answer."""
+        port = port or self.port
+        what = f"Daphne (127.0.0.1:{port}, GET {path})"
         try:
-            return await bounded(asyncio.to_thread(http_get, self.port, path, HTTP_TIMEOUT), HTTP_TOTAL, what)
+            return await bounded(asyncio.to_thread(http_get, port, path, HTTP_TIMEOUT), HTTP_TOTAL, what)
         except NoAnswer:
             raise
         except TimeoutError as error:  # a socket timeout in http_get
             raise NoAnswer(f"{what} did not answer within {HTTP_TIMEOUT:g} s") from error
 
+    def _process_stop(self, process: ServiceProcess) -> None:
+        if process in self.processes:
+            self.processes.remove(process)
+        pid = process.process.pid
+        process.stop()
+        _gone_ensure(pid)
+
     def stop(self) -> None:
         self.stopped = True
-        for process in reversed(self.processes):
-            pid = process.process.pid
-            process.stop()
-            _gone_ensure(pid)
+        for process in reversed(list(self.processes)):
+            self._process_stop(process)
         for server in (self.redis, self.kafka):
             if server is not None:
                 server.stop()

@@ -1,9 +1,10 @@
 """The fan-out benchmark runs end to end in its smallest configuration (not a timed test).
 
-It reuses the session's Kafka and Redis and starts its own consume_events and Daphne, like
-`make bench`; every number it reports is left unjudged here except exact delivery. Drains
-are generous (events late under load still count) and the pauses that only matter for
-memory readings are short: the run takes about 30 s on an idle machine.
+It reuses the session's Kafka and Redis and starts its own consume_events and web processes
+(and nginx for the nginx mode), like `make bench`; every number it reports is left unjudged
+here except exact delivery. Drains are generous (events late under load still count) and the
+pauses that only matter for memory readings are short: the run takes about 40 s on an idle
+machine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from bench.layer_probe import LayerBacklogProbe
 from bench.waits import task_stop
 from tests.support.processes import ROOT
+from tests.support.tools import nginx_ensure
 
 SMALLEST = [
     "--clients", "5", "--duration", "2", "--drain", "20",
@@ -29,6 +31,7 @@ SMALLEST = [
     "--slow-clients", "2", "--slow-readers", "2", "--slow-seconds", "2", "--slow-drain", "20",
     "--slow-read-seconds", "1", "--churn-cycles", "20", "--churn-concurrency", "5",
     "--settle", "0.2", "--progress",
+    "--modes", "kafka,inproc,groups,step,slow,churn,nginx", "--web-processes", "2",
 ]
 FANOUT_KEYS = {
     "design", "clients", "rate", "expected", "delivered", "lost", "duplicates", "latency",
@@ -44,7 +47,7 @@ def _report(printed: str) -> str:
     """The benchmark's output, and the end of its Daphne and consumer logs."""
     parts = [printed[-6000:]]
     found = re.search(r"starting the stack in (\S+)", printed)
-    for name, lines in (("daphne", 40), ("consumer", 15)):
+    for name, lines in (("daphne", 40), ("daphne-2", 20), ("consumer", 15)):
         log = Path(found.group(1)) / f"{name}.log" if found else None
         if log is not None and log.exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
@@ -56,6 +59,7 @@ def _report(printed: str) -> str:
 def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     kafka, redis_server, tmp_path: Path
 ):
+    nginx_ensure()  # the nginx mode runs the real nginx (Debian's nginx-light)
     output = tmp_path / "fanout.json"
     bench = subprocess.Popen(
         [sys.executable, "-m", "bench.fanout", *SMALLEST, "--kafka", kafka.bootstrap,
@@ -81,7 +85,7 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert set(result) == {"meta", "modes", "targets"}
     assert set(result["meta"]) >= {"date", "cpus", "loadavg_start", "loadavg_end", "frame_bytes"}
     modes = result["modes"]
-    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn"}
+    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "nginx"}
     for name in ("kafka", "inproc", "groups"):
         mode = modes[name]
         assert set(mode) >= FANOUT_KEYS, name
@@ -98,6 +102,15 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert modes["churn"]["churn"]["failed"] == 0, modes["churn"]["churn"]
     assert modes["churn"]["leaked_subscribers"] == 0, modes["churn"]["after"]
     assert {target["target"] for target in result["targets"]}
+    nginx = modes["nginx"]
+    assert (nginx["web_processes"], nginx["tls"], set(nginx["windows"])) == ([1, 2], False, {"1", "2"})
+    for count, window in nginx["windows"].items():
+        assert set(window) >= FANOUT_KEYS, count
+        assert (window["delivered"], window["duplicates"]) == (5 * 20, 0), (count, _report(printed))
+        assert len(window["streams_per_process"]) == int(count) and sum(window["streams_per_process"]) == 5
+        assert {"daphne", "nginx-1"} <= set(window["cpu_percent"]), window["cpu_percent"]
+    assert "daphne-2" in nginx["windows"]["2"]["cpu_percent"]
+    assert "through nginx (plain HTTP from the clients)" in printed
 
 
 async def test_layer_backlog_probe_stops_even_when_stopped_inside_a_redis_command(redis_server):

@@ -1,7 +1,7 @@
 """The shipped `docker/nginx.conf`, run by a real nginx (Debian 12's 1.22) in front of two Daphne
 processes, with a self-signed certificate made by `docker/tls-selfsigned.sh`.
 
-Only the lines the file's header names are replaced (tests/support/nginx.py): upstream
+Only the lines the file's header names are replaced (scripts/nginx.py): upstream
 addresses, listen ports, the certificate folder. Clients speak TLS to nginx and HTTP/2 when
 they offer it; nginx speaks HTTP/1.1 with keep-alive to the web processes.
 """
@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from scripts.localstack import free_port
+from scripts.nginx import Nginx
 from tests.integration.conftest import Stack, produce
 from tests.integration.test_viewer import (  # noqa: F401  (fixtures, used by name)
     STAFF,
@@ -37,7 +38,6 @@ from tests.integration.test_viewer import (  # noqa: F401  (fixtures, used by na
     viewer_db_template,
 )
 from tests.support.faults import Production, scenario_run
-from tests.support.nginx import Nginx
 from tests.support.processes import ROOT, ServiceProcess, http_get, wait_until
 from tests.support.tools import nginx_ensure
 
