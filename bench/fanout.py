@@ -1,6 +1,6 @@
 """Fan-out benchmark against the real stack: `make bench` or `python -m bench.fanout [options]`.
 
-Starts Kafka and Redis (scripts.localstack, free ports), a fresh topic, one
+Starts Kafka and Redis (scripts.servers, free ports), a fresh topic, one
 `manage.py consume_events` and ONE web process (bench/web.py: AetherLink's server with
 bench.asgi_modes), plus load-client processes, then runs the selected modes in this order and
 writes a table and JSON:

@@ -1,4 +1,4 @@
-"""The real stack for one benchmark run: Kafka and Redis (scripts.localstack, on free ports,
+"""The real stack for one benchmark run: Kafka and Redis (scripts.servers, on free ports,
 unless given), a fresh topic, one `manage.py consume_events` and ONE web process (bench/web.py:
 AetherLink's server with `bench.asgi_modes:application`). The nginx mode adds web processes
 and nginx in front of them (`webs_scale`, `nginx_start`). Every process is stopped by its own
@@ -16,13 +16,12 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from bench.events import PARTITIONS
 from bench.waits import NoAnswer, bounded
-from scripts.localstack import KafkaServer, RedisServer, free_port
 from scripts.nginx import Nginx, certificate_make, nginx_find
 from scripts.processes import ServiceProcess, http_get, http_status_or_none, wait_until
+from scripts.servers import KafkaServer, RedisServer, free_port
+from scripts.topics import topic_create
 
 READY_TIMEOUT = 90.0
 GONE_TIMEOUT = 10.0
@@ -171,16 +170,8 @@ class BenchStack:
             await asyncio.to_thread(self._process_stop, nginx.process)
 
     async def _topic_create(self) -> None:
-        await bounded(self._topic_create_unbounded(), TOPIC_TIMEOUT,
+        await bounded(topic_create(self.kafka_bootstrap, self.topic, PARTITIONS), TOPIC_TIMEOUT,
                       f"Kafka at {self.kafka_bootstrap} (creating topic {self.topic})")
-
-    async def _topic_create_unbounded(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(self.topic, PARTITIONS, 1)])
-        finally:
-            await admin.close()
 
     async def get(self, path: str, port: int | None = None) -> tuple[int, object]:
         """GET `path` from the first web process (or the one on `port`); NoAnswer (a TimeoutError)

@@ -24,10 +24,11 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from crm_events.core import tasks
+
 T = TypeVar("T")
 
 STOP_SECONDS = 10.0
-RECANCEL_SECONDS = 0.5
 
 
 class NoAnswer(TimeoutError):
@@ -59,19 +60,12 @@ def _abandon(task: asyncio.Future[Any]) -> None:
 
 
 async def task_stop(task: asyncio.Task[Any], what: str, seconds: float = STOP_SECONDS) -> Any:
-    """Cancel `task` until it has ended (at most `seconds`); return its result, None if cancelled.
-
-    An exception the task ended with is raised here. NoAnswer if it is still running at the
-    deadline: it is then left running, and the message names it.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not task.done():
-        left = deadline - loop.time()
-        if left <= 0:
-            raise NoAnswer(f"{what} was still running {seconds:g} s after it was told to stop")
-        task.cancel()
-        await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, left))
+    """Cancel `task` until it has ended (crm_events.core.tasks, the service's own way of stopping
+    its loops); return its result, None if cancelled. An exception it ended with is raised here.
+    NoAnswer if it is still running after `seconds`: it is then left running, and the message
+    names it."""
+    if not await tasks.task_stop(task, deadline=seconds):
+        raise NoAnswer(f"{what} was still running {seconds:g} s after it was told to stop")
     if task.cancelled():
         return None
     return task.result()

@@ -28,11 +28,11 @@ stop_all() {
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  python -m scripts.localstack down --state-dir "$STATE_DIR"
+  python -m scripts.servers down --state-dir "$STATE_DIR"
 }
 trap stop_all INT TERM EXIT
 
-python -m scripts.localstack up --state-dir "$STATE_DIR" \
+python -m scripts.servers up --state-dir "$STATE_DIR" \
   --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT"
 python manage.py migrate --noinput -v 0
 

@@ -19,6 +19,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def poll_until(condition: Callable[[], Any], *, timeout: float, every: float = 0.05) -> bool:
+    """Poll `condition` until it is truthy (True) or `timeout` passed (False); never raises."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 def _poll(condition: Callable[[], Any], deadline: float, timeout: float, what: str) -> Any:
     """One look at `condition`: its result, or an AssertionError once the deadline passed."""
     result = condition()

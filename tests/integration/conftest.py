@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from scripts.localstack import KafkaServer, RedisServer, free_port
+from scripts.servers import KafkaServer, RedisServer, free_port
+from scripts.topics import topic_create as topic_create_with
 from tests.support.processes import (
     ROOT,
     ServiceProcess,
@@ -66,12 +66,7 @@ def redis_server(stack_dir: Path) -> Iterator[RedisServer]:
 
 
 async def topic_create(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
+    await topic_create_with(bootstrap, name, partitions)
 
 
 @pytest.fixture

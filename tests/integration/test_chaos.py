@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import KafkaServer, RedisServer, free_port
+from scripts.servers import KafkaServer, RedisServer, free_port
 from tests.integration.conftest import started, topic_create
 from tests.support import chaos_figures
 from tests.support.chaos import ARTIFACTS, ChaosRun

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.localstack import KafkaServer, free_port
+from scripts.servers import KafkaServer, free_port
 from tests.support.processes import http_get, wait_until
 
 

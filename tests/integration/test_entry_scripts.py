@@ -15,7 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography import x509
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import Stack
 from tests.support.processes import ROOT, http_get, wait_until
 

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from playwright.sync_api import Request, expect, sync_playwright
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
 from tests.support.example_clients import ExampleClient

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
 from tests.support.kafka_log import assert_exactly, domain_events, positions_of

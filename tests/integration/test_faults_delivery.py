@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import KafkaServer, RedisServer, free_port
+from scripts.servers import KafkaServer, RedisServer, free_port
 from tests.integration.conftest import Stack, started, topic_create
 from tests.support.eventsource import BrowserClient
 from tests.support.faults import Production, scenario_run

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import json_values, produce
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.sse_client import SseConnection, SseParser

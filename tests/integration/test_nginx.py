@@ -26,8 +26,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from scripts.localstack import free_port
 from scripts.nginx import Nginx
+from scripts.servers import free_port
 from tests.integration.conftest import Stack, produce
 from tests.integration.test_viewer import (  # noqa: F401  (fixtures, used by name)
     STAFF,

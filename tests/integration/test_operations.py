@@ -15,7 +15,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.localstack import RedisServer, free_port
+from scripts.servers import RedisServer, free_port
 from tests.integration.conftest import Stack, json_values, produce, topic_create
 from tests.support.processes import http_get, service_env, wait_until
 from tests.support.sasl_kafka import SaslKafkaServer

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import Stack
 from tests.support.processes import ROOT
 

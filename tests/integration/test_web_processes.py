@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import free_port
+from scripts.servers import free_port
 from tests.integration.conftest import Stack
 from tests.support.processes import ROOT, http_get, http_status_or_none, wait_until
 
@@ -73,7 +73,7 @@ def test_make_dev_starts_web_processes_on_consecutive_ports_and_stops_them_all(t
     assert code in (0, 130), (tmp_path / "dev.log").read_text()
     for port in ports:
         assert http_status_or_none(port, "/healthz") is None, f"a web process on {port} outlived make dev"
-    status = subprocess.run([sys.executable, "-m", "scripts.localstack", "status", "--state-dir",
+    status = subprocess.run([sys.executable, "-m", "scripts.servers", "status", "--state-dir",
                              env["DEV_STATE_DIR"]], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert status.stdout.splitlines() == ["kafka: not running", "redis: not running"], status.stdout
 

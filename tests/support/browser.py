@@ -2,7 +2,7 @@
 
 Playwright's own browser downloads are not used (`playwright install` needs the
 internet); the Debian package is installed here when missing and we are root, as
-`scripts.localstack` does for redis-server, so `make test` needs nothing by hand.
+`scripts.servers` does for redis-server, so `make test` needs nothing by hand.
 """
 
 from __future__ import annotations

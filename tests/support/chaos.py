@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.localstack import KafkaServer, RedisServer, free_port
+from scripts.servers import KafkaServer, RedisServer, free_port
 from tests.support import chaos_figures
 from tests.support.chaos_clients import ChaosClient, chaos_fleet
 from tests.support.chaos_injections import (

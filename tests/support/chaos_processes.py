@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scripts.localstack import KafkaServer, RedisServer
+from scripts.servers import KafkaServer, RedisServer
 from tests.support.processes import ServiceProcess, daphne_start
 
 

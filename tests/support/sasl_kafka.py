@@ -1,4 +1,4 @@
-"""A localstack Kafka broker that also listens with SASL_PLAINTEXT (mechanism PLAIN).
+"""A test Kafka broker (scripts.servers) that also listens with SASL_PLAINTEXT (mechanism PLAIN).
 
 It keeps the plain listener (for the readiness probe, inter-broker traffic and test
 set-up) and adds a client listener that only lets in `username`/`password`, so a
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scripts.localstack import LOOPBACK, KafkaServer
+from scripts.servers import LOOPBACK, KafkaServer
 
 PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 

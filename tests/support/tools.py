@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.localstack import _file_lock, cache_dir
+from scripts.servers import cache_dir, file_lock
 from tests.support.browser import _apt_get
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _apt_ensure(binary: str, package: str) -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise RuntimeError(NOT_ROOT.format(what=binary, command=f"sudo apt-get install -y {package}"))
     logger.warning("%s not found; installing Debian's %s package with apt-get", binary, package)
-    with _file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
+    with file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
         if not shutil.which(binary):
             _apt_get("update")
             _apt_get("install", "-y", "--no-install-recommends", package)
@@ -68,7 +68,7 @@ def kustomize_ensure() -> str:
     if go is None:
         raise RuntimeError("Go is needed once per machine to build kustomize: install Go 1.22 or newer")
     home.mkdir(parents=True, exist_ok=True)
-    with _file_lock(home / ".lock"):
+    with file_lock(home / ".lock"):
         if not binary.exists():
             _kustomize_build(go, home, binary)
     return str(binary)
