@@ -85,6 +85,7 @@ class EventHub:
         self.positions_ready = asyncio.Event()
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
+        self._lag_heard_at: dict[str, float] = {}  # per consumer: when its lag last came
         self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
         self.served = frozenset(config.topics)
         self.source = ""  # the Kafka cluster id; messages from another cluster are skipped
@@ -172,6 +173,14 @@ class EventHub:
             return None
         return time.monotonic() - self.last_heartbeat_at
 
+    def consumer_lag_current(self, max_age: float) -> dict[str, dict[str, int]]:
+        """The lag of each consumer heard from in the last `max_age` seconds. One that stopped
+        (a restart, a scale-down) must not leave its last figure exported, and alerting, for ever."""
+        now = time.monotonic()
+        for consumer in [name for name, at in self._lag_heard_at.items() if now - at > max_age]:
+            del self._lag_heard_at[consumer], self.consumer_lag[consumer]
+        return self.consumer_lag
+
     # --- positions -------------------------------------------------------------------
 
     async def _positions_init(self) -> None:
@@ -243,6 +252,7 @@ class EventHub:
             return
         self.last_heartbeat_at = time.monotonic()
         self.consumer_lag[message["consumer"]] = message["lag"]
+        self._lag_heard_at[message["consumer"]] = self.last_heartbeat_at
         await self.published_check(message.get("published", []))
 
     async def _repair(self, position: Position, start: int, stop: int) -> None:

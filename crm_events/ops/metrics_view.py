@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from crm_events import metrics
 from crm_events.access.client_address import address_in, client_address
-from crm_events.config import MetricsConfig, limits_config, metrics_config
+from crm_events.config import MetricsConfig, limits_config, metrics_config, readiness_config
 from crm_events.exceptions import StreamForbidden
 from crm_events.fanout.registry import hub_get
 from crm_events.responses import error_response
@@ -39,5 +39,5 @@ async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
         return error_response(StreamForbidden(METRICS_FORBIDDEN))
     hub = hub_get()
     hub.observer.metrics_refresh()
-    metrics.consumer_lag_set(hub.consumer_lag)
+    metrics.consumer_lag_set(hub.consumer_lag_current(readiness_config().heartbeat_max_age))
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

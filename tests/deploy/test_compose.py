@@ -5,57 +5,24 @@ dependencies. The file is used as shipped, beside a .env made from .env.example.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from scripts.localstack import KAFKA_VERSION
-from tests.support.tools import docker_compose_ensure
+from scripts.servers import KAFKA_VERSION
+from tests.support.compose import SECRET, compose_resolve, dotenv_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
-SECRET = "compose-test-" + "k" * 50
 WIRING = {"KAFKA_BROKERS": "kafka:9092", "REDIS_URL": "redis://redis:6379/0",
           "DATABASE_URL": "sqlite:////data/db.sqlite3", "PORT": "9010"}
 APP_SERVICES = {"init", "web-1", "web-2", "consumer", "demo-producer"}
 ONE_SHOT = {"init", "tls"}
 
 
-def dotenv_names(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Z_]+=", line))
-
-
-def env_file_from_example(**overrides: str) -> str:
-    """.env.example with the overrides set (a new user's `cp .env.example .env`, then edits)."""
-    lines = []
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        name = re.match(r"^#? ?([A-Z_]+)=", line)
-        lines.append(f"{name.group(1)}={overrides.pop(name.group(1))}" if name and name.group(1) in overrides
-                     else line)
-    return "\n".join(lines + [f"{k}={v}" for k, v in overrides.items()]) + "\n"
-
-
-def resolve(tmp_path: Path, **overrides: str) -> dict:
-    """`docker-compose config` of the shipped files, in a copy of the repository's layout."""
-    (tmp_path / "docker").mkdir(exist_ok=True)
-    for name in ("compose.yaml", "compose.env", "nginx.conf"):
-        shutil.copy(DOCKER / name, tmp_path / "docker" / name)
-    (tmp_path / ".env").write_text(env_file_from_example(DJANGO_SECRET_KEY=SECRET, **overrides))
-    done = subprocess.run(
-        [docker_compose_ensure(), "-f", str(tmp_path / "docker" / "compose.yaml"), "config"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # nothing of ours leaks into it
-    )
-    assert done.returncode == 0, done.stderr
-    return yaml.safe_load(done.stdout)
-
-
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> dict:
-    return resolve(tmp_path_factory.mktemp("compose"), DJANGO_ALLOWED_HOSTS="crm-events.example.com",
+    return compose_resolve(tmp_path_factory.mktemp("compose"), DJANGO_ALLOWED_HOSTS="crm-events.example.com",
                    DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_PASSWORD="admin-password-1",
                    KAFKA_BROKERS="elsewhere:9092")
 
@@ -81,7 +48,8 @@ def test_compose_defaults_are_session_auth_behind_nginx_and_the_env_file_wins(co
     assert chosen == ["session", "true", "true"]
     assert web["TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
     assert "https://localhost:8443" in web["DJANGO_CSRF_TRUSTED_ORIGINS"].split(",")
-    chosen = resolve(tmp_path, SSE_AUTH_MODE="jwt", SSE_JWT_KEY="j" * 32)["services"]["web-2"]["environment"]
+    chosen = compose_resolve(tmp_path, SSE_AUTH_MODE="jwt", SSE_JWT_KEY="j" * 32)["services"]["web-2"]
+    chosen = chosen["environment"]
     assert chosen["SSE_AUTH_MODE"] == "jwt"
 
 

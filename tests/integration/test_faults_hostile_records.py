@@ -204,6 +204,7 @@ async def test_hostile_records_from_a_foreign_client_arrive_once_live_and_replay
     clients = [*live, replaying]
     records = [Record(p, o, None, None, ()) for p, o in by_position]
     await clients_finish(clients, tasks, records)
+    # The stopped consumer's last lag expires with READY_HEARTBEAT_MAX_AGE (15 s).
     wait_until(lambda: lags(port) and not any(lags(port)), timeout=60, what="consumer lag back to 0")
 
     problems = problems_of(clients, by_position)

@@ -14,6 +14,7 @@ function useCrmEvents(endpoint, kind) {
   useEffect(() => {
     const url = new URL(endpoint, window.location.href);
     if (kind) url.searchParams.set('kind', kind); // filtered by the service, live and replayed alike
+    setStatus('connecting'); // a new stream (another kind): not live until the service answers
     const source = new EventSource(url);
     source.onopen = () => setStatus('live');
     source.onerror = () => setStatus(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');

@@ -144,7 +144,10 @@ async def test_hub_receives_through_the_layer_group():
             while hub.heartbeat_age() is None:
                 await asyncio.sleep(0.01)
         assert written(subscriber) == frame(7, {("t", 0): 8})
-        assert hub.consumer_lag == {"c": {"t:0": 3}}
+        assert hub.consumer_lag_current(max_age=60) == {"c": {"t:0": 3}}
+        # A consumer not heard from for longer (stopped, scaled down) leaves no lag behind.
+        await asyncio.sleep(0.02)
+        assert hub.consumer_lag_current(max_age=0.01) == {}
     finally:
         await hub.stop()
 
