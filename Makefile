@@ -5,7 +5,7 @@ WEB_PROCESSES ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults test-chaos install browser tools node promtool lint smoke bench clean
+.PHONY: dev test test-faults test-chaos install browser tools node promtool lint typecheck smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,6 @@ browser: install
 tools: install
 	$(BIN)/python -m tests.support.tools
 
-## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
 ## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
 node: install
 	$(BIN)/python -m tests.support.node
@@ -37,9 +36,10 @@ node: install
 promtool: install
 	$(BIN)/python -m tests.support.promtool
 
-## Lint, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
+## Lint and type-check, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
 test: install browser tools node
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest
 
 ## Only the fault-tolerance scenarios (`make test` runs them too): about 8 minutes on 2 cores.
@@ -55,6 +55,11 @@ test-chaos: install
 
 lint: install
 	$(BIN)/ruff check .
+
+## mypy over crm_events, aetherlink, scripts and bench (pyproject.toml; strict for crm_events/core).
+## django-stubs imports the settings: debug mode needs no secret key.
+typecheck: install
+	DJANGO_DEBUG=true $(BIN)/mypy
 
 ## Fan-out benchmark on its own Kafka, Redis, consume_events and Daphne (README "Benchmark").
 ## Quick by default (< 2 min); the issue's sizes: make bench BENCH_ARGS=--full

@@ -400,6 +400,7 @@ if SSE_AUTH_MODE == "jwt" and not SSE_JWT_KEY:
 if SSE_AUTH_MODE == "jwt" and SSE_JWT_ALGORITHM == "HS256" and len(SSE_JWT_KEY.encode()) < 32:
     raise ImproperlyConfigured("SSE_JWT_KEY for HS256 must be at least 32 bytes long.")
 if SSE_AUTH_MODE == "jwt" and SSE_JWT_ALGORITHM != "HS256":
+    _jwt_public_key: object
     try:
         _jwt_public_key = load_pem_public_key(SSE_JWT_KEY.encode())
     except ValueError:

@@ -52,6 +52,12 @@ class ClientProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def _pipes(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
+        """Its stdin and stdout (both are pipes: see `start`)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        return self.process.stdin, self.process.stdout
+
     @classmethod
     async def start(cls) -> ClientProcess:
         process = await asyncio.create_subprocess_exec(
@@ -67,9 +73,10 @@ class ClientProcess:
             if self.broken:
                 raise LoadClientError(f"load client {self.pid} is not asked {op!r}: {self.broken}")
             try:
-                self.process.stdin.write((json.dumps(command) + "\n").encode())
-                await bounded(self.process.stdin.drain(), wait, f"load client {self.pid} (taking {op!r})")
-                line = await bounded(self.process.stdout.readline(), wait, f"load client {self.pid} ({op!r})")
+                stdin, stdout = self._pipes
+                stdin.write((json.dumps(command) + "\n").encode())
+                await bounded(stdin.drain(), wait, f"load client {self.pid} (taking {op!r})")
+                line = await bounded(stdout.readline(), wait, f"load client {self.pid} ({op!r})")
             except BaseException as error:
                 # Its reply may still come, and would be read as the answer to the next command.
                 self.broken = f"its {op!r} command failed ({error!r})"
@@ -94,8 +101,9 @@ class ClientProcess:
         try:
             if self.broken:
                 raise OSError(self.broken)  # no use asking it to exit
-            self.process.stdin.write(b'{"op": "exit"}\n')
-            await bounded(self.process.stdin.drain(), EXIT_WAIT, f"load client {self.pid} (exit)")
+            stdin, _ = self._pipes
+            stdin.write(b'{"op": "exit"}\n')
+            await bounded(stdin.drain(), EXIT_WAIT, f"load client {self.pid} (exit)")
             await bounded(self.process.wait(), EXIT_WAIT, f"load client {self.pid} (exit)")
         except (OSError, TimeoutError):
             self.process.kill()

@@ -124,8 +124,9 @@ class Bench:
         self.say(f"{run}: {design}, {clients} clients, {count} events at {rate:g}/s: producing")
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
-        sampling = {"the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
-                    "the layer backlog probe": (backlog, asyncio.create_task(backlog.run()))}
+        sampling: dict[str, tuple[RssSampler | LayerBacklogProbe, asyncio.Task[Any]]] = {
+            "the RSS sampler": (sampler, asyncio.create_task(sampler.run())),
+            "the layer backlog probe": (backlog, asyncio.create_task(backlog.run()))}
         try:
             cpu = self.cpu_meter()
             started = time.monotonic()
@@ -138,6 +139,7 @@ class Bench:
             produced_at = time.monotonic()
             cpu_percent = cpu.percent(produced_at)
             if profile:
+                assert self.profile_dir is not None  # set with --profile
                 self.profile_dir.joinpath(f"profile-{profile}.txt").write_text(
                     (await self.stack.get("/bench/profile?action=stop"))[1].decode())
             self.say(f"{run}: produced; waiting for {expected} deliveries (at most {drain:g} s)")

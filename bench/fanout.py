@@ -235,7 +235,9 @@ async def _stop_all(ticker: KafkaTicker | None, pool: ClientPool | None, stack: 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     _nofile_raise()
     cleaning = [False]
-    _sigterm_cancels(asyncio.current_task(), cleaning)
+    task = asyncio.current_task()
+    assert task is not None  # run() is always awaited in a task (asyncio.run)
+    _sigterm_cancels(task, cleaning)
     load_start = await _load_wait(args.max_load, args.max_load_wait)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"

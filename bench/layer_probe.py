@@ -83,7 +83,9 @@ async def _groups_purge(redis_url: str, prefix: str) -> dict[str, int]:
     client = redis_client(redis_url)
     try:
         group = f"{prefix}:group:{broadcast.BROADCAST_GROUP}"
-        stale = [m for m in await client.zrange(group, 0, -1) if m.startswith(b"specific.")]
+        # Without scores or decoding, ZRANGE gives the members as bytes.
+        members = await client.zrange(group, 0, -1)
+        stale = [m for m in members if isinstance(m, bytes) and m.startswith(b"specific.")]
         if stale:
             await client.zrem(group, *stale)
         backlog = 0

@@ -66,6 +66,12 @@ class StreamClient(asyncio.Protocol):
         self.close_reason: str | None = None
         self.bytes_received = 0
 
+    @property
+    def connection(self) -> asyncio.Transport:
+        """The transport, once connected (the callers only use it after `create_connection`)."""
+        assert self.transport is not None
+        return self.transport
+
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -182,10 +188,11 @@ class Worker:
         try:
             async with asyncio.timeout(timeout):
                 await loop.sock_connect(sock, (host, port))
-                tls = {"ssl": _tls_context(cafile), "server_hostname": host} if cafile else {}
-                await loop.create_connection(lambda: client, sock=sock, **tls)
+                tls = _tls_context(cafile) if cafile else None
+                await loop.create_connection(lambda: client, sock=sock, ssl=tls,
+                                             server_hostname=host if tls else None)
                 request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
-                client.transport.write(request.encode())
+                client.connection.write(request.encode())
                 step = "response head"
                 await client.connected
         except TimeoutError:
@@ -286,12 +293,12 @@ class Worker:
                     errors[_error_key(error)] += 1
                     return
                 if number % 2:
-                    client.transport.abort()
+                    client.connection.abort()
                 else:
-                    client.transport.close()
+                    client.connection.close()
                 done, _ = await asyncio.wait([client.closed], timeout=CLOSE_TIMEOUT)
                 if not done:
-                    client.transport.abort()
+                    client.connection.abort()
                     errors[f"TimeoutError: connection still open {CLOSE_TIMEOUT:g} s after closing it"] += 1
 
         await asyncio.gather(*(cycle(number) for number in range(cmd["cycles"])))

@@ -80,7 +80,8 @@ async def step_mode(
     patience: int,
 ) -> dict[str, Any]:
     opening = await clients_open(bench, design, clients)
-    steps, failures = [], 0
+    steps: list[dict[str, Any]] = []
+    failures = 0
     try:
         for index, rate in enumerate(rates):
             try:

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench.events import PARTITIONS
 from bench.waits import NoAnswer, bounded
@@ -64,11 +65,18 @@ def _alive(pid: int) -> bool:
 class BenchStack:
     def __init__(self, run_dir: Path, *, kafka_bootstrap: str | None, redis_url: str | None) -> None:
         self.run_dir = run_dir
-        self.kafka = None if kafka_bootstrap else KafkaServer(
-            port=free_port(), controller_port=free_port(), data_dir=run_dir / "kafka")
-        self.redis = None if redis_url else RedisServer(port=free_port(), data_dir=run_dir / "redis")
-        self.kafka_bootstrap = kafka_bootstrap or self.kafka.bootstrap
-        self.redis_url = redis_url or self.redis.url
+        # Servers of its own, unless it was given running ones.
+        self.kafka: KafkaServer | None = None
+        self.redis: RedisServer | None = None
+        if not kafka_bootstrap:
+            self.kafka = KafkaServer(port=free_port(), controller_port=free_port(),
+                                     data_dir=run_dir / "kafka")
+            kafka_bootstrap = self.kafka.bootstrap
+        if not redis_url:
+            self.redis = RedisServer(port=free_port(), data_dir=run_dir / "redis")
+            redis_url = self.redis.url
+        self.kafka_bootstrap: str = kafka_bootstrap
+        self.redis_url: str = redis_url
         unique = uuid.uuid4().hex[:10]
         self.topic = f"bench-{unique}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS"))}
@@ -106,7 +114,8 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         pids = {"daphne" if index == 0 else f"daphne-{index + 1}": process.process.pid
                 for index, (process, _) in enumerate(self.webs)}
-        pids["consumer"] = self.consumer.process.pid
+        if self.consumer is not None:
+            pids["consumer"] = self.consumer.process.pid
         for name, server in (("kafka", self.kafka), ("redis", self.redis)):
             if server is not None and server.pid is not None:
                 pids[name] = server.pid
@@ -161,19 +170,21 @@ class BenchStack:
                            https_port=free_port(), http_port=free_port(), tls_dir=tls_dir, tls=tls,
                            connections=connections, worker_processes="auto")
         await asyncio.to_thread(self.nginx.start)
+        assert self.nginx.process is not None  # start() set it, or raised
         self.processes.append(self.nginx.process)
         return self.nginx
 
     async def nginx_stop(self) -> None:
         if self.nginx is not None:
             nginx, self.nginx = self.nginx, None
-            await asyncio.to_thread(self._process_stop, nginx.process)
+            if nginx.process is not None:
+                await asyncio.to_thread(self._process_stop, nginx.process)
 
     async def _topic_create(self) -> None:
         await bounded(topic_create(self.kafka_bootstrap, self.topic, PARTITIONS), TOPIC_TIMEOUT,
                       f"Kafka at {self.kafka_bootstrap} (creating topic {self.topic})")
 
-    async def get(self, path: str, port: int | None = None) -> tuple[int, object]:
+    async def get(self, path: str, port: int | None = None) -> tuple[int, Any]:
         """GET `path` from the first web process (or the one on `port`); NoAnswer (a TimeoutError)
         if it does not answer."""
         port = port or self.port

@@ -129,10 +129,10 @@ class Nginx:
         if checked.returncode != 0:
             raise RuntimeError(f"nginx -t failed: {checked.stderr}")
         argv = [self.binary, "-p", str(self.folder), "-c", str(self.main)]
-        self.process = ServiceProcess("nginx", argv, dict(os.environ), self.folder)
-        wait_until(lambda: self._listening() or not self.process.is_running(), timeout=20,
+        self.process = process = ServiceProcess("nginx", argv, dict(os.environ), self.folder)
+        wait_until(lambda: self._listening() or not process.is_running(), timeout=20,
                    what="nginx to listen")
-        if not self.process.is_running():
+        if not process.is_running():
             raise RuntimeError(f"nginx exited: {self.error_log()[-2000:]}")
         return self
 

@@ -75,7 +75,8 @@ class EventHub:
         self.offsets = OffsetLookup(config)
         self.subscribers: set[StreamSubscriber] = set()  # live: indexed, or not yet in sync
         self.catching_up: set[StreamSubscriber] = set()
-        self.index = SubscriberIndex()  # the live ones in sync, found by what they match
+        # The live ones in sync, found by what they match.
+        self.index: SubscriberIndex[StreamSubscriber] = SubscriberIndex()
         self.unsynced: set[StreamSubscriber] = set()  # live, positions of their own: asked per event
         self._dirty: set[StreamSubscriber] = set()  # given frames since the last round of writes
         self._failed: list[StreamSubscriber] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from crm_events.core.filters import (
     ANCHOR_ALL,
@@ -42,6 +42,9 @@ class Indexed(Protocol):
     def event_filter(self) -> Any: ...
 
 
+S = TypeVar("S", bound=Indexed)  # the hub's own subscriber type, handed back as it was put in
+
+
 def anchor_of(subscriber: Indexed) -> Anchor:
     anchor = getattr(subscriber.event_filter, "anchor", None)
     return anchor() if anchor is not None else Anchor(ANCHOR_ALL)
@@ -61,16 +64,16 @@ def groups_of(anchor: Anchor) -> list[tuple[Any, ...]]:
     return [(anchor.kind, value) for value in anchor.values]
 
 
-class TopicIndex:
+class TopicIndex(Generic[S]):
     """The in-sync streams of one topic, grouped by anchor."""
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[Any, ...], set[Indexed]] = {}
+        self.groups: dict[tuple[Any, ...], set[S]] = {}
         self.fields: dict[tuple[str, ...], FieldMatch] = {}  # the `where` paths some group uses
         self._field_uses: Counter[tuple[str, ...]] = Counter()
         self.size = 0
 
-    def add(self, subscriber: Indexed, anchor: Anchor) -> None:
+    def add(self, subscriber: S, anchor: Anchor) -> None:
         for group in groups_of(anchor):
             self.groups.setdefault(group, set()).add(subscriber)
         if anchor.kind == ANCHOR_WHERE and anchor.field is not None:
@@ -78,7 +81,7 @@ class TopicIndex:
             self._field_uses[anchor.field.path] += 1
         self.size += 1
 
-    def discard(self, subscriber: Indexed, anchor: Anchor) -> None:
+    def discard(self, subscriber: S, anchor: Anchor) -> None:
         for group in groups_of(anchor):
             members = self.groups.get(group)
             if members is not None:
@@ -91,10 +94,10 @@ class TopicIndex:
                 del self._field_uses[anchor.field.path], self.fields[anchor.field.path]
         self.size -= 1
 
-    def candidates(self, payload: dict[str, Any]) -> set[Indexed]:
+    def candidates(self, payload: dict[str, Any]) -> set[S]:
         """The filtered streams that may match `payload`: a superset of those that do."""
         groups = self.groups
-        found: set[Indexed] = set()
+        found: set[S] = set()
         for group in self._lookups(payload):
             members = groups.get(group)
             if members:
@@ -113,19 +116,19 @@ class TopicIndex:
         for path, field in self.fields.items():  # each path read once, for every stream using it
             yield (ANCHOR_WHERE, path, field.text_in(value))
 
-    def unchecked(self, *, canary: bool) -> Iterator[Indexed]:
+    def unchecked(self, *, canary: bool) -> Iterator[S]:
         """The streams with no filter that take this event (canaries only if they asked)."""
         if not canary:
             yield from self.groups.get(EVERYONE, ())
         yield from self.groups.get(EVERYONE_AND_CANARIES, ())
 
 
-class SubscriberIndex:
+class SubscriberIndex(Generic[S]):
     """Every in-sync stream of a hub, indexed per topic by its anchor."""
 
     def __init__(self) -> None:
-        self.topics: dict[str, TopicIndex] = {}
-        self._anchors: dict[Indexed, Anchor] = {}
+        self.topics: dict[str, TopicIndex[S]] = {}
+        self._anchors: dict[S, Anchor] = {}
 
     def __len__(self) -> int:
         return len(self._anchors)
@@ -133,15 +136,15 @@ class SubscriberIndex:
     def __contains__(self, subscriber: object) -> bool:
         return subscriber in self._anchors
 
-    def __iter__(self) -> Iterator[Indexed]:
+    def __iter__(self) -> Iterator[S]:
         return iter(list(self._anchors))
 
-    def add(self, subscriber: Indexed) -> None:
+    def add(self, subscriber: S) -> None:
         anchor = self._anchors[subscriber] = anchor_of(subscriber)
         for topic in subscriber.topics:
-            self.topics.setdefault(topic, TopicIndex()).add(subscriber, anchor)
+            self.topics.setdefault(topic, TopicIndex[S]()).add(subscriber, anchor)
 
-    def discard(self, subscriber: Indexed) -> None:
+    def discard(self, subscriber: S) -> None:
         anchor = self._anchors.pop(subscriber, None)
         if anchor is None:
             return
@@ -153,7 +156,7 @@ class SubscriberIndex:
 
     def matching(
         self, payload: dict[str, Any], *, canary: bool, failed: Callable[[Any], None] = lambda _: None
-    ) -> Iterator[Indexed]:
+    ) -> Iterator[S]:
         """Exactly the streams whose filter matches `payload`; those with none need no check.
         A filter that raises is reported to `failed` and the others are still asked."""
         index = self.topics.get(payload["topic"])

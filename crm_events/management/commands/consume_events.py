@@ -65,5 +65,6 @@ class Command(BaseCommand):
                 address=config.consumer_address, port=config.consumer_port, error=error
             )
             raise CommandError(message) from None
-        host, port = server.server_address[:2]
+        # An AF_INET(6) server's address: the host is text (typeshed allows bytes for AF_UNIX).
+        host, port = str(server.server_address[0]), server.server_address[1]
         logger.info("consumer metrics on http://%s:%s/metrics", f"[{host}]" if ":" in host else host, port)

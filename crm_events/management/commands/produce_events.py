@@ -1,5 +1,6 @@
 import asyncio
 import logging
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=0, help="events to send; 0 = until Ctrl-C")
         parser.add_argument("--topic", help="topic to write to (default: the first served topic)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         rate, count = options["rate"], options["count"]
         if rate <= 0:
             raise CommandError("--rate must be a positive number of events per second.")

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crm_events.config import kafka_config
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://localhost:9010", help="the web service's URL")
         parser.add_argument("--timeout", type=float, default=30.0, help="seconds per check")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         current = "setup"
         try:
             run = SmokeRun(base_url=options["url"], config=kafka_config(), timeout=options["timeout"])

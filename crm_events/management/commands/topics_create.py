@@ -8,6 +8,7 @@ own default partition count first.
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=120.0,
                             help="seconds to keep trying while Kafka is unreachable (default 120)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         config = kafka_config()
         timeout = float(options["timeout"])
         try:
