@@ -34,7 +34,7 @@ class ProbeMiddleware:
         self._paths: dict[str, frozenset[str]] = {}  # per URLconf
         markcoroutinefunction(self)
 
-    def _probe_paths(self, urlconf: str) -> frozenset[str]:
+    def probe_paths(self, urlconf: str) -> frozenset[str]:
         """The probes' paths below any mount point (as `path_info` is); none if the URLconf
         has no probes. Resolved on first use, when the URLconf can be imported safely."""
         paths = self._paths.get(urlconf)
@@ -50,7 +50,7 @@ class ProbeMiddleware:
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
-        if request.path_info not in self._probe_paths(urlconf):
+        if request.path_info not in self.probe_paths(urlconf):
             return await self.get_response(request)
         match = resolve(request.path_info, urlconf=urlconf)
         return await match.func(request, *match.args, **match.kwargs)

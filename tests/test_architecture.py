@@ -6,8 +6,11 @@ checker sees is still two modules that cannot be understood apart.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import itertools
 from functools import cache
+from pathlib import Path
 
 import grimp
 import pytest
@@ -105,3 +108,44 @@ def test_only_the_server_package_knows_daphne_twisted_asgiref_and_whitenoise():
         if part(module) != "server":
             known = {m for m in imports_of(module) if m.split(".")[0] in SERVER_ONLY}
             assert known == set(), module
+
+
+# --- tests use what modules publish ----------------------------------------------------------
+
+OURS = ("crm_events", "aetherlink", "scripts", "bench", "tests")
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_uses(path: Path) -> list[str]:
+    """`from <ours> import _x`, and `<module of ours>._x`, in one test file."""
+    tree = ast.parse(path.read_text(), str(path))
+    modules: set[str] = set()  # local names bound to modules of ours
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(OURS):
+            for alias in node.names:
+                if _is_private(alias.name):
+                    found.append(f"{path.name}:{node.lineno} imports {node.module}.{alias.name}")
+                elif _is_package(node.module) and importlib.util.find_spec(f"{node.module}.{alias.name}"):
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            modules |= {alias.asname for alias in node.names if alias.asname and alias.name.startswith(OURS)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and _is_private(node.attr)):
+            found.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+    return found
+
+
+def _is_package(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def test_no_test_reaches_into_a_private_name_of_another_module():
+    tests = Path(__file__).parent
+    found = [use for path in sorted(tests.rglob("*.py")) for use in _private_uses(path)]
+    assert not found, "\n".join(found)

@@ -99,6 +99,15 @@ class StreamSubscriber:
     def queued(self) -> int:
         return len(self._queued)
 
+    def queued_frames(self) -> list[bytes]:
+        """The frames waiting for the stream's task, in order (the hub's shared bytes objects)."""
+        return [frame for frame, _position, _offset in self._queued]
+
+    @property
+    def woken(self) -> bool:
+        """Whether the stream's task was woken to write what the hub could not."""
+        return self._wakeup.is_set()
+
     def advance(self, event: LiveEvent) -> bool:
         """Move past `event` if it is new to this client; return whether it was new."""
         if event.topic not in self.topics:

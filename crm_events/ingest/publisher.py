@@ -150,12 +150,12 @@ class EventPublisher:
                     consumer, list(tracker.next_offsets), positions=tracker.next_offsets,
                     timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records,
                 )
-                if batches and await self._publish_poll(tracker, batches):
+                if batches and await self.publish_poll(tracker, batches):
                     await self._commit(consumer, tracker, list(batches))
         finally:
             await task_stop(heartbeat)
 
-    async def _publish_poll(self, tracker: PositionTracker, batches: Fetched) -> bool:
+    async def publish_poll(self, tracker: PositionTracker, batches: Fetched) -> bool:
         """Publish one poll's records, each partition's in order; False if stopped before all
         were accepted (then nothing is committed, and they are published again later)."""
         items, records, next_offsets = [], {}, {}
@@ -248,7 +248,7 @@ class EventPublisher:
                 # Never under HEARTBEAT_TIMEOUT_MIN: a short interval must not turn a slow
                 # answer from Kafka into no heartbeat at all.
                 async with asyncio.timeout(max(self.heartbeat_interval, HEARTBEAT_TIMEOUT_MIN)):
-                    lag = await _lag_measure(consumer, tracker)
+                    lag = await lag_measure(consumer, tracker)
                 metrics.consumer_lag_set({self.consumer_id: lag})
                 # Read after the awaits: only records whose group_send has returned count.
                 published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
@@ -286,7 +286,7 @@ def _record_item(record: ConsumerRecord | UnparseableRecord, *, prev: int) -> di
     return broadcast.record_item(event, prev=prev, size=size)
 
 
-async def _lag_measure(consumer: AIOKafkaConsumer, tracker: PositionTracker) -> dict[str, int]:
+async def lag_measure(consumer: AIOKafkaConsumer, tracker: PositionTracker) -> dict[str, int]:
     """Ask Kafka for the end offsets: a real round trip, so a heartbeat proves Kafka answers."""
     assigned = list(tracker.next_offsets)
     if not assigned:

@@ -22,7 +22,7 @@ FETCH_MAX_RECORDS = 500
 START_TIMEOUT = 10.0
 
 # Each reader holds broker connections and fetch buffers: bound how many run at once.
-_readers_running = asyncio.Semaphore(16)
+readers_running = asyncio.Semaphore(16)
 
 
 class ReplayReader:
@@ -34,7 +34,7 @@ class ReplayReader:
         """`limited=False` is for the hub's repair, which all live streams wait on: it must
         not queue behind clients' replays for one of the shared slots."""
         self.starts = starts
-        self._slots = _readers_running if limited else None
+        self._slots = readers_running if limited else None
         self._consumer: AIOKafkaConsumer = reader_create(config)
 
     async def __aenter__(self) -> ReplayReader:

@@ -54,7 +54,7 @@ async def refused(port: int, path: str, headers: dict[str, str] | None = None) -
         while chunk := await connection.reader.read(65536):
             body += chunk
     connection.close()
-    connection.body = json.loads(body.split(b"\r\n")[1] if connection._chunked else body)
+    connection.body = json.loads(body.split(b"\r\n")[1] if connection.chunked else body)
     return connection
 
 

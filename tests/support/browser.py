@@ -26,7 +26,7 @@ CHROMIUM_MISSING = (
 )
 
 
-def _apt_get(*args: str) -> None:
+def apt_get(*args: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     argv = ["apt-get", "-o", "DPkg::Lock::Timeout=300", *args]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=1200)
@@ -41,8 +41,8 @@ def chromium_ensure() -> str:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise RuntimeError(CHROMIUM_MISSING)
     logger.warning("chromium not found; installing Debian's chromium package with apt-get")
-    _apt_get("update")
-    _apt_get("install", "-y", "chromium")
+    apt_get("update")
+    apt_get("install", "-y", "chromium")
     if not CHROMIUM_PATH.exists():
         raise RuntimeError(f"apt-get installed chromium but {CHROMIUM_PATH} is missing")
     return str(CHROMIUM_PATH)

@@ -87,7 +87,7 @@ class SseConnection:
         self.headers: dict[str, str] = {}
         self.parser = SseParser()
         self.raw_body = b""
-        self._chunked = False
+        self.chunked = False
         self._chunk_left = 0
         self.ended = False
 
@@ -120,11 +120,11 @@ class SseConnection:
         for line in filter(None, header_lines):
             name, _, value = line.partition(":")
             self.headers[name.strip().lower()] = value.strip()
-        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
 
     async def read_raw(self) -> bytes:
         """The next body bytes as they arrive (b"" at the end), not yet parsed."""
-        data = await (self._read_chunked() if self._chunked else self.reader.read(65536))
+        data = await (self._read_chunked() if self.chunked else self.reader.read(65536))
         if not data:
             self.ended = True
         return data

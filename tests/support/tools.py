@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from scripts.servers import cache_dir, file_lock
-from tests.support.browser import _apt_get
+from tests.support.browser import apt_get
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def _apt_ensure(binary: str, package: str) -> str:
     logger.warning("%s not found; installing Debian's %s package with apt-get", binary, package)
     with file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
         if not shutil.which(binary):
-            _apt_get("update")
-            _apt_get("install", "-y", "--no-install-recommends", package)
+            apt_get("update")
+            apt_get("install", "-y", "--no-install-recommends", package)
     found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin")
     if found is None:
         raise RuntimeError(f"apt-get installed {package} but {binary} is not on PATH")

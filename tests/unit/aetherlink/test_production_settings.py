@@ -162,8 +162,8 @@ def test_every_other_path_keeps_the_host_check_and_the_redirect(locked_down):
 
 def test_the_probe_paths_are_the_probe_views_and_a_urlconf_may_have_none():
     middleware = probes.ProbeMiddleware(lambda request: None)
-    assert middleware._probe_paths("aetherlink.urls") == {"/healthz", "/readyz"}
-    assert middleware._probe_paths("tests.unit.ops.test_error_views") == frozenset()
+    assert middleware.probe_paths("aetherlink.urls") == {"/healthz", "/readyz"}
+    assert middleware.probe_paths("tests.unit.ops.test_error_views") == frozenset()
 
 
 def test_env_example_lists_every_variable_the_settings_read():

@@ -60,7 +60,7 @@ async def test_each_event_reaches_every_subscriber_once_as_the_same_bytes():
     # A restarted consumer replays offset 1: nobody gets it twice.
     await delivered(hub, broadcast.records_message([record(1), record(2)]))
     # Encoded once: both queues hold the very same bytes objects.
-    assert all(a[0] is b[0] for a, b in zip(first._queued, second._queued, strict=True))
+    assert all(a is b for a, b in zip(first.queued_frames(), second.queued_frames(), strict=True))
     expected = (
         frame(0, {("t", 0): 1, ("t", 1): 0})
         + frame(1, {("t", 0): 2, ("t", 1): 0})
@@ -173,7 +173,7 @@ async def test_a_heartbeat_past_the_hub_position_repairs_the_records_that_never_
         repairs.append((position, start, stop))
         hub.positions[position] = stop
 
-    hub._repair = repair
+    hub.repairer = repair
     heartbeat = broadcast.heartbeat_message(
         consumer_id="c", lag={}, published=[("t", 0, 5), ("t", 1, 4), ("other", 0, 9)]
     )
@@ -192,11 +192,11 @@ async def test_the_hub_writes_each_batch_as_one_chunk_and_hands_over_when_there_
     await delivered(hub, broadcast.records_message([record(0), record(1)]))
     assert subscriber.transport.chunks == [frame(0, {("t", 0): 1}) + frame(1, {("t", 0): 2})], "one write"
     assert REGISTRY.get_sample_value("aetherlink_sse_events_delivered_total") == delivered_before + 2
-    assert not subscriber._wakeup.is_set(), "the stream's task is not woken for events already written"
+    assert not subscriber.woken, "the stream's task is not woken for events already written"
 
     subscriber.transport.room = False  # the client stopped reading: its task takes over
     await delivered(hub, broadcast.records_message([record(2)]))
-    assert len(subscriber.transport.chunks) == 1 and subscriber._wakeup.is_set()
+    assert len(subscriber.transport.chunks) == 1 and subscriber.woken
     assert subscriber.queued == 1
 
     subscriber.transport.room = True

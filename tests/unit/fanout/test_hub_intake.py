@@ -99,7 +99,7 @@ async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message
     async def no_kafka(position, start, stop):  # a heartbeat may ask for a repair: nothing to read
         hub.positions[position] = max(hub.positions[position], stop)
 
-    hub._repair = no_kafka
+    hub.repairer = no_kafka
     await delivered(hub, message)
     await delivered(hub, records(10**6))
     assert offsets_in(subscriber.transport.take())[-1:] == [10**6]
@@ -246,7 +246,7 @@ async def test_a_hub_whose_redis_comes_back_after_an_hour_repairs_what_it_missed
         for offset in range(start, stop):
             hub.event_dispatch(domain_payload(offset=offset))
 
-    hub._repair = repair
+    hub.repairer = repair
     hub.start()
     try:
         await async_wait_until(lambda: hub.subscription.connected, timeout=30, what="rejoined after an hour")

@@ -20,7 +20,7 @@ class Layer:
 
 
 class Ends:
-    """The parts of a consumer `_lag_measure` uses: the partitions' end offsets."""
+    """The parts of a consumer `lag_measure` uses: the partitions' end offsets."""
 
     def __init__(self, ends: dict[TopicPartition, int]) -> None:
         self.ends = ends
@@ -38,7 +38,7 @@ def tracker_at(offset: int) -> publisher.PositionTracker:
 async def publish(tracker: publisher.PositionTracker, offsets: list[int]) -> list[tuple[int, int]]:
     layer = Layer()
     events = publisher.EventPublisher(config=kafka_config(), layer=layer, heartbeat_interval=1)
-    assert await events._publish_poll(tracker, {TP: [kafka_record(o) for o in offsets]})
+    assert await events.publish_poll(tracker, {TP: [kafka_record(o) for o in offsets]})
     return [(item["prev"], item["event"]["offset"]) for item in layer.sent[0]["records"]]
 
 
@@ -57,8 +57,8 @@ async def test_after_the_log_started_over_prev_is_never_past_the_record():
 
 async def test_what_was_published_is_never_claimed_past_a_log_that_started_over():
     tracker = tracker_at(40)
-    lag = await publisher._lag_measure(Ends({TP: 3}), tracker)
+    lag = await publisher.lag_measure(Ends({TP: 3}), tracker)
     assert tracker.next_offsets[TP] == 3 and lag == {"t:0": 0}
     tracker = tracker_at(40)
-    assert await publisher._lag_measure(Ends({TP: 45}), tracker) == {"t:0": 5}
+    assert await publisher.lag_measure(Ends({TP: 45}), tracker) == {"t:0": 5}
     assert tracker.next_offsets[TP] == 40, "a live log is left alone"

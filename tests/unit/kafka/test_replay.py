@@ -24,7 +24,7 @@ class StartsForever:
 async def test_a_reader_cancelled_while_starting_gives_its_slot_back_and_stops_its_consumer(monkeypatch):
     consumer = StartsForever()
     monkeypatch.setattr(replay, "reader_create", lambda config: consumer)
-    monkeypatch.setattr(replay, "_readers_running", asyncio.Semaphore(1))
+    monkeypatch.setattr(replay, "readers_running", asyncio.Semaphore(1))
 
     async def read() -> None:
         async with replay.ReplayReader(kafka_config(), {TopicPartition("t", 0): 0}):
@@ -36,4 +36,4 @@ async def test_a_reader_cancelled_while_starting_gives_its_slot_back_and_stops_i
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert consumer.stopped
-    assert not replay._readers_running.locked()  # the next reader can start
+    assert not replay.readers_running.locked()  # the next reader can start
