@@ -22,6 +22,7 @@ from bench.waits import NoAnswer, bounded
 from scripts.nginx import Nginx, certificate_make, nginx_find
 from scripts.processes import ServiceProcess, http_get, http_status_or_none, wait_until
 from scripts.servers import KafkaServer, RedisServer, free_port
+from scripts.servers.base import pid_alive, pid_matches
 from scripts.topics import topic_create
 
 READY_TIMEOUT = 90.0
@@ -47,19 +48,8 @@ def _gone_ensure(pid: int) -> None:
 
 def _ours_alive(pid: int) -> bool:
     """Still running, and still our Daphne or consumer (a PID can be reused)."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return (b"bench.web" in command or b"consume_events" in command) and _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    ours = pid_matches(pid, ["bench.web"]) or pid_matches(pid, ["consume_events"])
+    return ours and pid_alive(pid)
 
 
 class BenchStack:
