@@ -19,13 +19,13 @@ from scripts.servers.base import (
 )
 from scripts.servers.kafka_jars import cds_archive, cds_usable, classpath, java_binary, kafka_jars_dir
 from scripts.servers.kafka_wire import kafka_cluster_id, kafka_metadata_ok
-from scripts.servers.process import ServerProcess
+from scripts.servers.process import ProcessBacked, ServerProcess
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class KafkaServer:
+class KafkaServer(ProcessBacked):
     """One combined broker+controller Apache Kafka node in KRaft mode on 127.0.0.1.
 
     Storage is formatted on the first start only, so stop() then start() keeps topics and records.
@@ -44,17 +44,6 @@ class KafkaServer:
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    @property
-    def log_file(self) -> Path:
-        return self._process.log_file
-
-    def is_running(self) -> bool:
-        return self.pid is not None
 
     def ready(self) -> bool:
         return kafka_metadata_ok(self.port)

@@ -129,3 +129,20 @@ class ServerProcess:
         return f"{self.name} {what}; last {LOG_TAIL_LINES} lines of {self.log_file}:\n{self.log_tail()}"
 
 
+
+
+class ProcessBacked:
+    """What a server knows of the process that runs it: its PID, its log, whether it runs."""
+
+    _process: ServerProcess
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    @property
+    def log_file(self) -> Path:
+        return self._process.log_file
+
+    def is_running(self) -> bool:
+        return self.pid is not None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.servers.base import LOOPBACK, REDIS_MISSING, port_ensure_free, run_checked
-from scripts.servers.process import ServerProcess
+from scripts.servers.process import ProcessBacked, ServerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def redis_server_binary() -> str:
 
 
 @dataclass
-class RedisServer:
+class RedisServer(ProcessBacked):
     """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log."""
 
     port: int
@@ -53,17 +53,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    @property
-    def log_file(self) -> Path:
-        return self._process.log_file
-
-    def is_running(self) -> bool:
-        return self.pid is not None
 
     def ready(self) -> bool:
         """True if the server answers PING (inline protocol, no client library needed)."""
