@@ -4,17 +4,26 @@ line, smoke through TLS."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.processes import ROOT
+from crm_events.ingest.demo import LIFECYCLES
+from scripts.servers import free_port
+from tests.support.kafka_log import log_read
+from tests.support.processes import ROOT, wait_until
 from tests.unit.aetherlink.test_manage import INVALID_NUMBERS, NUMERIC
 
 pytestmark = pytest.mark.integration
@@ -53,7 +62,7 @@ def test_help_needs_no_settings(args, tmp_path):
     if not args or args[0] in ("help", "--help") and len(args) == 1:
         assert "[crm_events]" in done.stdout and "consume_events" in done.stdout  # ours, listed
     elif "produce_events" in args:
-        assert "--count" in done.stdout
+        assert "--connect-timeout" in done.stdout
     else:
         assert "usage: manage.py" in done.stdout
 
@@ -86,3 +95,85 @@ def test_any_invalid_number_stops_every_entry_point_with_one_line(name, value, t
         assert (done.returncode, done.stdout) == (2, ""), done.stderr
         lines = done.stderr.splitlines()
         assert len(lines) == 1 and re.match(rf"^[\w.-]+: configuration error: {name} ", lines[0]), lines
+
+
+# --- produce_events ---------------------------------------------------------------------------
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) crm_events\.[\w.]+ ")
+
+
+class Forwarder:
+    """A TCP port, closed until `open()`, then forwarding each connection to `target`: Kafka that
+    comes up while a client retries (its metadata then sends the client to the broker itself)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.server: socket.socket | None = None
+
+    def open(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self.target)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def test_produce_events_without_kafka_fails_in_one_line_per_attempt(env, tmp_path):
+    started = time.monotonic()
+    done = run([sys.executable, MANAGE, "produce_events", "--connect-timeout", "3"], ROOT, timeout=30,
+               **{**env, "KAFKA_BROKERS": f"127.0.0.1:{free_port()}"})
+    assert 3 <= time.monotonic() - started < 15
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    attempts = [line for line in lines if "is unreachable (" in line]
+    assert len(attempts) >= 2 and all(LOG_LINE.match(line) and "trying again in" in line for line in attempts)
+    assert all("Connect call failed" in line for line in attempts)  # aiokafka's reason, once per line
+    assert re.fullmatch(r"CommandError: Kafka at 127\.0\.0\.1:\d+ did not answer within 3s "
+                        r"\(--connect-timeout\): .*Connect call failed.*", lines[-1])
+    assert len(lines) == len(attempts) + 2  # + the start line and the verdict: nothing else
+
+
+def test_produce_events_waits_for_kafka_then_reports_progress(env, kafka, topic, tmp_path):
+    host, port = kafka.bootstrap.split(":")
+    forwarder = Forwarder((host, int(port)))
+    variables = {**env, "KAFKA_BROKERS": f"127.0.0.1:{forwarder.port}"}
+    argv = [sys.executable, MANAGE, "produce_events", "--count", "30", "--rate", "5",
+            "--connect-timeout", "60"]
+    with open(tmp_path / "stderr", "w+") as stderr:
+        process = subprocess.Popen(argv, cwd=ROOT, env=bare_env(**variables), stdout=subprocess.DEVNULL,
+                                   stderr=stderr, text=True)
+        try:
+            wait_until(lambda: (tmp_path / "stderr").read_text().count("is unreachable") >= 2, timeout=20,
+                       what="two attempts")
+            forwarder.open()
+            assert process.wait(timeout=60) == 0
+        finally:
+            process.kill()
+            forwarder.close()
+    lines = (tmp_path / "stderr").read_text().splitlines()
+    assert all(LOG_LINE.match(line) for line in lines), lines  # no traceback, no aiokafka noise
+    progress = [line for line in lines if re.search(r"INFO crm_events\.ingest\.demo sent \d+/30 ", line)]
+    assert progress, lines  # 30 at 5/s: six seconds, so at least one line after five
+    assert re.search(rf"done: sent 30/30 events to {topic}, \d+\.\d/s, \d+\.\ds elapsed$", lines[-1])
+    records = asyncio.run(log_read(kafka.bootstrap, topic))
+    assert len(records) == 30 and all(json.loads(value)["entity"] in LIFECYCLES for value in records.values())
