@@ -11,9 +11,11 @@ itself when this package runs from one (also an editable install); else, for an 
 wheel, `$XDG_STATE_HOME/aetherlink` (`~/.local/state/aetherlink`).
 """
 
+import math
 import os
 from ipaddress import ip_address, ip_network
 from pathlib import Path
+from typing import Any
 
 import environ
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -27,7 +29,54 @@ SOURCE_DIR = PACKAGE_DIR.parent
 # Run from a checkout (or an editable install of one): the project's files are beside the package.
 CHECKOUT = (SOURCE_DIR / "manage.py").is_file() and (SOURCE_DIR / "pyproject.toml").is_file()
 
-env = environ.Env()
+# What a number or a flag may be written as; anything else is refused by name at start.
+_EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false"}
+_FLAG_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0", ""}
+
+
+class _Env(environ.Env):
+    """django-environ, but a value that cannot be read says which variable and why, as
+    ImproperlyConfigured: its own ValueError (`int('abc')`) would name neither. Flags are strict
+    (`DJANGO_DEBUG=ture` is refused, not read as false), numbers are Python's, finite (no `nan`)."""
+
+    def get_value(self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET,
+                  parse_default: bool = False) -> Any:
+        raw = self.ENVIRON.get(var)
+        if cast is bool and raw is not None and raw.strip().lower() not in _FLAG_WORDS:
+            raise ImproperlyConfigured(_unreadable(var, cast, raw, None))
+        # django-environ's own float drops every character but digits, `,`, `.` and `-`:
+        # `1e3` would be read as 13, `0:` as 0.
+        parse = _finite_float if cast is float else cast
+        try:
+            return super().get_value(var, cast=parse, default=default, parse_default=parse_default)
+        except (ValueError, ImproperlyConfigured) as error:
+            raise ImproperlyConfigured(_unreadable(var, cast, raw, error)) from None
+
+    def db_url(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default: Any = environ.Env.NOTSET,
+               engine: str | None = None) -> dict[str, Any]:
+        try:
+            return super().db_url(var, default=default, engine=engine)
+        except ValueError as error:  # a port that is not a number, say
+            raise ImproperlyConfigured(_unreadable(var, None, None, error)) from None
+
+    db = db_url
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not finite")
+    return value
+
+
+def _unreadable(var: str, cast: object, raw: str | None, error: Exception | None) -> str:
+    if isinstance(cast, type) and cast in _EXPECTED:  # numbers and flags are no secrets: show what was given
+        return f"{var} must be {_EXPECTED[cast]}, got {raw!r}."
+    # Anything else (a database URL, say) may hold a password: say why, not what.
+    return f"{var} cannot be read: {error}."
+
+
+env = _Env()
 # The real environment only: a .env file cannot name another one.
 ENV_FILE = env.str("AETHERLINK_ENV_FILE", default="")
 if ENV_FILE and not Path(ENV_FILE).is_file():
@@ -73,6 +122,20 @@ def _positive_float(name: str, default: float) -> float:
     value = env.float(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive number, got {value}.")
+    return value
+
+
+def _non_negative_float(name: str, default: float, meaning_of_zero: str) -> float:
+    value = env.float(name, default=default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 ({meaning_of_zero}) or a positive number, got {value}.")
+    return value
+
+
+def _port(name: str, default: int) -> int:
+    value = env.int(name, default=default)
+    if not 0 <= value <= 65535:
+        raise ImproperlyConfigured(f"{name} must be a port number from 0 (off) to 65535, got {value}.")
     return value
 
 
@@ -336,17 +399,15 @@ CHANNEL_LAYERS = {
 CONSUMER_HEARTBEAT_INTERVAL = _positive_float("CONSUMER_HEARTBEAT_INTERVAL", 5.0)
 READY_HEARTBEAT_MAX_AGE = _positive_float("READY_HEARTBEAT_MAX_AGE", 15.0)
 CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
+# Seconds between consume_events' one-line status (records, rate, lag); 0: none.
+CONSUMER_STATUS_INTERVAL = _non_negative_float("CONSUMER_STATUS_INTERVAL", 30.0, "off")
 # Port of consume_events' own Prometheus endpoint (lag, events consumed); 0: none.
-CONSUMER_METRICS_PORT = env.int("CONSUMER_METRICS_PORT", default=0)
+CONSUMER_METRICS_PORT = _port("CONSUMER_METRICS_PORT", 0)
 # The address it listens on: loopback unless asked, as it has no authentication of its own.
 CONSUMER_METRICS_ADDRESS = _ip_address("CONSUMER_METRICS_ADDRESS", "127.0.0.1")
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
-CANARY_INTERVAL = env.float("CANARY_INTERVAL", default=0.0)
+CANARY_INTERVAL = _non_negative_float("CANARY_INTERVAL", 0.0, "off")
 CANARY_MAX_AGE = _positive_float("CANARY_MAX_AGE", 60.0)
-if CANARY_INTERVAL < 0:
-    raise ImproperlyConfigured(
-        f"CANARY_INTERVAL must be 0 (off) or a positive number, got {CANARY_INTERVAL}."
-    )
 if 0 < CANARY_MAX_AGE <= CANARY_INTERVAL:
     raise ImproperlyConfigured(
         f"CANARY_MAX_AGE ({CANARY_MAX_AGE}) must be longer than CANARY_INTERVAL ({CANARY_INTERVAL})."
@@ -365,7 +426,7 @@ SSE_SOCKET_SEND_BUFFER = _positive_int("SSE_SOCKET_SEND_BUFFER", 256 * 1024)
 # Seconds a client may make no progress (write buffer full) before it is sent away to resume.
 SSE_STALL_TIMEOUT = _positive_float("SSE_STALL_TIMEOUT", 30.0)
 # Seconds after which a stream ends with its resume id (clients reconnect); 0 = never.
-SSE_MAX_LIFETIME = env.float("SSE_MAX_LIFETIME", default=3600.0)
+SSE_MAX_LIFETIME = _non_negative_float("SSE_MAX_LIFETIME", 3600.0, "never")
 # Seconds a stopping web process gives its streams to send their resume ids.
 SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 

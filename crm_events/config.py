@@ -12,6 +12,12 @@ from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+# The exit status of any entry point (`manage.py`, `aetherlink`, `aetherlink-web`) whose settings
+# are missing or invalid: argparse's for a usage error, which a bad setting is, told apart from
+# a command that ran and failed (1).
+CONFIG_ERROR_EXIT = 2
 
 # `user:secret@host` inside a broker address (SASL URLs, proxies) never leaves the process.
 # The userinfo ends at the LAST `@` before the first `/`: a password may hold an `@` itself.
@@ -149,6 +155,17 @@ def networks_parse(values: list[str]) -> tuple[Network, ...]:
 def broker_redact(broker: str) -> str:
     """Replace any credentials in a broker address with `***`."""
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme') or ''}***@", broker, count=1)
+
+
+def settings_load() -> None:
+    """Import the settings now (aetherlink/settings.py checks every value as it reads it), so a
+    bad one raises ImproperlyConfigured here, before anything starts."""
+    settings.INSTALLED_APPS  # noqa: B018 - the first access imports and validates the module
+
+
+def config_error_line(error: ImproperlyConfigured) -> str:
+    """The error as one line for stderr: what is wrong and what to set."""
+    return "configuration error: " + " ".join(str(error).split())
 
 
 @cache

@@ -10,10 +10,14 @@ import asyncio
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
 from crm_events.kafka.clients import producer_create
@@ -65,21 +69,104 @@ def demo_events(seed: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]
             active.pop(index)
 
 
-async def demo_produce(config: KafkaConfig, *, topic: str, rate: float, count: int) -> int:
-    """Produce `count` demo events (0: until cancelled) at `rate` per second; return how many."""
-    producer = producer_create(config)
-    await producer.start()
-    sent = 0
+class KafkaNotReached(Exception):
+    """The producer could not reach Kafka within the connect timeout; the text says why."""
+
+
+class _AttemptFailed(Exception):
+    """One attempt to reach Kafka failed; the text is aiokafka's reason."""
+
+
+CONNECT_RETRY_SECONDS = 2.0
+PROGRESS_SECONDS = 5.0
+KAFKA_NOT_REACHED = "Kafka at {brokers} did not answer within {timeout:g}s (--connect-timeout): {error}"
+
+
+class _ConnectErrors(logging.Filter):
+    """Holds back aiokafka's own error line per failed attempt, keeping its text: it says why
+    (`Connect call failed`), where the exception only says `Unable to bootstrap`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.last = record.getMessage()
+        return False
+
+
+async def _producer_start(config: KafkaConfig, timeout: float | None) -> AIOKafkaProducer:
+    """One attempt; `_AttemptFailed` with aiokafka's reason when Kafka does not answer."""
+    producer, errors = producer_create(config), _ConnectErrors()
+    logging.getLogger("aiokafka").addFilter(errors)
+    try:
+        async with asyncio.timeout(timeout):
+            await producer.start()
+        return producer
+    except (KafkaError, OSError, TimeoutError) as error:
+        await producer.stop()
+        raise _AttemptFailed(errors.last or str(error) or f"no answer ({type(error).__name__})") from None
+    finally:
+        logging.getLogger("aiokafka").removeFilter(errors)
+
+
+async def producer_connect(config: KafkaConfig, *, timeout: float) -> AIOKafkaProducer:
+    """A started producer; while Kafka is unreachable, one warning per attempt, until `timeout`
+    seconds have gone (0: for ever), then `KafkaNotReached`."""
+    brokers = ",".join(config.brokers_redacted)
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        try:
+            return await _producer_start(config, remaining)
+        except _AttemptFailed as error:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise KafkaNotReached(KAFKA_NOT_REACHED.format(brokers=brokers, timeout=timeout,
+                                                               error=error)) from None
+            delay = CONNECT_RETRY_SECONDS if remaining is None else min(CONNECT_RETRY_SECONDS, remaining)
+            left = "no time limit" if remaining is None else f"{remaining:.0f}s left"
+            logger.warning("Kafka at %s is unreachable (%s); trying again in %.1fs (%s)",
+                           brokers, error, delay, left)
+            await asyncio.sleep(delay)
+
+
+class Progress:
+    """How many were sent and how fast: a line every `PROGRESS_SECONDS` and a summary at the end."""
+
+    def __init__(self, *, topic: str, count: int) -> None:
+        self.topic, self.count, self.sent = topic, count, 0
+        self.started = self.last_line = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        of = f"/{self.count}" if self.count else ""
+        rate = self.sent / elapsed
+        return f"sent {self.sent}{of} events to {self.topic}, {rate:.1f}/s, {elapsed:.1f}s elapsed"
+
+    def one_sent(self) -> None:
+        self.sent += 1
+        if self.count and time.monotonic() - self.last_line >= PROGRESS_SECONDS:
+            self.last_line = time.monotonic()
+            logger.info("%s", self.line())
+
+
+async def demo_produce(config: KafkaConfig, *, topic: str, rate: float, count: int,
+                       connect_timeout: float, progress: Progress | None = None) -> int:
+    """Produce `count` demo events (0: until cancelled) at `rate` per second; return how many.
+    With `count`, progress every few seconds; the summary is logged however it ends."""
+    progress = progress or Progress(topic=topic, count=count)
+    producer = await producer_connect(config, timeout=connect_timeout)
     try:
         for key, value in demo_events():
-            if count and sent >= count:
+            if count and progress.sent >= count:
                 break
             headers = [("event-type", value["type"].encode()), ("source", b"aetherlink-demo")]
             await producer.send(topic, json.dumps(value).encode(), key=key.encode(), headers=headers)
-            sent += 1
+            progress.one_sent()
             await asyncio.sleep(1 / rate)
         await producer.flush()
     finally:
         await producer.stop()
-    logger.info("produced %s demo events to %s", sent, topic)
-    return sent
+        logger.info("done: %s", progress.line())
+    return progress.sent

@@ -6,7 +6,14 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
 from prometheus_client import start_http_server
 
-from crm_events.config import MetricsConfig, canary_config, kafka_config, metrics_config, readiness_config
+from crm_events.config import (
+    CONFIG_ERROR_EXIT,
+    MetricsConfig,
+    canary_config,
+    kafka_config,
+    metrics_config,
+    readiness_config,
+)
 from crm_events.ingest.canary import publisher_run_with_canary
 from crm_events.ingest.publisher import EventPublisher
 from crm_events.kafka.clients import connection_options
@@ -32,12 +39,12 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
-            raise CommandError(IN_MEMORY_LAYER_ERROR)
+            raise CommandError(IN_MEMORY_LAYER_ERROR, returncode=CONFIG_ERROR_EXIT)
         config = kafka_config()
         try:
             connection_options(config)
         except (ssl.SSLError, OSError) as error:
-            raise CommandError(KAFKA_TLS_ERROR.format(error)) from None
+            raise CommandError(KAFKA_TLS_ERROR.format(error), returncode=CONFIG_ERROR_EXIT) from None
         self._metrics_serve(metrics_config())
         canary = canary_config()
         logger.info(
