@@ -3,7 +3,7 @@ from django.urls import path
 
 from crm_events.ops.asyncapi_view import asyncapi_yaml
 from crm_events.ops.metrics_view import metrics_endpoint
-from crm_events.ops.viewer import event_viewer
+from crm_events.ops.viewer import event_viewer, favicon, viewer_partitions
 from crm_events.ops.views import healthz, readyz, service_info
 from crm_events.streams.view import crm_events_stream
 
@@ -15,7 +15,9 @@ urlpatterns = [
     path("asyncapi.yaml", asyncapi_yaml, name="asyncapi"),
     # Before admin.site.urls, whose catch-all would claim any other path under admin/.
     path("admin/live-events/", event_viewer, name="event-viewer"),
+    path("admin/live-events/partitions", viewer_partitions, name="event-viewer-partitions"),
     path("metrics", metrics_endpoint, name="metrics"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
 ]
 

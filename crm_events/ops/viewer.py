@@ -1,12 +1,13 @@
 """The live event viewer: an admin page that watches `GET /crm-events` in the browser.
 
-The page is a template and three small JS modules in `static/crm_events/`; this view
-only decides who may see it and hands the modules their settings as JSON: the
-stream's URL (reversed, so the page works behind a proxy at a sub-path), the topics
-and the size of the row buffer.
+The page is a template and small JS modules in `static/crm_events/`; the page view
+only decides who may see it and hands the modules their settings as JSON: the URLs
+(reversed, so the page works behind a proxy at a sub-path), the topics, the size of
+the row buffer and how the stream authenticates (for the "copy as" snippets).
 
-It is a sync view on purpose: the admin's base template reads the user's
-permissions from the database while it renders.
+The page view is sync on purpose: the admin's base template reads the user's
+permissions from the database while it renders. The partitions view the page polls
+is async: it reads this process's hub, which lives on the event loop.
 """
 
 from __future__ import annotations
@@ -17,16 +18,23 @@ from django.contrib import admin
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from crm_events.config import ViewerConfig, kafka_config, viewer_config
+from crm_events.config import ViewerConfig, auth_config, kafka_config, readiness_config, viewer_config
+from crm_events.exceptions import StreamForbidden
+from crm_events.fanout.registry import hub_get
+from crm_events.ops.viewer_partitions import partitions_report
+from crm_events.responses import error_response
 
 VIEWER_TITLE = "Live events"
 VIEWER_TEMPLATE = "crm_events/viewer.html"
+VIEWER_FORBIDDEN = "the live viewer's data is for active staff users: log in to the admin first"
+FAVICON = "crm_events/favicon.svg"
 
 
 def viewer_access_allowed(user: AbstractBaseUser | AnonymousUser, *, config: ViewerConfig) -> bool:
@@ -40,6 +48,8 @@ def viewer_settings(*, config: ViewerConfig) -> dict[str, Any]:
         "streamUrl": reverse("crm-events"),
         "topics": list(kafka_config().topics),
         "bufferRows": config.buffer_rows,
+        "partitionsUrl": reverse("event-viewer-partitions"),
+        "authMode": auth_config().mode,
     }
 
 
@@ -55,3 +65,19 @@ def event_viewer(request: HttpRequest) -> HttpResponse:
         "viewer_settings": viewer_settings(config=config),
     }
     return render(request, VIEWER_TEMPLATE, context)
+
+
+@never_cache
+@require_GET
+async def viewer_partitions(request: HttpRequest) -> JsonResponse:
+    """The partitions panel's JSON, for whoever may see the page (`viewer_partitions.py`)."""
+    if not viewer_access_allowed(await request.auser(), config=viewer_config()):
+        return error_response(StreamForbidden(VIEWER_FORBIDDEN))
+    report = partitions_report(hub_get(), heartbeat_max_age=readiness_config().heartbeat_max_age)
+    return JsonResponse(report)
+
+
+@require_GET
+async def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for `/favicon.ico` whatever the page says; send them to the static icon."""
+    return HttpResponseRedirect(static(FAVICON))

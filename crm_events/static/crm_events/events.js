@@ -24,6 +24,7 @@ export function queryBuild(form) {
     key: listParse(form.key),
     partition: listParse(form.partition),
     where: linesParse(form.where),
+    offset: listParse(form.offset), // `P:O` or `TOPIC/P:O`, each its own `offset=` as the stream takes it
     from: form.from === "earliest" ? "earliest" : null,
     since: null,
   };
@@ -36,7 +37,8 @@ export function queryBuild(form) {
 
 /**
  * The stream URL for a query: only the parameters the user set, never an empty one.
- * A resume id replaces the start position: the server continues after it.
+ * A resume id replaces the start position (offsets, since, from): the server continues
+ * after it. Explicit offsets go with `from`/`since`, which place the other partitions.
  */
 export function streamUrlBuild(base, query, lastEventId) {
   const url = new URL(base);
@@ -45,7 +47,10 @@ export function streamUrlBuild(base, query, lastEventId) {
   }
   if (lastEventId) {
     url.searchParams.set("last_event_id", lastEventId);
-  } else if (query.since) {
+    return url.toString();
+  }
+  for (const offset of query.offset ?? []) url.searchParams.append("offset", offset);
+  if (query.since) {
     url.searchParams.set("since", query.since);
   } else if (query.from) {
     url.searchParams.set("from", query.from);
@@ -133,6 +138,28 @@ function gapDetails(event) {
   return details;
 }
 
+// Longer kinds are counted but offered as no filter: the stream refuses values over 1,000
+// characters, and a button that wide helps nobody.
+export const KIND_FILTER_MAX_CHARS = 200;
+
+/** The chart's and the counts' kind: the event type up to its first dot; null without a type. */
+export function kindGroup(type) {
+  if (typeof type !== "string") return null;
+  const prefix = type.split(".", 1)[0];
+  return prefix === "" ? null : prefix;
+}
+
+/**
+ * Whether `kind=<group>` from the filter form reopens the stream on exactly that group: the
+ * form splits on commas and trims, so a kind with either would become another filter.
+ */
+export function kindFilterable(group) {
+  return (
+    typeof group === "string" && group !== "" && group === group.trim() && !group.includes(",") &&
+    group.length <= KIND_FILTER_MAX_CHARS
+  );
+}
+
 /** The label of the kind column: the event type, else the frame kind. */
 export function kindLabel(event) {
   if (event.kind === "domain_event") return event.type ?? "";
@@ -150,11 +177,25 @@ export function sizeFormat(bytes) {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
+/** The event as shown in its detail, with a big value replaced by a note saying how to see it. */
+export function detailObject(event, frameChars, whole) {
+  if (whole || frameChars <= DETAIL_INLINE_CHARS) return event;
+  return { ...event, value: `… ${sizeFormat(frameChars)} event: the value is shown on demand` };
+}
+
 /** The event as pretty JSON, with a big value replaced by a note saying how to see it. */
 export function detailJson(event, frameChars, whole) {
-  if (whole || frameChars <= DETAIL_INLINE_CHARS) return JSON.stringify(event, null, 2);
-  const shown = { ...event, value: `… ${sizeFormat(frameChars)} event: the value is shown on demand` };
-  return JSON.stringify(shown, null, 2);
+  return JSON.stringify(detailObject(event, frameChars, whole), null, 2);
+}
+
+/** The record headers as [name, value] rows; a repeated header (a list) gives one row per value. */
+export function headerRows(headers) {
+  if (headers === null || typeof headers !== "object" || Array.isArray(headers)) return [];
+  const rows = [];
+  for (const [name, value] of Object.entries(headers)) {
+    for (const item of Array.isArray(value) ? value : [value]) rows.push([name, String(item)]);
+  }
+  return rows;
 }
 
 /** Event identity for de-duplication: its position in Kafka. */

@@ -1,21 +1,34 @@
-// The live viewer page: table, pause, search, details, export. Settings come from the
-// `viewer-settings` JSON the template renders; the stream itself is `stream.js`.
+// The live viewer page: table, pause, search, details, export, the chart and kind counts,
+// the partitions panel and "copy as". Settings come from the `viewer-settings` JSON the
+// template renders; the stream itself is `stream.js`.
 
+import { RateChart } from "./chart.js";
 import {
   DETAIL_INLINE_CHARS,
-  detailJson,
+  detailObject,
   eventMatches,
+  headerRows,
+  kindGroup,
   kindLabel,
   positionKey,
   queryBuild,
   sizeFormat,
+  streamUrlBuild,
   timeFormat,
   valueSummary,
 } from "./events.js";
+import { jsonHighlight } from "./jsonview.js";
+import { PartitionsPanel } from "./partitions.js";
+import { KindRates } from "./rates.js";
+import { SNIPPETS } from "./snippets.js";
 import { EventStream } from "./stream.js";
 
 const RATE_INTERVAL_MS = 1000;
-const FORM_FIELDS = ["from", "since", "kind", "topic", "key", "partition", "where"];
+const CHART_SOON_MS = 200;
+// A whole value this big is shown as plain text: a span per token would stall the page.
+const HIGHLIGHT_MAX_CHARS = 256 * 1024;
+const SNIPPET_NAMES = { curl: "curl -N command", eventsource: "EventSource snippet", python: "Python snippet" };
+const FORM_FIELDS = ["from", "since", "offset", "kind", "topic", "key", "partition", "where"];
 const $ = (id) => document.getElementById(id);
 
 class Viewer {
@@ -34,8 +47,23 @@ class Viewer {
     this.detailEntry = null;
     this.entries = new WeakMap(); // <tr> -> entry
     this.query = null;
+    this.authMode = settings.authMode;
+    this.rates = new KindRates();
+    this.chartQueued = false;
+    this.chart = new RateChart({
+      svg: $("viewer-chart"),
+      legend: $("viewer-kinds"),
+      maxLabel: $("viewer-chart-max"),
+      onKind: (kind) => this.kindToggle(kind),
+    });
+    this.partitions = new PartitionsPanel({
+      url: new URL(settings.partitionsUrl, window.location.href).toString(),
+      rows: $("viewer-partitions-rows"),
+      status: $("viewer-partitions-status"),
+    });
+    this.baseUrl = new URL(settings.streamUrl, window.location.href).toString();
     this.stream = new EventStream({
-      baseUrl: new URL(settings.streamUrl, window.location.href).toString(),
+      baseUrl: this.baseUrl,
       onEvent: (event, frame) => this.eventReceive(event, frame),
       onStatus: (state, reason, info) => this.statusShow(state, reason, info),
     });
@@ -47,7 +75,11 @@ class Viewer {
     this.formFill(new URLSearchParams(window.location.search));
     this.bind();
     this.streamOpen();
-    setInterval(() => this.rateShow(), RATE_INTERVAL_MS);
+    this.partitions.start();
+    setInterval(() => {
+      this.rateShow();
+      this.chartDraw();
+    }, RATE_INTERVAL_MS);
   }
 
   bind() {
@@ -72,6 +104,10 @@ class Viewer {
     $("viewer-detail-close").addEventListener("click", () => $("viewer-detail").close());
     $("viewer-detail-copy").addEventListener("click", () => this.detailCopy());
     $("viewer-detail-whole").addEventListener("click", () => this.detailShow(true));
+    $("viewer-copy-menu").addEventListener("click", (e) => {
+      const button = e.target.closest("button[data-copy]");
+      if (button) this.snippetCopy(button.dataset.copy);
+    });
   }
 
   // --- the stream ---------------------------------------------------------------------
@@ -100,7 +136,22 @@ class Viewer {
     this.query = queryBuild(values);
     this.pageUrlUpdate(values);
     this.clear();
+    this.rates.clear();
+    this.chart.clear();
     this.stream.start(this.query);
+  }
+
+  /** A kind count's click: only that kind, or, when it is the filter already, every kind. */
+  kindToggle(kind) {
+    const field = $("viewer-filters").elements.kind;
+    field.value = this.kindActive() === kind ? "" : kind;
+    this.streamOpen();
+  }
+
+  /** The one kind the stream is filtered on, if it is filtered on exactly one. */
+  kindActive() {
+    const kinds = this.query?.kind ?? [];
+    return kinds.length === 1 ? kinds[0] : null;
   }
 
   /** The page's own URL keeps the filters, so a view can be bookmarked or shared. */
@@ -130,7 +181,11 @@ class Viewer {
     const key = event.kind === "gap" ? `gap\u0000${frame.data}` : positionKey(event);
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    this.total += event.kind === "gap" ? 0 : 1;
+    if (event.kind !== "gap") {
+      this.total += 1;
+      this.rates.add(kindGroup(event.type), Date.now());
+      this.chartSoon();
+    }
     $("viewer-total").textContent = String(this.total);
     const entry = { key, event, chars: frame.data.length, row: null, text: null };
     if (this.paused) {
@@ -253,6 +308,20 @@ class Viewer {
     notice.hidden = false;
   }
 
+  // --- the chart and the kind counts ---------------------------------------------------
+
+  chartSoon() {
+    if (this.chartQueued) return;
+    this.chartQueued = true;
+    setTimeout(() => this.chartDraw(), CHART_SOON_MS);
+  }
+
+  chartDraw() {
+    this.chartQueued = false;
+    this.chart.draw(this.rates, Date.now());
+    this.chart.legendUpdate(this.rates, this.kindActive());
+  }
+
   rateShow() {
     const now = performance.now();
     const rate = ((this.total - this.rateBase.total) * 1000) / (now - this.rateBase.at);
@@ -282,21 +351,57 @@ class Viewer {
   detailShow(whole) {
     const entry = this.detailEntry;
     const big = entry.chars > DETAIL_INLINE_CHARS;
-    $("viewer-detail-json").textContent = detailJson(entry.event, entry.chars, whole);
+    const shown = detailObject(entry.event, entry.chars, whole);
+    const pre = $("viewer-detail-json");
+    if (whole && entry.chars > HIGHLIGHT_MAX_CHARS) {
+      pre.textContent = JSON.stringify(shown, null, 2);
+    } else {
+      pre.replaceChildren(jsonHighlight(shown));
+    }
+    this.headersShow(entry.event.headers);
     $("viewer-detail-whole").hidden = !big || whole;
     $("viewer-detail-note").textContent = big ? sizeFormat(entry.chars) : "";
+  }
+
+  headersShow(headers) {
+    const rows = headerRows(headers).map(([name, value]) => {
+      const row = document.createElement("tr");
+      for (const text of [name, value]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    });
+    $("viewer-detail-headers-rows").replaceChildren(...rows);
+    $("viewer-detail-headers-none").hidden = rows.length > 0;
+    $("viewer-detail-headers-count").textContent = String(rows.length);
   }
 
   async detailCopy() {
     const text = JSON.stringify(this.detailEntry.event, null, 2);
     const button = $("viewer-detail-copy");
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch {
-      textCopyFallback(text); // plain http outside localhost has no clipboard API
-    }
+    await textCopy(text, $("viewer-detail"));
     button.textContent = "Copied";
     setTimeout(() => (button.textContent = "Copy JSON"), 1500);
+  }
+
+  // --- copy as ------------------------------------------------------------------------
+
+  /** The stream of this view (filters and start position, not the page's resume id). */
+  viewUrl() {
+    return streamUrlBuild(this.baseUrl, this.query, "");
+  }
+
+  async snippetCopy(kind) {
+    const text = SNIPPETS[kind](this.viewUrl(), this.authMode);
+    const menu = $("viewer-copy");
+    await textCopy(text, menu);
+    menu.open = false;
+    const note = $("viewer-copy-note");
+    note.textContent = `Copied: ${SNIPPET_NAMES[kind]}`;
+    note.dataset.copied = kind;
+    setTimeout(() => (note.textContent = ""), 3000);
   }
 
   /** The rows on screen that the search shows, oldest first, as JSON lines. */
@@ -312,13 +417,21 @@ class Viewer {
   }
 }
 
-function textCopyFallback(text) {
+async function textCopy(text, container) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    textCopyFallback(text, container); // plain http outside localhost has no clipboard API
+  }
+}
+
+function textCopyFallback(text, container) {
   const area = document.createElement("textarea");
   area.value = text;
   area.setAttribute("readonly", "");
   area.style.position = "fixed";
   area.style.opacity = "0";
-  $("viewer-detail").append(area);
+  container.append(area); // inside an open modal dialog, or the page could not focus it
   area.select();
   document.execCommand("copy");
   area.remove();

@@ -11,10 +11,13 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import reverse, set_script_prefix
 
 from crm_events.config import ViewerConfig
-from crm_events.ops.viewer import viewer_access_allowed
+from crm_events.ops import viewer
+from crm_events.ops.viewer import VIEWER_FORBIDDEN, viewer_access_allowed
 from tests.unit.aetherlink.test_settings import ROOT, settings_load
+from tests.unit.ops.test_viewer_partitions import hub_at
 
 VIEWER = "/admin/live-events/"
+PARTITIONS = "/admin/live-events/partitions"
 PRIVATE = ViewerConfig(public=False, buffer_rows=1000)
 PUBLIC = ViewerConfig(public=True, buffer_rows=1000)
 
@@ -74,8 +77,11 @@ def test_staff_get_the_page_inside_the_admin(staff_client):
         "streamUrl": reverse("crm-events"),
         "topics": ["aetherlink.events"],
         "bufferRows": 1000,
+        "partitionsUrl": PARTITIONS,
+        "authMode": "none",
     }
     assert '<script type="module" src="/static/crm_events/viewer.js">' in html
+    assert '<link rel="icon" href="/static/crm_events/favicon.svg" type="image/svg+xml">' in html
     assert 'href="/static/crm_events/viewer.css"' in html
     assert 'id="viewer-asyncapi" href="/asyncapi.yaml"' in html  # the stream's contract
     assert "no-cache" in response["Cache-Control"]
@@ -98,6 +104,7 @@ def test_urls_follow_the_proxy_sub_path(staff_client):
         set_script_prefix("/")
     html = response.content.decode()
     assert settings_json(html)["streamUrl"] == "/ops/crm/crm-events"
+    assert settings_json(html)["partitionsUrl"] == "/ops/crm/admin/live-events/partitions"
     assert 'href="/ops/crm/asyncapi.yaml"' in html
     assert 'src="/ops/crm/static/crm_events/viewer.js"' in html
 
@@ -147,3 +154,49 @@ async def test_static_files_are_served_without_collectstatic():
     assert admin_css.status_code == 200
     assert (await client.get("/healthz")).status_code == 200  # other paths go on to the views
     assert (await client.get("/static/crm_events/missing.js")).status_code == 404
+
+
+# --- the partitions panel's JSON, and the favicon --------------------------------------------
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A hub that was never started (no Kafka, no Redis), handed to the view."""
+    found = hub_at({("aetherlink.events", 0): 12, ("aetherlink.events", 1): 0})
+    monkeypatch.setattr(viewer, "hub_get", lambda: found)
+    return found
+
+
+def test_partitions_are_refused_in_the_one_json_shape_to_who_may_not_see_the_page(db, hub):
+    clerk = Client()
+    clerk.force_login(User.objects.create_user("clerk", password="pw"))
+    for client in (Client(), clerk):
+        response = client.get(PARTITIONS)
+        assert response.status_code == 403
+        assert response.json() == {"ok": False, "error": VIEWER_FORBIDDEN, "code": "forbidden"}
+        assert "no-store" in response["Cache-Control"]
+
+
+def test_staff_get_the_partitions_report(staff_client, hub):
+    response = staff_client.get(PARTITIONS)
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    body = response.json()
+    rows = [(p["partition"], p["last_offset"], p["lag"]) for p in body["partitions"]]
+    assert rows == [(0, 11, None), (1, None, None)]
+    assert staff_client.post(PARTITIONS).status_code == 405
+
+
+@override_settings(VIEWER_PUBLIC=True, DEBUG=True)
+def test_a_public_viewer_shows_its_partitions_without_login(db, hub):
+    assert Client().get(PARTITIONS).status_code == 200
+
+
+@override_settings(STATIC_URL="static/")  # Django caches STATIC_URL with the script prefix of its first use
+async def test_favicon_ico_is_sent_to_the_static_icon():
+    client = AsyncClient()
+    response = await client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (302, "/static/crm_events/favicon.svg")
+    icon = await client.get("/static/crm_events/favicon.svg")
+    assert icon.status_code == 200
+    assert icon["Content-Type"].startswith("image/svg+xml")
