@@ -352,8 +352,18 @@ def _error_key(error: BaseException) -> str:
     return type(error).__name__ + ": " + str(error)[:80]
 
 
+NOFILE_WANT = 1 << 16
+
+
 def _nofile_raise() -> None:
+    """Open files up to the hard limit, or past it to NOFILE_WANT where allowed (see bench/fanout.py)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANT:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANT, NOFILE_WANT))
+            return
+        except (ValueError, OSError):
+            pass  # not allowed: the hard limit it is
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
