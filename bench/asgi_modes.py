@@ -163,7 +163,7 @@ def _where(traceback: tracemalloc.Traceback, key: str) -> str | list[str]:
         return frame.filename
     if key == "lineno":
         return f"{frame.filename}:{frame.lineno}"
-    return [f"{f.filename}:{f.lineno}" for f in traceback]  # most recent call first
+    return [f"{f.filename}:{f.lineno}" for f in reversed(traceback)]  # the allocation first, then its callers
 
 
 async def _json(send: Any, value: Any) -> None:

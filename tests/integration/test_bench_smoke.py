@@ -32,7 +32,7 @@ SMALLEST = [
     "--slow-read-seconds", "1", "--churn-cycles", "20", "--churn-concurrency", "5",
     "--filtered-clients", "5", "--filtered-rate", "10", "--filtered-baseline", "2",
     "--settle", "0.2", "--progress",
-    "--modes", "kafka,inproc,groups,step,slow,churn,filtered,nginx", "--web-processes", "2",
+    "--modes", "kafka,inproc,groups,step,slow,churn,filtered,nginx,memory", "--web-processes", "2",
 ]
 FANOUT_KEYS = {
     "design", "clients", "rate", "expected", "delivered", "lost", "duplicates", "latency",
@@ -86,7 +86,7 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert set(result) == {"meta", "modes", "targets"}
     assert set(result["meta"]) >= {"date", "cpus", "loadavg_start", "loadavg_end", "frame_bytes"}
     modes = result["modes"]
-    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx"}
+    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory"}
     for name in ("kafka", "inproc", "groups"):
         mode = modes[name]
         assert set(mode) >= FANOUT_KEYS, name
@@ -111,6 +111,9 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
         expected = 2 * 20 if name == "unfiltered" else 20  # filtered: each event to its one client
         assert (window["delivered"], window["duplicates"], window["wrong_client"]) == (expected, 0, 0), (
             name, _report(printed))
+    memory = modes["memory"]
+    assert memory["clients"] == 5 and memory["traced_kb_per_idle_connection"] > 0, memory
+    assert {"by_filename", "by_lineno", "by_traceback"} <= set(memory["tracemalloc"])
     nginx = modes["nginx"]
     assert (nginx["web_processes"], nginx["tls"], set(nginx["windows"])) == ([1, 2], False, {"1", "2"})
     for count, window in nginx["windows"].items():
