@@ -429,6 +429,9 @@ SSE_STALL_TIMEOUT = _positive_float("SSE_STALL_TIMEOUT", 30.0)
 SSE_MAX_LIFETIME = _non_negative_float("SSE_MAX_LIFETIME", 3600.0, "never")
 # Seconds a stopping web process gives its streams to send their resume ids.
 SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
+# The web process's listen backlog (connections accepted by the kernel, not yet by Daphne);
+# Twisted's own is 50. The kernel caps it at net.core.somaxconn.
+WEB_LISTEN_BACKLOG = _positive_int("WEB_LISTEN_BACKLOG", 4096)
 
 # --- Live event viewer -------------------------------------------------------
 

@@ -10,6 +10,10 @@ Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
   /bench/stats                          this process's stream counts, tasks, RSS and open files
   /bench/profile?action=start|stop      cProfile of this process between the two calls; stop
                                         answers with the top functions by own time (text)
+  /bench/tracemalloc?action=start|stop&per=N
+                                        tracemalloc from start (a first snapshot) to stop (a
+                                        second one): the growth between them, per N objects
+                                        (connections), by file, by line and by traceback (JSON)
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import pstats
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +120,60 @@ def _profile(action: str) -> str:
     return out.getvalue()
 
 
+TRACE_FRAMES = 8
+TRACE_TOP = 30
+_traced: tracemalloc.Snapshot | None = None
+
+
+def _trace_filter(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
+    return snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+
+
+def _tracemalloc(query: dict[str, str]) -> dict[str, Any]:
+    """Start tracing (and take the first snapshot), or take the second and report the growth."""
+    global _traced
+    if query.get("action") == "start":
+        gc.collect()
+        tracemalloc.start(TRACE_FRAMES)
+        _traced = _trace_filter(tracemalloc.take_snapshot())
+        return {"started": True}
+    if _traced is None:
+        return {"started": False}
+    gc.collect()
+    after = _trace_filter(tracemalloc.take_snapshot())
+    per = max(int(query.get("per", "1")), 1)
+    peak_kb = round(tracemalloc.get_traced_memory()[1] / 1024, 1)
+    report: dict[str, Any] = {"per": per, "traced_peak_kb": peak_kb}
+    total = sum(stat.size_diff for stat in after.compare_to(_traced, "filename"))
+    report["total_bytes_per"] = round(total / per, 1)
+    for key in ("filename", "lineno", "traceback"):
+        stats = after.compare_to(_traced, key)
+        report[f"by_{key}"] = [
+            {"where": _where(stat.traceback, key), "bytes_per": round(stat.size_diff / per, 1),
+             "blocks_per": round(stat.count_diff / per, 2)}
+            for stat in sorted(stats, key=lambda s: -s.size_diff)[:TRACE_TOP]
+        ]
+    tracemalloc.stop()
+    _traced = None
+    return report
+
+
+def _where(traceback: tracemalloc.Traceback, key: str) -> str | list[str]:
+    frame = traceback[0]
+    if key == "filename":
+        return frame.filename
+    if key == "lineno":
+        return f"{frame.filename}:{frame.lineno}"
+    return [f"{f.filename}:{f.lineno}" for f in reversed(traceback)]  # the allocation first, then its callers
+
+
+async def _json(send: Any, value: Any) -> None:
+    body = json.dumps(value).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _text(send: Any, text: str) -> None:
     body = text.encode()
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
@@ -126,6 +185,9 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http":
         if scope["path"] == "/bench/profile":
             return await _text(send, _profile(scope["query_string"].decode().removeprefix("action=")))
+        if scope["path"] == "/bench/tracemalloc":
+            pairs = scope["query_string"].decode().split("&")
+            return await _json(send, _tracemalloc(dict(pair.split("=", 1) for pair in pairs if "=" in pair)))
         if scope["path"] == "/bench/groups":
             return await groups_application(scope, receive, send)
         if scope["path"] == "/bench/stats":

@@ -143,13 +143,16 @@ class ClientPool:
         await asyncio.gather(*(process.stop() for process in self.processes))
 
     async def open(self, path: str, count: int, **options: Any) -> dict[str, Any]:
+        """Open `count` streams on `path`, split over the processes; a path holding `{n}` opens
+        clients numbered 0 ... count - 1 (bench/load_client.py), each process its own range."""
         shares = _split(count, len(self.processes))
+        firsts = [sum(shares[:index]) for index in range(len(shares))]
         deadline = open_deadline(max(shares))
         replies = await asyncio.gather(*(
             process.call({"op": "open", "host": self.host, "port": self.port, "path": path, "count": share,
-                          "deadline": deadline, "cafile": self.cafile, **options},
+                          "first": first, "deadline": deadline, "cafile": self.cafile, **options},
                          wait=deadline + REPLY_MARGIN)
-            for process, share in zip(self.processes, shares, strict=True)
+            for process, share, first in zip(self.processes, shares, firsts, strict=True)
         ))
         errors: Counter[str] = Counter()
         for reply in replies:
@@ -171,6 +174,7 @@ class ClientPool:
         return {
             "delivered": sum(r["delivered"] for r in replies),
             "duplicates": sum(r["duplicates"] for r in replies),
+            "wrong_client": sum(r["wrong_client"] for r in replies),
             "clients": sum(r["clients"] for r in replies),
             "ended": dict(ended),
             "latencies_us": latencies,

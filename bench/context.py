@@ -3,7 +3,9 @@
 A window produces `rate` events/s for `seconds` through a design's own path (Kafka for the
 service and the per-connection-group design, the in-process publisher for the baseline),
 waits up to `drain` seconds for the last deliveries, and measures latency, delivery, server
-CPU (over the producing part) and RSS (sampled through the whole window).
+CPU (over the producing part) and RSS (sampled through the whole window). With `owners`, each
+event is meant for one client only (the filtered mode): `count` deliveries are expected, not
+`count * clients`, and one that reached another client is counted in `wrong_client`.
 """
 
 from __future__ import annotations
@@ -107,20 +109,23 @@ class Bench:
             return None  # an overloaded server may not answer in time; the window still counts
 
     async def produce(
-        self, design: str, *, run: str, rate: float, count: int, stop: asyncio.Event | None = None
+        self, design: str, *, run: str, rate: float, count: int, stop: asyncio.Event | None = None,
+        owners: int = 0,
     ) -> dict[str, Any]:
-        """Produce `count` events at `rate`/s; through Kafka, `stop` ends it early."""
+        """Produce `count` events at `rate`/s; through Kafka, `stop` ends it early, and `owners`
+        spreads them over that many clients (bench/producer.py)."""
         if design == "inproc":
+            assert not owners, "the in-process baseline has no per-client events"
             return await inproc_run(self.stack, run=run, rate=rate, count=count, pad=self.pad)
         return await self.ticker.run(
-            topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad, stop=stop)
+            topic=self.stack.topic, run=run, rate=rate, count=count, pad=self.pad, stop=stop, owners=owners)
 
     async def window(
         self, design: str, *, clients: int, rate: float, seconds: float, drain: float,
-        profile: str | None = None,
+        profile: str | None = None, owners: int = 0, path: str | None = None,
     ) -> dict[str, Any]:
         run, count = self.run_id(), max(1, round(rate * seconds))
-        expected = count * clients
+        expected = count if owners else count * clients
         self.say(f"{run}: {design}, {clients} clients, {count} events at {rate:g}/s: producing")
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])
@@ -135,7 +140,7 @@ class Bench:
             gc_before = await self._gc_stats()
             if profile:
                 await self.stack.get("/bench/profile?action=start")
-            produced = await self.produce(design, run=run, rate=rate, count=count)
+            produced = await self.produce(design, run=run, rate=rate, count=count, owners=owners)
             produced_at = time.monotonic()
             cpu_percent = cpu.percent(produced_at)
             if profile:
@@ -156,9 +161,11 @@ class Bench:
         self.say(f"{run}: done")
         busy_seconds = produced_at - started + drain_seconds
         return {
-            "design": design, "path": PATHS[design], "clients": clients, "rate": rate,
+            "design": design, "path": path or PATHS[design], "clients": clients, "rate": rate,
             "seconds": seconds, "events": count, "expected": expected, "delivered": stats["delivered"],
             "lost": expected - stats["delivered"], "duplicates": stats["duplicates"],
+            "wrong_client": stats["wrong_client"], "owners": owners,
+            "producing_seconds": round(produced_at - started, 2),
             "delivered_fraction": round(stats["delivered"] / expected, 4) if expected else 0.0,
             "drain_seconds": round(drain_seconds, 2),
             "delivered_per_s": round(stats["delivered"] / busy_seconds),

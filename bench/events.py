@@ -1,6 +1,9 @@
 """The benchmark's events: a send-time marker inside a CRM-shaped value, padded to a frame size.
 
 Every event's value is `{"type": "bench.tick", "bench": "<run>:<seq>:<sent_ns>", "pad": "..."}`.
+An event meant for one client only (the filtered mode) also carries `"owner": "<owner>"`, its
+record key is the owner, and its marker ends in `:<owner>`, so the client that receives it
+can tell whether it was meant for it.
 The load clients find `"bench":"` in the frames they receive; `sent_ns` is `time.time_ns()`
 taken just before the event was handed to Kafka (or, for the in-process baseline, to the
 clients' queues), so latency is produce -> receive on this machine's wall clock.
@@ -36,10 +39,19 @@ class _Record:
     headers: tuple = ()
 
 
-def value_bytes(run: str, seq: int, pad: int, sent_ns: int | None = None) -> bytes:
+def value_bytes(run: str, seq: int, pad: int, sent_ns: int | None = None, owner: str | None = None) -> bytes:
     sent = time.time_ns() if sent_ns is None else sent_ns
-    value = {"type": EVENT_TYPE, "bench": f"{run}:{seq}:{sent}", "pad": "x" * pad}
+    if owner is None:
+        value = {"type": EVENT_TYPE, "bench": f"{run}:{seq}:{sent}", "pad": "x" * pad}
+    else:
+        value = {"type": EVENT_TYPE, "owner": owner, "bench": f"{run}:{seq}:{sent}:{owner}", "pad": "x" * pad}
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def owner_of(seq: int, owners: int) -> str:
+    """The one client event `seq` is meant for, when events are spread over `owners` clients:
+    the client opened as number n (bench/load_client.py) is owner `o<n>`."""
+    return f"o{seq % owners}"
 
 
 def payload_build(topic: str, partition: int, offset: int, value: bytes) -> dict[str, Any]:

@@ -12,6 +12,11 @@ writes a table and JSON:
           for the service and for the in-process per-event-send baseline (ratio)
   slow    K clients that never read; the server's RSS over time
   churn   C connect/disconnect cycles; leaked subscribers, RSS growth
+  filtered  F clients each with its own filter (key=, then where=owner:), F' ev/s through Kafka
+          spread so each event matches one client, beside 50 unfiltered clients at that rate;
+          Daphne CPU per produced and per delivered event (bench/mode_filtered.py)
+  memory  N idle clients with tracemalloc on in the web process: where an idle stream's bytes
+          go, by file, line and traceback (bench/mode_memory.py); not run unless named
   nginx   the kafka mode's N x R through nginx (docker/nginx.conf), with 1 and then W web
           processes behind it (--web-processes W); not run unless named in --modes
 
@@ -39,25 +44,36 @@ from bench.events import FRAME_BYTES, frame_size, pad_for
 from bench.layer_probe import groups_purge
 from bench.meta import run_meta
 from bench.mode_fanout import fanout_mode, step_mode
+from bench.mode_filtered import VARIANTS, filtered_mode
+from bench.mode_memory import memory_mode, memory_summary
 from bench.mode_nginx import nginx_mode
 from bench.mode_stress import churn_mode, slow_mode
 from bench.procstat import load_average
 from bench.producer import KafkaTicker
-from bench.report import fanout_table, nginx_table, step_table, targets_evaluate, targets_table
+from bench.report import (
+    fanout_table,
+    filtered_table,
+    nginx_table,
+    step_table,
+    targets_evaluate,
+    targets_table,
+)
 from bench.stack import BenchStack
 from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "nginx")
-# nginx needs the nginx binary and starts more processes: only when asked for.
-DEFAULT_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn")
+ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory")
+# nginx needs the nginx binary and starts more processes, memory traces every allocation: only
+# when asked for.
+DEFAULT_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered")
 QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
          "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
-         "churn_cycles": 500}
+         "churn_cycles": 500, "filtered_clients": 200, "filtered_rate": 50.0}
 FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
         "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
-        "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000}
+        "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000,
+        "filtered_clients": 2000, "filtered_rate": 500.0}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--churn-cycles", type=int)
     p.add_argument("--churn-concurrency", type=int, default=50)
     p.add_argument("--churn-rate", type=float, default=10.0, help="events/s flowing during churn")
+    p.add_argument("--filtered-clients", type=int,
+                   help="filtered mode: clients, each with its own filter (quick 200, full 2000)")
+    p.add_argument("--filtered-rate", type=float, help="filtered mode: events/s (quick 50, full 500)")
+    p.add_argument("--filtered-baseline", type=int, default=50,
+                   help="filtered mode: unfiltered clients measured at the same rate")
+    p.add_argument("--filtered-variants", default=",".join(VARIANTS),
+                   help="filtered mode: key (key=o<n>) and/or where (where=owner:o<n>), comma separated")
     p.add_argument("--web-processes", type=int, default=2,
                    help="nginx mode: web processes behind nginx in its second window (the first has 1)")
     p.add_argument("--nginx-tls", action="store_true",
@@ -123,13 +146,28 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     args.step_designs = [design.strip() for design in args.step_designs.split(",") if design.strip()]
     if set(args.step_designs) - {"service", "inproc", "groups"}:
         raise SystemExit("--step-designs takes service, inproc and groups")
+    args.filtered_variants = [name.strip() for name in args.filtered_variants.split(",") if name.strip()]
+    if not args.filtered_variants or set(args.filtered_variants) - set(VARIANTS):
+        raise SystemExit("--filtered-variants takes key and where")
     if args.web_processes < 2:
         raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")
     return args
 
 
+NOFILE_WANT = 1 << 16
+
+
 def _nofile_raise() -> None:
+    """Open files up to the hard limit, or past it to NOFILE_WANT where allowed (root, or
+    CAP_SYS_RESOURCE): the web process and load clients started from here inherit it, and
+    20,000 streams need more than the common hard limit of 20,000 or less."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANT:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANT, NOFILE_WANT))
+            return
+        except (ValueError, OSError):
+            pass  # not allowed: the hard limit it is
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -190,6 +228,14 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
         modes["churn"] = await churn_mode(
             bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
+    if "filtered" in args.modes:
+        print(f"{time.strftime('%X')} -- filtered: {args.filtered_clients} clients "
+              f"({', '.join(args.filtered_variants)}) and {args.filtered_baseline} unfiltered, "
+              f"{args.filtered_rate:g} ev/s for {args.duration:g} s",
+              flush=True)
+        modes["filtered"] = await filtered_mode(
+            bench, clients=args.filtered_clients, baseline_clients=args.filtered_baseline,
+            rate=args.filtered_rate, seconds=args.duration, drain=args.drain, variants=args.filtered_variants)
     if "nginx" in args.modes:
         print(f"{time.strftime('%X')} -- nginx: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s "
               f"through nginx ({'TLS' if args.nginx_tls else 'plain HTTP'}), 1 and {args.web_processes} "
@@ -197,6 +243,9 @@ async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         modes["nginx"] = await nginx_mode(
             bench, clients=args.clients, rate=args.rate, seconds=args.duration, drain=args.drain,
             web_processes=args.web_processes, tls=args.nginx_tls)
+    if "memory" in args.modes:  # last: tracing slows the process, and its memory is its own
+        print(f"{time.strftime('%X')} -- memory: {args.clients} idle clients, tracemalloc on", flush=True)
+        modes["memory"] = await memory_mode(bench, clients=args.clients)
     return modes
 
 
@@ -286,8 +335,12 @@ def _print(result: dict[str, Any]) -> None:
         churn = modes["churn"]
         print(f"churn: {churn['churn']['cycles']} cycles ({churn['churn']['failed']} failed), "
               f"{churn['leaked_subscribers']} leaked, RSS growth {churn['rss_growth_mib']} MiB")
+    if "filtered" in modes:
+        print("\n" + filtered_table(modes["filtered"]))
     if "nginx" in modes:
         print("\n" + nginx_table(modes["nginx"]))
+    if "memory" in modes:
+        print("\n" + memory_summary(modes["memory"]))
     if result["targets"]:  # none for the nginx mode alone
         print("\n" + targets_table(result["targets"]))
 

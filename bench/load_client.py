@@ -5,7 +5,10 @@ with one JSON command per line on stdin and reads one JSON reply per line on
 stdout. Connections speak HTTP/1.1 with chunked decoding, as browsers do, but
 parse only what the benchmark needs: every benchmark event carries
 `"bench":"<run>:<seq>:<sent_ns>"` in its value, so a client finds that marker,
-records produce->receive latency and marks `seq` as seen (duplicates counted).
+records produce->receive latency and marks `seq` as seen (duplicates counted). An event
+meant for one client only ends its marker in `:<owner>`; a client opened as number n (an
+`open` whose path holds `{n}`) is owner `o<n>`, and an event for another owner is counted as
+a wrong-client delivery, not as delivered.
 
 Commands (`op`): open, progress, stats, close, churn, drain_stalled, exit. Every command ends
 within a deadline of its own (open and churn take `deadline`, seconds for the whole command),
@@ -40,20 +43,22 @@ CHURN_TIMEOUT = 300.0  # default deadline of a whole churn command
 class RunTally:
     """Everything the clients of this process received in one run (one produced batch)."""
 
-    __slots__ = ("delivered", "duplicates", "latencies_us")
+    __slots__ = ("delivered", "duplicates", "latencies_us", "wrong_client")
 
     def __init__(self) -> None:
         self.delivered = 0
         self.duplicates = 0
+        self.wrong_client = 0
         self.latencies_us = array("i")
 
 
 class StreamClient(asyncio.Protocol):
     """One SSE connection: chunked decoding, frame splitting, marker parsing."""
 
-    def __init__(self, worker: Worker, *, stall: bool) -> None:
+    def __init__(self, worker: Worker, *, stall: bool, owner: bytes | None = None) -> None:
         self.worker = worker
         self.stall = stall
+        self.owner = owner  # the events meant for this client alone carry it (bench/events.py)
         self.transport: asyncio.Transport | None = None
         self.connected = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
@@ -142,8 +147,11 @@ class StreamClient(asyncio.Protocol):
         while index >= 0:
             start = index + len(MARK)
             end = frames.index(b'"', start)
-            run, seq, sent_ns = frames[start:end].split(b":")
-            self.worker.record(self, run, int(seq), now_ns - int(sent_ns))
+            run, seq, sent_ns, *owner = frames[start:end].split(b":")
+            if owner and owner[0] != self.owner:
+                self.worker.misdelivered(run)
+            else:
+                self.worker.record(self, run, int(seq), now_ns - int(sent_ns))
             index = frames.find(MARK, end)
 
 
@@ -152,10 +160,17 @@ class Worker:
         self.clients: list[StreamClient] = []
         self.runs: dict[bytes, RunTally] = {}
 
-    def record(self, client: StreamClient, run: bytes, seq: int, latency_ns: int) -> None:
+    def tally(self, run: bytes) -> RunTally:
         tally = self.runs.get(run)
         if tally is None:
             tally = self.runs[run] = RunTally()
+        return tally
+
+    def misdelivered(self, run: bytes) -> None:
+        self.tally(run).wrong_client += 1
+
+    def record(self, client: StreamClient, run: bytes, seq: int, latency_ns: int) -> None:
+        tally = self.tally(run)
         seen = client.seen.get(run)
         if seen is None:
             seen = client.seen[run] = bytearray(1024)
@@ -170,7 +185,7 @@ class Worker:
 
     async def connect(
         self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None,
-        timeout: float = CONNECT_TIMEOUT, cafile: str | None = None,
+        timeout: float = CONNECT_TIMEOUT, cafile: str | None = None, owner: bytes | None = None,
     ) -> StreamClient:
         """An open stream that has received its `connected` frame, within `timeout` seconds;
         over TLS (HTTP/1.1, the certificate checked against `cafile`) when `cafile` is given.
@@ -183,7 +198,7 @@ class Worker:
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)
-        client = StreamClient(self, stall=stall)
+        client = StreamClient(self, stall=stall, owner=owner)
         step = "TCP connection"
         try:
             async with asyncio.timeout(timeout):
@@ -214,13 +229,20 @@ class Worker:
     # --- commands -----------------------------------------------------------------------
 
     async def op_open(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Open `count` streams; those not open by the command's deadline count as errors."""
+        """Open `count` streams; those not open by the command's deadline count as errors.
+
+        A path holding `{n}` is numbered: the streams are clients `first` ... `first + count - 1`,
+        each opened with `{n}` replaced by its number and owning the events of owner `o<n>`.
+        """
         gate = asyncio.Semaphore(cmd.get("concurrency", 32))
         errors: Counter[str] = Counter()
         started = time.monotonic()
         deadline = started + cmd.get("deadline", OPEN_TIMEOUT)
+        numbered = "{n}" in cmd["path"]
 
-        async def one() -> None:
+        async def one(number: int) -> None:
+            path = cmd["path"].replace("{n}", str(number)) if numbered else cmd["path"]
+            owner = f"o{number}".encode() if numbered else None
             async with gate:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -228,15 +250,16 @@ class Worker:
                     return
                 try:
                     client = await self.connect(
-                        cmd["host"], cmd["port"], cmd["path"],
+                        cmd["host"], cmd["port"], path,
                         stall=cmd.get("stall", False), rcvbuf=cmd.get("rcvbuf"),
-                        timeout=min(CONNECT_TIMEOUT, left), cafile=cmd.get("cafile"),
+                        timeout=min(CONNECT_TIMEOUT, left), cafile=cmd.get("cafile"), owner=owner,
                     )
                     self.clients.append(client)
                 except (OSError, TimeoutError) as error:
                     errors[_error_key(error)] += 1
 
-        await asyncio.gather(*(one() for _ in range(cmd["count"])))
+        first = cmd.get("first", 0)
+        await asyncio.gather(*(one(first + index) for index in range(cmd["count"])))
         return {"opened": cmd["count"] - sum(errors.values()), "errors": dict(errors),
                 "seconds": round(time.monotonic() - started, 2), "open_total": len(self.clients)}
 
@@ -253,7 +276,7 @@ class Worker:
             if client.close_reason or client.closed.done()
         )
         return {
-            "delivered": tally.delivered, "duplicates": tally.duplicates,
+            "delivered": tally.delivered, "duplicates": tally.duplicates, "wrong_client": tally.wrong_client,
             "latencies_us": base64.b64encode(tally.latencies_us.tobytes()).decode("ascii"),
             "clients": len(self.clients), "ended": dict(ended),
         }
@@ -336,8 +359,18 @@ def _error_key(error: BaseException) -> str:
     return type(error).__name__ + ": " + str(error)[:80]
 
 
+NOFILE_WANT = 1 << 16
+
+
 def _nofile_raise() -> None:
+    """Open files up to the hard limit, or past it to NOFILE_WANT where allowed (see bench/fanout.py)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANT:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANT, NOFILE_WANT))
+            return
+        except (ValueError, OSError):
+            pass  # not allowed: the hard limit it is
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bench.events import PARTITIONS, value_bytes
+from bench.events import PARTITIONS, owner_of, value_bytes
 from bench.waits import bounded
 
 KAFKA_TIMEOUT = 60.0  # start, stop, one send (a full buffer waits), the acks of a batch
@@ -19,6 +19,8 @@ class KafkaTicker:
 
     A tick that is late (the machine is busy) is sent at once rather than skipped, so the
     offered count is exact; `late_max_ms` says how far behind schedule the sender fell.
+    With `owners`, event `seq` is meant for one client only: its key and `owner` field are
+    `owner_of(seq, owners)` (bench/events.py).
     """
 
     def __init__(self, bootstrap: str) -> None:
@@ -32,7 +34,8 @@ class KafkaTicker:
         await bounded(self.producer.stop(), KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (producer stop)")
 
     async def run(
-        self, *, topic: str, run: str, rate: float, count: int, pad: int, stop: asyncio.Event | None = None
+        self, *, topic: str, run: str, rate: float, count: int, pad: int, stop: asyncio.Event | None = None,
+        owners: int = 0,
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -47,8 +50,11 @@ class KafkaTicker:
                 await asyncio.sleep(delay)
             else:
                 late_max = max(late_max, -delay)
+            owner = owner_of(seq, owners) if owners else None
+            key = owner.encode() if owner else None
             futures.append(await bounded(
-                self.producer.send(topic, value_bytes(run, seq, pad), partition=seq % PARTITIONS),
+                self.producer.send(topic, value_bytes(run, seq, pad, owner=owner), key=key,
+                                   partition=seq % PARTITIONS),
                 KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (taking event {seq} of {run})"))
         sending_seconds = loop.time() - started
         await bounded(asyncio.gather(*futures), KAFKA_TIMEOUT,

@@ -6,6 +6,7 @@ from typing import Any
 
 FULL_CLIENTS, FULL_RATE, STEP_CLIENTS = 2000, 10.0, 1000
 SLOW_CLIENTS, SLOW_SECONDS, CHURN_CYCLES = 20, 60.0, 10_000
+FILTERED_CLIENTS, FILTERED_RATE = 2000, 500.0
 
 
 def _target(name: str, goal: str, measured: str, met: bool, full_size: bool) -> dict[str, Any]:
@@ -75,7 +76,43 @@ def targets_evaluate(modes: dict[str, Any]) -> list[dict[str, Any]]:
             f"{churn['leaked_subscribers']} leaked, {churn['rss_growth_mib']} MiB",
             churn["leaked_subscribers"] == 0 and churn["rss_growth_mib"] <= 10,
             churn["cycles"] >= CHURN_CYCLES))
+    rows.extend(_filtered_targets(modes.get("filtered")))
     return rows
+
+
+def _filtered_targets(filtered: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not filtered:
+        return []
+    rows = []
+    full = filtered["clients"] >= FILTERED_CLIENTS and filtered["rate"] >= FILTERED_RATE
+    baseline = filtered["windows"]["unfiltered"]
+    for name in filtered["variants"]:
+        m = filtered["windows"][name]
+        rows.append(_target(
+            f"filtered ({name}=), {m['clients']} clients x {m['rate']:g} ev/s, one client per event",
+            "each event to its one client, p99 <= 250 ms",
+            f"{m['delivered']}/{m['expected']}, {m['duplicates']} duplicates, {m['wrong_client']} to the "
+            f"wrong client, p99 {m['latency']['p99_ms']} ms", m["passed"], full))
+        rows.append(_target(
+            f"filtered ({name}=) Daphne CPU vs {baseline['clients']} unfiltered clients at the same rate",
+            "<= 1x", f"{m['cpu_percent']['daphne']}% vs {baseline['cpu_percent']['daphne']}%",
+            m["cpu_percent"]["daphne"] <= baseline["cpu_percent"]["daphne"], full))
+    return rows
+
+
+def filtered_table(filtered: dict[str, Any]) -> str:
+    """The filtered mode's windows: the unfiltered baseline, then each filter variant."""
+    rows = []
+    for name, m in filtered["windows"].items():
+        rows.append([
+            name, m["clients"], f"{m['rate']:g}", f"{m['delivered']}/{m['expected']}", m["duplicates"],
+            m["wrong_client"], m["latency"]["p50_ms"], m["latency"]["p99_ms"], m["latency"]["max_ms"],
+            m["cpu_percent"]["daphne"], m["daphne_cpu_us"]["per_produced_event"],
+            m["daphne_cpu_us"]["per_delivered_event"], m["kb_per_idle_connection"], m["loadavg"]["before"][0],
+        ])
+    return "filtered streams (each event meant for one client):\n" + _table(
+        ["window", "clients", "ev/s", "delivered", "dups", "wrong client", "p50 ms", "p99 ms", "max ms",
+         "daphne CPU%", "CPU us/produced", "CPU us/delivered", "KB/conn", "load1"], rows)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -77,8 +77,9 @@ class BenchStack:
             # The service's heartbeat defaults; the consumer reconnects within a second.
             CONSUMER_HEARTBEAT_INTERVAL="5", READY_HEARTBEAT_MAX_AGE="15", KAFKA_RETRY_BACKOFF_MAX="1",
             # Every load client connects from 127.0.0.1: the per-address and per-process stream
-            # limits (200 and 2,000 by default) would refuse the benchmark's own clients.
-            SSE_MAX_STREAMS="20000", SSE_MAX_STREAMS_PER_CLIENT="20000",
+            # limits (200 and 2,000 by default) would refuse the benchmark's own clients (up to
+            # 20,000 and more of them, see --client-procs).
+            SSE_MAX_STREAMS="50000", SSE_MAX_STREAMS_PER_CLIENT="50000",
         )
         self.processes: list[ServiceProcess] = []
         self.webs: list[tuple[ServiceProcess, int]] = []  # (process, port); the first is `daphne`
@@ -174,17 +175,21 @@ class BenchStack:
         await bounded(topic_create(self.kafka_bootstrap, self.topic, PARTITIONS), TOPIC_TIMEOUT,
                       f"Kafka at {self.kafka_bootstrap} (creating topic {self.topic})")
 
-    async def get(self, path: str, port: int | None = None) -> tuple[int, Any]:
+    async def get(
+        self, path: str, port: int | None = None, *, timeout: float = HTTP_TIMEOUT
+    ) -> tuple[int, Any]:
         """GET `path` from the first web process (or the one on `port`); NoAnswer (a TimeoutError)
-        if it does not answer."""
+        if it does not answer (`timeout`: seconds for each socket operation, for slow bench-only
+        answers)."""
         port = port or self.port
         what = f"Daphne (127.0.0.1:{port}, GET {path})"
         try:
-            return await bounded(asyncio.to_thread(http_get, port, path, HTTP_TIMEOUT), HTTP_TOTAL, what)
+            return await bounded(asyncio.to_thread(http_get, port, path, timeout),
+                                 max(HTTP_TOTAL, 3 * timeout), what)
         except NoAnswer:
             raise
         except TimeoutError as error:  # a socket timeout in http_get
-            raise NoAnswer(f"{what} did not answer within {HTTP_TIMEOUT:g} s") from error
+            raise NoAnswer(f"{what} did not answer within {timeout:g} s") from error
 
     def _process_stop(self, process: ServiceProcess) -> None:
         if process in self.processes:

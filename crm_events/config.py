@@ -92,6 +92,11 @@ class StreamConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    listen_backlog: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReadinessConfig:
     consumer_heartbeat_interval: float
     heartbeat_max_age: float
@@ -208,6 +213,11 @@ def stream_config() -> StreamConfig:
 
 
 @cache
+def server_config() -> ServerConfig:
+    return ServerConfig(listen_backlog=settings.WEB_LISTEN_BACKLOG)
+
+
+@cache
 def readiness_config() -> ReadinessConfig:
     return ReadinessConfig(
         consumer_heartbeat_interval=settings.CONSUMER_HEARTBEAT_INTERVAL,
@@ -268,6 +278,6 @@ def viewer_config() -> ViewerConfig:
 def config_cache_clear(**_signal_kwargs: object) -> None:
     for build in (
         kafka_config, stream_config, readiness_config, auth_config, limits_config, metrics_config,
-        canary_config, viewer_config,
+        canary_config, viewer_config, server_config,
     ):
         build.cache_clear()

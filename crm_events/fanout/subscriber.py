@@ -22,10 +22,10 @@ as slow.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Any, Protocol
 
 from crm_events.core.filters import EventFilter
+from crm_events.core.flag import Flag
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position
 from crm_events.core.tokens import token_encode
@@ -70,9 +70,10 @@ class StreamSubscriber:
         self.chunk_bytes = chunk_bytes
         self.close_reason: str | None = None
         self.writes = 0  # chunks written: tells the session whether it was idle
-        # Each queued frame with the event it carries, so unsent frames can be given back.
-        self._queued: deque[tuple[bytes, Position, int]] = deque()
-        self._wakeup = asyncio.Event()
+        # Each queued frame with the event it carries, so unsent frames can be given back. A list,
+        # not a deque: an idle stream's empty list is 56 bytes, an empty deque about 0.8 KB.
+        self._queued: list[tuple[bytes, Position, int]] = []
+        self._wakeup = Flag()
 
     @property
     def positions(self) -> dict[Position, int]:
@@ -208,8 +209,10 @@ class StreamSubscriber:
         """The queued frames as one chunk of at most `chunk_bytes` (but at least one frame)."""
         frames: list[bytes] = []
         size = 0
-        while self._queued and (not frames or size + len(self._queued[0][0]) <= self.chunk_bytes):
-            frame = self._queued.popleft()[0]
+        for frame, _position, _offset in self._queued:
+            if frames and size + len(frame) > self.chunk_bytes:
+                break
             frames.append(frame)
             size += len(frame)
+        del self._queued[: len(frames)]
         return b"".join(frames)

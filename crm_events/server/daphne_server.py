@@ -10,8 +10,11 @@
 - `action_logger`: the access log goes through Python logging (`access_log.py`).
 - The HTTP factory builds requests whose server-level errors (a bad header, an
   application that failed) are the API's JSON error body instead of an HTML page.
-- `run`: garbage collection tuned for many long-lived objects (`gc_tuning.py`), and
-  the start-up probe of what the direct socket writes need from Twisted.
+- `run`: garbage collection tuned for many long-lived objects (`gc_tuning.py`), the
+  open-files limit raised to the hard limit (`os_limits.py`, one log line), and the
+  start-up probe of what the direct socket writes need from Twisted.
+- `endpoints`: each listening socket Daphne opens gets `WEB_LISTEN_BACKLOG` (Twisted's
+  default of 50 overflows when thousands of clients reconnect at once).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from daphne.server import Server
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from crm_events.config import stream_config
+from crm_events.config import server_config, stream_config
 from crm_events.fanout.registry import hubs_close
 from crm_events.server.access_log import AccessLog
 from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
 from crm_events.server.daphne_transport import DaphneTransportFactory
 from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune
+from crm_events.server.os_limits import backlog_add, nofile_raise
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +64,14 @@ class JsonErrorHTTPFactory(HTTPFactory):
 
 
 class AetherlinkServer(Server):
-    def __init__(self, application: Any, *args: Any, action_logger: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, application: Any, endpoints: list[str] | None = None, *args: Any, action_logger: Any = None,
+        **kwargs: Any,
+    ) -> None:
         # Daphne's CLI hands its stdout logger when it wants an access log: ours logs instead.
-        super().__init__(application, *args, action_logger=AccessLog() if action_logger else None, **kwargs)
+        endpoints = backlog_add(list(endpoints or []), server_config().listen_backlog)
+        super().__init__(
+            application, endpoints, *args, action_logger=AccessLog() if action_logger else None, **kwargs)
         self.direct_send = direct_send_enabled()
         self.shutdown_grace = stream_config().shutdown_grace
 
@@ -77,6 +86,7 @@ class AetherlinkServer(Server):
         self._http_factory = factory if ours else JsonErrorHTTPFactory(self)
 
     def run(self) -> None:
+        nofile_raise()
         gc_tune()
         super().run()
 

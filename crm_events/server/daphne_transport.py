@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from crm_events import metrics
+from crm_events.core.flag import Flag
 from crm_events.server.direct_send import chunk_send_now, pause_threshold_set, send_buffer_set, tcp_transport
 
 _WRITES_SOCKET = metrics.STREAM_WRITES.labels(path="socket")
@@ -34,8 +35,7 @@ class DaphneTransport:
         self._limit = limit
         self._send_buffer = send_buffer
         self._direct = direct
-        self._room = asyncio.Event()
-        self._room.set()
+        self._room = Flag(is_set=True)  # the session is its one waiter
         self._producing = False  # registered with the request
         self._gone = False
 

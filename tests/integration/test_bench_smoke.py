@@ -30,8 +30,9 @@ SMALLEST = [
     "--step-clients", "5", "--step-rates", "5", "--step-seconds", "1", "--step-drain", "20",
     "--slow-clients", "2", "--slow-readers", "2", "--slow-seconds", "2", "--slow-drain", "20",
     "--slow-read-seconds", "1", "--churn-cycles", "20", "--churn-concurrency", "5",
+    "--filtered-clients", "5", "--filtered-rate", "10", "--filtered-baseline", "2",
     "--settle", "0.2", "--progress",
-    "--modes", "kafka,inproc,groups,step,slow,churn,nginx", "--web-processes", "2",
+    "--modes", "kafka,inproc,groups,step,slow,churn,filtered,nginx,memory", "--web-processes", "2",
 ]
 FANOUT_KEYS = {
     "design", "clients", "rate", "expected", "delivered", "lost", "duplicates", "latency",
@@ -85,7 +86,7 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert set(result) == {"meta", "modes", "targets"}
     assert set(result["meta"]) >= {"date", "cpus", "loadavg_start", "loadavg_end", "frame_bytes"}
     modes = result["modes"]
-    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "nginx"}
+    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory"}
     for name in ("kafka", "inproc", "groups"):
         mode = modes[name]
         assert set(mode) >= FANOUT_KEYS, name
@@ -102,6 +103,17 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert modes["churn"]["churn"]["failed"] == 0, modes["churn"]["churn"]
     assert modes["churn"]["leaked_subscribers"] == 0, modes["churn"]["after"]
     assert {target["target"] for target in result["targets"]}
+    filtered = modes["filtered"]["windows"]
+    assert set(filtered) == {"unfiltered", "key", "where"}
+    assert filtered["unfiltered"]["expected"] == 2 * 20
+    for name, window in filtered.items():
+        assert set(window) >= FANOUT_KEYS | {"wrong_client", "daphne_cpu_us"}, name
+        expected = 2 * 20 if name == "unfiltered" else 20  # filtered: each event to its one client
+        assert (window["delivered"], window["duplicates"], window["wrong_client"]) == (expected, 0, 0), (
+            name, _report(printed))
+    memory = modes["memory"]
+    assert memory["clients"] == 5 and memory["traced_kb_per_idle_connection"] > 0, memory
+    assert {"by_filename", "by_lineno", "by_traceback"} <= set(memory["tracemalloc"])
     nginx = modes["nginx"]
     assert (nginx["web_processes"], nginx["tls"], set(nginx["windows"])) == ([1, 2], False, {"1", "2"})
     for count, window in nginx["windows"].items():

@@ -1,14 +1,21 @@
 """The web process's server, for real: AetherLink's Daphne writes streams straight into their
 sockets (counted, not assumed); plain Daphne still serves them, and says once what it lacks;
-Daphne's own refusals come in the API's JSON error shape."""
+Daphne's own refusals come in the API's JSON error shape; started with a low open-files limit,
+it raises it to the hard limit and says so, and it listens with the configured backlog."""
 
 from __future__ import annotations
 
 import json
 import re
+import resource
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 from crm_events.server.asgi_transport import PLAIN_SERVER
+from crm_events.server.os_limits import NOFILE_RAISED
+from scripts.servers import free_port
 from tests.integration.conftest import json_values, produce
 from tests.support.processes import http_get
 from tests.support.sse_client import SseConnection
@@ -79,3 +86,17 @@ def test_daphnes_own_refusals_have_the_json_error_shape(stack):
     assert headers["content-type"] == "application/json"
     refusal = {"ok": False, "error": "Bad Request: Invalid header value", "code": "bad_request"}
     assert json.loads(body) == refusal
+
+
+def test_the_web_process_raises_its_open_files_limit_and_listens_with_the_backlog(stack):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    port = free_port()
+    server = f"exec {sys.executable} -m crm_events.server -b 127.0.0.1 -p {port}"
+    web, _ = stack.daphne(port=port, command=["sh", "-c", f"ulimit -Sn 256 && {server}"],
+                          env={"WEB_LISTEN_BACKLOG": "333"})
+    assert web.log_text().count(NOFILE_RAISED % (256, hard)) == 1
+    limits = Path(f"/proc/{web.process.pid}/limits").read_text()
+    assert re.search(rf"^Max open files\s+{hard}\s+{hard}\s", limits, re.M), limits
+    listening = subprocess.run(["ss", "-ltnH", f"( sport = :{port} )"], capture_output=True, text=True,
+                               check=True, timeout=30).stdout.split()
+    assert listening[:3] == ["LISTEN", "0", "333"], listening  # ss: Send-Q of a listener is its backlog

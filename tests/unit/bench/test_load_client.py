@@ -60,3 +60,17 @@ def test_nearest_rank_percentiles():
     assert percentile([], 0.99) == 0
     summary = latency_summary(array("i", [1000, 2000, 300_000]))
     assert summary["p50_ms"] == 2.0 and summary["max_ms"] == 300.0 and summary["on_time_250ms"] == 2
+
+
+def owned_frame(run: str, seq: int, owner: str) -> bytes:
+    value = f'{{"type":"bench.tick","owner":"{owner}","bench":"{run}:{seq}:1:{owner}","pad":"xx"}}'
+    return f'id: tok\ndata: {{"kind":"domain_event","value":{value}}}\n\n'.encode()
+
+
+async def test_events_meant_for_another_client_count_as_wrong_not_delivered():
+    worker = Worker()
+    client = StreamClient(worker, stall=False, owner=b"o7")
+    body = owned_frame("r1", 7, "o7") + owned_frame("r1", 8, "o8") + owned_frame("r1", 7, "o7")
+    client.data_received(HEAD + chunk(CONNECTED) + chunk(body))
+    tally = worker.runs[b"r1"]
+    assert (tally.delivered, tally.duplicates, tally.wrong_client) == (1, 1, 1)
