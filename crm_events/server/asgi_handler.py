@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing, suppress
-from typing import Any
+from typing import Any, cast
 
 import django
 from asgiref.sync import sync_to_async
@@ -31,7 +31,7 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.asgi import get_script_prefix as scope_script_prefix
-from django.http import HttpResponseBase
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.urls import get_script_prefix, reverse, set_script_prefix
 
 
@@ -69,6 +69,7 @@ class StreamAwareASGIHandler(ASGIHandler):
         await signals.request_started.asend(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # Django's create_request returns one or the other
             body_file.close()
             await self.send_response(error_response, send)
             await sync_to_async(error_response.close)()
@@ -89,8 +90,9 @@ class StreamAwareASGIHandler(ASGIHandler):
             return response
 
         # As Django: a disconnect while the response is made or sent cancels it.
-        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)),
-                 asyncio.create_task(process_request())]
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        processing = asyncio.create_task(process_request())
+        tasks: list[asyncio.Task[Any]] = [listening, processing]  # Django's order: the listener first
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         try:
             await _tasks_settle(tasks)
@@ -98,7 +100,7 @@ class StreamAwareASGIHandler(ASGIHandler):
             body_close()
             raise
         try:
-            response = tasks[1].result()
+            response = processing.result()
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
@@ -111,7 +113,8 @@ class StreamAwareASGIHandler(ASGIHandler):
         if not response.streaming:
             return await super().send_response(response, send)
         await send(_response_start(response))
-        async with aclosing(aiter(response)) as content:  # type: ignore[call-overload]
+        # Django's own: the response's async iterator is an async generator, which has aclose().
+        async with aclosing(aiter(cast(StreamingHttpResponse, response))) as content:  # type: ignore[type-var]
             async for part in content:
                 for chunk, _ in self.chunk_bytes(part):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
