@@ -70,7 +70,7 @@ class StreamAwareASGIHandler(ASGIHandler):
         await signals.request_started.asend(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
-            assert error_response is not None  # Django gives one or the other
+            assert error_response is not None  # Django's create_request returns one or the other
             body_file.close()
             await self.send_response(error_response, send)
             await sync_to_async(error_response.close)()
@@ -91,8 +91,9 @@ class StreamAwareASGIHandler(ASGIHandler):
             return response
 
         # As Django: a disconnect while the response is made or sent cancels it.
-        responding = asyncio.create_task(process_request())
-        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), responding]
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        processing = asyncio.create_task(process_request())
+        tasks: list[asyncio.Task[Any]] = [listening, processing]  # Django's order: the listener first
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         try:
             await _tasks_settle(tasks)
@@ -100,7 +101,7 @@ class StreamAwareASGIHandler(ASGIHandler):
             body_close()
             raise
         try:
-            response = responding.result()
+            response = processing.result()
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
@@ -113,9 +114,9 @@ class StreamAwareASGIHandler(ASGIHandler):
         if not response.streaming:
             return await super().send_response(response, send)
         await send(_response_start(response))
-        streaming = cast(StreamingHttpResponse, response)
-        # Django's async streaming content is an async generator (closed here, as Django does).
-        async with aclosing(cast(AsyncGenerator[bytes, None], aiter(streaming))) as content:
+        # Django's own: the response's async iterator is an async generator, which has aclose().
+        streaming = aiter(cast(StreamingHttpResponse, response))
+        async with aclosing(cast(AsyncGenerator[bytes, None], streaming)) as content:
             async for part in content:
                 for chunk, _ in self.chunk_bytes(part):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
