@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from crm_events.ingest.demo import LIFECYCLES
 from scripts.servers import free_port
+from tests.integration.conftest import json_values, produce
 from tests.support.kafka_log import log_read
 from tests.support.processes import ROOT, wait_until
 from tests.unit.aetherlink.test_manage import INVALID_NUMBERS, NUMERIC
@@ -177,3 +178,21 @@ def test_produce_events_waits_for_kafka_then_reports_progress(env, kafka, topic,
     assert re.search(rf"done: sent 30/30 events to {topic}, \d+\.\d/s, \d+\.\ds elapsed$", lines[-1])
     records = asyncio.run(log_read(kafka.bootstrap, topic))
     assert len(records) == 30 and all(json.loads(value)["entity"] in LIFECYCLES for value in records.values())
+
+
+# --- consume_events' status line --------------------------------------------------------------
+
+STATUS = re.compile(r"INFO crm_events\.ingest\.status status: (\d+) records in the last \d+s "
+                    r"\((\d+) in total\), \d+\.\d/s, lag (\d+|unknown \(no heartbeat yet\)), "
+                    r"web processes: unknown to the consumer")
+
+
+async def test_consume_events_prints_a_status_line_every_interval(stack, kafka, topic):
+    stack.env["CONSUMER_STATUS_INTERVAL"] = "1"
+    consumer = stack.consumer()
+    wait_until(lambda: "assigned partitions" in consumer.log_text(), timeout=60, what="the assignment")
+    await produce(kafka.bootstrap, topic, json_values(20))
+    found = wait_until(lambda: [m for m in STATUS.finditer(consumer.log_text()) if m.group(2) == "20"
+                                and m.group(3) == "0"] or None, timeout=30, what="a status line with all 20")
+    lines = [m.group(1) for m in STATUS.finditer(consumer.log_text())]
+    assert sum(int(since) for since in lines) >= 20 and found
