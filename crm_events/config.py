@@ -100,6 +100,7 @@ class ServerConfig:
 class ReadinessConfig:
     consumer_heartbeat_interval: float
     heartbeat_max_age: float
+    consumer_status_interval: float = 30.0  # consume_events' status line; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ def readiness_config() -> ReadinessConfig:
     return ReadinessConfig(
         consumer_heartbeat_interval=settings.CONSUMER_HEARTBEAT_INTERVAL,
         heartbeat_max_age=settings.READY_HEARTBEAT_MAX_AGE,
+        consumer_status_interval=settings.CONSUMER_STATUS_INTERVAL,
     )
 
 

@@ -87,6 +87,8 @@ class EventPublisher:
         self.stopping = asyncio.Event()
         self.source = ""  # the Kafka cluster id, once known
         self.dead_letters = DeadLetters(config)
+        self.consumed = 0  # records published, for the status line
+        self.last_lag: dict[str, int] | None = None  # per partition, from the last heartbeat
 
     async def run(self) -> None:
         """Consume until `stop()`, reconnecting after any failure (each one logged)."""
@@ -178,6 +180,7 @@ class EventPublisher:
         for tp, polled in batches.items():
             tracker.next_offsets[tp] = next_offsets[tp]
             metrics.events_consumed(tp.topic, len(polled))
+            self.consumed += len(polled)
         return True
 
     async def _publish_batch(self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord]) -> bool:
@@ -250,6 +253,7 @@ class EventPublisher:
                 async with asyncio.timeout(max(self.heartbeat_interval, HEARTBEAT_TIMEOUT_MIN)):
                     lag = await lag_measure(consumer, tracker)
                 metrics.consumer_lag_set({self.consumer_id: lag})
+                self.last_lag = lag
                 # Read after the awaits: only records whose group_send has returned count.
                 published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
                 await self.layer.group_send(

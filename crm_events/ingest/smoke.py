@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -30,14 +31,21 @@ class SmokeFailure(Exception):
 
 
 class SmokeRun:
-    def __init__(self, *, base_url: str, config: KafkaConfig, timeout: float) -> None:
+    def __init__(self, *, base_url: str, config: KafkaConfig, timeout: float, insecure: bool = False) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise SmokeFailure(f"--url must look like http://host:port, got {base_url!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SmokeFailure(f"--url must look like http://host:port or https://host, got {base_url!r}")
+        self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        # https: verified against the system's CAs unless --insecure (a self-signed certificate).
+        self.tls = _tls_context(insecure) if parts.scheme == "https" else None
         self.prefix = parts.path.rstrip("/")
         self.config = config
         self.timeout = timeout
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.tls)
 
     def checks(self) -> list[tuple[str, Callable[[], str]]]:
         return [
@@ -49,7 +57,7 @@ class SmokeRun:
         ]
 
     def _get_json(self, path: str) -> tuple[int, Any]:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        connection = self._connection()
         try:
             connection.request("GET", self.prefix + path)
             response = connection.getresponse()
@@ -95,7 +103,7 @@ class SmokeRun:
 
     def check_probe(self) -> str:
         probe_id = uuid.uuid4().hex
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        connection = self._connection()
         try:
             connection.request("GET", self.prefix + "/crm-events")
             response = connection.getresponse()
@@ -110,6 +118,14 @@ class SmokeRun:
             raise SmokeFailure(f"stream failed: {error}") from error
         finally:
             connection.close()
+
+
+def _tls_context(insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _is_probe(data: dict[str, Any], probe_id: str) -> bool:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from crm_events.ingest.demo import LIFECYCLES
 from scripts.servers import free_port
+from tests.integration.conftest import json_values, produce
 from tests.support.kafka_log import log_read
 from tests.support.processes import ROOT, wait_until
 from tests.unit.aetherlink.test_manage import INVALID_NUMBERS, NUMERIC
@@ -177,3 +178,48 @@ def test_produce_events_waits_for_kafka_then_reports_progress(env, kafka, topic,
     assert re.search(rf"done: sent 30/30 events to {topic}, \d+\.\d/s, \d+\.\ds elapsed$", lines[-1])
     records = asyncio.run(log_read(kafka.bootstrap, topic))
     assert len(records) == 30 and all(json.loads(value)["entity"] in LIFECYCLES for value in records.values())
+
+
+# --- consume_events' status line --------------------------------------------------------------
+
+STATUS = re.compile(r"INFO crm_events\.ingest\.status status: (\d+) records in the last \d+s "
+                    r"\((\d+) in total\), \d+\.\d/s, lag (\d+|unknown \(no heartbeat yet\)), "
+                    r"web processes: unknown to the consumer")
+
+
+async def test_consume_events_prints_a_status_line_every_interval(stack, kafka, topic):
+    stack.env["CONSUMER_STATUS_INTERVAL"] = "1"
+    consumer = stack.consumer()
+    wait_until(lambda: "assigned partitions" in consumer.log_text(), timeout=60, what="the assignment")
+    await produce(kafka.bootstrap, topic, json_values(20))
+    found = wait_until(lambda: [m for m in STATUS.finditer(consumer.log_text()) if m.group(2) == "20"
+                                and m.group(3) == "0"] or None, timeout=30, what="a status line with all 20")
+    lines = [m.group(1) for m in STATUS.finditer(consumer.log_text())]
+    assert sum(int(since) for since in lines) >= 20 and found
+
+
+# --- smoke through TLS ------------------------------------------------------------------------
+
+
+def test_smoke_checks_a_stack_behind_nginx_tls(stack, tmp_path):
+    from scripts.nginx import Nginx, certificate_make
+    from tests.support.tools import nginx_ensure
+
+    tls_dir = certificate_make(tmp_path / "tls")
+    https_port, http_port = free_port(), free_port()
+    stack.env.update(TRUSTED_PROXIES="127.0.0.1/32", DJANGO_SECURE_PROXY_SSL_HEADER="true")
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    nginx = Nginx(nginx_ensure(), tmp_path / "nginx", upstreams=[f"127.0.0.1:{port}"],
+                  https_port=https_port, http_port=http_port, tls_dir=tls_dir)
+    nginx.start()
+    stack.add(nginx.process)
+    smoke = [sys.executable, MANAGE, "smoke", "--url", nginx.url, "--timeout", "20"]
+    refused = run(smoke, ROOT, timeout=60, **stack.env)  # self-signed: verification fails, in one line
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().startswith("CommandError: FAIL healthz:")
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+    passed = run([*smoke, "--insecure"], ROOT, timeout=120, **stack.env)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "smoke test passed" in passed.stdout and "ok   probe event delivered" in passed.stdout

@@ -6,8 +6,20 @@ from scripts.servers import KafkaServer, free_port
 from tests.support.processes import http_get, wait_until
 
 
+def test_info_says_ready_only_when_readyz_does(stack):
+    _, port = stack.daphne()  # no consume_events: no heartbeat, so not ready
+    status, body = http_get(port, "/")
+    assert status == 200 and body["status"].startswith("not ready: ")
+    assert http_get(port, "/readyz")[0] == 503
+    stack.consumer()
+    stack.wait_ready(port)
+    assert http_get(port, "/")[1]["status"] == "ready"
+
+
 def test_info_and_health(stack, kafka, topic):
+    stack.consumer()
     _, port = stack.daphne()
+    stack.wait_ready(port)
     assert http_get(port, "/") == (200, {
         "ok": True,
         "service": "crm-events",

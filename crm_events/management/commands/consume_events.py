@@ -16,6 +16,7 @@ from crm_events.config import (
 )
 from crm_events.ingest.canary import publisher_run_with_canary
 from crm_events.ingest.publisher import EventPublisher
+from crm_events.ingest.status import with_status
 from crm_events.kafka.clients import connection_options
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class Command(BaseCommand):
             layer=layer,
             heartbeat_interval=readiness_config().consumer_heartbeat_interval,
         )
-        asyncio.run(publisher_run_with_canary(publisher, canary))
+        status_interval = readiness_config().consumer_status_interval
+        asyncio.run(with_status(publisher_run_with_canary(publisher, canary), publisher, status_interval))
 
     def _metrics_serve(self, config: MetricsConfig) -> None:
         """Serve this process's metrics on the configured address only (they have no auth)."""
