@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -555,3 +556,161 @@ def test_gap_reconnect_and_refused_streams_resume_from_the_last_id(viewer, servi
     ) == ["t/0/7", "t/0/6", "t//", "t/0/1", "t/0/0"]
     expect(page.locator("#viewer-notice")).to_contain_text("History was lost before this point")
     viewer.expect_text("viewer-total", "4")
+
+
+# --- chart, kind counts, partitions, offsets, copy as, highlighting (issue 13, part 4) ---------
+
+
+def chart_counts(page: Page) -> dict[str, int]:
+    """Events per kind in the chart's bars, summed over its seconds."""
+    return page.evaluate(
+        """() => { const c = {}; for (const r of document.querySelectorAll('#viewer-chart rect'))
+                     c[r.dataset.kind] = (c[r.dataset.kind] || 0) + Number(r.dataset.count); return c; }"""
+    )
+
+
+def kind_button(page: Page, kind: str):
+    return page.locator(f'#viewer-kinds button[data-kind="{kind}"]')
+
+
+def test_chart_kind_counts_filter_partitions_panel_and_no_failed_request(viewer, service, kafka, topic):
+    page = viewer.page
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    viewer.login()
+    viewer.open()
+    first = events_produce(kafka.bootstrap, topic, ["deal.created", "lead.new", "deal.won"], partition=0)
+    more = events_produce(kafka.bootstrap, topic, ["ticket.opened", "lead.won", "deal.lost"], first=3)
+    viewer.expect_rows(6)
+    expect(kind_button(page, "deal").locator(".viewer-kind-count")).to_have_text("3", timeout=WAIT_MS)
+    expect(kind_button(page, "lead").locator(".viewer-kind-count")).to_have_text("2")
+    assert chart_counts(page) == {"deal": 3, "lead": 2, "ticket": 1}
+
+    # The partitions panel: the last offset of each partition, and the consumer caught up.
+    last = {}
+    for partition, offset in first + more:
+        last[partition] = max(offset, last.get(partition, -1))
+    for partition in range(3):
+        row = page.locator(f'#viewer-partitions-rows tr[data-position="{topic}/{partition}"]')
+        expect(row).to_have_attribute("data-last-offset", str(last.get(partition, "")), timeout=WAIT_MS)
+        expect(row).to_have_attribute("data-lag", "0", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer.png"), full_page=True)
+
+    # One click on a kind: the stream reopens with kind=<that>; again: every kind.
+    kind_button(page, "lead").click()
+    viewer.expect_state("live")
+    assert viewer.stream_queries()[-1] == {"kind": ["lead"]}
+    expect(page.locator("#viewer-filters [name=kind]")).to_have_value("lead")
+    mixed = ["deal.x", "lead.y", "ticket.z", "lead.w"]
+    later = events_produce(kafka.bootstrap, topic, mixed, first=6, partition=1)
+    expect(viewer.row(*later[-1])).to_have_count(1, timeout=WAIT_MS)
+    assert viewer.kinds() == ["lead.w", "lead.y"]
+    expect(kind_button(page, "lead")).to_have_attribute("aria-pressed", "true", timeout=5_000)
+    kind_button(page, "lead").click()
+    viewer.expect_state("live")
+    assert viewer.stream_queries()[-1] == {}
+    expect(page.locator("#viewer-filters [name=kind]")).to_have_value("")
+
+    # No request of the page failed (the icon included), nothing was logged as an error.
+    icon = page.request.get("/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert page.locator('link[rel="icon"]').get_attribute("href") == "/static/crm_events/favicon.svg"
+    assert failed == []
+
+
+def test_offsets_input_and_copy_as_commands_that_receive_the_same_stream(
+    viewer, service, kafka, topic, tmp_path
+):
+    page = viewer.page
+    p0 = events_produce(kafka.bootstrap, topic, ["deal.a"] * 5, partition=0)
+    p1 = events_produce(kafka.bootstrap, topic, ["deal.b"] * 3, first=5, partition=1)
+    events_produce(kafka.bootstrap, topic, ["deal.c"] * 2, first=8, partition=2)
+    viewer.login()
+    viewer.open()
+    page.fill("#viewer-offset", "0:3, 1:1")
+    page.click("#viewer-apply")
+    viewer.expect_state("live")
+    assert viewer.stream_queries()[-1] == {"offset": ["0:3", "1:1"]}
+    wanted = p0[3:] + p1[1:]
+    viewer.expect_rows(len(wanted))
+    assert sorted(viewer.positions()) == sorted(wanted)
+    # The first event shown per partition (the bottom row) is at the offset asked for.
+    assert [o for p, o in viewer.positions() if p == 0][-1] == 3
+    assert [o for p, o in viewer.positions() if p == 1][-1] == 1
+    stream_url = viewer.stream_requests[-1].url
+
+    snippets = {}
+    for kind in ("curl", "eventsource", "python"):
+        page.click("#viewer-copy summary")
+        page.click(f'#viewer-copy-menu button[data-copy="{kind}"]')
+        expect(page.locator("#viewer-copy-note")).to_have_attribute("data-copied", kind)
+        snippets[kind] = page.evaluate("navigator.clipboard.readText()")
+        assert stream_url in snippets[kind], snippets[kind]
+
+    def positions_of(data_lines: list[str]) -> list[tuple[int, int]]:
+        events = [json.loads(line) for line in data_lines if line.startswith("{")]  # not heartbeats
+        return sorted((e["partition"], e["offset"]) for e in events if e.get("kind") == "domain_event")
+
+    curl = subprocess.run([*shlex.split(snippets["curl"]), "--max-time", "6"], capture_output=True, text=True)
+    assert curl.returncode == 28, curl.stderr  # the timeout ended it
+    curl_data = [line[6:] for line in curl.stdout.splitlines() if line.startswith("data: ")]
+    assert positions_of(curl_data) == sorted(wanted)
+
+    script = tmp_path / "follow.py"
+    script.write_text(snippets["python"])
+    with pytest.raises(subprocess.TimeoutExpired) as ended:
+        subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=8)
+    out = ended.value.stdout or ""
+    out = out.decode() if isinstance(out, bytes) else out
+    assert positions_of([line.split(" ", 2)[-1] for line in out.splitlines()]) == sorted(wanted)
+
+    # The snippet logs each frame: collected in the page, waited for by Playwright's own wait.
+    other = page.context.new_page()
+    other.goto("/healthz")
+    other.evaluate(
+        "(code) => { window.seen = []; console.log = (id, frame) => window.seen.push(frame); "
+        "(0, eval)(code); }",
+        snippets["eventsource"],
+    )
+    other.wait_for_function(f"window.seen.length >= {len(wanted) + 1}", timeout=WAIT_MS)  # + connected
+    frames = other.evaluate("window.seen")
+    shown = [(f["partition"], f["offset"]) for f in frames if f.get("kind") == "domain_event"]
+    assert sorted(shown) == sorted(wanted)
+    other.close()
+
+
+HOSTILE = ['<script>window.__pwned = 1</script>', '"><img src=x onerror="window.__pwned = 2">']
+
+
+def test_hostile_events_are_shown_literally_with_highlighting_and_headers(viewer, service, kafka, topic):
+    page = viewer.page
+    viewer.login()
+    viewer.open()
+    value = {"type": f'{HOSTILE[1]}.x', "html": HOSTILE[0], "n": 7, "ok": True, "none": None}
+    headers = [
+        ("trace-id", b"abc-1"), ("x-evil", HOSTILE[0].encode()), (HOSTILE[1], b"v"), ("trace-id", b"abc-2"),
+    ]
+    with ThreadPoolExecutor(1) as thread:
+        sending = produce(kafka.bootstrap, topic, [json.dumps(value).encode()], keys=[HOSTILE[1].encode()],
+                          partitions=[0], headers=[headers])
+        (position,) = thread.submit(asyncio.run, sending).result()
+    expect(viewer.row(*position)).to_have_count(1, timeout=WAIT_MS)
+    viewer.row(*position).click()
+    pre = page.locator("#viewer-detail-json")
+    event = json.loads(pre.text_content())
+    assert event["value"] == value and event["key"] == HOSTILE[1]
+    assert pre.locator(".json-string", has_text="<script>").count() == 2  # the value and a header
+    assert "7" in pre.locator(".json-number").all_text_contents()
+    assert pre.locator(".json-boolean").all_text_contents() == ["true"]
+    assert pre.locator(".json-key").first.text_content() == '"kind"'
+    rows = page.eval_on_selector_all(
+        "#viewer-detail-headers-rows tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    assert rows == [["trace-id", "abc-1"], ["trace-id", "abc-2"], ["x-evil", HOSTILE[0]], [HOSTILE[1], "v"]]
+    expect(page.locator("#viewer-detail-headers-count")).to_have_text("4")
+    kind = HOSTILE[1].split(".")[0]  # the type's prefix before its first dot
+    expect(page.locator("#viewer-kinds .viewer-kind-name").first).to_have_text(kind, timeout=5_000)
+    assert page.evaluate("window.__pwned") is None
+    assert page.evaluate("document.querySelectorAll('#content-main img, #content-main script').length") == 0
