@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import datetime
 import json
-import resource
 import shutil
 import signal
 import sys
@@ -48,6 +47,7 @@ from bench.mode_filtered import VARIANTS, filtered_mode
 from bench.mode_memory import memory_mode, memory_summary
 from bench.mode_nginx import nginx_mode
 from bench.mode_stress import churn_mode, slow_mode
+from bench.nofile import nofile_raise
 from bench.procstat import load_average
 from bench.producer import KafkaTicker
 from bench.report import (
@@ -152,23 +152,6 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     if args.web_processes < 2:
         raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")
     return args
-
-
-NOFILE_WANT = 1 << 16
-
-
-def _nofile_raise() -> None:
-    """Open files up to the hard limit, or past it to NOFILE_WANT where allowed (root, or
-    CAP_SYS_RESOURCE): the web process and load clients started from here inherit it, and
-    20,000 streams need more than the common hard limit of 20,000 or less."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANT:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANT, NOFILE_WANT))
-            return
-        except (ValueError, OSError):
-            pass  # not allowed: the hard limit it is
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _load_wait(max_load: float, wait: float) -> list[float]:
@@ -282,7 +265,7 @@ async def _stop_all(ticker: KafkaTicker | None, pool: ClientPool | None, stack: 
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    _nofile_raise()
+    nofile_raise()
     cleaning = [False]
     task = asyncio.current_task()
     assert task is not None  # run() is always awaited in a task (asyncio.run)

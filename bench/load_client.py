@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import resource
 import socket
 import ssl
 import sys
@@ -29,6 +28,8 @@ import time
 from array import array
 from collections import Counter
 from typing import Any
+
+from bench.nofile import nofile_raise
 
 MARK = b'"bench":"'
 CONNECTED = b'"kind":"connected"'
@@ -359,23 +360,8 @@ def _error_key(error: BaseException) -> str:
     return type(error).__name__ + ": " + str(error)[:80]
 
 
-NOFILE_WANT = 1 << 16
-
-
-def _nofile_raise() -> None:
-    """Open files up to the hard limit, or past it to NOFILE_WANT where allowed (see bench/fanout.py)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < NOFILE_WANT:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANT, NOFILE_WANT))
-            return
-        except (ValueError, OSError):
-            pass  # not allowed: the hard limit it is
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 async def main() -> None:
-    _nofile_raise()
+    nofile_raise()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

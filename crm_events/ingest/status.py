@@ -29,8 +29,11 @@ async def status_report_forever(publisher: EventPublisher, interval: float) -> N
     while True:
         await asyncio.sleep(interval)
         now, total = time.monotonic(), publisher.consumed
-        logger.info("%s", status_line(since=total - reported, total=total, seconds=now - last,
-                                      lag=publisher.last_lag))
+        try:
+            logger.info("%s", status_line(since=total - reported, total=total, seconds=now - last,
+                                          lag=publisher.last_lag))
+        except Exception:  # noqa: BLE001 - a status line never stops the consumer, nor its own loop
+            logger.exception("consume_events' status line failed; the next one comes in %.0fs", interval)
         reported, last = total, now
 
 
