@@ -14,6 +14,9 @@ Everything the service serves (`/crm-events`, `/readyz`, ...) goes to
                                         tracemalloc from start (a first snapshot) to stop (a
                                         second one): the growth between them, per N objects
                                         (connections), by file, by line and by traceback (JSON)
+  /bench/objects?action=start|stop&per=N&holders=T1,T2
+                                        objects by type from start to stop, per N, and what holds
+                                        one instance of each named type (bench/object_census.py)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 from aetherlink.asgi import application as service_application  # noqa: E402
 from bench.baseline import broadcaster  # noqa: E402
 from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
+from bench.object_census import census_start, census_stop  # noqa: E402
 from crm_events.fanout import registry  # noqa: E402
 
 
@@ -167,6 +171,19 @@ def _where(traceback: tracemalloc.Traceback, key: str) -> str | list[str]:
     return [f"{f.filename}:{f.lineno}" for f in reversed(traceback)]  # the allocation first, then its callers
 
 
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    pairs = scope["query_string"].decode().split("&")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def _objects(query: dict[str, str]) -> dict[str, Any]:
+    if query.get("action") == "start":
+        census_start()
+        return {"started": True}
+    holders = [name for name in query.get("holders", "").split(",") if name]
+    return census_stop(max(int(query.get("per", "1")), 1), holders)
+
+
 async def _json(send: Any, value: Any) -> None:
     body = json.dumps(value).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -186,8 +203,9 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == "/bench/profile":
             return await _text(send, _profile(scope["query_string"].decode().removeprefix("action=")))
         if scope["path"] == "/bench/tracemalloc":
-            pairs = scope["query_string"].decode().split("&")
-            return await _json(send, _tracemalloc(dict(pair.split("=", 1) for pair in pairs if "=" in pair)))
+            return await _json(send, _tracemalloc(_query(scope)))
+        if scope["path"] == "/bench/objects":
+            return await _json(send, _objects(_query(scope)))
         if scope["path"] == "/bench/groups":
             return await groups_application(scope, receive, send)
         if scope["path"] == "/bench/stats":

@@ -15,10 +15,13 @@ from typing import Any
 from bench.context import Bench
 from bench.mode_fanout import clients_close, clients_open
 
+# What an idle stream should no longer hold; the census shows who holds one, if any survives.
+HOLDERS = "ASGIRequest,StreamingHttpResponse,SpooledTemporaryFile,ResolverMatch"
 REPORT_TIMEOUT = 300.0  # comparing two snapshots of a process with thousands of streams takes a while
 
 
 async def memory_mode(bench: Bench, *, clients: int) -> dict[str, Any]:
+    await bench.stack.get("/bench/objects?action=start")
     status, started = await bench.stack.get("/bench/tracemalloc?action=start")
     if status != 200 or not started.get("started"):
         raise RuntimeError(f"Daphne answered /bench/tracemalloc?action=start with {status}: {started!r:.300}")
@@ -33,13 +36,15 @@ async def memory_mode(bench: Bench, *, clients: int) -> dict[str, Any]:
         if status != 200:
             raise RuntimeError(f"Daphne answered /bench/tracemalloc?action=stop with {status}: "
                                f"{traced!r:.300}")
+        _, census = await bench.stack.get(f"/bench/objects?action=stop&per={opened}&holders={HOLDERS}",
+                                          timeout=REPORT_TIMEOUT)
     finally:
         left = await clients_close(bench, "service")
     return {
         "clients": opening["opened"], "open": opening, "streams_left_after_close": left,
         "traced_kb_per_idle_connection": round(traced["total_bytes_per"] / 1024, 1),
         "rss_kb_per_idle_connection_while_tracing": round((rss_idle - rss_before) / opened, 1),
-        "tracemalloc": traced,
+        "tracemalloc": traced, "objects": census,
     }
 
 
@@ -51,6 +56,11 @@ def memory_summary(memory: dict[str, Any], top: int = 12) -> str:
              "top lines, bytes per stream:"]
     for row in traced["by_lineno"][:top]:
         lines.append(f"  {row['bytes_per']:>8.0f} B {row['blocks_per']:>6.2f} blocks  {_short(row['where'])}")
+    census = memory.get("objects", {})
+    lines.append(f"objects per stream: {census.get('objects_per')}; by type:")
+    lines += [f"  {row['per']:>6.2f}  {row['type']}" for row in census.get("by_type", [])[:top]]
+    for name, chain in census.get("holders", {}).items():
+        lines.append(f"  {name} still held: " + (" <- ".join(chain) if chain else "no"))
     return "\n".join(lines)
 
 

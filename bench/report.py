@@ -24,8 +24,8 @@ def targets_evaluate(modes: dict[str, Any]) -> list[dict[str, Any]]:
             f"{kafka['delivered']}/{kafka['expected']}, p99 {kafka['latency']['p99_ms']} ms",
             kafka["lost"] == 0 and kafka["duplicates"] == 0 and kafka["latency"]["p99_ms"] <= 250, full))
         rows.append(_target(
-            "memory per idle connection", "<= 64 KB", f"{kafka['kb_per_idle_connection']} KB",
-            kafka["kb_per_idle_connection"] <= 64, full))
+            "memory per idle connection", "<= 24 KB", f"{kafka['kb_per_idle_connection']} KB",
+            kafka["kb_per_idle_connection"] <= 24, full))
     step = modes.get("step", {})
     if step.get("ratio_lossless") is not None:
         service, inproc = step["service"], step["inproc"]

@@ -1,8 +1,11 @@
-"""JSON error responses for the refusals in `crm_events.exceptions`: never a 500, never HTML."""
+"""The API's responses: JSON errors for the refusals in `crm_events.exceptions` (never a 500,
+never HTML), and the event stream's response."""
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from collections.abc import AsyncIterator
+
+from django.http import JsonResponse, StreamingHttpResponse
 
 from crm_events.exceptions import ApiError, AuthenticationFailed, StreamLimitReached
 
@@ -22,3 +25,20 @@ def error_response(error: ApiError) -> JsonResponse:
         response["Retry-After"] = str(error.retry_after)
     response["Cache-Control"] = "no-store"
     return response
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A `text/event-stream` response that keeps its body where a handler can run it alone.
+
+    Django's own iteration of a streaming response goes through two generators that each
+    hold the response (and, through its closers, the request) for as long as the stream
+    lasts. The stream-aware ASGI handler (crm_events/server/asgi_handler.py) sends the
+    headers, closes the response and then runs `body` by itself; any other handler
+    iterates it as the StreamingHttpResponse it is.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes]) -> None:
+        super().__init__(body, content_type="text/event-stream")
+        self.body = body
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"

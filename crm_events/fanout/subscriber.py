@@ -87,6 +87,7 @@ class StreamSubscriber:
     def sync_to(self, hub: SharedFrames) -> None:
         """From now on the client's positions are the hub's (it called this when they were equal)."""
         self._live = hub
+        self._positions = {}  # its own are the hub's until it detaches: not kept meanwhile
 
     def _detach(self) -> None:
         """Keep the hub's positions as the client's own from here on (closing, say)."""

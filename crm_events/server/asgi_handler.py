@@ -10,19 +10,24 @@ shared thread, as any async code outside a request does. Every other request kee
 Django's behaviour.
 
 A stream also lets go of what it no longer needs once its response exists. Django's
-`handle()` keeps the request (its META, GET, session, user, resolver match), its body
-file and the list of encoded response headers in the frames of coroutines that live as
-long as the stream: about 6 KB of every idle connection, measured by the benchmark's
-memory mode. `_stream_handle` is Django 5.2's `handle()` (django is bounded to 5.2.x)
-step for step, tasks and signals alike, except that the request and the body file are
-dropped as soon as the view has answered, and the headers are not held past the
-`http.response.start` message. Nothing reads the request after that point.
+`handle()` keeps the request (its META, GET, session, user, resolver match, messages),
+its body file, the response and its headers in the frames of coroutines and generators
+that live as long as the stream: about 10 KB of every idle connection, measured by the
+benchmark's memory mode. `_stream_handle` is Django 5.2's `handle()` (django is bounded
+to 5.2.x) step for step, signals alike, except that:
+- the response is made and sent in the handler's own task, which the disconnect listener
+  cancels if it ends first, instead of in a third task that both are waited on beside;
+- the request and the body file are dropped as soon as the view has answered;
+- an `EventStreamResponse` is closed as soon as its start message (status and headers)
+  is made, which closes the request and sends `request_finished` (the request is over;
+  what follows is its body, which touches no database), and its body is then run alone,
+  without the response.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, suppress
 from typing import Any, cast
 
@@ -32,8 +37,10 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.asgi import get_script_prefix as scope_script_prefix
-from django.http import HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase
 from django.urls import get_script_prefix, reverse, set_script_prefix
+
+from crm_events.responses import EventStreamResponse
 
 
 class StreamAwareASGIHandler(ASGIHandler):
@@ -82,46 +89,88 @@ class StreamAwareASGIHandler(ASGIHandler):
             if "body_file" in held:
                 held.pop("body_file").close()
 
-        async def process_request() -> HttpResponseBase:
+        async def process_request() -> HttpResponseBase | None:
             response = await self.run_get_response(held["request"])
             del held["request"]
             body_close()  # nothing reads it any more
+            if isinstance(response, EventStreamResponse):
+                start, body = _response_start(response), response.body
+                await sync_to_async(response.close)()
+                held["finished"] = True  # request_finished is sent
+                del response
+                with suppress(asyncio.CancelledError):  # the client left
+                    await send(start)
+                    del start  # Twisted has the headers now
+                    await self._event_stream_body(body, send)
+                return None
             with suppress(asyncio.CancelledError):  # the client left while the body was being sent
                 await self.send_response(response, send)
             return response
 
-        # As Django: a disconnect while the response is made or sent cancels it.
+        # As Django: a disconnect while the response is made or sent cancels it. Django runs the
+        # response in a task of its own beside the listener and waits for either to end; here it
+        # runs in this task, which the listener cancels if it ends first: one task and one wait
+        # fewer for every stream.
+        this = asyncio.current_task()
+        assert this is not None
         listening = asyncio.create_task(self.listen_for_disconnect(receive))
-        processing = asyncio.create_task(process_request())
-        tasks: list[asyncio.Task[Any]] = [listening, processing]  # Django's order: the listener first
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        on_disconnect = _CancelOnDisconnect(this)
+        listening.add_done_callback(on_disconnect)
+        client_left = False
+        response: HttpResponseBase | None = None
         try:
-            await _tasks_settle(tasks)
-        except AssertionError:
+            response = await process_request()
+        except asyncio.CancelledError:
+            client_left = on_disconnect.disarm()
+            if not client_left or this.cancelling():  # the server cancelled this (too): stop here
+                listening.cancel()
+                body_close()
+                raise
+        else:
+            on_disconnect.disarm()
+        try:
+            await _tasks_settle([listening])
+        except AssertionError:  # Django's: a message other than a disconnect after the body
             body_close()
             raise
-        try:
-            response = processing.result()
-        except asyncio.CancelledError:
-            await signals.request_finished.asend(sender=self.__class__)
-        else:
+        if client_left:
+            if "finished" not in held:
+                await signals.request_finished.asend(sender=self.__class__)
+        elif response is not None:
             await sync_to_async(response.close)()
         body_close()
 
-    async def send_response(self, response: HttpResponseBase, send: Any) -> None:
-        """Django's, except that a streaming response's encoded headers are not held while it
-        streams (only inside the `http.response.start` message)."""
-        if not response.streaming:
-            return await super().send_response(response, send)
-        await send(_response_start(response))
-        # Django's own: the response's async iterator is an async generator, which has aclose().
-        streaming = aiter(cast(StreamingHttpResponse, response))
-        async with aclosing(cast(AsyncGenerator[bytes, None], streaming)) as content:
+    async def _event_stream_body(self, body: AsyncIterator[bytes], send: Any) -> None:
+        """The body half of Django's `send_response` for a streaming response."""
+        # The body is an async generator (it has aclose()), as Django's own iteration assumes.
+        async with aclosing(cast(AsyncGenerator[bytes, None], body)) as content:
             async for part in content:
                 for chunk, _ in self.chunk_bytes(part):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body"})
-        return None
+
+
+class _CancelOnDisconnect:
+    """The listener's done callback: cancels the task that makes and sends the response, while
+    it still does (a callback scheduled before `disarm` may run after it)."""
+
+    __slots__ = ("task", "armed", "fired")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task, self.armed, self.fired = task, True, False
+
+    def __call__(self, listener: asyncio.Task[Any]) -> None:
+        if self.armed:
+            self.fired = True
+            self.task.cancel()
+
+    def disarm(self) -> bool:
+        """No more cancelling. True if it cancelled the task: that cancellation, now handled
+        (caught, or suppressed while sending, as Django does), is withdrawn from the task."""
+        self.armed = False
+        if self.fired:
+            self.task.uncancel()
+        return self.fired
 
 
 async def _tasks_settle(tasks: list[asyncio.Task[Any]]) -> None:

@@ -2,7 +2,8 @@
 
 - `create_application`: every HTTP scope gets a factory for its stream transport
   (`aetherlink.stream_transport`, see daphne_transport.py), so a stream writes into
-  its connection directly, with Twisted's flow control.
+  its connection directly, with Twisted's flow control; and every connection's
+  messages go through an `ApplicationInbox` (inbox.py), not a 3 KB asyncio.Queue.
 - `kill_all_applications` is Daphne's "before shutdown" trigger: on SIGTERM (Twisted's
   own handler stops the reactor) it first closes every stream, which each send their
   resume id, gives them `SSE_SHUTDOWN_GRACE` seconds, then lets Daphne cancel what is
@@ -20,8 +21,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+from functools import partial
 from typing import Any
 
 from daphne.http_protocol import HTTPFactory, WebRequest
@@ -36,6 +39,7 @@ from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
 from crm_events.server.daphne_transport import DaphneTransportFactory
 from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune
+from crm_events.server.inbox import ApplicationInbox
 from crm_events.server.os_limits import backlog_add, nofile_raise
 
 logger = logging.getLogger(__name__)
@@ -90,11 +94,21 @@ class AetherlinkServer(Server):
         gc_tune()
         super().run()
 
-    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationInbox | None:
+        """Daphne 4.2's, step for step, with the inbox for its queue and the transport factory."""
+        assert "application_instance" not in self.connections[protocol]
         if scope.get("type") == "http":
             extensions = scope.setdefault("extensions", {})
             extensions[TRANSPORT_EXTENSION] = DaphneTransportFactory(self, protocol, direct=self.direct_send)
-        return super().create_application(protocol, scope)
+        inbox = ApplicationInbox()
+        scope.setdefault("asgi", {"version": "3.0"})
+        instance = self.application(scope=scope, receive=inbox.get, send=partial(self.handle_reply, protocol))
+        if protocol not in self.connections:  # the client left meanwhile
+            if inspect.iscoroutine(instance):
+                instance.close()  # never to run (Daphne leaves it to warn "never awaited")
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance)
+        return inbox
 
     def kill_all_applications(self) -> defer.Deferred[Any]:
         logger.info("stopping: closing streams with their resume ids (up to %.1fs)", self.shutdown_grace)

@@ -4,22 +4,20 @@ Before the response: `stream_admit()` authenticates and checks every topic the
 request can reach (its `topic=` values and the topics inside its resume id), and
 `Admission.slot_take()` counts the stream against the limits, last; any refusal is
 an `ApiError` for `error_response()`.
-Around the body: `StreamGuard` narrows the client's filter to what the principal
-may read (and hides canaries unless asked), ends the stream at the credentials'
-expiry through the session's lifetime, and releases the slot and counts metrics
-when the body ends.
+Around the body: `GuardedFilter` narrows the client's filter to what the principal
+may read (and hides canaries unless asked), and `stream_config_for` ends the stream
+at the credentials' expiry through the session's lifetime; the session releases the
+slot when it ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from django.http import HttpRequest
 
-from crm_events import metrics
 from crm_events.access.auth import Principal, stream_principal
 from crm_events.access.limits import StreamSlot, stream_slot_acquire
 from crm_events.config import StreamConfig
@@ -114,18 +112,3 @@ def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfi
     if config.max_lifetime > 0:
         lifetime = min(lifetime, config.max_lifetime)
     return replace(config, max_lifetime=lifetime)
-
-
-async def body_guarded(
-    body: AsyncIterator[bytes], slot: StreamSlot, close_reason: Any
-) -> AsyncIterator[bytes]:
-    """The session body; releases the slot however it ends.
-
-    `close_reason` is called at the end for the metrics label (the subscriber's reason).
-    """
-    try:
-        async with slot:
-            async for chunk in body:
-                yield chunk
-    finally:
-        metrics.stream_closed(close_reason() or "client")

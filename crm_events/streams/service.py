@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest
 
 from crm_events import metrics
 from crm_events.config import kafka_config, stream_config
@@ -28,8 +28,9 @@ from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.registry import hub_get
 from crm_events.fanout.subscriber import StreamSubscriber
+from crm_events.responses import EventStreamResponse
 from crm_events.server.asgi_transport import stream_transport
-from crm_events.streams.guard import Admission, GuardedFilter, body_guarded, stream_admit, stream_config_for
+from crm_events.streams.guard import Admission, GuardedFilter, stream_admit, stream_config_for
 from crm_events.streams.positioning import StartPlan, start_plan
 from crm_events.streams.request import StreamRequest, stream_request_parse
 from crm_events.streams.session import StreamSession
@@ -40,14 +41,7 @@ HUB_READY_WAIT = 2.0
 NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 
-def event_stream(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
-
-
-async def stream_open(request: HttpRequest) -> StreamingHttpResponse:
+async def stream_open(request: HttpRequest) -> EventStreamResponse:
     """The streaming response for a `/crm-events` request; raises `ApiError` to refuse it."""
     kafka = kafka_config()
     admission = await stream_admit(request, served=kafka.topics)
@@ -60,7 +54,7 @@ async def stream_open(request: HttpRequest) -> StreamingHttpResponse:
         plan = await _plan(wanted, hub)
     except KafkaUnavailable as error:
         logger.warning("stream not started: %s", error)
-        return event_stream(_unavailable(str(error), wanted.resume_token, config.retry_ms))
+        return EventStreamResponse(_unavailable(str(error), wanted.resume_token, config.retry_ms))
     slot = admission.slot_take(request)
     transport = stream_transport(
         request, limit=config.write_buffer_bytes, send_buffer=config.socket_send_buffer
@@ -71,9 +65,10 @@ async def stream_open(request: HttpRequest) -> StreamingHttpResponse:
     )
     _count(wanted, plan)
     session = StreamSession(
-        hub=hub, subscriber=subscriber, kafka=kafka, config=config, gaps=plan.gaps, resets=plan.resets
+        hub=hub, subscriber=subscriber, slot=slot, kafka=kafka, config=config, gaps=plan.gaps,
+        resets=plan.resets,
     )
-    return event_stream(body_guarded(transport.body(session.run()), slot, lambda: subscriber.close_reason))
+    return EventStreamResponse(transport.body(session.run()))
 
 
 async def _plan(wanted: StreamRequest, hub: EventHub) -> StartPlan:

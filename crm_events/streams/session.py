@@ -9,7 +9,8 @@
      only wakes to wait for room, to send a heartbeat (with a fresh id) when idle, or
      to close;
   5. a `reconnect` frame with the resume id when the server ends the stream
-     (slow client, lifetime reached, shutdown), so the client resumes elsewhere.
+     (slow client, lifetime reached, shutdown), so the client resumes elsewhere;
+  6. however it ended: its slot under the concurrency limits released, its end counted.
 A client that leaves no room for `SSE_STALL_TIMEOUT` seconds is sent away as slow.
 """
 
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from crm_events import metrics
+from crm_events.access.limits import StreamSlot
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.core.frames import retry_encode
 from crm_events.core.positions import positions_text
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 class StreamSession:
     hub: EventHub
     subscriber: StreamSubscriber
+    slot: StreamSlot
     kafka: KafkaConfig
     config: StreamConfig
     gaps: list[Gap] = field(default_factory=list)
@@ -52,7 +55,9 @@ class StreamSession:
     started: float = field(default_factory=time.monotonic)
 
     async def run(self) -> None:
-        """The whole stream; returns when it ended (by the server, or the client leaving)."""
+        """The whole stream; returns when it ended (by the server, or the client leaving). Its
+        slot under the limits is released and its end counted however it ends (a session that
+        never ran releases its slot when it is collected: see access/limits.py)."""
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
         logger.info("stream started at %s", positions_text(subscriber.positions))
@@ -64,6 +69,8 @@ class StreamSession:
         finally:
             hub.unsubscribe(subscriber)
             subscriber.transport.close()
+            self.slot.release()
+            metrics.stream_closed(subscriber.close_reason or "client")
             reason = subscriber.close_reason or "client left"
             logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
 
