@@ -40,6 +40,7 @@ from aetherlink.asgi import application as service_application  # noqa: E402
 from bench.baseline import broadcaster  # noqa: E402
 from bench.groups import GroupStreamConsumer, groups_application  # noqa: E402
 from bench.object_census import census_start, census_stop  # noqa: E402
+from crm_events import metrics  # noqa: E402
 from crm_events.fanout import registry  # noqa: E402
 
 
@@ -92,7 +93,22 @@ def stats_snapshot() -> dict[str, Any]:
         "threads": _proc_status("Threads"),
         "open_fds": len(os.listdir("/proc/self/fd")),
         "gc": gc_pauses.snapshot(),
+        "write_rounds": write_rounds(),
     }
+
+
+def write_rounds() -> dict[str, Any]:
+    """The hub's rounds of writes so far (aetherlink_hub_write_round_seconds): count, sum and
+    the cumulative count at each bucket's upper bound."""
+    out: dict[str, Any] = {"count": 0.0, "sum_s": 0.0, "buckets": {}}
+    for sample in (s for family in metrics.WRITE_ROUND.collect() for s in family.samples):
+        if sample.name.endswith("_count"):
+            out["count"] = sample.value
+        elif sample.name.endswith("_sum"):
+            out["sum_s"] = sample.value
+        elif sample.name.endswith("_bucket"):
+            out["buckets"][sample.labels["le"]] = sample.value
+    return out
 
 
 async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:

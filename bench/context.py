@@ -102,9 +102,9 @@ class Bench:
               f"after {timeout:g} s", flush=True)
         return held
 
-    async def _gc_stats(self) -> dict[str, Any] | None:
+    async def _window_stats(self) -> dict[str, Any] | None:
         try:
-            return (await self.server_stats())["gc"]
+            return await self.server_stats()
         except (TimeoutError, OSError):
             return None  # an overloaded server may not answer in time; the window still counts
 
@@ -137,7 +137,7 @@ class Bench:
             started = time.monotonic()
             cpu.start(started)
             load_before = load_average()
-            gc_before = await self._gc_stats()
+            stats_before = await self._window_stats()
             if profile:
                 await self.stack.get("/bench/profile?action=start")
             produced = await self.produce(design, run=run, rate=rate, count=count, owners=owners)
@@ -157,8 +157,12 @@ class Bench:
                 await task_stop(task, what)
         stats = await self.pool.stats(run)
         latency = latency_summary(stats["latencies_us"])
-        gc_after = await self._gc_stats()
+        stats_after = await self._window_stats()
         self.say(f"{run}: done")
+        server_gc = server_rounds = None
+        if stats_before is not None and stats_after is not None:
+            server_gc = _gc_window(stats_before["gc"], stats_after["gc"])
+            server_rounds = _rounds_window(stats_before["write_rounds"], stats_after["write_rounds"])
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": path or PATHS[design], "clients": clients, "rate": rate,
@@ -175,7 +179,7 @@ class Bench:
             "loadavg": {"before": load_before, "after": load_average()},
             "progress_at_drain_end": delivered,
             "layer_backlog": {"peak": backlog.peak, "at_end": backlog.last, "missed_samples": backlog.missed},
-            "server_gc": _gc_window(gc_before, gc_after) if gc_before and gc_after else None,
+            "server_gc": server_gc, "server_write_rounds": server_rounds,
         }
 
     async def _drain(self, run: str, expected: int, timeout: float) -> int:
@@ -192,6 +196,19 @@ def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "gen2_ms": round(after["total_ms"][2] - before["total_ms"][2], 1),
         "gen2_longest_ms_so_far": after["longest_ms"][2],
     }
+
+
+def _rounds_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The hub's rounds of writes during a window: how many, their mean, and the bucket bound
+    under which 99 % of them finished (an event's last client is written at most a round after
+    its first)."""
+    rounds = after["count"] - before["count"]
+    if rounds <= 0:
+        return {"rounds": 0}
+    p99_bound = next((bound for bound, cumulative in after["buckets"].items()
+                      if cumulative - before["buckets"].get(bound, 0.0) >= 0.99 * rounds), "+Inf")
+    return {"rounds": int(rounds), "mean_ms": round((after["sum_s"] - before["sum_s"]) / rounds * 1000, 1),
+            "p99_at_most_s": p99_bound}
 
 
 class RssSampler:

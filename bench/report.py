@@ -140,10 +140,11 @@ def fanout_table(modes: dict[str, Any]) -> str:
                 m["delivered_per_s"], m["server_rss_mib"]["idle"], m["server_rss_mib"]["peak"],
                 _kb(m), m["layer_backlog"]["peak"], m["cpu_percent"]["daphne"],
                 sum(v for k, v in m["cpu_percent"].items() if k.startswith("client")),
+                (m.get("server_write_rounds") or {}).get("mean_ms", ""),
             ])
     return _table(["mode", "clients", "ev/s", "delivered", "p50 ms", "p99 ms", "max ms", "deliv/s",
                    "RSS idle MiB", "RSS peak MiB", "KB/conn", "layer backlog", "daphne CPU%",
-                   "clients CPU%"], rows)
+                   "clients CPU%", "write round ms"], rows)
 
 
 def step_table(step: dict[str, Any]) -> str:

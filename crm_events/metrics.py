@@ -48,6 +48,12 @@ DELIVERY_LATENCY = Histogram(
     "Kafka record timestamp to the event reaching this web process's hub.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+WRITE_ROUND = Histogram(
+    "aetherlink_hub_write_round_seconds",
+    "One round of the hub's writes to every client given frames by the last batches: the time "
+    "from an event reaching the hub to its last client's socket write, at most.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 CANARY_DELAY = Gauge(
     "aetherlink_canary_delay_seconds", "Produce-to-hub time of the last canary event this process got."
 )

@@ -359,6 +359,8 @@ class EventHub:
         if written:
             metrics.events_delivered(written)
         finished = loop.time()
+        if dirty:
+            metrics.WRITE_ROUND.observe(finished - started)
         self._flush_not_before = finished + (finished - started)
 
     # --- partitions added, gone or started over (found by partition_watch.py) --------

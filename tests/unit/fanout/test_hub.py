@@ -222,3 +222,16 @@ async def test_batches_arriving_faster_than_a_round_of_writes_go_out_together():
     assert len(chunks) == 1, "the last round ended less than its own length ago: wait"
     await async_wait_until(lambda: len(chunks) > 1, timeout=5, what="the deferred write round")
     assert chunks[1:] == [frame(1, {("t", 0): 2}) + frame(2, {("t", 0): 3})], "both batches, one write"
+
+
+async def test_each_round_of_writes_is_timed_and_an_idle_hub_times_none():
+    def rounds() -> float:
+        return REGISTRY.get_sample_value("aetherlink_hub_write_round_seconds_count") or 0.0
+
+    hub = hub_at({("t", 0): 0})
+    subscriber_at(hub)
+    before = rounds()
+    hub.flush_all()  # nobody was given frames
+    assert rounds() == before
+    await delivered(hub, broadcast.records_message([record(0)]))
+    assert rounds() == before + 1
