@@ -162,7 +162,7 @@ class Bench:
         server_gc = server_rounds = None
         if stats_before is not None and stats_after is not None:
             server_gc = _gc_window(stats_before["gc"], stats_after["gc"])
-            server_rounds = _rounds_window(stats_before["write_rounds"], stats_after["write_rounds"])
+            server_rounds = write_rounds_window(stats_before["write_rounds"], stats_after["write_rounds"])
         busy_seconds = produced_at - started + drain_seconds
         return {
             "design": design, "path": path or PATHS[design], "clients": clients, "rate": rate,
@@ -198,7 +198,7 @@ def _gc_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rounds_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def write_rounds_window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The hub's rounds of writes during a window: how many, their mean, and the bucket bound
     under which 99 % of them finished (an event's last client is written at most a round after
     its first)."""
