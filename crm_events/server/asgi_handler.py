@@ -16,7 +16,7 @@ that live as long as the stream: about 10 KB of every idle connection, measured 
 benchmark's memory mode. `_stream_handle` is Django 5.2's `handle()` (django is bounded
 to 5.2.x) step for step, signals alike, except that:
 - the response is made and sent in the handler's own task, which the disconnect listener
-  cancels if it ends first, instead of in a third task that both are waited on beside;
+  cancels if it ends first (Django makes it in a task of its own and waits on both);
 - the request and the body file are dropped as soon as the view has answered;
 - an `EventStreamResponse` is closed as soon as its start message (status and headers)
   is made, which closes the request and sends `request_finished` (the request is over;

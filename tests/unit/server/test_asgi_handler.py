@@ -78,6 +78,16 @@ async def _call(handler, request_path: str, root_path: str = "", sent: list | No
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
+async def _event_stream_running(leaves: asyncio.Event | None = None) -> tuple[asyncio.Task, list]:
+    """An event stream request in a task, once its first body chunk is out; and what it sent."""
+    handler = StreamAwareASGIHandler(stream_url_names=("events",))
+    sent: list = []
+    call = asyncio.create_task(_call(handler, "/events", sent=sent, leaves=leaves))
+    while not any(m.get("body") for m in sent):
+        await asyncio.sleep(0.01)
+    return call, sent
+
+
 @pytest.fixture
 def watched():
     global observed
@@ -125,12 +135,8 @@ async def test_an_event_stream_body_runs_without_the_request_which_finished_once
 @pytest.mark.django_db
 @override_settings(ROOT_URLCONF=__name__)
 async def test_a_client_leaving_an_event_stream_closes_its_body_and_finishes_the_request_once(watched):
-    handler = StreamAwareASGIHandler(stream_url_names=("events",))
     leaves = asyncio.Event()
-    sent: list = []
-    call = asyncio.create_task(_call(handler, "/events", sent=sent, leaves=leaves))
-    while not any(m.get("body") for m in sent):
-        await asyncio.sleep(0.01)
+    call, sent = await _event_stream_running(leaves)
     leaves.set()
     await asyncio.wait_for(call, 5)
     assert watched.body_closed, "the body's finally ran: the stream's slot and subscriber are released"
@@ -142,11 +148,7 @@ async def test_a_client_leaving_an_event_stream_closes_its_body_and_finishes_the
 @pytest.mark.django_db
 @override_settings(ROOT_URLCONF=__name__)
 async def test_the_server_cancelling_an_event_stream_ends_it_and_closes_its_body(watched):
-    handler = StreamAwareASGIHandler(stream_url_names=("events",))
-    sent: list = []
-    call = asyncio.create_task(_call(handler, "/events", sent=sent))
-    while not any(m.get("body") for m in sent):
-        await asyncio.sleep(0.01)
+    call, _ = await _event_stream_running()
     call.cancel()  # what Daphne does to an application at shutdown
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(call, 5)
