@@ -12,6 +12,7 @@ from django.urls import path
 
 from crm_events.responses import EventStreamResponse
 from crm_events.server.asgi_handler import StreamAwareASGIHandler
+from tests.support.processes import async_wait_until
 
 
 def _thread_name(request):
@@ -83,8 +84,7 @@ async def _event_stream_running(leaves: asyncio.Event | None = None) -> tuple[as
     handler = StreamAwareASGIHandler(stream_url_names=("events",))
     sent: list = []
     call = asyncio.create_task(_call(handler, "/events", sent=sent, leaves=leaves))
-    while not any(m.get("body") for m in sent):
-        await asyncio.sleep(0.01)
+    await async_wait_until(lambda: any(m.get("body") for m in sent), timeout=5, what="the first chunk")
     return call, sent
 
 
