@@ -332,6 +332,14 @@ KAFKA_RETRY_BACKOFF_MAX = _positive_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
 KAFKA_DEAD_LETTER_TOPIC = env.str("KAFKA_DEAD_LETTER_TOPIC", default="")
 if KAFKA_DEAD_LETTER_TOPIC and KAFKA_DEAD_LETTER_TOPIC in KAFKA_TOPICS:
     raise ImproperlyConfigured("KAFKA_DEAD_LETTER_TOPIC must not be one of the served KAFKA_TOPICS.")
+# The one-partition topic where consume_events numbers the batches it publishes, so a resume
+# id names a batch instead of spelling out every partition's offset. Keep it as long as the
+# served topics (ids older than it resume from their own positions no more).
+KAFKA_POSITIONS_TOPIC = env.str("KAFKA_POSITIONS_TOPIC", default=f"{KAFKA_GROUP}.positions")
+if KAFKA_POSITIONS_TOPIC in KAFKA_TOPICS or KAFKA_POSITIONS_TOPIC == KAFKA_DEAD_LETTER_TOPIC:
+    raise ImproperlyConfigured(
+        "KAFKA_POSITIONS_TOPIC must differ from the served topics and the dead-letter topic."
+    )
 # Seconds between metadata refreshes of every Kafka client, and between the web process's
 # looks at the served topics: partitions added to a topic reach streams within about this.
 KAFKA_METADATA_MAX_AGE = _positive_float("KAFKA_METADATA_MAX_AGE", 30.0)

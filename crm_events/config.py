@@ -63,6 +63,7 @@ class KafkaConfig:
     batch_max_records: int
     security: KafkaSecurity = KafkaSecurity()
     dead_letter_topic: str = ""
+    positions_topic: str = "crm-events-sse.positions"
     # Seconds between metadata refreshes: how soon partitions added to a topic are noticed.
     metadata_max_age: float = 30.0
 
@@ -186,6 +187,7 @@ def kafka_config() -> KafkaConfig:
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
         dead_letter_topic=settings.KAFKA_DEAD_LETTER_TOPIC,
+        positions_topic=settings.KAFKA_POSITIONS_TOPIC,
         metadata_max_age=settings.KAFKA_METADATA_MAX_AGE,
         security=KafkaSecurity(
             protocol=settings.KAFKA_SECURITY_PROTOCOL,

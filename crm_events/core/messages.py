@@ -24,9 +24,10 @@ Receivers must treat every message as untrusted input: `records_check` and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from crm_events.core.positions import MAX_OFFSET, MAX_PARTITION
 from crm_events.core.records import KIND_DOMAIN_EVENT, VALUE_FORMATS
 
 BROADCAST_GROUP = "crm-events.broadcast"
@@ -36,9 +37,6 @@ MESSAGE_VERSION = 1
 
 # channels-redis keeps whole messages in Redis: bound them, whatever the record sizes.
 BATCH_MAX_BYTES = 1 << 20
-
-MAX_PARTITION = (1 << 31) - 1
-MAX_OFFSET = (1 << 63) - 1
 
 # Why a message or a record in it was skipped: the label of the foreign-messages metric.
 FOREIGN_NOT_A_DICT = "not_a_dict"
@@ -51,8 +49,18 @@ FOREIGN_RECORD_TOPIC = "record_topic_not_served"
 FOREIGN_RECORD_UNENCODABLE = "record_unencodable"
 
 
-def records_message(items: list[dict[str, Any]], *, source: str = "") -> dict[str, Any]:
-    return {"type": MESSAGE_RECORDS, "v": MESSAGE_VERSION, "source": source, "records": items}
+def records_message(
+    items: list[dict[str, Any]], *, source: str = "", batch: int | None = None,
+    snapshot: Mapping[tuple[str, int], int] | None = None,
+) -> dict[str, Any]:
+    """A batch of records; `batch` is its number in the positions log (see position_log.py),
+    and `snapshot` the consumer's positions before it, when the log's record carries them."""
+    message = {"type": MESSAGE_RECORDS, "v": MESSAGE_VERSION, "source": source, "records": items}
+    if batch is not None:
+        message["batch"] = batch
+    if snapshot is not None:
+        message["snapshot"] = [[topic, partition, offset] for (topic, partition), offset in snapshot.items()]
+    return message
 
 
 def record_item(event: dict[str, Any], *, prev: int, size: int) -> dict[str, Any]:
@@ -185,3 +193,25 @@ def heartbeat_check(message: dict[str, Any]) -> str | None:
         ):
             return FOREIGN_MALFORMED
     return None
+
+
+def batch_number_of(message: dict[str, Any]) -> tuple[int, dict[tuple[str, int], int] | None] | None:
+    """A records message's number in the positions log and the snapshot it carries; None if it
+    has no number, or one this receiver cannot use (then it is handled as unnumbered)."""
+    batch, snapshot = message.get("batch"), message.get("snapshot")
+    if type(batch) is not int or not 0 <= batch <= MAX_OFFSET:
+        return None
+    if snapshot is None:
+        return batch, None
+    if not isinstance(snapshot, list) or not all(
+        isinstance(e, list) and len(e) == 3 and isinstance(e[0], str)
+        and _is_int(e[1], MAX_PARTITION) and _is_int(e[2], MAX_OFFSET) for e in snapshot
+    ):
+        return None
+    return batch, {(topic, partition): offset for topic, partition, offset in snapshot}
+
+
+def segment_of(item: dict[str, Any]) -> int | None:
+    """The index of a record's run in its numbered batch, if it says one."""
+    seg = item.get("seg")
+    return seg if _is_int(seg, MAX_PARTITION) else None

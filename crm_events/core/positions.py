@@ -6,6 +6,10 @@ from collections.abc import Mapping
 
 Position = tuple[str, int]
 
+# Kafka's own bounds: partitions are int32, offsets int64.
+MAX_PARTITION = (1 << 31) - 1
+MAX_OFFSET = (1 << 63) - 1
+
 
 def positions_text(positions: Mapping[Position, int]) -> str:
     """`topic:partition@offset, ...` for log lines."""

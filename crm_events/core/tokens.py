@@ -1,13 +1,21 @@
-"""Resume tokens: a stream's position in every partition of every topic it covers.
+"""Resume ids: where a stream stands, sent as the `id:` of every frame.
 
-A token is sent as the `id:` of every frame, so it is compact: base64url of
-  version (1 byte) | topic count | per topic: name hash (4 bytes), partition count,
-  then (partition, next offset) pairs | checksum (3 bytes)
-with counts, partitions and offsets as unsigned varints. Topics are named by a hash,
-not by name, to keep tokens short; decoding maps hashes back to the topics the
-stream serves, so a token naming any other topic is rejected. The checksum catches
-truncation and tampering; it is not a secret (positions are not privileges: a client
-may ask for any offset with `offset=` anyway, and topic access is checked separately).
+Version 2, the usual one, names a point in the positions log (`core/position_log.py`):
+  version (1 byte) | log tag (2 bytes) | batch | segment + 1 (0: the whole batch)
+  | offset (only with a segment) | checksum (3 bytes)
+with the numbers as unsigned varints, so its size does not grow with the number of topics
+or partitions. The log tag is a hash of the positions topic's name, so an id from another
+deployment is refused rather than read against the wrong log. Resolving the point into
+positions needs the log, which `crm_events/kafka/position_log.py` reads.
+
+Version 1 spells the positions out: per topic, a name hash (4 bytes), then (partition,
+next offset) pairs. A stream whose positions no log point describes (one still catching
+up, say) gets one, and ids issued before version 2 keep resuming. Decoding maps hashes
+back to the topics the stream serves, so a token naming any other topic is rejected.
+
+Both end with a checksum that catches truncation and tampering; it is not a secret
+(positions are not privileges: a client may ask for any offset with `offset=` anyway,
+and topic access is checked separately). Both are base64url without padding.
 """
 
 from __future__ import annotations
@@ -17,23 +25,29 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from crm_events.core.positions import Position
+from crm_events.core.position_log import LogPoint
+from crm_events.core.positions import MAX_OFFSET, Position
 
 TOKEN_VERSION = 1
+TOKEN_VERSION_LOG = 2
 TOPIC_HASH_BYTES = 4
+LOG_TAG_BYTES = 2
 CHECKSUM_BYTES = 3
-MAX_TOKEN_CHARS = 4096
-MAX_OFFSET = (1 << 63) - 1
+# Version 1 grows with the partitions: 2,000 partitions at offsets near 2^62 stay below this.
+MAX_TOKEN_CHARS = 65536
 
 
 TOKEN_NOT_BASE64 = "resume token is not valid base64url"
 TOKEN_TOO_LONG = "resume token is too long"
 TOKEN_TRUNCATED = "resume token is truncated"
 TOKEN_CHECKSUM = "resume token failed its checksum (corrupted or altered)"
-TOKEN_VERSION_UNKNOWN = "resume token version {version} is not supported (this server speaks version 1)"
+TOKEN_VERSION_UNKNOWN = (
+    "resume token version {version} is not supported (this server speaks versions 1 and 2)"
+)
 TOKEN_TRAILING = "resume token has trailing bytes"
 TOKEN_UNKNOWN_TOPIC = "resume token names a topic this stream does not serve"
 TOKEN_BAD_NUMBER = "resume token holds an out-of-range number"
+TOKEN_OTHER_LOG = "resume token belongs to another deployment's positions log"
 
 
 class ResumeTokenError(ValueError):
@@ -116,16 +130,39 @@ def _token_bytes(token: str) -> bytes:
     return raw
 
 
-def token_decode(token: str, topics: Iterable[str]) -> dict[Position, int]:
-    """Decode a token for a stream serving `topics`; raise ResumeTokenError if unusable."""
+def _checked_body(token: str) -> bytes:
+    """The token's bytes without its checksum, once the checksum holds."""
     raw = _token_bytes(token)
     if len(raw) < 1 + CHECKSUM_BYTES:
         raise ResumeTokenError(TOKEN_TRUNCATED)
-    if raw[0] != TOKEN_VERSION:
+    if raw[0] not in (TOKEN_VERSION, TOKEN_VERSION_LOG):
         raise ResumeTokenError(TOKEN_VERSION_UNKNOWN.format(version=raw[0]))
     body, checksum = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
     if _checksum(body) != checksum:
         raise ResumeTokenError(TOKEN_CHECKSUM)
+    return body
+
+
+def resume_id_decode(
+    token: str, topics: Iterable[str], *, log_topic: str
+) -> dict[Position, int] | LogPoint:
+    """Decode either version for a stream serving `topics`: the positions a version 1 token
+    spells out, or the log point a version 2 id names. Raises ResumeTokenError if unusable."""
+    body = _checked_body(token)
+    if body[0] == TOKEN_VERSION_LOG:
+        return _log_point_read(body, log_topic)
+    return _positions_read(body, topics)
+
+
+def token_decode(token: str, topics: Iterable[str]) -> dict[Position, int]:
+    """Decode a version 1 token for a stream serving `topics`; raise ResumeTokenError if unusable."""
+    body = _checked_body(token)
+    if body[0] != TOKEN_VERSION:
+        raise ResumeTokenError(TOKEN_VERSION_UNKNOWN.format(version=body[0]))
+    return _positions_read(body, topics)
+
+
+def _positions_read(body: bytes, topics: Iterable[str]) -> dict[Position, int]:
     names = {topic_hash(topic): topic for topic in topics}
     reader = _Reader(body[1:])
     positions: dict[Position, int] = {}
@@ -139,3 +176,33 @@ def token_decode(token: str, topics: Iterable[str]) -> dict[Position, int]:
     if reader.index != len(reader.data):
         raise ResumeTokenError(TOKEN_TRAILING)
     return positions
+
+
+def log_tag(log_topic: str) -> bytes:
+    return hashlib.blake2b(log_topic.encode("utf-8"), digest_size=LOG_TAG_BYTES).digest()
+
+
+def log_token_encode(point: LogPoint, *, log_topic: str) -> str:
+    """A version 2 id: a point in the positions log named `log_topic`."""
+    body = bytearray([TOKEN_VERSION_LOG]) + log_tag(log_topic) + _varint(point.batch)
+    if point.segment is None:
+        body += _varint(0)
+    else:
+        body += _varint(point.segment + 1) + _varint(point.offset or 0)
+    body += _checksum(bytes(body))
+    return base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode("ascii")
+
+
+def _log_point_read(body: bytes, log_topic: str) -> LogPoint:
+    reader = _Reader(body[1:])
+    if reader.fixed(LOG_TAG_BYTES) != log_tag(log_topic):
+        raise ResumeTokenError(TOKEN_OTHER_LOG)
+    batch = reader.varint(maximum=MAX_OFFSET)
+    segment = reader.varint(maximum=1 << 31)
+    if segment == 0:
+        point = LogPoint(batch)
+    else:
+        point = LogPoint(batch, segment - 1, reader.varint(maximum=MAX_OFFSET))
+    if reader.index != len(reader.data):
+        raise ResumeTokenError(TOKEN_TRAILING)
+    return point

@@ -13,7 +13,7 @@ replay (a restarted consumer) and is dropped; a record whose `prev` lies above i
 means the live path lost records (Redis restarted, say), and the hub reads the
 missing range from Kafka before going on, so the live stream never has holes.
 Partitions added to a topic, gone from it, or started over (a topic recreated) are
-found by a `PartitionWatch` (partition_watch.py), or, for an added one, by its first
+found by a `PartitionWatch` (partitions.py), or, for an added one, by its first
 record; the hub then changes its positions and its subscribers' together.
 
 Nothing that arrives can stop the hub. Every layer message is checked before use
@@ -50,9 +50,10 @@ from crm_events.core.canary import is_canary
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position, positions_text
 from crm_events.core.tasks import task_stop
-from crm_events.core.tokens import token_encode
+from crm_events.core.tokens import log_token_encode, token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
+from crm_events.fanout.log_cursor import LogCursor
 from crm_events.fanout.matching import SubscriberIndex
 from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.partitions import PartitionWatch
@@ -60,10 +61,13 @@ from crm_events.fanout.repair import live_path_repair
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
+from crm_events.kafka.position_log import PositionLogReader
 
 logger = logging.getLogger(__name__)
 
 RESTART_BACKOFF_MAX = 5.0
+# How often the hub looks whether its view of the positions log needs rebuilding.
+LOG_FOLLOW_PERIOD = 0.5
 
 
 class EventHub:
@@ -84,6 +88,10 @@ class EventHub:
         self.drained.set()
         self.positions: dict[Position, int] = {}
         self.positions_ready = asyncio.Event()
+        # Where the hub stands in the positions log, for short resume ids (see log_cursor.py).
+        self.position_log = PositionLogReader(config)
+        self.cursor = LogCursor(self.positions)
+        self._log_token: tuple[object, str] | None = None
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
         self._lag_heard_at: dict[str, float] = {}  # per consumer: when its lag last came
@@ -113,6 +121,7 @@ class EventHub:
             loop.create_task(self._receive_supervised(), name="event-hub-receive"),
             loop.create_task(self._positions_init(), name="event-hub-positions"),
             loop.create_task(self.partition_watch.run(), name="event-hub-partitions"),
+            loop.create_task(self._log_follow(), name="event-hub-position-log"),
         ]
 
     async def _receive_supervised(self) -> None:
@@ -142,6 +151,7 @@ class EventHub:
             self._flush_timer.cancel()
         await asyncio.gather(*(task_stop(task) for task in self._tasks))
         await self.offsets.close()
+        await self.position_log.close()
 
     def subscribe(self, subscriber: StreamSubscriber) -> None:
         """Join the live stream; call with no `await` since checking the client caught up."""
@@ -207,8 +217,42 @@ class EventHub:
         for tp, end in ends.items():
             position = (tp.topic, tp.partition)
             self.positions[position] = max(end, self.positions.get(position, 0))
+        self.cursor.compare(list(self.positions))
         self.positions_ready.set()
         logger.info("event hub positioned at %s", positions_text(self.positions))
+
+    async def _log_follow(self) -> None:
+        """Rebuild the view of the positions log whenever the hub's positions left it."""
+        await self.positions_ready.wait()
+        backoff = Backoff(maximum=self.config.retry_backoff_max)
+        while True:
+            if self.cursor.based:
+                await asyncio.sleep(LOG_FOLLOW_PERIOD)
+                continue
+            try:
+                based = await self.cursor.rebase(self.position_log.state_at, self.position_log.end)
+            except KafkaUnavailable as error:
+                logger.warning("cannot read the positions log (%s); resume ids stay full-length", error)
+                based = False
+            except Exception:  # noqa: BLE001 - short ids are an optimisation: never the hub's end
+                logger.exception("reading the positions log failed unexpectedly")
+                based = False
+            if based:
+                backoff.reset()
+                logger.info("event hub follows the positions log from batch %s", self.cursor.applied)
+            else:
+                await asyncio.sleep(backoff.next_delay())
+
+    def resume_token(self, topics: tuple[str, ...]) -> str:
+        """The id of the hub's positions in `topics`: a short log point when the positions log
+        accounts for them, else the positions spelled out."""
+        point = self.cursor.point()
+        if point is None:
+            return token_encode(self.positions_for(topics))
+        cached = self._log_token
+        if cached is None or cached[0] != point:
+            cached = self._log_token = (point, log_token_encode(point, log_topic=self.config.positions_topic))
+        return cached[1]
 
     def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]:
         return {position: offset for position, offset in self.positions.items() if position[0] in topics}
@@ -220,7 +264,7 @@ class EventHub:
         """The event's frame for every in-sync subscriber of `topics`, built once."""
         frame = self._shared_frames.get(topics)
         if frame is None:
-            frame = self._shared_frames[topics] = event.frame(token_encode(self.positions_for(topics)))
+            frame = self._shared_frames[topics] = event.frame(self.resume_token(topics))
         return frame
 
     # --- handling broadcast messages -------------------------------------------------
@@ -241,12 +285,14 @@ class EventHub:
         if records is None:
             self.foreign.skipped(broadcast.FOREIGN_MALFORMED, message)
             return
+        self.cursor.batch_begin(broadcast.batch_number_of(message))
         for item in records:
             problem = broadcast.record_item_check(item, served=self.served)
             if problem is not None:
                 self.foreign.skipped(problem, item)
             else:
                 await self.record_handle(item)
+        self.cursor.batch_end()
         self.flush_soon()
 
     async def heartbeat_handle(self, message: dict[str, Any]) -> None:
@@ -277,9 +323,12 @@ class EventHub:
         if expected is None and self.positions_ready.is_set():  # added to Kafka; the watch has not looked yet
             expected = self.partition_add(position, item["prev"])
         if expected is not None and payload["offset"] < expected:
-            return  # a restarted consumer replaying what this process already passed on
+            # A restarted consumer replaying what this process already passed on.
+            self.cursor.passed(position, payload["offset"], broadcast.segment_of(item))
+            return
         if expected is not None and item["prev"] > expected:
             await self.repairer(position, expected, item["prev"])
+        self.cursor.passed(position, payload["offset"], broadcast.segment_of(item))
         self.event_dispatch(payload)
 
     def event_dispatch(self, payload: dict[str, Any]) -> None:
@@ -296,6 +345,7 @@ class EventHub:
         payload = event.payload
         self._observe(payload)
         self.positions[event.position] = event.offset + 1
+        self.cursor.compare((event.position,))
         self._shared_frames.clear()
         dirty = self._dirty
         matching = self.index.matching(payload, canary=is_canary(payload), failed=self._filter_failed)
@@ -370,6 +420,7 @@ class EventHub:
         subscriber of its topic takes it at the same offset (staying in sync, its resume id
         covering it). Streams still catching up notice and resume (see catch_up.py)."""
         self.positions[position] = offset
+        self.cursor.compare((position,))
         # In-sync streams read the hub's positions, the new one included; the others take it too.
         for subscriber in list(self.unsynced):
             if position[0] in subscriber.topics:
@@ -382,6 +433,7 @@ class EventHub:
     def partition_remove(self, position: Position) -> None:
         """A partition gone from Kafka: its topic's streams resume, and learn it from a `reset` gap."""
         self.positions.pop(position, None)
+        self.cursor.compare((position,))
         logger.warning("partition %s:%s no longer exists", *position)
         self._topic_resync(position[0])
 
@@ -394,6 +446,7 @@ class EventHub:
             offset,
         )
         self.positions[position] = offset
+        self.cursor.compare((position,))
         self._topic_resync(position[0])
 
     def _topic_resync(self, topic: str) -> None:

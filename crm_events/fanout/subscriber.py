@@ -46,6 +46,7 @@ class SharedFrames(Protocol):
 
     def shared_frame(self, event: LiveEvent, topics: tuple[str, ...]) -> bytes: ...
     def positions_for(self, topics: tuple[str, ...]) -> dict[Position, int]: ...
+    def resume_token(self, topics: tuple[str, ...]) -> str: ...
 
 
 class StreamSubscriber:
@@ -64,6 +65,8 @@ class StreamSubscriber:
         self.topics = tuple(sorted(topics))
         self._positions: dict[Position, int] = positions
         self._live: SharedFrames | None = None  # while in sync: the hub whose positions are ours
+        # The hub's id for the positions taken over when leaving it, while they stay as they were.
+        self._detached_token: str | None = None
         self.event_filter = event_filter
         self.max_frames = max_frames
         self.transport = transport
@@ -92,10 +95,17 @@ class StreamSubscriber:
     def _detach(self) -> None:
         """Keep the hub's positions as the client's own from here on (closing, say)."""
         if self._live is not None:
+            self._detached_token = self._live.resume_token(self.topics)
             self._positions, self._live = dict(self._live.positions_for(self.topics)), None
 
+    def _position_set(self, position: Position, offset: int) -> None:
+        self._positions[position] = offset
+        self._detached_token = None  # no longer the positions the hub's id named
+
     def token(self) -> str:
-        return token_encode(self.positions)
+        if self._live is not None:
+            return self._live.resume_token(self.topics)
+        return self._detached_token or token_encode(self._positions)
 
     @property
     def queued(self) -> int:
@@ -129,7 +139,7 @@ class StreamSubscriber:
             # Holding more would let one slow client grow the server without bound; it
             # resumes from Kafka instead. The event is not consumed: its id stops before it.
             self._detach()
-            self._positions[event.position] = event.offset
+            self._position_set(event.position, event.offset)
             self.close(CLOSE_SLOW)
             return False
         self._queued.append((frame, event.position, event.offset))
@@ -143,7 +153,7 @@ class StreamSubscriber:
         if not self.event_filter.matches(event.payload):
             return False
         if len(self._queued) >= self.max_frames:
-            self._positions[event.position] = event.offset
+            self._position_set(event.position, event.offset)
             self.close(CLOSE_SLOW)
             return False
         self._queued.append((event.frame(self.token()), event.position, event.offset))
@@ -203,7 +213,7 @@ class StreamSubscriber:
         and its resume id must then cover only what it was actually sent."""
         self._detach()
         for _frame, position, offset in self._queued:
-            self._positions[position] = min(self._positions[position], offset)
+            self._position_set(position, min(self._positions[position], offset))
         self._queued.clear()
 
     def _chunk_pop(self) -> bytes:

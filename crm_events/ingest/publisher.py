@@ -22,6 +22,7 @@ import contextlib
 import logging
 import signal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -43,6 +44,7 @@ from crm_events.core.records import (
 )
 from crm_events.core.tasks import task_stop
 from crm_events.ingest.dead_letters import DeadLetters
+from crm_events.ingest.position_log import PositionLogWriter
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare
 from crm_events.kafka.fetch import Fetched, records_fetch
 
@@ -53,6 +55,8 @@ HEARTBEAT_TIMEOUT_MIN = 2.0
 # What msgpack (the layer's serializer) raises for a payload it cannot pack.
 UNSERIALIZABLE = (TypeError, ValueError, OverflowError)
 LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
+# A batch's number in the positions log, and the snapshot its record carries.
+Numbered = tuple[int, dict[tuple[str, int], int] | None]
 
 
 class LayerCannotCarry(Exception):
@@ -62,8 +66,9 @@ class LayerCannotCarry(Exception):
 class PositionTracker(ConsumerRebalanceListener):
     """Knows, per assigned partition, the consumer's position before the next record."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, *, on_assigned: Callable[[], None] = lambda: None) -> None:
         self._consumer = consumer
+        self._on_assigned = on_assigned
         self.next_offsets: dict[TopicPartition, int] = {}
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -73,6 +78,7 @@ class PositionTracker(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
             self.next_offsets[tp] = await self._consumer.position(tp)
+        self._on_assigned()
         logger.info("assigned partitions %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
 
@@ -87,6 +93,7 @@ class EventPublisher:
         self.stopping = asyncio.Event()
         self.source = ""  # the Kafka cluster id, once known
         self.dead_letters = DeadLetters(config)
+        self.position_log = PositionLogWriter(config, consumer_id=self.consumer_id)
         self.consumed = 0  # records published, for the status line
         self.last_lag: dict[str, int] | None = None  # per partition, from the last heartbeat
 
@@ -101,6 +108,7 @@ class EventPublisher:
                     await self._sleep_unless_stopping(backoff.next_delay())
         finally:
             await self.dead_letters.close()
+            await self.position_log.close()
             logger.info("consumer %s stopped", self.consumer_id)
 
     def stop(self) -> None:
@@ -143,7 +151,7 @@ class EventPublisher:
         return None
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        tracker = PositionTracker(consumer)
+        tracker = PositionTracker(consumer, on_assigned=self.position_log.snapshot_due)
         consumer.subscribe(topics=list(self.config.topics), listener=tracker)
         heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
         try:
@@ -171,9 +179,15 @@ class EventPublisher:
                 records[id(item)] = record
                 prev = record.offset + 1
             next_offsets[tp] = prev
+        # Where the consumer stands before each batch: a snapshot in the positions log says so.
+        advanced: dict[tuple[str, int], int] = {}
         for batch in broadcast.batches_split(items):
-            if not await self._publish_batch(batch, records):
+            standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
+            numbered = await self.position_log.append(batch, {**standing, **advanced})
+            if not await self._publish_batch(batch, records, numbered):
                 return False
+            advanced.update({(i["event"]["topic"], i["event"]["partition"]): i["event"]["offset"] + 1
+                             for i in batch})
         for item in items:
             if item["event"]["value_format"] == VALUE_UNDECODABLE:
                 await self._undecodable_report(records[id(item)], item["event"].get("error", ""))
@@ -183,11 +197,14 @@ class EventPublisher:
             self.consumed += len(polled)
         return True
 
-    async def _publish_batch(self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord]) -> bool:
-        """Publish a batch; if the layer cannot serialize it, record by record, marking
-        (in place) each record it cannot carry as undecodable."""
+    async def _publish_batch(
+        self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord], numbered: Numbered | None = None
+    ) -> bool:
+        """Publish a batch (with its number in the positions log, when it has one); if the layer
+        cannot serialize it, record by record, unnumbered, marking (in place) each record it
+        cannot carry as undecodable."""
         try:
-            return await self._send_until_accepted(batch)
+            return await self._send_until_accepted(batch, numbered)
         except LayerCannotCarry:
             pass
         for item in batch:
@@ -203,11 +220,14 @@ class EventPublisher:
                 return False
         return True
 
-    async def _send_until_accepted(self, items: list[dict[str, Any]]) -> bool:
+    async def _send_until_accepted(
+        self, items: list[dict[str, Any]], numbered: Numbered | None = None
+    ) -> bool:
         """Publish, waiting out a Redis outage; False if told to stop first (nothing is
         committed then, so the next consumer publishes these records again). Raises
         `LayerCannotCarry` if the layer cannot serialize them."""
-        message = broadcast.records_message(items, source=self.source)
+        batch, snapshot = numbered if numbered is not None else (None, None)
+        message = broadcast.records_message(items, source=self.source, batch=batch, snapshot=snapshot)
         backoff = Backoff(maximum=self.config.retry_backoff_max)
         while not self.stopping.is_set():
             try:

@@ -85,8 +85,8 @@ def reader_create(config: KafkaConfig) -> AIOKafkaConsumer:
     )
 
 
-def producer_create(config: KafkaConfig) -> AIOKafkaProducer:
-    return AIOKafkaProducer(acks="all", linger_ms=5, **client_options(config))
+def producer_create(config: KafkaConfig, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    return AIOKafkaProducer(acks="all", linger_ms=linger_ms, **client_options(config))
 
 
 def admin_create(config: KafkaConfig) -> AIOKafkaAdminClient:
@@ -94,7 +94,8 @@ def admin_create(config: KafkaConfig) -> AIOKafkaAdminClient:
 
 
 async def kafka_prepare(config: KafkaConfig) -> str:
-    """Create the missing topics (the served ones, and the dead-letter topic when set);
+    """Create the missing topics (the served ones, the positions log, and the dead-letter topic
+    when set);
     return the Kafka cluster's id, which names the source of our layer messages."""
     admin = admin_create(config)
     await admin.start()
@@ -104,19 +105,23 @@ async def kafka_prepare(config: KafkaConfig) -> str:
         missing = [topic for topic in wanted if topic not in existing]
         if missing:
             await _topics_create(admin, config, missing)
+        if config.positions_topic not in existing:
+            # One partition: its offsets number the batches of every consumer of the group.
+            await _topics_create(admin, config, [config.positions_topic], partitions=1)
         return str((await admin.describe_cluster()).get("cluster_id") or "")
     finally:
         await admin.close()
 
 
-async def _topics_create(admin: AIOKafkaAdminClient, config: KafkaConfig, names: list[str]) -> None:
-    new_topics = [
-        NewTopic(name, config.topic_partitions, config.topic_replication) for name in names
-    ]
+async def _topics_create(
+    admin: AIOKafkaAdminClient, config: KafkaConfig, names: list[str], *, partitions: int = 0
+) -> None:
+    count = partitions or config.topic_partitions
+    new_topics = [NewTopic(name, count, config.topic_replication) for name in names]
     response = await admin.create_topics(new_topics)
     for topic, error_code, *_ in response.topic_errors:
         error = for_code(error_code) if error_code else None
         # Another consumer may create it between our list and our create: that is fine.
         if error is not None and error is not TopicAlreadyExistsError:
             raise error(f"could not create topic {topic}")
-    logger.info("created topics %s with %s partitions", names, config.topic_partitions)
+    logger.info("created topics %s with %s partitions", names, count)

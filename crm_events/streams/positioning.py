@@ -17,16 +17,20 @@ A token made before partitions were added to its topic covers them from offset 0
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
+from crm_events.core.position_log import LogPoint
 from crm_events.core.positions import Position
 from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.partitions import ON_DEMAND_MIN_INTERVAL
 from crm_events.streams.request import START_EARLIEST, StreamRequest
+
+logger = logging.getLogger(__name__)
 
 OFFSET_UNKNOWN_PARTITION = "partition {partition} of {topic} does not exist"
 
@@ -64,6 +68,19 @@ def _from_token(
     return positions, gone
 
 
+async def _resolved(point: LogPoint, hub: EventHub, live: dict[Position, int]) -> dict[Position, int]:
+    """The positions a version 2 id's log point stands for. A point the log no longer holds is
+    older than the data it numbered (the log is kept as long as the topics): like a version 1
+    token that old, it starts at offset 0, which the retention check moves to the log start
+    with a `gap` frame."""
+    state = await hub.position_log.state_at(point, live.keys())
+    if state is None:
+        logger.warning("resume id names batch %s, which the positions log does not hold; "
+                       "replaying what Kafka retains", point.batch)
+        return dict.fromkeys(live, 0)
+    return state
+
+
 def _named(request: StreamRequest) -> set[Position]:
     return set(request.resume_positions or ()) | set(request.offsets)
 
@@ -81,6 +98,8 @@ async def _live(request: StreamRequest, hub: EventHub) -> dict[Position, int]:
 async def _requested(
     request: StreamRequest, hub: EventHub, live: dict[Position, int]
 ) -> tuple[dict[Position, int], list[Reset]]:
+    if request.resume_point is not None:
+        return _from_token(await _resolved(request.resume_point, hub, live), live)
     if request.resume_positions is not None:
         return _from_token(request.resume_positions, live)
     if request.since_ms is not None:
@@ -140,7 +159,7 @@ async def start_plan(request: StreamRequest, hub: EventHub) -> StartPlan:
     """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable."""
     live = await _live(request, hub)
     positions, gone = await _requested(request, hub, live)
-    from_token = request.resume_positions is not None
+    from_token = request.resume_positions is not None or request.resume_point is not None
     past_end = await _past_end(positions, hub, live, from_token=from_token)
     restarted = {(reset.topic, reset.partition) for reset in past_end}
     gaps = await _retention_gaps(positions, hub, live, restarted)

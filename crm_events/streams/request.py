@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from django.http import QueryDict
 
 from crm_events.core.filters import EventFilter, FieldMatch
-from crm_events.core.tokens import ResumeTokenError, token_decode
+from crm_events.core.position_log import LogPoint
+from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError, resume_id_decode
 from crm_events.exceptions import StreamRequestError
 
 START_LATEST = "latest"
@@ -72,7 +73,8 @@ class StreamRequest:
     since_ms: int | None = None
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resume_token: str | None = None
-    resume_positions: dict[tuple[str, int], int] | None = None  # decoded from resume_token
+    resume_positions: dict[tuple[str, int], int] | None = None  # decoded from a version 1 resume_token
+    resume_point: LogPoint | None = None  # decoded from a version 2 one: resolved when positioning
     resume_source: str = "last_event_id"  # where the token came from: the parameter or `Last-Event-ID`
     show_canary: bool = False
 
@@ -101,7 +103,9 @@ def _check_shape(query: QueryDict) -> None:
         values = query.getlist(name)
         if name in SINGLE and len(values) > 1:
             raise StreamRequestError(PARAMETER_REPEATED.format(name=name), parameter=name)
-        if len(values) > MAX_VALUES or any(len(value) > MAX_VALUE_CHARS for value in values):
+        # A resume id is whatever the server issued: as long as the header may be.
+        longest = MAX_TOKEN_CHARS if name == "last_event_id" else MAX_VALUE_CHARS
+        if len(values) > MAX_VALUES or any(len(value) > longest for value in values):
             raise StreamRequestError(PARAMETER_TOO_LONG.format(name=name), parameter=name)
         if any(value == "" for value in values):
             raise StreamRequestError(PARAMETER_EMPTY.format(name=name), parameter=name)
@@ -179,8 +183,9 @@ def _offsets(query: QueryDict, topics: tuple[str, ...]) -> dict[tuple[str, int],
 
 
 def stream_request_parse(
-    query: QueryDict, *, last_event_id: str | None, served: tuple[str, ...]
+    query: QueryDict, *, last_event_id: str | None, served: tuple[str, ...], log_topic: str = ""
 ) -> StreamRequest:
+    """The request's parameters; `log_topic` is the positions log that version 2 ids name."""
     _check_shape(query)
     topics = _topics(query, served)
     start = query.get("from", START_LATEST)
@@ -194,6 +199,7 @@ def stream_request_parse(
         raise StreamRequestError(CANARY_INVALID.format(text=canary), parameter="canary")
     token = last_event_id or query.get("last_event_id") or None
     token_source = "Last-Event-ID" if last_event_id else "last_event_id"
+    resume = _resume_decode(token, topics, source=token_source, log_topic=log_topic)
     return StreamRequest(
         topics=topics,
         event_filter=_event_filter(query),
@@ -201,18 +207,19 @@ def stream_request_parse(
         since_ms=since_parse(since) if since is not None else None,
         offsets=_offsets(query, topics),
         resume_token=token,
-        resume_positions=_token_positions(token, topics, source=token_source),
+        resume_positions=resume if isinstance(resume, dict) else None,
+        resume_point=resume if isinstance(resume, LogPoint) else None,
         resume_source=token_source,
         show_canary=canary == "1",
     )
 
 
-def _token_positions(
-    token: str | None, topics: tuple[str, ...], *, source: str
-) -> dict[tuple[str, int], int] | None:
+def _resume_decode(
+    token: str | None, topics: tuple[str, ...], *, source: str, log_topic: str
+) -> dict[tuple[str, int], int] | LogPoint | None:
     if token is None:
         return None
     try:
-        return token_decode(token, topics)
+        return resume_id_decode(token, topics, log_topic=log_topic)
     except ResumeTokenError as error:
         raise StreamRequestError(str(error), parameter=source) from None

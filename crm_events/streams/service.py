@@ -46,7 +46,8 @@ async def stream_open(request: HttpRequest) -> EventStreamResponse:
     kafka = kafka_config()
     admission = await stream_admit(request, served=kafka.topics)
     wanted = stream_request_parse(
-        request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=admission.readable
+        request.GET, last_event_id=request.headers.get("Last-Event-ID"), served=admission.readable,
+        log_topic=kafka.positions_topic,
     )
     config = stream_config_for(admission.principal, stream_config())
     hub = hub_get()

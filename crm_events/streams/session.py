@@ -75,8 +75,9 @@ class StreamSession:
             logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
 
     def _hello(self) -> None:
-        subscriber = self.subscriber
-        token = subscriber.token()
+        subscriber, hub = self.subscriber, self.hub
+        at_edge = subscriber.positions == hub.positions_for(subscriber.topics)
+        token = hub.resume_token(subscriber.topics) if at_edge else subscriber.token()
         retry_ms = int(self.config.retry_ms * random.uniform(0.8, 1.2))
         hello = retry_encode(retry_ms) + connected_frame(
             group=self.kafka.group, topics=subscriber.topics, token=token

@@ -1,0 +1,89 @@
+"""Numbering the consumer's batches: one record per layer message in the positions log.
+
+The record is appended, and acknowledged by Kafka, before its message goes to the layer,
+so any web process that passes a batch on can already resolve the ids it gives for it.
+Its offset is the message's `batch` number. When the log cannot be written, the batch
+goes out unnumbered: delivery never waits on the log, and web processes give full-length
+ids until a numbered batch with a snapshot sets them straight again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from crm_events.config import KafkaConfig
+from crm_events.core.position_log import SNAPSHOT_EVERY, LogRecord, Segment, log_record_encode
+from crm_events.core.positions import Position
+from crm_events.kafka.clients import producer_create
+
+logger = logging.getLogger(__name__)
+
+
+def segments_of(items: list[dict[str, Any]]) -> list[Segment]:
+    """The runs of one partition's records among `items` (in publishing order), and each
+    item's `seg`: the index of its run."""
+    segments: list[Segment] = []
+    for item in items:
+        event = item["event"]
+        position = (event["topic"], event["partition"])
+        if not segments or segments[-1].position != position:
+            segments.append(Segment(*position, start=item["prev"], end=event["offset"] + 1))
+        else:
+            segments[-1] = Segment(*position, start=segments[-1].start, end=event["offset"] + 1)
+        item["seg"] = len(segments) - 1
+    return segments
+
+
+class PositionLogWriter:
+    """Appends this consumer's batches to the positions log; started on first use."""
+
+    def __init__(self, config: KafkaConfig, *, consumer_id: str) -> None:
+        self.config = config
+        self.consumer_id = consumer_id
+        self._producer: AIOKafkaProducer | None = None
+        self._since_snapshot = SNAPSHOT_EVERY  # the first record carries one
+
+    def snapshot_due(self) -> None:
+        """The consumer's partitions changed: the next record says where it stands in each."""
+        self._since_snapshot = SNAPSHOT_EVERY
+
+    async def append(
+        self, items: list[dict[str, Any]], positions: Mapping[Position, int]
+    ) -> tuple[int, dict[Position, int] | None] | None:
+        """Write the record of a batch about to be published (marking each item's `seg`);
+        `positions` is where the consumer stands before it. Return its number and the snapshot
+        it carries, or None if the log could not be written."""
+        snapshot = dict(positions) if self._since_snapshot >= SNAPSHOT_EVERY else None
+        record = LogRecord(self.consumer_id, tuple(segments_of(items)), snapshot)
+        try:
+            producer = await self._started()
+            sent = await producer.send_and_wait(
+                self.config.positions_topic, log_record_encode(record), partition=0
+            )
+        except (KafkaError, OSError) as error:
+            logger.warning("positions log %s not written (%s); publishing the batch unnumbered",
+                           self.config.positions_topic, error)
+            await self.close()
+            return None
+        self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
+        return int(sent.offset), snapshot
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = producer_create(self.config, linger_ms=0)  # the batch waits for it
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except (KafkaError, OSError) as error:
+                logger.debug("closing the positions log producer failed: %s", error)
