@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from crm_events.core.position_log import LogPoint
 from crm_events.core.tokens import (
     TOKEN_CHECKSUM,
-    TOKEN_OTHER_LOG,
     TOKEN_NOT_BASE64,
+    TOKEN_OTHER_LOG,
     TOKEN_TRUNCATED,
     TOKEN_UNKNOWN_TOPIC,
     ResumeTokenError,
