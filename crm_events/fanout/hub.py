@@ -423,8 +423,8 @@ class EventHub:
         self.cursor.compare((position,))
         # In-sync streams read the hub's positions, the new one included; the others take it too.
         for subscriber in list(self.unsynced):
-            if position[0] in subscriber.topics:
-                subscriber.positions.setdefault(position, offset)
+            if position[0] in subscriber.topics and position not in subscriber.positions:
+                subscriber.position_raise(position, offset)
                 if self.in_sync(subscriber):
                     self._index_join(subscriber)
         logger.info("partition %s:%s added at offset %s", *position, offset)

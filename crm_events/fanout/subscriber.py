@@ -65,8 +65,9 @@ class StreamSubscriber:
         self.topics = tuple(sorted(topics))
         self._positions: dict[Position, int] = positions
         self._live: SharedFrames | None = None  # while in sync: the hub whose positions are ours
-        # The hub's id for the positions taken over when leaving it, while they stay as they were.
-        self._detached_token: str | None = None
+        # A short id of `_positions` (the hub's when leaving it, or a log point the catch-up
+        # reached), while they stay as they were.
+        self._own_token: str | None = None
         self.event_filter = event_filter
         self.max_frames = max_frames
         self.transport = transport
@@ -95,17 +96,26 @@ class StreamSubscriber:
     def _detach(self) -> None:
         """Keep the hub's positions as the client's own from here on (closing, say)."""
         if self._live is not None:
-            self._detached_token = self._live.resume_token(self.topics)
+            self._own_token = self._live.resume_token(self.topics)
             self._positions, self._live = dict(self._live.positions_for(self.topics)), None
 
     def _position_set(self, position: Position, offset: int) -> None:
         self._positions[position] = offset
-        self._detached_token = None  # no longer the positions the hub's id named
+        self._own_token = None  # no longer the positions the short id named
+
+    def position_raise(self, position: Position, offset: int) -> None:
+        """Move a position of a client not in sync forward to `offset` (never back)."""
+        if offset > self._positions.get(position, -1):
+            self._position_set(position, offset)
+
+    def token_known(self, token: str) -> None:
+        """`token` is a short id of the client's positions as they are now (a catch-up's point)."""
+        self._own_token = token
 
     def token(self) -> str:
         if self._live is not None:
             return self._live.resume_token(self.topics)
-        return self._detached_token or token_encode(self._positions)
+        return self._own_token or token_encode(self._positions)
 
     @property
     def queued(self) -> int:
@@ -127,7 +137,7 @@ class StreamSubscriber:
         position = self._positions.get(event.position)
         if position is not None and event.offset < position:
             return False  # already given to this client by its replay
-        self._positions[event.position] = event.offset + 1
+        self._position_set(event.position, event.offset + 1)
         return True
 
     def take(self, frame: bytes, event: LiveEvent) -> bool:

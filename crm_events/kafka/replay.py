@@ -78,6 +78,12 @@ class ReplayReader:
         except (KafkaError, OSError) as error:
             raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error
 
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            return dict(await self._consumer.end_offsets(tps))
+        except (KafkaError, OSError) as error:
+            raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error
+
     async def position(self, tp: TopicPartition) -> int:
         """Where the next fetch of `tp` starts: past records, control markers and compacted holes."""
         return await self._consumer.position(tp)

@@ -19,9 +19,11 @@ from aiokafka import TopicPartition
 from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core.live_event import LiveEvent
+from crm_events.core.position_log import LogPoint
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
+from crm_events.streams.log_catch_up import replay_along_log
 
 
 def _partitions_changed(hub: EventHub, subscriber: StreamSubscriber) -> bool:
@@ -41,11 +43,18 @@ def _lagging(hub: EventHub, subscriber: StreamSubscriber) -> list[TopicPartition
 
 
 async def replay_until_live(
-    hub: EventHub, subscriber: StreamSubscriber, config: KafkaConfig, *, is_cancelled: Callable[[], bool]
+    hub: EventHub, subscriber: StreamSubscriber, config: KafkaConfig, *, is_cancelled: Callable[[], bool],
+    point: LogPoint | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield replayed frames (one chunk per fetch) until caught up; then subscribe."""
+    """Yield replayed frames (one chunk per fetch) until caught up; then subscribe. From a log
+    `point`, along the log first (short ids), then by positions if that did not get there."""
     if _partitions_changed(hub, subscriber):
         return
+    if point is not None:
+        async for chunk in replay_along_log(hub, subscriber, config, point, is_cancelled=is_cancelled):
+            yield chunk
+        if subscriber.in_sync or is_cancelled() or _partitions_changed(hub, subscriber):
+            return
     lagging = _lagging(hub, subscriber)
     if not lagging:
         hub.subscribe(subscriber)
@@ -79,7 +88,7 @@ async def _replay_batch(
     for tp in lagging:
         # Skip offsets that hold no record (transaction markers, compacted holes).
         position = (tp.topic, tp.partition)
-        subscriber.positions[position] = max(subscriber.positions[position], await reader.position(tp))
+        subscriber.position_raise(position, await reader.position(tp))
     if frames:
         metrics.events_delivered(len(frames))
     return b"".join(frames)

@@ -40,6 +40,8 @@ class StartPlan:
     positions: dict[Position, int]
     gaps: list[Gap] = field(default_factory=list)
     resets: list[Reset] = field(default_factory=list)
+    # The resume id's log point, when the stream can catch up along the log from it.
+    point: LogPoint | None = None
 
 
 def _tps(positions: dict[Position, int]) -> list[TopicPartition]:
@@ -68,7 +70,7 @@ def _from_token(
     return positions, gone
 
 
-async def _resolved(point: LogPoint, hub: EventHub, live: dict[Position, int]) -> dict[Position, int]:
+async def _resolved(point: LogPoint, hub: EventHub, live: dict[Position, int]) -> dict[Position, int] | None:
     """The positions a version 2 id's log point stands for. A point the log no longer holds is
     older than the data it numbered (the log is kept as long as the topics): like a version 1
     token that old, it starts at offset 0, which the retention check moves to the log start
@@ -77,7 +79,6 @@ async def _resolved(point: LogPoint, hub: EventHub, live: dict[Position, int]) -
     if state is None:
         logger.warning("resume id names batch %s, which the positions log does not hold; "
                        "replaying what Kafka retains", point.batch)
-        return dict.fromkeys(live, 0)
     return state
 
 
@@ -97,11 +98,15 @@ async def _live(request: StreamRequest, hub: EventHub) -> dict[Position, int]:
 
 async def _requested(
     request: StreamRequest, hub: EventHub, live: dict[Position, int]
-) -> tuple[dict[Position, int], list[Reset]]:
+) -> tuple[dict[Position, int], list[Reset], LogPoint | None]:
+    """The requested positions, the partitions gone, and the log point they came from if any."""
     if request.resume_point is not None:
-        return _from_token(await _resolved(request.resume_point, hub, live), live)
+        resolved = await _resolved(request.resume_point, hub, live)
+        if resolved is None:
+            return *_from_token(dict.fromkeys(live, 0), live), None
+        return *_from_token(resolved, live), request.resume_point
     if request.resume_positions is not None:
-        return _from_token(request.resume_positions, live)
+        return *_from_token(request.resume_positions, live), None
     if request.since_ms is not None:
         positions = _as_positions(await hub.offsets.offsets_for_time(_tps(live), request.since_ms))
     elif request.start == START_EARLIEST:
@@ -113,7 +118,7 @@ async def _requested(
             message = OFFSET_UNKNOWN_PARTITION.format(partition=position[1], topic=position[0])
             raise StreamRequestError(message, parameter="offset")
         positions[position] = offset
-    return positions, []
+    return positions, [], None
 
 
 async def _past_end(
@@ -158,9 +163,12 @@ async def _retention_gaps(
 async def start_plan(request: StreamRequest, hub: EventHub) -> StartPlan:
     """Positions for a stream; raises StreamRequestError (400) or KafkaUnavailable."""
     live = await _live(request, hub)
-    positions, gone = await _requested(request, hub, live)
+    positions, gone, point = await _requested(request, hub, live)
     from_token = request.resume_positions is not None or request.resume_point is not None
     past_end = await _past_end(positions, hub, live, from_token=from_token)
     restarted = {(reset.topic, reset.partition) for reset in past_end}
     gaps = await _retention_gaps(positions, hub, live, restarted)
-    return StartPlan(positions, gaps, sorted([*past_end, *gone], key=lambda r: (r.topic, r.partition)))
+    resets = sorted([*past_end, *gone], key=lambda r: (r.topic, r.partition))
+    # A point the log resolved, with no partition moved for retention or started over: the
+    # catch-up can follow the log from it.
+    return StartPlan(positions, gaps, resets, point if not resets and not gaps else None)

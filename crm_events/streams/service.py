@@ -67,7 +67,7 @@ async def stream_open(request: HttpRequest) -> EventStreamResponse:
     _count(wanted, plan)
     session = StreamSession(
         hub=hub, subscriber=subscriber, slot=slot, kafka=kafka, config=config, gaps=plan.gaps,
-        resets=plan.resets,
+        resets=plan.resets, point=plan.point,
     )
     return EventStreamResponse(transport.body(session.run()))
 

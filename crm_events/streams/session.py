@@ -25,6 +25,7 @@ from crm_events import metrics
 from crm_events.access.limits import StreamSlot
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.core.frames import retry_encode
+from crm_events.core.position_log import LogPoint
 from crm_events.core.positions import positions_text
 from crm_events.core.stream_frames import (
     Gap,
@@ -35,6 +36,7 @@ from crm_events.core.stream_frames import (
     reconnect_frame,
     reset_frames,
 )
+from crm_events.core.tokens import log_token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
@@ -52,6 +54,7 @@ class StreamSession:
     config: StreamConfig
     gaps: list[Gap] = field(default_factory=list)
     resets: list[Reset] = field(default_factory=list)
+    point: LogPoint | None = None  # the log point it resumes from, when it can follow the log
     started: float = field(default_factory=time.monotonic)
 
     async def run(self) -> None:
@@ -76,6 +79,8 @@ class StreamSession:
 
     def _hello(self) -> None:
         subscriber, hub = self.subscriber, self.hub
+        if self.point is not None:
+            subscriber.token_known(log_token_encode(self.point, log_topic=self.kafka.positions_topic))
         at_edge = subscriber.positions == hub.positions_for(subscriber.topics)
         token = hub.resume_token(subscriber.topics) if at_edge else subscriber.token()
         retry_ms = int(self.config.retry_ms * random.uniform(0.8, 1.2))
@@ -92,7 +97,8 @@ class StreamSession:
         subscriber = self.subscriber
         try:
             replay = replay_until_live(
-                self.hub, subscriber, self.kafka, is_cancelled=lambda: subscriber.close_reason is not None
+                self.hub, subscriber, self.kafka, is_cancelled=lambda: subscriber.close_reason is not None,
+                point=self.point,
             )
             async for chunk in replay:
                 # Written whatever the room: the replay already counts these as given. A client
