@@ -34,14 +34,27 @@ _EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false"}
 _FLAG_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0", ""}
 
 
+# Settings that hold credentials. django-environ reads a value starting with `$` as the name
+# of another variable (`A=$B` reads B); a secret is random text and may start with `$`, so
+# these are always taken literally. The other settings keep the reference.
+_SECRETS = frozenset({
+    "DJANGO_SECRET_KEY", "SSE_JWT_KEY", "KAFKA_SASL_PASSWORD", "METRICS_TOKEN", "DATABASE_URL", "REDIS_URL",
+})
+
+
 class _Env(environ.Env):
     """django-environ, but a value that cannot be read says which variable and why, as
     ImproperlyConfigured: its own ValueError (`int('abc')`) would name neither. Flags are strict
-    (`DJANGO_DEBUG=ture` is refused, not read as false), numbers are Python's, finite (no `nan`)."""
+    (`DJANGO_DEBUG=ture` is refused, not read as false), numbers are Python's, finite (no `nan`).
+    The variables in `_SECRETS` are never read as a `$NAME` reference to another."""
 
     def get_value(self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET,
                   parse_default: bool = False) -> Any:
         raw = self.ENVIRON.get(var)
+        if var in _SECRETS and raw is not None:
+            # Every typed reader (str, db_url...) comes through here; the reference is resolved
+            # inside the parent's get_value, so a secret is cast without it.
+            return self.parse_value(raw, cast)
         if cast is bool and raw is not None and raw.strip().lower() not in _FLAG_WORDS:
             raise ImproperlyConfigured(_unreadable(var, cast, raw, None))
         # django-environ's own float drops every character but digits, `,`, `.` and `-`:
@@ -176,6 +189,22 @@ def _file_path(name: str) -> str:
     if value and not Path(value).is_file():
         raise ImproperlyConfigured(f"{name} points to {value!r}, which is not a readable file.")
     return value
+
+
+def _file_secret(name: str, path: str) -> str:
+    """The secret in the file at `path`, less ONE trailing line end (`\n` or `\r\n`).
+
+    `openssl rand -hex 32 > key`, `echo`, editors and Kubernetes Secrets made from such a file
+    end it with one, which is no part of the secret; anything before it (a second line end
+    included) is, byte for byte (read without newline translation).
+    """
+    try:
+        text = Path(path).read_bytes().decode()
+    except UnicodeDecodeError:
+        raise ImproperlyConfigured(f"{name} points to {path!r}, which does not hold UTF-8 text.") from None
+    if text.endswith("\n"):
+        return text.removesuffix("\n").removesuffix("\r")
+    return text
 
 
 # --- Django core -------------------------------------------------------------
@@ -459,7 +488,7 @@ SSE_AUTH_MODE = _choice("SSE_AUTH_MODE", "none", ("none", "session", "jwt"))
 SSE_JWT_ALGORITHM = _choice("SSE_JWT_ALGORITHM", "HS256", ("HS256", "RS256", "ES256"))
 SSE_JWT_KEY_FILE = _file_path("SSE_JWT_KEY_FILE")
 SSE_JWT_KEY = env.str("SSE_JWT_KEY", default="", multiline=True) or (
-    Path(SSE_JWT_KEY_FILE).read_text() if SSE_JWT_KEY_FILE else ""
+    _file_secret("SSE_JWT_KEY_FILE", SSE_JWT_KEY_FILE) if SSE_JWT_KEY_FILE else ""
 )
 SSE_JWT_AUDIENCE = env.str("SSE_JWT_AUDIENCE", default="")
 SSE_JWT_ISSUER = env.str("SSE_JWT_ISSUER", default="")

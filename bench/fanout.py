@@ -21,6 +21,8 @@ writes a table and JSON:
           processes behind it (--web-processes W); not run unless named in --modes
 
 Defaults are small (a quick run takes under two minutes); `--full` sets the issue's sizes.
+The JSON is written again as each mode ends (bench/run_record.py): a mode that fails is kept
+as failed with its reason, the others' results stay, and the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import shutil
 import signal
 import sys
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,7 @@ from bench.report import (
     targets_evaluate,
     targets_table,
 )
+from bench.run_record import RunRecord, modes_succeeded
 from bench.stack import BenchStack
 from bench.waits import NoAnswer
 
@@ -132,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _options(argv: list[str] | None) -> argparse.Namespace:
+def options_parse(argv: list[str] | None) -> argparse.Namespace:
     args = _parser().parse_args(argv)
     preset = FULL if args.full else QUICK
     for name, value in preset.items():
@@ -168,68 +171,86 @@ async def _warm_up(bench: Bench, designs: set[str]) -> None:
         await fanout_mode(bench, design, clients=2, rate=5, seconds=1, drain=10)
 
 
-async def _modes_run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    modes: dict[str, Any] = {}
+async def _fixed_mode(bench: Bench, args: argparse.Namespace, mode: str, design: str,
+                      first: bool) -> dict[str, Any]:
+    result = await fanout_mode(bench, design, clients=args.clients, rate=args.rate, seconds=args.duration,
+                               drain=args.drain, profile=mode if args.profile else None)
+    # Only the first N-client mode grows the process from its warm-up size; later ones
+    # reuse memory the allocator kept from earlier connections.
+    result["kb_per_idle_connection_comparable"] = first
+    if design == "groups":
+        result["left_behind"] = await groups_purge(bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
+    return result
+
+
+async def _step_design(bench: Bench, args: argparse.Namespace, design: str) -> dict[str, Any]:
+    print(f"{time.strftime('%X')} -- step: {design}, {args.step_clients} clients, "
+          f"rates {args.step_rates}", flush=True)
+    result = await step_mode(
+        bench, design, clients=args.step_clients, rates=args.step_rates,
+        seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
+    if design == "groups":
+        result["left_behind"] = await groups_purge(bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
+    return result
+
+
+def _step_ratios(step: dict[str, Any]) -> None:
+    """The service's best step rate over the baselines', from the designs that finished."""
+    finished = modes_succeeded({"step": step})["step"]
+    for field, suffix in (("best_rate", ""), ("best_rate_lossless", "_lossless")):
+        service = finished.get("service", {}).get(field, 0)
+        for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
+            best = finished.get(other, {}).get(field)
+            if best is not None:
+                step[key + suffix] = round(service / best, 2) if best else None
+
+
+async def modes_run(bench: Bench, args: argparse.Namespace, record: RunRecord) -> None:
+    """Each selected mode in turn, its result (or why it failed) saved in `record` as it ends."""
     print(f"{time.strftime('%X')} warmed up; load average {load_average()}", flush=True)
-    fixed = {"clients": args.clients, "rate": args.rate, "seconds": args.duration, "drain": args.drain}
     for mode, design in (("kafka", "service"), ("inproc", "inproc"), ("groups", "groups")):
         if mode in args.modes:
             print(f"{time.strftime('%X')} -- {mode}: {args.clients} x {args.rate:g} ev/s for "
                   f"{args.duration:g} s", flush=True)
-            modes[mode] = await fanout_mode(bench, design, **fixed, profile=mode if args.profile else None)
-            # Only the first N-client mode grows the process from its warm-up size; later ones
-            # reuse memory the allocator kept from earlier connections.
-            modes[mode]["kb_per_idle_connection_comparable"] = len(modes) == 1
-            if design == "groups":
-                modes[mode]["left_behind"] = await groups_purge(
-                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
+            first = not record.modes
+            await record.mode_run(mode, partial(_fixed_mode, bench, args, mode, design, first))
     if "step" in args.modes:
-        modes["step"] = {}
+        step: dict[str, Any] = {}
+        record.modes["step"] = step
         for design in args.step_designs:
-            print(f"{time.strftime('%X')} -- step: {design}, {args.step_clients} clients, "
-                  f"rates {args.step_rates}", flush=True)
-            modes["step"][design] = await step_mode(
-                bench, design, clients=args.step_clients, rates=args.step_rates,
-                seconds=args.step_seconds, drain=args.step_drain, patience=args.step_patience)
-            if design == "groups":
-                modes["step"][design]["left_behind"] = await groups_purge(
-                    bench.stack.redis_url, bench.stack.env["REDIS_PREFIX"])
-        for field, suffix in (("best_rate", ""), ("best_rate_lossless", "_lossless")):
-            service = modes["step"].get("service", {}).get(field, 0)
-            for other, key in (("inproc", "ratio"), ("groups", "ratio_vs_groups")):
-                best = modes["step"].get(other, {}).get(field)
-                if best is not None:
-                    modes["step"][key + suffix] = round(service / best, 2) if best else None
+            await record.mode_run(design, partial(_step_design, bench, args, design), into=step)
+        _step_ratios(step)
+        record.save()
     if "slow" in args.modes:
         print(f"{time.strftime('%X')} -- slow: {args.slow_clients} stalled clients for "
               f"{args.slow_seconds:g} s", flush=True)
-        modes["slow"] = await slow_mode(
+        await record.mode_run("slow", lambda: slow_mode(
             bench, stalled=args.slow_clients, readers=args.slow_readers, rate=args.slow_rate,
             seconds=args.slow_seconds, rcvbuf=args.slow_rcvbuf, drain=args.slow_drain,
-            read_seconds=args.slow_read_seconds)
+            read_seconds=args.slow_read_seconds))
     if "churn" in args.modes:
         print(f"{time.strftime('%X')} -- churn: {args.churn_cycles} cycles", flush=True)
-        modes["churn"] = await churn_mode(
-            bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate)
+        await record.mode_run("churn", lambda: churn_mode(
+            bench, cycles=args.churn_cycles, concurrency=args.churn_concurrency, rate=args.churn_rate))
     if "filtered" in args.modes:
         print(f"{time.strftime('%X')} -- filtered: {args.filtered_clients} clients "
               f"({', '.join(args.filtered_variants)}) and {args.filtered_baseline} unfiltered, "
               f"{args.filtered_rate:g} ev/s for {args.duration:g} s",
               flush=True)
-        modes["filtered"] = await filtered_mode(
+        await record.mode_run("filtered", lambda: filtered_mode(
             bench, clients=args.filtered_clients, baseline_clients=args.filtered_baseline,
-            rate=args.filtered_rate, seconds=args.duration, drain=args.drain, variants=args.filtered_variants)
+            rate=args.filtered_rate, seconds=args.duration, drain=args.drain,
+            variants=args.filtered_variants))
     if "nginx" in args.modes:
         print(f"{time.strftime('%X')} -- nginx: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s "
               f"through nginx ({'TLS' if args.nginx_tls else 'plain HTTP'}), 1 and {args.web_processes} "
               "web processes", flush=True)
-        modes["nginx"] = await nginx_mode(
+        await record.mode_run("nginx", lambda: nginx_mode(
             bench, clients=args.clients, rate=args.rate, seconds=args.duration, drain=args.drain,
-            web_processes=args.web_processes, tls=args.nginx_tls)
+            web_processes=args.web_processes, tls=args.nginx_tls))
     if "memory" in args.modes:  # last: tracing slows the process, and its memory is its own
         print(f"{time.strftime('%X')} -- memory: {args.clients} idle clients, tracemalloc on", flush=True)
-        modes["memory"] = await memory_mode(bench, clients=args.clients)
-    return modes
+        await record.mode_run("memory", lambda: memory_mode(bench, clients=args.clients))
 
 
 def _sigterm_cancels(main: asyncio.Task[Any], cleaning: list[bool]) -> None:
@@ -264,7 +285,7 @@ async def _stop_all(ticker: KafkaTicker | None, pool: ClientPool | None, stack: 
     stack.stop()
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace) -> RunRecord:
     nofile_raise()
     cleaning = [False]
     task = asyncio.current_task()
@@ -291,18 +312,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "step" in args.modes:
             designs |= set(args.step_designs)
         await _warm_up(bench, designs)
-        modes = await _modes_run(bench, args)
+        meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
+        record = RunRecord(args.json or RESULTS / f"fanout-{meta['date']}.json", meta)
+        print(f"{time.strftime('%X')} results go to {record.path} as each mode ends", flush=True)
+        await modes_run(bench, args, record)
     finally:
         cleaning[0] = True
         print(f"{time.strftime('%X')} stopping the stack", flush=True)
         await _stop_all(ticker, pool, stack)
         shutil.rmtree(run_dir / "kafka" / "kraft-logs", ignore_errors=True)
-    meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
-    return {"meta": meta, "modes": modes, "targets": targets_evaluate(modes)}
+    record.meta = run_meta(args, load_start=load_start, frame_bytes=bench.frame_bytes, run_dir=run_dir)
+    record.meta["date"] = meta["date"]  # when it started, as the file's name says
+    record.targets = targets_evaluate(modes_succeeded(record.modes))
+    record.save()
+    return record
 
 
 def _print(result: dict[str, Any]) -> None:
-    modes, meta = result["modes"], result["meta"]
+    modes, meta = modes_succeeded(result["modes"]), result["meta"]
     print(f"\nfan-out benchmark {meta['date']} on {meta['cpus']} cores; load average "
           f"{meta['loadavg_start']} at start, {meta['loadavg_end']} at end; frame {meta['frame_bytes']} B")
     if any(name in modes for name in ("kafka", "inproc", "groups")):
@@ -326,12 +353,14 @@ def _print(result: dict[str, Any]) -> None:
         print("\n" + memory_summary(modes["memory"]))
     if result["targets"]:  # none for the nginx mode alone
         print("\n" + targets_table(result["targets"]))
+    for name, reason in result["failed"].items():
+        print(f"\n{name} FAILED: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _options(argv)
+    args = options_parse(argv)
     try:
-        result = asyncio.run(run(args))
+        record = asyncio.run(run(args))
     except asyncio.CancelledError:
         print(f"{time.strftime('%X')} benchmark cancelled; its processes were stopped", file=sys.stderr)
         return 143
@@ -339,12 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"\nbenchmark failed: {error}", file=sys.stderr)
         return 1
-    path = args.json or RESULTS / f"fanout-{result['meta']['date']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    result = record.result()
     _print(result)
-    print(f"\nJSON: {path}")
-    return 0
+    print(f"\nJSON: {record.path}")
+    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":

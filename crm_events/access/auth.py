@@ -6,14 +6,18 @@
 - `session`: any authenticated, active Django user (a logged-in session cookie), all topics;
 - `jwt`: a JWT in `Authorization: Bearer <token>`, or in the cookie named by `SSE_JWT_COOKIE`.
   It is verified with the one configured algorithm and key; `exp` and `sub` are required,
-  `aud`/`iss` are checked when configured. The optional topics claim (`SSE_JWT_TOPICS_CLAIM`)
-  lists the readable topics and the optional kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable
-  event types, with the meaning of the stream's `kind=` parameter (`deal` covers `deal.won`).
+  `aud`/`iss` are checked when configured. `exp`, `nbf` and `iat` are dates in seconds (a JSON
+  number within the years 1 to 9999, see `token_dates`), each judged with `SSE_JWT_LEEWAY`:
+  a token is accepted until `exp` plus the leeway, and a stream opened with it lives as long.
+  The optional topics claim (`SSE_JWT_TOPICS_CLAIM`) lists the readable topics and the optional
+  kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable event types, with the meaning of the
+  stream's `kind=` parameter (`deal` covers `deal.won`).
   A token in the query string is refused: query strings end up in access logs.
 
 Claims fail closed. An absent topics or kinds claim means no restriction; a present one
 must be a list of non-empty strings (anything else is a 401), and `[]` grants nothing:
 no topic (a 403 before streaming) or no event type. `sub` must be a non-blank string.
+A time claim that is no such date is a 401 `claim_malformed` too.
 
 `stream_principal(request)` returns a `Principal` or raises `AuthenticationFailed` (401);
 `Principal.topics_check(topics)` and `Principal.topics_readable(served)` raise
@@ -35,6 +39,7 @@ from django.http import HttpRequest
 from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
+from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
 from crm_events.core.filters import kind_matches
 from crm_events.exceptions import AuthenticationFailed, StreamForbidden
@@ -53,6 +58,7 @@ TOKEN_EXPIRED = "the token has expired"
 TOKEN_INVALID = "the token is not valid"
 TOKEN_CLAIM_MISSING = "the token lacks a required claim (exp, sub, or the configured aud/iss)"
 TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non-empty strings"
+TOKEN_DATE_MALFORMED = "the token's exp, nbf and iat claims must be numbers of seconds in the years 1 to 9999"
 TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
 SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
 TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
@@ -66,7 +72,8 @@ class Principal:
     subject: str
     allowed_topics: frozenset[str] | None = None
     allowed_kinds: frozenset[str] | None = None
-    expires_at: float | None = None  # Unix time (the token's exp), None: never
+    # Unix time until which the credentials are accepted (a token's exp plus the leeway); None: no end.
+    expires_at: float | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -175,23 +182,35 @@ def jwt_principal(token: str, config: AuthConfig) -> Principal:
             algorithms=[config.jwt_algorithm],
             audience=config.jwt_audience or None,
             issuer=config.jwt_issuer or None,
-            leeway=config.jwt_leeway,
-            options={"require": required},
+            # The time claims are judged below: PyJWT's own reading of them lets some through
+            # that cannot be held as a date (see token_dates).
+            options={"require": required, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise AuthenticationFailed(TOKEN_EXPIRED, reason="expired") from None
     except jwt.MissingRequiredClaimError:
         raise AuthenticationFailed(TOKEN_CLAIM_MISSING, reason="claim_missing") from None
     except InvalidSubjectError:  # PyJWT's own check: a `sub` that is not a string
         raise AuthenticationFailed(TOKEN_SUBJECT_INVALID, reason="subject_invalid") from None
     except jwt.PyJWTError:
         raise AuthenticationFailed(TOKEN_INVALID, reason="invalid") from None
+    expires_at = _accepted_until(claims, config.jwt_leeway)  # an expired token says so first
     return Principal(
         subject=f"jwt:{_subject_claim(claims)}",
         allowed_topics=_string_set_claim(claims, config.topics_claim),
         allowed_kinds=_string_set_claim(claims, config.kinds_claim),
-        expires_at=float(claims["exp"]),
+        expires_at=expires_at,
     )
+
+
+def _accepted_until(claims: dict[str, Any], leeway: float) -> float | None:
+    """Until when the token is accepted (exp plus the leeway); raise if it is not now."""
+    window = token_window(claims, leeway=leeway, now=time.time())
+    if window.verdict is Verdict.MALFORMED:
+        raise AuthenticationFailed(TOKEN_DATE_MALFORMED, reason="claim_malformed")
+    if window.verdict is Verdict.EXPIRED:
+        raise AuthenticationFailed(TOKEN_EXPIRED, reason="expired")
+    if window.verdict is Verdict.NOT_YET_VALID:  # as PyJWT's ImmatureSignatureError was
+        raise AuthenticationFailed(TOKEN_INVALID, reason="invalid")
+    return window.accepted_until
 
 
 def _subject_claim(claims: dict[str, Any]) -> str:

@@ -104,7 +104,8 @@ class GuardedFilter:
 
 
 def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfig:
-    """The stream's config with its lifetime ending when the credentials expire."""
+    """The stream's config with its lifetime ending when the credentials stop being accepted
+    (a token's exp plus the leeway: `Principal.expires_at`), or sooner by its own max lifetime."""
     left = principal.expires_in()
     if left is None:
         return config

@@ -83,7 +83,8 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert bench.returncode == 0, _report(printed)
     result = json.loads(output.read_text())
 
-    assert set(result) == {"meta", "modes", "targets"}
+    assert set(result) == {"meta", "modes", "targets", "complete", "failed"}
+    assert (result["complete"], result["failed"]) == (True, {})
     assert set(result["meta"]) >= {"date", "cpus", "loadavg_start", "loadavg_end", "frame_bytes"}
     modes = result["modes"]
     assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory"}

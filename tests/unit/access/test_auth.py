@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 
 import jwt
@@ -127,10 +128,75 @@ async def test_bad_credentials_are_401_with_an_exact_message(jwt_mode, make_requ
     assert (error.status, error.message, error.details) == (401, message, {"reason": reason})
 
 
-async def test_expiry_leeway_is_honoured(jwt_mode):
+async def test_a_token_inside_the_leeway_is_accepted_until_exp_plus_leeway(jwt_mode):
     jwt_mode.SSE_JWT_LEEWAY = 30
-    principal = await auth.stream_principal(bearer(token(exp=int(time.time()) - 5)))
-    assert principal.expires_in() < 0
+    exp = int(time.time()) - 5
+    principal = await auth.stream_principal(bearer(token(exp=exp)))
+    assert principal.expires_at == exp + 30  # so its stream is not ended at once
+    assert 20 < principal.expires_in() <= 25
+    late = await refused(bearer(token(exp=int(time.time()) - 31)))
+    assert (late.message, late.details) == (auth.TOKEN_EXPIRED, {"reason": "expired"})
+
+
+def hs256_raw(payload: str, key: bytes = SECRET.encode()) -> str:
+    """A token signed over this exact JSON text (`1e400`, `NaN`: what json.dumps never writes)."""
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = part(b'{"alg":"HS256","typ":"JWT"}') + "." + part(payload.encode())
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + part(signature)
+
+
+FUTURE = "1900000000"
+MALFORMED = (auth.TOKEN_DATE_MALFORMED, "claim_malformed")
+
+
+@pytest.mark.parametrize(
+    ("payload", "refusal"),
+    [
+        ('{"sub":"ui","exp":' + "9" * 400 + "}", MALFORMED),  # was a 500: float() overflowed
+        ('{"sub":"ui","exp":1e400}', MALFORMED),  # JSON's infinity
+        ('{"sub":"ui","exp":-1e400}', MALFORMED),
+        ('{"sub":"ui","exp":NaN}', MALFORMED),
+        ('{"sub":"ui","exp":Infinity}', MALFORMED),
+        ('{"sub":"ui","exp":253402300800}', MALFORMED),  # the year 10000
+        ('{"sub":"ui","exp":true}', MALFORMED),
+        ('{"sub":"ui","exp":"' + FUTURE + '"}', MALFORMED),  # PyJWT's int() took a string of digits
+        ('{"sub":"ui","exp":[' + FUTURE + "]}", MALFORMED),
+        ('{"sub":"ui","exp":{"at":' + FUTURE + "}}", MALFORMED),
+        ('{"sub":"ui","exp":' + FUTURE + ',"nbf":' + "9" * 400 + "}", MALFORMED),
+        ('{"sub":"ui","exp":' + FUTURE + ',"iat":-' + "9" * 400 + "}", MALFORMED),
+        ('{"sub":"ui","exp":' + FUTURE + ',"iat":null}', MALFORMED),
+        ('{"sub":"ui","exp":' + FUTURE + ',"nbf":"0"}', MALFORMED),
+        ('{"sub":"ui","exp":null}', (auth.TOKEN_CLAIM_MISSING, "claim_missing")),
+        ('{"sub":"ui","exp":-1}', (auth.TOKEN_EXPIRED, "expired")),  # 1969: a date, long past
+        ('{"sub":"ui","exp":-62135596800}', (auth.TOKEN_EXPIRED, "expired")),  # the year 1
+        ('{"sub":"ui","exp":' + FUTURE + ',"nbf":253402300799}', (auth.TOKEN_INVALID, "invalid")),
+        ('{"sub":"ui","exp":' + FUTURE + ',"iat":253402300799}', (auth.TOKEN_INVALID, "invalid")),
+    ],
+    ids=["exp-huge", "exp-1e400", "exp-minus-1e400", "exp-nan", "exp-infinity", "exp-year-10000",
+         "exp-true", "exp-string", "exp-list", "exp-object", "nbf-huge", "iat-huge-negative", "iat-null",
+         "nbf-string", "exp-null", "exp-negative", "exp-year-1", "nbf-future", "iat-future"],
+)
+def test_odd_time_claims_are_401_with_their_reason(payload, refusal):
+    with pytest.raises(AuthenticationFailed) as caught:
+        auth.jwt_principal(hs256_raw(payload), AUTH_CONFIG)
+    assert (caught.value.status, caught.value.message, caught.value.details["reason"]) == (
+        401, *refusal)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expires_at"),
+    [
+        ('{"sub":"ui","exp":253402300799}', 253402300799.0),  # the last second of the year 9999
+        ('{"sub":"ui","exp":1900000000.75,"nbf":1.5,"iat":-5}', 1900000000.75),
+        ('{"sub":"ui","exp":1.9e9,"iat":0}', 1.9e9),
+    ],
+    ids=["exp-year-9999", "floats-and-negatives", "exponent"],
+)
+def test_time_claims_that_are_dates_are_admitted(payload, expires_at):
+    assert auth.jwt_principal(hs256_raw(payload), AUTH_CONFIG).expires_at == expires_at
 
 
 async def test_audience_and_issuer_when_configured(jwt_mode):
@@ -145,12 +211,7 @@ async def test_audience_and_issuer_when_configured(jwt_mode):
 
 def hs256_forge(claims: dict, key: bytes) -> str:
     """Sign by hand: PyJWT itself refuses to use a PEM key as an HMAC secret."""
-    def part(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    signing_input = part(b'{"alg":"HS256","typ":"JWT"}') + "." + part(json.dumps(claims).encode())
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + part(signature)
+    return hs256_raw(json.dumps(claims), key)
 
 
 def pem_public(private_key) -> str:
@@ -346,3 +407,67 @@ def test_any_claims_are_refused_or_grant_exactly_what_they_list(sub, topics, kin
         assert principal.event_allowed(payload) is (topic_ok and covers(kinds, payload["type"])), payload
     # Frames the service makes itself are never domain events, whatever the claims.
     assert principal.event_allowed({"kind": "connected"})
+
+
+# --- The time claims as a class of input: any JSON number or other value, or absent --------------
+
+class Raw(str):
+    """JSON text written as it is: numbers json.dumps never writes (`1e400`, `1E+999`)."""
+
+
+def time_values(now: float) -> st.SearchStrategy:
+    return st.one_of(
+        st.just(ABSENT), st.none(), st.booleans(), st.integers(),
+        st.integers(min_value=-(10**500), max_value=10**500), st.floats(),
+        st.floats(min_value=now - 100, max_value=now + 100), st.integers(min_value=-(2**40), max_value=2**40),
+        st.sampled_from([Raw("1e400"), Raw("-1e400"), Raw("1E+999"), Raw("NaN"), Raw("-Infinity"), Raw("-0"),
+                         253402300799, 253402300800, -62135596800, -62135596801]),
+        st.text(max_size=6), st.from_regex(r"\A[0-9]{1,12}\Z"), json_values,
+    )
+
+
+def time_claims_text(claims: dict) -> str:
+    parts = ['"sub":"ui"'] + [f'"{name}":{value if isinstance(value, Raw) else json.dumps(value)}'
+                              for name, value in claims.items() if value is not ABSENT]
+    return "{" + ",".join(parts) + "}"
+
+
+def is_date(value) -> bool:
+    """RFC 7519's NumericDate, as the README states it: a JSON number of seconds in the years 1-9999."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -62135596800 <= value <= 253402300799  # false for NaN; exact for any int
+
+
+def time_outcome(parsed: dict, leeway: float, now: float) -> str | float:
+    """The reason of the 401, or (admitted) until when the token is accepted."""
+    if parsed.get("exp") is None:
+        return "claim_missing"
+    if not all(is_date(value) for value in parsed.values()):
+        return "claim_malformed"
+    if parsed["exp"] + leeway <= now:
+        return "expired"
+    if any(parsed.get(name, -math.inf) > now + leeway for name in ("nbf", "iat")):
+        return "invalid"
+    return float(parsed["exp"]) + leeway
+
+
+@example(exp=10**400, nbf=ABSENT, iat=ABSENT, leeway=30.0)  # was a 500
+@example(exp=Raw("1e400"), nbf=ABSENT, iat=ABSENT, leeway=30.0)
+@example(exp=True, nbf=ABSENT, iat=ABSENT, leeway=0.0)
+@example(exp="1900000000", nbf=ABSENT, iat=ABSENT, leeway=0.0)
+@hypothesis_settings(max_examples=400)
+@given(exp=time_values(time.time()), nbf=time_values(time.time()), iat=time_values(time.time()),
+       leeway=st.sampled_from([0.0, 30.0, 300.0]))
+def test_any_time_claims_are_admitted_or_refused_with_their_401_reason(exp, nbf, iat, leeway):
+    text = time_claims_text({"exp": exp, "nbf": nbf, "iat": iat})
+    parsed = {name: value for name, value in json.loads(text).items() if name != "sub"}
+    config = AuthConfig(mode="jwt", jwt_key=SECRET, jwt_leeway=leeway)
+    before = time_outcome(parsed, leeway, time.time())
+    try:
+        outcome: str | float | None = auth.jwt_principal(hs256_raw(text), config).expires_at
+    except AuthenticationFailed as error:
+        assert error.status == 401
+        outcome = error.details["reason"]
+    after = time_outcome(parsed, leeway, time.time())
+    assert outcome in (before, after), (text, outcome, before)  # either side of a moment passing

@@ -1,6 +1,7 @@
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import jwt
 import pytest
@@ -11,11 +12,12 @@ from hypothesis import strategies as st
 
 from crm_events.access import auth
 from crm_events.access.auth import Principal
+from crm_events.config import StreamConfig
 from crm_events.core.filters import EventFilter
 from crm_events.exceptions import StreamForbidden
 from crm_events.ingest import canary
 from crm_events.responses import error_response
-from crm_events.streams.guard import Admission, GuardedFilter, stream_admit
+from crm_events.streams.guard import Admission, GuardedFilter, stream_admit, stream_config_for
 
 DEAL = {"kind": "domain_event", "topic": "t", "partition": 0, "offset": 1, "type": "deal.won", "key": "k"}
 TICKET = {**DEAL, "type": "ticket.opened"}
@@ -90,3 +92,18 @@ def test_admission_reads_the_served_topics_the_claim_lists_or_is_refused(jwt_set
     response = error_response(caught.value)
     assert (response.status_code, json.loads(response.content)) == (
         403, {"ok": False, "error": auth.NO_TOPIC_READABLE, "code": "forbidden"})
+
+
+def test_a_stream_lives_until_the_credentials_are_refused_or_its_max_lifetime():
+    now = time.time()
+    config = StreamConfig(heartbeat_interval=15, retry_ms=3000, client_buffer=1000, write_buffer_bytes=1024,
+                          socket_send_buffer=1024, stall_timeout=30, max_lifetime=3600.0, shutdown_grace=5)
+    # Admitted inside the leeway (exp 5 s ago, leeway 30): it lives until exp + leeway, not 0 s.
+    inside = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 25), config)
+    assert 24 < inside.max_lifetime <= 25
+    far = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 10**6), config)
+    assert far.max_lifetime == 3600.0
+    unlimited = replace(config, max_lifetime=0)
+    never = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 10**6), unlimited)
+    assert 10**6 - 1 < never.max_lifetime <= 10**6
+    assert stream_config_for(Principal(subject="anonymous"), config) is config
