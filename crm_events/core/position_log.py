@@ -19,7 +19,7 @@ Everything read from the log is untrusted: `log_record_decode` refuses what it c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +49,13 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One batch as the positions log holds it."""
+    """One batch as the positions log holds it; or, with `registered`, positions a web process
+    wrote down to name them by the record's offset (no part of any consumer's history)."""
 
     consumer: str
     segments: tuple[Segment, ...] = ()
     snapshot: Mapping[Position, int] | None = None
+    registered: Mapping[Position, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -66,6 +68,44 @@ class LogPoint:
     offset: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The positions a web process wrote down in the log's record `record`."""
+
+    record: int
+
+
+Ref = LogPoint | Registered
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """A stream caught up partition by partition from `start` to `target`, in the order of
+    (topic, partition): at `target` in every partition before (topic, partition), at
+    `position` in that one, at `start` in every one after."""
+
+    start: Ref
+    target: Ref
+    topic: str
+    partition: int
+    position: int
+
+
+def between_state(
+    start: Mapping[Position, int], target: Mapping[Position, int], at: Between
+) -> dict[Position, int]:
+    here = (at.topic, at.partition)
+    state = {}
+    for position in sorted(start.keys() | target.keys()):
+        if position < here:
+            state[position] = target.get(position, start.get(position, 0))
+        elif position == here:
+            state[position] = at.position
+        else:
+            state[position] = start.get(position, target.get(position, 0))
+    return state
+
+
 def log_record_encode(record: LogRecord) -> bytes:
     body: dict[str, Any] = {
         "v": LOG_RECORD_VERSION,
@@ -73,8 +113,22 @@ def log_record_encode(record: LogRecord) -> bytes:
         "segments": [[s.topic, s.partition, s.start, s.end] for s in record.segments],
     }
     if record.snapshot is not None:
-        body["snapshot"] = [[topic, part, offset] for (topic, part), offset in record.snapshot.items()]
+        body["snapshot"] = _entries(record.snapshot)
+    if record.registered is not None:
+        body["positions"] = _entries(record.registered)
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _entries(positions: Mapping[Position, int]) -> list[list[Any]]:
+    return [[topic, partition, offset] for (topic, partition), offset in positions.items()]
+
+
+def _positions_read(entries: object, *, offset: int, what: str) -> dict[Position, int] | None:
+    if entries is None:
+        return None
+    if not isinstance(entries, list) or not all(_position_entry(e, 3) for e in entries):
+        raise LogRecordError(LOG_RECORD_UNREADABLE.format(offset=offset, why=f"bad {what}"))
+    return {(topic, partition): value for topic, partition, value in entries}
 
 
 def _is_count(value: object, maximum: int) -> bool:
@@ -96,17 +150,14 @@ def log_record_decode(data: bytes | None, *, offset: int) -> LogRecord:
         raise LogRecordError(LOG_RECORD_UNREADABLE.format(offset=offset, why="not JSON")) from error
     if not isinstance(body, dict) or body.get("v") != LOG_RECORD_VERSION:
         raise LogRecordError(LOG_RECORD_UNREADABLE.format(offset=offset, why="unknown version"))
-    segments, snapshot = body.get("segments"), body.get("snapshot")
+    segments = body.get("segments")
     if not isinstance(segments, list) or not all(_position_entry(s, 4) for s in segments):
         raise LogRecordError(LOG_RECORD_UNREADABLE.format(offset=offset, why="bad segments"))
-    if snapshot is not None and (
-        not isinstance(snapshot, list) or not all(_position_entry(e, 3) for e in snapshot)
-    ):
-        raise LogRecordError(LOG_RECORD_UNREADABLE.format(offset=offset, why="bad snapshot"))
     return LogRecord(
         consumer=str(body.get("consumer", "")),
         segments=tuple(Segment(*entry) for entry in segments),
-        snapshot=None if snapshot is None else {(t, p): o for t, p, o in snapshot},
+        snapshot=_positions_read(body.get("snapshot"), offset=offset, what="snapshot"),
+        registered=_positions_read(body.get("positions"), offset=offset, what="positions"),
     )
 
 
@@ -143,18 +194,17 @@ def covered_by(records: Iterable[LogRecord]) -> set[Position]:
 
 
 def log_state_at(
-    records: list[tuple[int, LogRecord]], point: LogPoint, wanted: Iterable[Position]
+    records: list[tuple[int, LogRecord]], point: LogPoint, topics: Collection[str]
 ) -> dict[Position, int] | None:
-    """The positions of `wanted` at `point`, from `records` (offset order, ending at
-    `point.batch`); None unless every wanted partition has a snapshot among them."""
+    """The positions at `point`, from `records` (offset order, ending at `point.batch`), of
+    every partition of `topics` that a snapshot among them covers (a partition only seen in
+    segments since may have been further along before them); None if `point.batch` is not
+    among the records."""
     history = [record for offset, record in records if offset <= point.batch]
     if not history or records[len(history) - 1][0] != point.batch:
-        return None
-    wanted = set(wanted)
-    if not wanted <= covered_by(history):
         return None
     state = LogState()
     for record in history[:-1]:
         state.record_apply(record)
     state.record_apply(history[-1], point if point.segment is not None else None)
-    return {position: state.positions[position] for position in wanted}
+    return {position: state.positions[position] for position in covered_by(history) if position[0] in topics}

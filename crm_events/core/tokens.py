@@ -25,11 +25,14 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from crm_events.core.position_log import LogPoint
+from crm_events.core.position_log import Between, LogPoint, Ref, Registered
 from crm_events.core.positions import MAX_OFFSET, Position
 
 TOKEN_VERSION = 1
 TOKEN_VERSION_LOG = 2
+TOKEN_VERSION_BETWEEN = 3
+REF_POINT = 0
+REF_REGISTERED = 1
 TOPIC_HASH_BYTES = 4
 LOG_TAG_BYTES = 2
 CHECKSUM_BYTES = 3
@@ -42,7 +45,7 @@ TOKEN_TOO_LONG = "resume token is too long"
 TOKEN_TRUNCATED = "resume token is truncated"
 TOKEN_CHECKSUM = "resume token failed its checksum (corrupted or altered)"
 TOKEN_VERSION_UNKNOWN = (
-    "resume token version {version} is not supported (this server speaks versions 1 and 2)"
+    "resume token version {version} is not supported (this server speaks versions 1 to 3)"
 )
 TOKEN_TRAILING = "resume token has trailing bytes"
 TOKEN_UNKNOWN_TOPIC = "resume token names a topic this stream does not serve"
@@ -135,7 +138,7 @@ def _checked_body(token: str) -> bytes:
     raw = _token_bytes(token)
     if len(raw) < 1 + CHECKSUM_BYTES:
         raise ResumeTokenError(TOKEN_TRUNCATED)
-    if raw[0] not in (TOKEN_VERSION, TOKEN_VERSION_LOG):
+    if raw[0] not in (TOKEN_VERSION, TOKEN_VERSION_LOG, TOKEN_VERSION_BETWEEN):
         raise ResumeTokenError(TOKEN_VERSION_UNKNOWN.format(version=raw[0]))
     body, checksum = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
     if _checksum(body) != checksum:
@@ -145,12 +148,15 @@ def _checked_body(token: str) -> bytes:
 
 def resume_id_decode(
     token: str, topics: Iterable[str], *, log_topic: str
-) -> dict[Position, int] | LogPoint:
-    """Decode either version for a stream serving `topics`: the positions a version 1 token
-    spells out, or the log point a version 2 id names. Raises ResumeTokenError if unusable."""
+) -> dict[Position, int] | LogPoint | Between:
+    """Decode any version for a stream serving `topics`: the positions a version 1 token
+    spells out, the log point a version 2 id names, or the catch-up a version 3 id is in.
+    Raises ResumeTokenError if unusable."""
     body = _checked_body(token)
     if body[0] == TOKEN_VERSION_LOG:
         return _log_point_read(body, log_topic)
+    if body[0] == TOKEN_VERSION_BETWEEN:
+        return _between_read(body, topics, log_topic)
     return _positions_read(body, topics)
 
 
@@ -182,27 +188,72 @@ def log_tag(log_topic: str) -> bytes:
     return hashlib.blake2b(log_topic.encode("utf-8"), digest_size=LOG_TAG_BYTES).digest()
 
 
+def _point_bytes(point: LogPoint) -> bytes:
+    if point.segment is None:
+        return _varint(point.batch) + _varint(0)
+    return _varint(point.batch) + _varint(point.segment + 1) + _varint(point.offset or 0)
+
+
+def _sealed(body: bytes) -> str:
+    body += _checksum(body)
+    return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
+
+
 def log_token_encode(point: LogPoint, *, log_topic: str) -> str:
     """A version 2 id: a point in the positions log named `log_topic`."""
-    body = bytearray([TOKEN_VERSION_LOG]) + log_tag(log_topic) + _varint(point.batch)
-    if point.segment is None:
-        body += _varint(0)
-    else:
-        body += _varint(point.segment + 1) + _varint(point.offset or 0)
-    body += _checksum(bytes(body))
-    return base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode("ascii")
+    return _sealed(bytes([TOKEN_VERSION_LOG]) + log_tag(log_topic) + _point_bytes(point))
+
+
+def _ref_bytes(ref: Ref) -> bytes:
+    if isinstance(ref, LogPoint):
+        return _varint(REF_POINT) + _point_bytes(ref)
+    return _varint(REF_REGISTERED) + _varint(ref.record)
+
+
+def between_token_encode(at: Between, *, log_topic: str) -> str:
+    """A version 3 id: where a stream caught up partition by partition stands."""
+    body = bytes([TOKEN_VERSION_BETWEEN]) + log_tag(log_topic) + _ref_bytes(at.start) + _ref_bytes(at.target)
+    body += topic_hash(at.topic) + _varint(at.partition) + _varint(at.position)
+    return _sealed(body)
+
+
+def _point_read(reader: _Reader) -> LogPoint:
+    batch = reader.varint(maximum=MAX_OFFSET)
+    segment = reader.varint(maximum=1 << 31)
+    if segment == 0:
+        return LogPoint(batch)
+    return LogPoint(batch, segment - 1, reader.varint(maximum=MAX_OFFSET))
+
+
+def _ref_read(reader: _Reader) -> Ref:
+    kind = reader.varint(maximum=REF_REGISTERED)
+    if kind == REF_POINT:
+        return _point_read(reader)
+    return Registered(reader.varint(maximum=MAX_OFFSET))
+
+
+def _tag_check(reader: _Reader, log_topic: str) -> None:
+    if reader.fixed(LOG_TAG_BYTES) != log_tag(log_topic):
+        raise ResumeTokenError(TOKEN_OTHER_LOG)
 
 
 def _log_point_read(body: bytes, log_topic: str) -> LogPoint:
     reader = _Reader(body[1:])
-    if reader.fixed(LOG_TAG_BYTES) != log_tag(log_topic):
-        raise ResumeTokenError(TOKEN_OTHER_LOG)
-    batch = reader.varint(maximum=MAX_OFFSET)
-    segment = reader.varint(maximum=1 << 31)
-    if segment == 0:
-        point = LogPoint(batch)
-    else:
-        point = LogPoint(batch, segment - 1, reader.varint(maximum=MAX_OFFSET))
+    _tag_check(reader, log_topic)
+    point = _point_read(reader)
     if reader.index != len(reader.data):
         raise ResumeTokenError(TOKEN_TRAILING)
     return point
+
+
+def _between_read(body: bytes, topics: Iterable[str], log_topic: str) -> Between:
+    reader = _Reader(body[1:])
+    _tag_check(reader, log_topic)
+    start, target = _ref_read(reader), _ref_read(reader)
+    topic = {topic_hash(name): name for name in topics}.get(reader.fixed(TOPIC_HASH_BYTES))
+    if topic is None:
+        raise ResumeTokenError(TOKEN_UNKNOWN_TOPIC)
+    partition, position = reader.varint(maximum=1 << 31), reader.varint(maximum=MAX_OFFSET)
+    if reader.index != len(reader.data):
+        raise ResumeTokenError(TOKEN_TRAILING)
+    return Between(start, target, topic, partition, position)

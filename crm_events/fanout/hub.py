@@ -61,7 +61,7 @@ from crm_events.fanout.repair import live_path_repair
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
-from crm_events.kafka.position_log import PositionLogReader
+from crm_events.kafka.position_log import PositionLogReader, PositionRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class EventHub:
         self.positions_ready = asyncio.Event()
         # Where the hub stands in the positions log, for short resume ids (see log_cursor.py).
         self.position_log = PositionLogReader(config)
+        self.registry = PositionRegistry(config)  # names positions no log point does
         self.cursor = LogCursor(self.positions)
         self._log_token: tuple[object, str] | None = None
         self.last_heartbeat_at: float | None = None
@@ -152,6 +153,7 @@ class EventHub:
         await asyncio.gather(*(task_stop(task) for task in self._tasks))
         await self.offsets.close()
         await self.position_log.close()
+        await self.registry.close()
 
     def subscribe(self, subscriber: StreamSubscriber) -> None:
         """Join the live stream; call with no `await` since checking the client caught up."""

@@ -17,9 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
-from crm_events.core.position_log import SNAPSHOT_EVERY, LogRecord, Segment, log_record_encode
+from crm_events.core.position_log import SNAPSHOT_EVERY, LogPoint, LogRecord, Segment, log_record_encode
 from crm_events.core.positions import Position
+from crm_events.exceptions import KafkaUnavailable
 from crm_events.kafka.clients import producer_create
+from crm_events.kafka.position_log import PositionLogReader
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,18 @@ class PositionLogWriter:
         self.config = config
         self.consumer_id = consumer_id
         self._producer: AIOKafkaProducer | None = None
+        self._reader = PositionLogReader(config)
         self._since_snapshot = SNAPSHOT_EVERY  # the first record carries one
+        self._assigned = True  # the next snapshot follows new partitions: see `_published`
 
     def snapshot_due(self) -> None:
         """The consumer's partitions changed: the next record says where it stands in each."""
         self._since_snapshot = SNAPSHOT_EVERY
+        self._assigned = True
+
+    @property
+    def snapshot_pending(self) -> bool:
+        return self._since_snapshot >= SNAPSHOT_EVERY
 
     async def append(
         self, items: list[dict[str, Any]], positions: Mapping[Position, int]
@@ -58,9 +67,10 @@ class PositionLogWriter:
         """Write the record of a batch about to be published (marking each item's `seg`);
         `positions` is where the consumer stands before it. Return its number and the snapshot
         it carries, or None if the log could not be written."""
-        snapshot = dict(positions) if self._since_snapshot >= SNAPSHOT_EVERY else None
-        record = LogRecord(self.consumer_id, tuple(segments_of(items)), snapshot)
+        record = LogRecord(self.consumer_id, tuple(segments_of(items)))
         try:
+            snapshot = await self._snapshot(positions) if self.snapshot_pending else None
+            record = LogRecord(self.consumer_id, record.segments, snapshot)
             producer = await self._started()
             sent = await producer.send_and_wait(
                 self.config.positions_topic, log_record_encode(record), partition=0
@@ -71,7 +81,30 @@ class PositionLogWriter:
             await self.close()
             return None
         self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
+        self._assigned = self._assigned and snapshot is None
         return int(sent.offset), snapshot
+
+    async def _snapshot(self, positions: Mapping[Position, int]) -> dict[Position, int]:
+        """Where this consumer stands. Right after an assignment that is its last commit, which
+        may be behind what the partition's previous owner published before it stopped: the log
+        knows how far that went, and the snapshot says no less (the records in between come
+        again and every hub drops them), so the log keeps agreeing with the hubs."""
+        snapshot = dict(positions)
+        if self._assigned and snapshot:
+            published = await self._published(list(snapshot))
+            for position, offset in published.items():
+                snapshot[position] = max(snapshot[position], offset)
+        return snapshot
+
+    async def _published(self, partitions: list[Position]) -> dict[Position, int]:
+        try:
+            last = await self._reader.end() - 1
+            state = await self._reader.state_at(LogPoint(last), partitions) if last >= 0 else None
+        except KafkaUnavailable as error:
+            logger.warning("positions log %s unreadable (%s); snapshot from the commits",
+                           self.config.positions_topic, error)
+            return {}
+        return state or {}
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -81,6 +114,7 @@ class PositionLogWriter:
         return self._producer
 
     async def close(self) -> None:
+        await self._reader.close()
         producer, self._producer = self._producer, None
         if producer is not None:
             try:

@@ -162,6 +162,8 @@ class EventPublisher:
                 )
                 if batches and await self.publish_poll(tracker, batches):
                     await self._commit(consumer, tracker, list(batches))
+                elif not batches and self.position_log.snapshot_pending and tracker.next_offsets:
+                    await self.snapshot_publish(tracker)
         finally:
             await task_stop(heartbeat)
 
@@ -196,6 +198,14 @@ class EventPublisher:
             metrics.events_consumed(tp.topic, len(polled))
             self.consumed += len(polled)
         return True
+
+    async def snapshot_publish(self, tracker: PositionTracker) -> None:
+        """An empty numbered batch carrying the snapshot that new partitions call for, so web
+        processes can give short ids before the first record comes."""
+        standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
+        numbered = await self.position_log.append([], standing)
+        if numbered is not None:
+            await self._send_until_accepted([], numbered)
 
     async def _publish_batch(
         self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord], numbered: Numbered | None = None

@@ -11,16 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
-from crm_events.core.position_log import LogPoint, LogRecord, LogRecordError, log_record_decode, log_state_at
+from crm_events.core.position_log import (
+    Between,
+    LogPoint,
+    LogRecord,
+    LogRecordError,
+    Ref,
+    Registered,
+    between_state,
+    log_record_decode,
+    log_record_encode,
+    log_state_at,
+)
 from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
-from crm_events.kafka.clients import reader_create
+from crm_events.kafka.clients import producer_create, reader_create
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +53,48 @@ class PositionLogReader:
         self._cache: OrderedDict[int, LogRecord | None] = OrderedDict()
 
     async def state_at(self, point: LogPoint, wanted: Iterable[Position]) -> dict[Position, int] | None:
-        """The positions of `wanted` at `point`; None if the log no longer holds the point, or
-        holds no snapshot of every wanted partition before it. Raises KafkaUnavailable."""
+        """The positions at `point` of the partitions of `wanted`'s topics that the log covers
+        there: all of `wanted`, unless some did not exist yet (or the log holds no snapshot of
+        them within MAX_WINDOW records). None if the log no longer holds the point.
+        Raises KafkaUnavailable."""
         wanted = set(wanted)
+        topics = {topic for topic, _ in wanted}
         if point.batch not in self._cache and point.batch >= await self.end():
             return None  # not written (yet): no id we issued names it
         window = FIRST_WINDOW
         while True:
             first = max(0, point.batch - window + 1)
             records = await self.records(first, point.batch)
-            state = log_state_at(records, point, wanted)
-            if state is not None or first == 0 or window >= MAX_WINDOW:
+            state = log_state_at(records, point, topics)
+            if state is None or wanted <= state.keys() or window >= MAX_WINDOW or self._log_began(first):
                 return state
             window *= 4
+
+    def _log_began(self, first: int) -> bool:
+        """Whether nothing before `first` can be read (the log's start, or gone with retention)."""
+        return first == 0 or self._cache.get(first) is None
+
+    async def ref_state(self, ref: Ref, wanted: Iterable[Position]) -> dict[Position, int] | None:
+        """The positions of `wanted` that a log point or a registered record stands for."""
+        if isinstance(ref, LogPoint):
+            return await self.state_at(ref, wanted)
+        if ref.record not in self._cache and ref.record >= await self.end():
+            return None
+        found = await self.records(ref.record, ref.record)
+        registered = found[0][1].registered if found else None
+        if registered is None:
+            return None
+        topics = {topic for topic, _ in wanted}
+        return {position: offset for position, offset in registered.items() if position[0] in topics}
+
+    async def between_state(self, at: Between, wanted: Iterable[Position]) -> dict[Position, int] | None:
+        """The positions of `wanted` where a stream caught up partition by partition stood."""
+        wanted = set(wanted)
+        start = await self.ref_state(at.start, wanted)
+        target = await self.ref_state(at.target, wanted)
+        if start is None or target is None:
+            return None
+        return between_state(start, target, at)
 
     async def records(self, first: int, last: int) -> list[tuple[int, LogRecord]]:
         """The readable records at offsets first..last (those the log still holds)."""
@@ -136,3 +176,49 @@ class PositionLogReader:
                 await consumer.stop()
             except (KafkaError, OSError) as error:
                 logger.debug("closing the positions log reader failed: %s", error)
+
+
+class PositionRegistry:
+    """Writes down positions no log point names (a stream's start from `earliest`, say), so a
+    short id can name them by the record's offset. The same positions are written once."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self._producer: AIOKafkaProducer | None = None
+        self._known: OrderedDict[frozenset[tuple[Position, int]], Registered] = OrderedDict()
+
+    async def register(self, positions: Mapping[Position, int]) -> Registered:
+        """The record naming `positions`; raises KafkaUnavailable if it cannot be written."""
+        key = frozenset(positions.items())
+        known = self._known.get(key)
+        if known is not None:
+            self._known.move_to_end(key)
+            return known
+        record = LogRecord(consumer="", registered=dict(positions))
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                producer = await self._started()
+                value = log_record_encode(record)
+                sent = await producer.send_and_wait(self.config.positions_topic, value, partition=0)
+        except (KafkaError, OSError, TimeoutError) as error:
+            await self.close()
+            raise KafkaUnavailable(f"Kafka did not answer (positions log): {error or 'timeout'}") from error
+        registered = self._known[key] = Registered(int(sent.offset))
+        while len(self._known) > CACHED_RECORDS:
+            self._known.popitem(last=False)
+        return registered
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = producer_create(self.config, linger_ms=0)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except (KafkaError, OSError) as error:
+                logger.debug("closing the positions registry's producer failed: %s", error)

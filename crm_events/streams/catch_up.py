@@ -24,6 +24,10 @@ from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
 from crm_events.streams.log_catch_up import replay_along_log
+from crm_events.streams.ordered_catch_up import round_plan, round_replay
+
+# Rounds to the hub's log point and along the log from it, before catching up by positions.
+ROUNDS = 3
 
 
 def _partitions_changed(hub: EventHub, subscriber: StreamSubscriber) -> bool:
@@ -46,15 +50,28 @@ async def replay_until_live(
     hub: EventHub, subscriber: StreamSubscriber, config: KafkaConfig, *, is_cancelled: Callable[[], bool],
     point: LogPoint | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield replayed frames (one chunk per fetch) until caught up; then subscribe. From a log
-    `point`, along the log first (short ids), then by positions if that did not get there."""
+    """Yield replayed frames (one chunk per fetch) until caught up; then subscribe.
+
+    With short ids first: along the log from a log `point`; from other positions, a round
+    partition by partition to the hub's log point, then along the log from there. If that
+    does not get the stream to the hub (the log does not account for the hub's positions,
+    say), by positions, with full-length ids."""
     if _partitions_changed(hub, subscriber):
         return
-    if point is not None:
-        async for chunk in replay_along_log(hub, subscriber, config, point, is_cancelled=is_cancelled):
-            yield chunk
+    for _ in range(ROUNDS):
+        if point is not None:
+            async for chunk in replay_along_log(hub, subscriber, config, point, is_cancelled=is_cancelled):
+                yield chunk
         if subscriber.in_sync or is_cancelled() or _partitions_changed(hub, subscriber):
             return
+        plan = await round_plan(hub, subscriber)
+        if plan is None:
+            break
+        async for chunk in round_replay(plan, subscriber, config, is_cancelled=is_cancelled):
+            yield chunk
+        point = plan.target if isinstance(plan.target, LogPoint) else None
+    if subscriber.in_sync or is_cancelled() or _partitions_changed(hub, subscriber):
+        return
     lagging = _lagging(hub, subscriber)
     if not lagging:
         hub.subscribe(subscriber)

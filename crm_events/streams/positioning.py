@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from crm_events.core.position_log import LogPoint
+from crm_events.core.position_log import Between, LogPoint
 from crm_events.core.positions import Position
 from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
@@ -70,15 +70,20 @@ def _from_token(
     return positions, gone
 
 
-async def _resolved(point: LogPoint, hub: EventHub, live: dict[Position, int]) -> dict[Position, int] | None:
+async def _resolved(
+    point: LogPoint | Between, hub: EventHub, live: dict[Position, int]
+) -> dict[Position, int] | None:
     """The positions a version 2 id's log point stands for. A point the log no longer holds is
     older than the data it numbered (the log is kept as long as the topics): like a version 1
     token that old, it starts at offset 0, which the retention check moves to the log start
     with a `gap` frame."""
-    state = await hub.position_log.state_at(point, live.keys())
+    if isinstance(point, LogPoint):
+        state = await hub.position_log.state_at(point, live.keys())
+    else:
+        state = await hub.position_log.between_state(point, live.keys())
     if state is None:
-        logger.warning("resume id names batch %s, which the positions log does not hold; "
-                       "replaying what Kafka retains", point.batch)
+        logger.warning("resume id names %s, which the positions log does not hold; "
+                       "replaying what Kafka retains", point)
     return state
 
 
@@ -104,7 +109,8 @@ async def _requested(
         resolved = await _resolved(request.resume_point, hub, live)
         if resolved is None:
             return *_from_token(dict.fromkeys(live, 0), live), None
-        return *_from_token(resolved, live), request.resume_point
+        point = request.resume_point if isinstance(request.resume_point, LogPoint) else None
+        return *_from_token(resolved, live), point
     if request.resume_positions is not None:
         return *_from_token(request.resume_positions, live), None
     if request.since_ms is not None:

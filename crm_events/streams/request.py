@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from django.http import QueryDict
 
 from crm_events.core.filters import EventFilter, FieldMatch
-from crm_events.core.position_log import LogPoint
+from crm_events.core.position_log import Between, LogPoint
 from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError, resume_id_decode
 from crm_events.exceptions import StreamRequestError
 
@@ -74,7 +74,8 @@ class StreamRequest:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resume_token: str | None = None
     resume_positions: dict[tuple[str, int], int] | None = None  # decoded from a version 1 resume_token
-    resume_point: LogPoint | None = None  # decoded from a version 2 one: resolved when positioning
+    # Decoded from a version 2 or 3 one: resolved through the positions log when positioning.
+    resume_point: LogPoint | Between | None = None
     resume_source: str = "last_event_id"  # where the token came from: the parameter or `Last-Event-ID`
     show_canary: bool = False
 
@@ -208,7 +209,7 @@ def stream_request_parse(
         offsets=_offsets(query, topics),
         resume_token=token,
         resume_positions=resume if isinstance(resume, dict) else None,
-        resume_point=resume if isinstance(resume, LogPoint) else None,
+        resume_point=resume if isinstance(resume, LogPoint | Between) else None,
         resume_source=token_source,
         show_canary=canary == "1",
     )
@@ -216,7 +217,7 @@ def stream_request_parse(
 
 def _resume_decode(
     token: str | None, topics: tuple[str, ...], *, source: str, log_topic: str
-) -> dict[tuple[str, int], int] | LogPoint | None:
+) -> dict[tuple[str, int], int] | LogPoint | Between | None:
     if token is None:
         return None
     try:

@@ -41,6 +41,7 @@ from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
 from crm_events.streams.catch_up import replay_until_live
+from crm_events.streams.ordered_catch_up import short_token
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class StreamSession:
         hub.attach(subscriber)
         logger.info("stream started at %s", positions_text(subscriber.positions))
         try:
-            self._hello()
+            await self._hello()
             await self._replay()
             await self._live()
             await self._farewell()
@@ -77,12 +78,12 @@ class StreamSession:
             reason = subscriber.close_reason or "client left"
             logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
 
-    def _hello(self) -> None:
+    async def _hello(self) -> None:
         subscriber, hub = self.subscriber, self.hub
         if self.point is not None:
             subscriber.token_known(log_token_encode(self.point, log_topic=self.kafka.positions_topic))
         at_edge = subscriber.positions == hub.positions_for(subscriber.topics)
-        token = hub.resume_token(subscriber.topics) if at_edge else subscriber.token()
+        token = hub.resume_token(subscriber.topics) if at_edge else await self._token()
         retry_ms = int(self.config.retry_ms * random.uniform(0.8, 1.2))
         hello = retry_encode(retry_ms) + connected_frame(
             group=self.kafka.group, topics=subscriber.topics, token=token
@@ -124,8 +125,10 @@ class StreamSession:
                 # The hub found no room for these: wait for it, then write them.
                 if await self._room():
                     metrics.events_delivered(subscriber.flush())
-            elif subscriber.writes == writes:
-                subscriber.write(heartbeat_frame(subscriber.token()))  # idle: nothing written meanwhile
+            elif subscriber.writes == writes:  # idle: nothing written meanwhile
+                token = await self._token()
+                if subscriber.writes == writes:  # still: an id older than a frame would go back
+                    subscriber.write(heartbeat_frame(token))
 
     async def _farewell(self) -> None:
         """What is still queued (unless sent away as slow), then the `reconnect` frame."""
@@ -137,7 +140,10 @@ class StreamSession:
                 subscriber.drop_queued()
                 break
             metrics.events_delivered(subscriber.write_queued())
-        subscriber.write(reconnect_frame(subscriber.close_reason or CLOSE_RESYNC, subscriber.token()))
+        subscriber.write(reconnect_frame(subscriber.close_reason or CLOSE_RESYNC, await self._token()))
+
+    async def _token(self) -> str:
+        return await short_token(self.hub, self.subscriber, log_topic=self.kafka.positions_topic)
 
     async def _room(self) -> bool:
         """Wait for room in the connection; a client that leaves none for the stall timeout is
