@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 # Below this a message refused for memory means Redis is full, not that the message is too
 # big: well above a reference (about two hundred bytes), well below a batch (BATCH_MAX_BYTES).
 SMALL_MESSAGE_BYTES = 4096
+BACKOFF_INITIAL = 0.5
 LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
 REDIS_FULL = "Redis is full: {}"
 
@@ -73,9 +74,11 @@ class RecordsSender:
             return await self.publish(items[:half]) and await self.publish(items[half:])
         return await self._single_publish(items[0], outcome)
 
+    def _backoff(self) -> Backoff:
+        return Backoff(initial=min(BACKOFF_INITIAL, self.backoff_max), maximum=self.backoff_max)
+
     async def _single_publish(self, item: dict[str, Any], failure: LayerFailure) -> bool:
         original = dict(item)
-        backoff = Backoff(maximum=self.backoff_max)
         while True:
             for reform in (_by_reference, _marked):
                 reform(item, original, failure.reason)
@@ -86,18 +89,27 @@ class RecordsSender:
             # Refused even marked: not this record's fault. Wait, then try it whole again.
             item.clear()
             item.update(original)
-            if not await self._wait(backoff, failure, 1):
-                return False
-            outcome = await self._send([item])
+            outcome = await self._outage_wait_out(item, failure)
             if not isinstance(outcome, LayerFailure):
                 return outcome
             failure = outcome
+
+    async def _outage_wait_out(self, item: dict[str, Any], failure: LayerFailure) -> bool | LayerFailure:
+        """Resend `item` as it is, with backoff, while the layer refuses it as it refused every
+        form of it; True once accepted, False if stopped, or another refusal (about it, then)."""
+        backoff = self._backoff()
+        outcome: bool | LayerFailure = failure
+        while isinstance(outcome, LayerFailure) and outcome.reason == failure.reason:
+            if not await self._wait(backoff, failure, 1):
+                return False
+            outcome = await self._send([item])
+        return outcome
 
     async def _send(self, items: list[dict[str, Any]]) -> bool | LayerFailure:
         """Send one message, waiting out outages and a full Redis: True once accepted, False if
         stopped first, or the failure if the layer refuses this message."""
         message = broadcast.records_message(items, source=self.source)
-        backoff = Backoff(maximum=self.backoff_max)
+        backoff = self._backoff()
         while not self.stopping.is_set():
             try:
                 await self.layer.group_send(broadcast.BROADCAST_GROUP, message)

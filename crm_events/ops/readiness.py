@@ -40,7 +40,7 @@ async def redis_check() -> str:
             await client.set(REDIS_PROBE_KEY.format(prefix=settings.REDIS_PREFIX), b"1", ex=REDIS_PROBE_TTL)
         return CHECK_OK
     except ResponseError as error:  # it answers, and refuses: out of memory, read-only...
-        return REDIS_REFUSES_WRITES.format(error)
+        return REDIS_REFUSES_WRITES.format(f"{type(error).__name__}: {error}")
     except (RedisError, OSError, TimeoutError) as error:
         return REDIS_UNREACHABLE.format(str(error) or type(error).__name__)
     finally:
