@@ -149,6 +149,7 @@ class EventPublisher:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         tracker = PositionTracker(consumer)
+        self.watch.idle()  # what a failed session left waiting is polled again, from now
         consumer.subscribe(topics=list(self.config.topics), listener=tracker)
         heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
         try:
