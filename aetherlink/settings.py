@@ -436,6 +436,9 @@ CHANNEL_LAYERS = {
 CONSUMER_HEARTBEAT_INTERVAL = _positive_float("CONSUMER_HEARTBEAT_INTERVAL", 5.0)
 READY_HEARTBEAT_MAX_AGE = _positive_float("READY_HEARTBEAT_MAX_AGE", 15.0)
 CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
+# Seconds consume_events may have records to publish with the channel layer accepting none
+# before its heartbeats, and so every web process's /readyz, say that publishing is stalled.
+CONSUMER_PUBLISH_STALL_SECONDS = _positive_float("CONSUMER_PUBLISH_STALL_SECONDS", 45.0)
 # Seconds between consume_events' one-line status (records, rate, lag); 0: none.
 CONSUMER_STATUS_INTERVAL = _non_negative_float("CONSUMER_STATUS_INTERVAL", 30.0, "off")
 # Port of consume_events' own Prometheus endpoint (lag, events consumed); 0: none.

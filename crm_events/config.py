@@ -102,6 +102,7 @@ class ReadinessConfig:
     consumer_heartbeat_interval: float
     heartbeat_max_age: float
     consumer_status_interval: float = 30.0  # consume_events' status line; 0: none
+    publish_stall_seconds: float = 45.0  # no progress this long: publishing is stalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,7 @@ def readiness_config() -> ReadinessConfig:
         consumer_heartbeat_interval=settings.CONSUMER_HEARTBEAT_INTERVAL,
         heartbeat_max_age=settings.READY_HEARTBEAT_MAX_AGE,
         consumer_status_interval=settings.CONSUMER_STATUS_INTERVAL,
+        publish_stall_seconds=settings.CONSUMER_PUBLISH_STALL_SECONDS,
     )
 
 

@@ -117,6 +117,23 @@ RECORDS_UNDECODABLE = Counter(
     "Records consume_events could not deliver as they are (delivered marked `undecodable`).",
     ["topic"],
 )
+RECORDS_BY_REFERENCE = Counter(
+    "aetherlink_records_by_reference_total",
+    "Records consume_events published by reference (their position only) because the channel layer "
+    "refused them: each web process reads them from Kafka.",
+    ["topic"],
+)
+HUB_RECORDS_BY_REFERENCE = Counter(
+    "aetherlink_hub_records_by_reference_total",
+    "Records this web process read from Kafka because they came by reference.",
+    ["topic"],
+)
+PUBLISHING_STALLED = Gauge(
+    "aetherlink_consumer_publishing_stalled_seconds",
+    "How long a consumer has had records to publish and the channel layer accepted none, once past "
+    "CONSUMER_PUBLISH_STALL_SECONDS; 0 while publishing makes progress.",
+    ["consumer"],
+)
 RECORDS_DEAD_LETTERED = Counter(
     "aetherlink_records_dead_lettered_total",
     "Undecodable records consume_events copied to KAFKA_DEAD_LETTER_TOPIC.",
@@ -145,6 +162,21 @@ HUB_ERRORS = Counter(
 
 def record_undecodable(topic: str) -> None:
     RECORDS_UNDECODABLE.labels(topic=topic).inc()
+
+
+def record_by_reference(topic: str) -> None:
+    RECORDS_BY_REFERENCE.labels(topic=topic).inc()
+
+
+def hub_record_by_reference(topic: str) -> None:
+    HUB_RECORDS_BY_REFERENCE.labels(topic=topic).inc()
+
+
+def publishing_stalled_set(stalls: dict[str, float]) -> None:
+    """Replace the exported stalls with `{consumer_id: seconds}` (0: not stalled)."""
+    PUBLISHING_STALLED.clear()
+    for consumer, seconds in stalls.items():
+        PUBLISHING_STALLED.labels(consumer=consumer).set(seconds)
 
 
 def foreign_message(reason: str) -> None:

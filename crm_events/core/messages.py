@@ -17,12 +17,23 @@ own and skips (counts, logs) newer ones. So across such a change, web processes 
 upgraded first, then consumers. `source` names the Kafka cluster the consumer read,
 so a web process ignores a consumer of another deployment that shares its Redis.
 
-Receivers must treat every message as untrusted input: `records_check` and
+A record the layer cannot carry (Redis refuses it for its size, or the serializer
+refuses its content) travels by reference: an item with `ref` (its topic, partition,
+offset and the reason) instead of `event`, and each receiver reads that record from
+Kafka at that position. An additive change: a receiver that does not know `ref` skips
+the item as malformed, and the next record's `prev` (or heartbeat's `published`) shows
+it the hole, which it repairs from Kafka: the same record, read the same way.
+
+A heartbeat's `stalled` (additive) says the consumer has had records to publish and the
+layer accepted none of them for longer than its threshold: how long, and the last reason.
+
+Receivers must treat every message as untrusted input: `record_item_check` and
 `heartbeat_check` say what is wrong with one, or None.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -37,6 +48,9 @@ MESSAGE_VERSION = 1
 
 # channels-redis keeps whole messages in Redis: bound them, whatever the record sizes.
 BATCH_MAX_BYTES = 1 << 20
+
+# A reason (of a reference, of a stall) is a line for a log and /readyz, never a payload.
+MAX_REASON = 1000
 
 # Why a message or a record in it was skipped: the label of the foreign-messages metric.
 FOREIGN_NOT_A_DICT = "not_a_dict"
@@ -68,6 +82,27 @@ def record_item(event: dict[str, Any], *, prev: int, size: int) -> dict[str, Any
     return {"prev": prev, "size": size, "event": event}
 
 
+def reference_item(
+    *, topic: str, partition: int, offset: int, prev: int, size: int, reason: str
+) -> dict[str, Any]:
+    """A record by its position, for a receiver to read from Kafka: what the layer could not carry."""
+    return {
+        "prev": prev, "size": size,
+        "ref": {"topic": topic, "partition": partition, "offset": offset, "reason": reason[:MAX_REASON]},
+    }
+
+
+def item_reference(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The `ref` of a checked item sent by reference, None for one that carries its event."""
+    return item.get("ref")
+
+
+def item_position(item: dict[str, Any]) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a checked item, whichever way it travels."""
+    where = item.get("ref") or item["event"]
+    return where["topic"], where["partition"], where["offset"]
+
+
 def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Cut items into batches of at most BATCH_MAX_BYTES (a larger item travels alone)."""
     batch: list[dict[str, Any]] = []
@@ -84,13 +119,15 @@ def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, An
 
 def heartbeat_message(
     *, consumer_id: str, lag: dict[str, int], published: Iterable[tuple[str, int, int]] = (),
-    source: str = "",
+    source: str = "", stalled: tuple[float, str] | None = None,
 ) -> dict[str, Any]:
     """Proof that a consumer is alive and talking to Kafka, with its lag per partition.
 
     `published` holds (topic, partition, next offset) for every partition the consumer has
     published up to: a receiver whose position is below that lost records on the way (Redis
     restarted, say) even when no later record comes to show the gap by its `prev`.
+    `stalled`, (seconds, reason) while publishing has made no progress past the consumer's
+    threshold, travels as `{"seconds": ..., "reason": ...}`, else null.
     """
     return {
         "type": MESSAGE_HEARTBEAT,
@@ -100,6 +137,7 @@ def heartbeat_message(
         "sent_at": time.time(),
         "lag": lag,
         "published": [list(position) for position in published],
+        "stalled": None if stalled is None else {"seconds": stalled[0], "reason": stalled[1][:MAX_REASON]},
     }
 
 
@@ -117,6 +155,10 @@ def _is_one_of(value: object, names: frozenset[str]) -> bool:
 
 def _is_optional_str(value: object) -> bool:
     return value is None or isinstance(value, str)
+
+
+def _is_reason(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_REASON
 
 
 def envelope_check(message: object, *, source: str) -> str | None:
@@ -151,10 +193,13 @@ def _headers_valid(headers: object) -> bool:
 def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
     """What is wrong with one record of a records message, or None.
 
-    The value itself is checked by encoding it (the hub does that once anyway).
+    The value itself is checked by encoding it (the hub does that once anyway). An item
+    carries exactly one of `event` and `ref`.
     """
     if not isinstance(item, dict) or not _is_int(item.get("prev"), MAX_OFFSET):
         return FOREIGN_RECORD_MALFORMED
+    if "ref" in item:
+        return _reference_check(item, served=served)
     event = item.get("event")
     if not isinstance(event, dict) or event.get("kind") != KIND_DOMAIN_EVENT:
         return FOREIGN_RECORD_MALFORMED
@@ -166,6 +211,21 @@ def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
     ):
         return FOREIGN_RECORD_MALFORMED
     if event["topic"] not in served:
+        return FOREIGN_RECORD_TOPIC
+    return None
+
+
+def _reference_check(item: dict[str, Any], *, served: frozenset[str]) -> str | None:
+    ref = item["ref"]
+    if "event" in item or not isinstance(ref, dict):
+        return FOREIGN_RECORD_MALFORMED
+    if not (
+        isinstance(ref.get("topic"), str) and _is_int(ref.get("partition"), MAX_PARTITION)
+        and _is_int(ref.get("offset"), MAX_OFFSET) and _is_reason(ref.get("reason"))
+        and item["prev"] <= ref["offset"]
+    ):
+        return FOREIGN_RECORD_MALFORMED
+    if ref["topic"] not in served:
         return FOREIGN_RECORD_TOPIC
     return None
 
@@ -184,7 +244,7 @@ def heartbeat_check(message: dict[str, Any]) -> str | None:
         return FOREIGN_MALFORMED
     if not all(isinstance(k, str) and type(v) is int for k, v in lag.items()):
         return FOREIGN_MALFORMED
-    if not isinstance(published, list):
+    if not isinstance(published, list) or not _stalled_valid(message.get("stalled")):
         return FOREIGN_MALFORMED
     for entry in published:
         if not (
@@ -215,3 +275,14 @@ def segment_of(item: dict[str, Any]) -> int | None:
     """The index of a record's run in its numbered batch, if it says one."""
     seg = item.get("seg")
     return seg if _is_int(seg, MAX_PARTITION) else None
+
+
+def _stalled_valid(stalled: object) -> bool:
+    if stalled is None:
+        return True
+    if not isinstance(stalled, dict) or not _is_reason(stalled.get("reason")):
+        return False
+    seconds = stalled.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return False
+    return math.isfinite(seconds) and seconds >= 0

@@ -11,7 +11,9 @@ passed on. They start at Kafka's end offsets, so a `from=latest` stream starts
 from them without asking Kafka. A record below its partition's position is a
 replay (a restarted consumer) and is dropped; a record whose `prev` lies above it
 means the live path lost records (Redis restarted, say), and the hub reads the
-missing range from Kafka before going on, so the live stream never has holes.
+missing range from Kafka before going on, so the live stream never has holes. A
+record the layer could not carry comes by reference (its position only), and the hub
+reads it from Kafka the same way, in its place.
 Partitions added to a topic, gone from it, or started over (a topic recreated) are
 found by a `PartitionWatch` (partitions.py), or, for an added one, by its first
 record; the hub then changes its positions and its subscribers' together.
@@ -57,7 +59,7 @@ from crm_events.fanout.log_cursor import LogCursor
 from crm_events.fanout.matching import SubscriberIndex
 from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.partitions import PartitionWatch
-from crm_events.fanout.repair import live_path_repair
+from crm_events.fanout.repair import live_path_repair, referenced_record_pass
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
@@ -96,6 +98,8 @@ class EventHub:
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
         self._lag_heard_at: dict[str, float] = {}  # per consumer: when its lag last came
+        # Per consumer whose last heartbeat said publishing is stalled: (seconds, reason, heard at).
+        self.consumer_stalls: dict[str, tuple[float, str, float]] = {}
         self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
         self.served = frozenset(config.topics)
         self.source = ""  # the Kafka cluster id; messages from another cluster are skipped
@@ -111,6 +115,8 @@ class EventHub:
         # Where the records a heartbeat says never came are read back from: Kafka (unit tests
         # give their own).
         self.repairer: Callable[[Position, int, int], Awaitable[None]] = self._repair_from_kafka
+        # Where a record that came by reference is read from (position, offset, reason): Kafka.
+        self.referencer: Callable[[Position, int, str], Awaitable[None]] = self._read_by_reference
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_not_before = 0.0
 
@@ -195,7 +201,25 @@ class EventHub:
         now = time.monotonic()
         for consumer in [name for name, at in self._lag_heard_at.items() if now - at > max_age]:
             del self._lag_heard_at[consumer], self.consumer_lag[consumer]
+            self.consumer_stalls.pop(consumer, None)
         return self.consumer_lag
+
+    def publishing_stalls(self, max_age: float) -> dict[str, float]:
+        """Per consumer heard from in the last `max_age` seconds: for how long its publishing
+        has been stalled now (0: it is not)."""
+        now = time.monotonic()
+        lags = self.consumer_lag_current(max_age)
+        return {
+            consumer: (stall[0] + now - stall[2]) if (stall := self.consumer_stalls.get(consumer)) else 0.0
+            for consumer in lags
+        }
+
+    def publishing_stalled(self, max_age: float) -> tuple[float, str] | None:
+        """The longest stall of a consumer heard from in the last `max_age` seconds, with its reason."""
+        stalls = self.publishing_stalls(max_age)
+        longest = max((consumer for consumer, seconds in stalls.items() if seconds > 0),
+                      key=stalls.__getitem__, default=None)
+        return None if longest is None else (stalls[longest], self.consumer_stalls[longest][1])
 
     # --- positions -------------------------------------------------------------------
 
@@ -305,10 +329,19 @@ class EventHub:
         self.last_heartbeat_at = time.monotonic()
         self.consumer_lag[message["consumer"]] = message["lag"]
         self._lag_heard_at[message["consumer"]] = self.last_heartbeat_at
+        stalled = message.get("stalled")
+        if stalled is None:
+            self.consumer_stalls.pop(message["consumer"], None)
+        else:
+            heard = self.last_heartbeat_at
+            self.consumer_stalls[message["consumer"]] = (stalled["seconds"], stalled["reason"], heard)
         await self.published_check(message.get("published", []))
 
     async def _repair_from_kafka(self, position: Position, start: int, stop: int) -> None:
         await live_path_repair(self, position, start, stop)
+
+    async def _read_by_reference(self, position: Position, offset: int, reason: str) -> None:
+        await referenced_record_pass(self, position, offset, reason)
 
     async def published_check(self, published: list[list[Any]]) -> None:
         """A consumer published up to these offsets; records this hub never got were lost
@@ -319,19 +352,23 @@ class EventHub:
                 await self.repairer((topic, partition), expected, offset)
 
     async def record_handle(self, item: dict[str, Any]) -> None:
-        payload = item["event"]
-        position = (payload["topic"], payload["partition"])
+        topic, partition, offset = broadcast.item_position(item)
+        position = (topic, partition)
         expected = self.positions.get(position)
         if expected is None and self.positions_ready.is_set():  # added to Kafka; the watch has not looked yet
             expected = self.partition_add(position, item["prev"])
-        if expected is not None and payload["offset"] < expected:
+        if expected is not None and offset < expected:
             # A restarted consumer replaying what this process already passed on.
-            self.cursor.passed(position, payload["offset"], broadcast.segment_of(item))
+            self.cursor.passed(position, offset, broadcast.segment_of(item))
             return
         if expected is not None and item["prev"] > expected:
             await self.repairer(position, expected, item["prev"])
-        self.cursor.passed(position, payload["offset"], broadcast.segment_of(item))
-        self.event_dispatch(payload)
+        reference = broadcast.item_reference(item)
+        self.cursor.passed(position, offset, broadcast.segment_of(item))
+        if reference is None:
+            self.event_dispatch(item["event"])
+        else:
+            await self.referencer(position, offset, reference["reason"])
 
     def event_dispatch(self, payload: dict[str, Any]) -> None:
         """Pass one event on to every subscriber; an event that cannot be encoded is skipped

@@ -6,6 +6,9 @@ consumer heartbeat's `published`, above its position) and reads the range from
 Kafka, passing the records on in order before going on, so no client sees a hole.
 If Kafka cannot give them back in time, every stream is sent away with its resume
 id: reconnecting, each catches up from Kafka itself.
+
+A record that came by reference (the layer could not carry it: too large for a Redis
+with little room, say) is read the same way, alone, at its offset.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Protocol
 
 from aiokafka import TopicPartition
 
+from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position
@@ -42,13 +46,26 @@ class Repairable(Protocol):
 async def live_path_repair(hub: Repairable, position: Position, start: int, stop: int) -> None:
     """Pass on the records [start, stop) that the live path lost, read from Kafka."""
     logger.warning("live path lost %s:%s offsets %s..%s; reading them from Kafka", *position, start, stop - 1)
+    await _read_or_resync(hub, position, start, stop)
+
+
+async def referenced_record_pass(hub: Repairable, position: Position, offset: int, reason: str) -> None:
+    """Pass on the record at `offset`, which came by reference, read from Kafka (a record
+    that is gone from Kafka by now is passed over, as a catch-up would)."""
+    logger.info("record %s:%s@%s came by reference (%s); reading it from Kafka", *position, offset, reason)
+    metrics.hub_record_by_reference(position[0])
+    hub.positions.setdefault(position, offset)  # before the hub's positions are known
+    await _read_or_resync(hub, position, offset, offset + 1)
+
+
+async def _read_or_resync(hub: Repairable, position: Position, start: int, stop: int) -> None:
     try:
         async with asyncio.timeout(REPAIR_TIMEOUT):
             await _replay_range(hub, TopicPartition(*position), start, stop)
     except (KafkaUnavailable, TimeoutError) as error:
         # Without the missing records no client can be kept gap-free here: send every
         # client away with its resume id; reconnecting, each catches up from Kafka.
-        logger.error("repair of %s:%s failed (%s); clients will resume from Kafka", *position, error)
+        logger.error("reading %s:%s from Kafka failed (%s); clients will resume from Kafka", *position, error)
         hub.close_all(CLOSE_RESYNC)
         hub.positions[position] = stop
 

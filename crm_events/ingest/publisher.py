@@ -8,9 +8,12 @@ Offsets are committed only after the layer accepted the records, so a crash
 replays rather than loses (web processes drop the replayed duplicates by offset).
 
 Nothing a record contains can stop it. Every record becomes exactly one payload
-(`crm_events.core.records`); one the Kafka client cannot parse, or that the layer still
-cannot carry, is published marked `undecodable` with its position, counted, logged,
-copied to the dead-letter topic when one is set, and committed past. And the loop is
+(`crm_events.core.records`); one the Kafka client cannot parse is published marked
+`undecodable` with its position, counted, logged, copied to the dead-letter topic when
+one is set, and committed past. A refusal of the layer is not an outage (`layer_send.py`):
+a refused batch is split, a record the layer cannot carry travels by reference (web
+processes read it from Kafka), or marked when even that is refused; and while the layer
+accepts nothing, the heartbeat says publishing is stalled (`publish_watch.py`). And the loop is
 its own supervisor: whatever fails (Kafka, Redis, a bug), it logs why, reconnects
 after a bounded backoff and goes on, until it is told to stop.
 """
@@ -44,7 +47,9 @@ from crm_events.core.records import (
 )
 from crm_events.core.tasks import task_stop
 from crm_events.ingest.dead_letters import DeadLetters
+from crm_events.ingest.layer_send import RecordsSender
 from crm_events.ingest.position_log import PositionLogWriter
+from crm_events.ingest.publish_watch import PublishWatch
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare
 from crm_events.kafka.fetch import Fetched, records_fetch
 
@@ -52,16 +57,7 @@ logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
 HEARTBEAT_TIMEOUT_MIN = 2.0
-# What msgpack (the layer's serializer) raises for a payload it cannot pack.
-UNSERIALIZABLE = (TypeError, ValueError, OverflowError)
-LAYER_CANNOT_CARRY = "the channel layer cannot carry it: {}"
-# A batch's number in the positions log, and the snapshot its record carries.
-Numbered = tuple[int, dict[tuple[str, int], int] | None]
-
-
-class LayerCannotCarry(Exception):
-    """The channel layer's serializer refused a message; the text says why."""
-
+DEFAULT_STALL_SECONDS = 45.0
 
 class PositionTracker(ConsumerRebalanceListener):
     """Knows, per assigned partition, the consumer's position before the next record."""
@@ -85,7 +81,10 @@ class PositionTracker(ConsumerRebalanceListener):
 class EventPublisher:
     """One consumer-group member publishing into the channel layer until stopped."""
 
-    def __init__(self, *, config: KafkaConfig, layer: BaseChannelLayer, heartbeat_interval: float):
+    def __init__(
+        self, *, config: KafkaConfig, layer: BaseChannelLayer, heartbeat_interval: float,
+        stall_threshold: float = DEFAULT_STALL_SECONDS,
+    ):
         self.config = config
         self.layer = layer
         self.heartbeat_interval = heartbeat_interval
@@ -96,6 +95,10 @@ class EventPublisher:
         self.position_log = PositionLogWriter(config, consumer_id=self.consumer_id)
         self.consumed = 0  # records published, for the status line
         self.last_lag: dict[str, int] | None = None  # per partition, from the last heartbeat
+        self.watch = PublishWatch(stall_threshold)
+        self.sender = RecordsSender(
+            layer=layer, stopping=self.stopping, backoff_max=config.retry_backoff_max, watch=self.watch
+        )
 
     async def run(self) -> None:
         """Consume until `stop()`, reconnecting after any failure (each one logged)."""
@@ -152,6 +155,7 @@ class EventPublisher:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         tracker = PositionTracker(consumer, on_assigned=self.position_log.snapshot_due)
+        self.watch.idle()  # what a failed session left waiting is polled again, from now
         consumer.subscribe(topics=list(self.config.topics), listener=tracker)
         heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
         try:
@@ -167,6 +171,14 @@ class EventPublisher:
         finally:
             await task_stop(heartbeat)
 
+    async def snapshot_publish(self, tracker: PositionTracker) -> None:
+        """An empty numbered batch carrying the snapshot that new partitions call for, so web
+        processes can give short ids before the first record comes."""
+        standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
+        numbered = await self.position_log.append([], standing)
+        if numbered is not None:
+            await self.sender.publish([], numbered)
+
     async def publish_poll(self, tracker: PositionTracker, batches: Fetched) -> bool:
         """Publish one poll's records, each partition's in order; False if stopped before all
         were accepted (then nothing is committed, and they are published again later)."""
@@ -181,79 +193,38 @@ class EventPublisher:
                 records[id(item)] = record
                 prev = record.offset + 1
             next_offsets[tp] = prev
+        self.watch.records_waiting()
+        self.sender.source = self.source
         # Where the consumer stands before each batch: a snapshot in the positions log says so.
         advanced: dict[tuple[str, int], int] = {}
         for batch in broadcast.batches_split(items):
             standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
             numbered = await self.position_log.append(batch, {**standing, **advanced})
-            if not await self._publish_batch(batch, records, numbered):
+            if not await self.sender.publish(batch, numbered):
                 return False
             advanced.update({(i["event"]["topic"], i["event"]["partition"]): i["event"]["offset"] + 1
-                             for i in batch})
+                             for i in batch if "event" in i})
+        self.watch.idle()
         for item in items:
-            if item["event"]["value_format"] == VALUE_UNDECODABLE:
-                await self._undecodable_report(records[id(item)], item["event"].get("error", ""))
+            await self._travel_report(item, records[id(item)])
         for tp, polled in batches.items():
             tracker.next_offsets[tp] = next_offsets[tp]
             metrics.events_consumed(tp.topic, len(polled))
             self.consumed += len(polled)
         return True
 
-    async def snapshot_publish(self, tracker: PositionTracker) -> None:
-        """An empty numbered batch carrying the snapshot that new partitions call for, so web
-        processes can give short ids before the first record comes."""
-        standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
-        numbered = await self.position_log.append([], standing)
-        if numbered is not None:
-            await self._send_until_accepted([], numbered)
-
-    async def _publish_batch(
-        self, batch: list[dict[str, Any]], records: dict[int, KafkaRecord], numbered: Numbered | None = None
-    ) -> bool:
-        """Publish a batch (with its number in the positions log, when it has one); if the layer
-        cannot serialize it, record by record, unnumbered, marking (in place) each record it
-        cannot carry as undecodable."""
-        try:
-            return await self._send_until_accepted(batch, numbered)
-        except LayerCannotCarry:
-            pass
-        for item in batch:
-            try:
-                accepted = await self._send_until_accepted([item])
-            except LayerCannotCarry as error:
-                record = records[id(item)]
-                item["event"] = undecodable_payload(
-                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(error)
-                )
-                accepted = await self._send_until_accepted([item])
-            if not accepted:
-                return False
-        return True
-
-    async def _send_until_accepted(
-        self, items: list[dict[str, Any]], numbered: Numbered | None = None
-    ) -> bool:
-        """Publish, waiting out a Redis outage; False if told to stop first (nothing is
-        committed then, so the next consumer publishes these records again). Raises
-        `LayerCannotCarry` if the layer cannot serialize them."""
-        batch, snapshot = numbered if numbered is not None else (None, None)
-        message = broadcast.records_message(items, source=self.source, batch=batch, snapshot=snapshot)
-        backoff = Backoff(maximum=self.config.retry_backoff_max)
-        while not self.stopping.is_set():
-            try:
-                await self.layer.group_send(broadcast.BROADCAST_GROUP, message)
-                return True
-            except (RedisError, OSError) as error:
-                delay = backoff.next_delay()
-                logger.warning(
-                    "channel layer unavailable (%s) publishing %d records; retrying in %.1fs",
-                    error, len(items), delay,
-                )
-                await self._sleep_unless_stopping(delay)
-            except UNSERIALIZABLE as error:
-                reason = LAYER_CANNOT_CARRY.format(f"{type(error).__name__}: {error}")
-                raise LayerCannotCarry(reason) from error
-        return False
+    async def _travel_report(self, item: dict[str, Any], record: KafkaRecord) -> None:
+        """Count and log a record that did not travel whole: by reference, or marked."""
+        reference = broadcast.item_reference(item)
+        if reference is not None:
+            metrics.record_by_reference(record.topic)
+            logger.warning(
+                "record %s:%s@%s (%d bytes) published by reference, for web processes to read from "
+                "Kafka: %s", record.topic, record.partition, record.offset, item["size"], reference["reason"],
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            )
+        elif item["event"]["value_format"] == VALUE_UNDECODABLE:
+            await self._undecodable_report(record, item["event"].get("error", ""))
 
     async def _undecodable_report(self, record: KafkaRecord, reason: str) -> None:
         metrics.record_undecodable(record.topic)
@@ -284,12 +255,15 @@ class EventPublisher:
                     lag = await lag_measure(consumer, tracker)
                 metrics.consumer_lag_set({self.consumer_id: lag})
                 self.last_lag = lag
+                stalled = self.watch.stalled()
+                metrics.publishing_stalled_set({self.consumer_id: stalled[0] if stalled else 0.0})
                 # Read after the awaits: only records whose group_send has returned count.
                 published = [(tp.topic, tp.partition, offset) for tp, offset in tracker.next_offsets.items()]
                 await self.layer.group_send(
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(
-                        consumer_id=self.consumer_id, lag=lag, published=published, source=self.source
+                        consumer_id=self.consumer_id, lag=lag, published=published, source=self.source,
+                        stalled=stalled,
                     ),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:

@@ -3,7 +3,8 @@
 A client may scrape when its address (see `crm_events.access.client_address`) is in
 `METRICS_ALLOWED_NETWORKS`, or when it sends `Authorization: Bearer <METRICS_TOKEN>`.
 With neither configured nobody may. The consumer lag comes from the consumer
-heartbeats this process received; the canary age from its hub observer.
+heartbeats this process received, and so does how long each consumer's publishing has
+been stalled; the canary age from its hub observer.
 """
 
 from __future__ import annotations
@@ -39,5 +40,7 @@ async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
         return error_response(StreamForbidden(METRICS_FORBIDDEN))
     hub = hub_get()
     hub.observer.metrics_refresh()
-    metrics.consumer_lag_set(hub.consumer_lag_current(readiness_config().heartbeat_max_age))
+    max_age = readiness_config().heartbeat_max_age
+    metrics.consumer_lag_set(hub.consumer_lag_current(max_age))
+    metrics.publishing_stalled_set(hub.publishing_stalls(max_age))
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

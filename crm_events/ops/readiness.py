@@ -1,5 +1,12 @@
-"""What `/readyz` checks: Redis answers, a consumer heartbeat arrived recently, and
-(when the canary is on) a canary event made it through the whole path recently."""
+"""What `/readyz` checks: Redis answers and takes writes, a consumer heartbeat arrived
+recently and says publishing makes progress, and (when the canary is on) a canary event
+made it through the whole path recently.
+
+Publishing can stall while heartbeats still arrive (Redis refusing the records but not
+the small heartbeats): the consumer's heartbeat says so (`stalled`, past
+CONSUMER_PUBLISH_STALL_SECONDS), and the consumer check names it. When Redis refuses every
+write (full under `noeviction`), no heartbeat gets through either: the redis check's
+write probe then says why."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import asyncio
 
 import redis.asyncio as redis_async
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from crm_events.config import CanaryConfig, ReadinessConfig
 from crm_events.core import canary
@@ -15,8 +22,14 @@ from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
 
 REDIS_PING_TIMEOUT = 1.0
+# The write probe: one small key of this deployment's, kept no longer than a probe period.
+REDIS_PROBE_KEY = "{prefix}:readyz"
+REDIS_PROBE_TTL = 10
 
 CHECK_OK = "ok"
+REDIS_UNREACHABLE = "redis unreachable: {}"
+REDIS_REFUSES_WRITES = "redis refuses writes: {}"
+PUBLISHING_STALLED = "publishing stalled for {seconds:.0f} s: {reason}"
 
 
 async def redis_check() -> str:
@@ -24,9 +37,12 @@ async def redis_check() -> str:
     try:
         async with asyncio.timeout(REDIS_PING_TIMEOUT):
             await client.ping()
+            await client.set(REDIS_PROBE_KEY.format(prefix=settings.REDIS_PREFIX), b"1", ex=REDIS_PROBE_TTL)
         return CHECK_OK
+    except ResponseError as error:  # it answers, and refuses: out of memory, read-only...
+        return REDIS_REFUSES_WRITES.format(f"{type(error).__name__}: {error}")
     except (RedisError, OSError, TimeoutError) as error:
-        return f"redis unreachable: {str(error) or type(error).__name__}"
+        return REDIS_UNREACHABLE.format(str(error) or type(error).__name__)
     finally:
         await client.aclose()
 
@@ -62,6 +78,9 @@ def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
         return "no heartbeat from consume_events has reached this process yet"
     if age > config.heartbeat_max_age:
         return f"last heartbeat from consume_events was {age:.1f}s ago"
+    stalled = hub.publishing_stalled(config.heartbeat_max_age)
+    if stalled is not None:
+        return PUBLISHING_STALLED.format(seconds=stalled[0], reason=stalled[1])
     return CHECK_OK
 
 

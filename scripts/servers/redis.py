@@ -39,10 +39,15 @@ def redis_server_binary() -> str:
 
 @dataclass
 class RedisServer(ProcessBacked):
-    """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log."""
+    """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log.
+
+    `maxmemory` (bytes; 0: no limit) makes a Redis with little room that refuses writes past it
+    (`noeviction`), as a production Redis shared with other data may.
+    """
 
     port: int
     data_dir: Path
+    maxmemory: int = 0
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +86,7 @@ class RedisServer(ProcessBacked):
         self._process.kill()
 
     def _argv(self) -> list[str]:
+        limit = ["--maxmemory", str(self.maxmemory), "--maxmemory-policy", "noeviction"]
         return [
             redis_server_binary(),
             "--port",
@@ -97,6 +103,7 @@ class RedisServer(ProcessBacked):
             "no",
             "--set-proc-title",
             "no",
+            *(limit if self.maxmemory else []),
         ]
 
 

@@ -65,8 +65,10 @@ def redis_server(stack_dir: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-async def topic_create(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
-    await topic_create_with(bootstrap, name, partitions)
+async def topic_create(
+    bootstrap: str, name: str, partitions: int = PARTITIONS, configs: dict[str, str] | None = None
+) -> None:
+    await topic_create_with(bootstrap, name, partitions, configs=configs)
 
 
 @pytest.fixture
@@ -140,10 +142,11 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
 
 async def produce(
     bootstrap: str, topic: str, values: list[bytes | None], *, keys: list[bytes | None] | None = None,
-    partitions: list[int] | None = None, headers: list | None = None,
+    partitions: list[int] | None = None, headers: list | None = None, max_request_size: int = 1048576,
 ) -> list[tuple[int, int]]:
-    """Produce values in order; return (partition, offset) of each."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Produce values in order; return (partition, offset) of each. `max_request_size` is the
+    producer's limit (aiokafka's default; a larger record needs a topic that takes it too)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=max_request_size)
     await producer.start()
     try:
         futures = [

@@ -59,6 +59,7 @@ class Command(BaseCommand):
             config=config,
             layer=layer,
             heartbeat_interval=readiness_config().consumer_heartbeat_interval,
+            stall_threshold=readiness_config().publish_stall_seconds,
         )
         status_interval = readiness_config().consumer_status_interval
         asyncio.run(with_status(publisher_run_with_canary(publisher, canary), publisher, status_interval))

@@ -82,16 +82,49 @@ def near_records(draw) -> dict:
     return message
 
 
+reference_fields = st.sampled_from(
+    ["prev", "size", "ref", "event", "topic", "partition", "offset", "reason", "x"]
+)
+
+
+@st.composite
+def near_references(draw) -> dict:
+    """A records message of references (records sent by their position) with fields dropped or
+    replaced by anything, among real records."""
+    items = []
+    for offset in range(draw(st.integers(0, 3))):
+        item = broadcast.reference_item(
+            topic="t", partition=0, offset=1_000 + offset, prev=1_000 + offset, size=1, reason="too big"
+        )
+        for name in draw(st.lists(reference_fields, max_size=3)):
+            target = item if name in ("prev", "size", "ref", "event") else item.get("ref")
+            if not isinstance(target, dict):
+                continue  # the reference itself was replaced already
+            if draw(st.booleans()):
+                target.pop(name, None)
+            else:
+                target[name] = draw(anything)
+        items.append(item)
+        if draw(st.booleans()):
+            event = domain_payload(offset=2_000 + offset)
+            items.append(broadcast.record_item(event, prev=2_000 + offset, size=1))
+    return broadcast.records_message(items)
+
+
 @st.composite
 def near_heartbeats(draw) -> dict:
-    message = broadcast.heartbeat_message(consumer_id="c", lag={"t:0": 0}, published=[("t", 0, 0)])
-    for name in draw(st.lists(st.sampled_from(["consumer", "lag", "published", "v", "type"]), max_size=3)):
+    message = broadcast.heartbeat_message(
+        consumer_id="c", lag={"t:0": 0}, published=[("t", 0, 0)],
+        stalled=draw(st.none() | st.just((50.0, "r"))),
+    )
+    for name in draw(st.lists(st.sampled_from(["consumer", "lag", "published", "v", "type", "stalled"]),
+                              max_size=3)):
         message[name] = draw(anything)
     return message
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(message=st.one_of(anything, near_records(), near_heartbeats()))
+@given(message=st.one_of(anything, near_records(), near_references(), near_heartbeats()))
 async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message):
     hub = hub_at(0)
     subscriber = subscribed(hub)
@@ -99,7 +132,11 @@ async def test_no_message_stops_the_hub_and_events_after_it_still_arrive(message
     async def no_kafka(position, start, stop):  # a heartbeat may ask for a repair: nothing to read
         hub.positions[position] = max(hub.positions[position], stop)
 
+    async def gone_from_kafka(position, offset, reason):  # a reference: read, and nothing there
+        await no_kafka(position, offset, offset + 1)
+
     hub.repairer = no_kafka
+    hub.referencer = gone_from_kafka
     await delivered(hub, message)
     await delivered(hub, records(10**6))
     assert offsets_in(subscriber.transport.take())[-1:] == [10**6]
@@ -258,3 +295,75 @@ async def test_a_hub_whose_redis_comes_back_after_an_hour_repairs_what_it_missed
         await hub.stop()
     assert repairs == [(5, 9)]
     assert offsets_in(subscriber.transport.take()) == [5, 6, 7, 8, 9]
+
+
+def referenced(offset: int, prev: int | None = None) -> dict:
+    return broadcast.reference_item(
+        topic="t", partition=0, offset=offset, prev=offset if prev is None else prev, size=4_500_000,
+        reason="OutOfMemoryError: OOM command not allowed",
+    )
+
+
+async def test_a_record_sent_by_reference_is_read_from_kafka_in_its_place_and_only_once():
+    hub = hub_at(0)
+    subscriber = subscribed(hub)
+    reads = []
+
+    async def from_kafka(position, offset, reason):  # what Kafka gives back at that position
+        reads.append((position, offset, reason))
+        hub.event_dispatch(domain_payload(offset=offset))
+
+    hub.referencer = from_kafka
+    items = [broadcast.record_item(domain_payload(offset=0), prev=0, size=1), referenced(1),
+             broadcast.record_item(domain_payload(offset=2), prev=2, size=1)]
+    await delivered(hub, broadcast.records_message(items))
+    await delivered(hub, broadcast.records_message([referenced(1)]))  # a restarted consumer's replay
+    assert offsets_in(subscriber.transport.take()) == [0, 1, 2]
+    assert reads == [(("t", 0), 1, "OutOfMemoryError: OOM command not allowed")]
+
+
+async def test_a_reference_past_the_hubs_position_repairs_the_hole_first():
+    hub = hub_at(0)
+    subscriber = subscribed(hub)
+    calls = []
+
+    async def repair(position, start, stop):
+        calls.append(("repair", start, stop))
+        for offset in range(start, stop):
+            hub.event_dispatch(domain_payload(offset=offset))
+
+    async def from_kafka(position, offset, reason):
+        calls.append(("reference", offset))
+        hub.event_dispatch(domain_payload(offset=offset))
+
+    hub.repairer, hub.referencer = repair, from_kafka
+    await delivered(hub, broadcast.records_message([referenced(5, prev=3)]))
+    assert calls == [("repair", 0, 3), ("reference", 5)]
+    assert offsets_in(subscriber.transport.take()) == [0, 1, 2, 5]
+
+
+def heartbeat(stalled=None, consumer="c") -> dict:
+    return broadcast.heartbeat_message(consumer_id=consumer, lag={"t:0": 0}, stalled=stalled)
+
+
+async def test_readyz_says_publishing_is_stalled_while_heartbeats_still_arrive_and_stops_when_it_moves():
+    hub = hub_at(0)
+    config = ReadinessConfig(1, 15)
+    await delivered(hub, heartbeat())
+    assert consumer_check(hub, config) == CHECK_OK
+    await delivered(hub, heartbeat(stalled=(46.2, "OutOfMemoryError: OOM command not allowed")))
+    check = consumer_check(hub, config)
+    assert check.startswith("publishing stalled for 46 s: OutOfMemoryError: OOM command not allowed"), check
+    assert hub.publishing_stalls(15)["c"] >= 46.2
+    await delivered(hub, heartbeat())
+    assert consumer_check(hub, config) == CHECK_OK and hub.publishing_stalls(15) == {"c": 0.0}
+
+
+async def test_a_stall_reported_by_a_consumer_no_longer_heard_from_is_forgotten():
+    hub = hub_at(0)
+    await delivered(hub, heartbeat(stalled=(50.0, "stopped since"), consumer="old"))
+    assert hub.publishing_stalled(15) is not None
+    await asyncio.sleep(0.05)
+    await delivered(hub, heartbeat(consumer="new"))
+    assert hub.publishing_stalled(0.04) is None, "the old consumer's last word is too old to count"
+    assert hub.publishing_stalls(15) == {"new": 0.0}, "and it is forgotten"

@@ -1,8 +1,11 @@
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
+from redis.exceptions import OutOfMemoryError
 
 from crm_events.config import kafka_config
 from crm_events.ingest import publisher
+from crm_events.ingest.layer_send import message_bytes
 
 TP = TopicPartition("t", 0)
 
@@ -62,3 +65,34 @@ async def test_what_was_published_is_never_claimed_past_a_log_that_started_over(
     tracker = tracker_at(40)
     assert await publisher.lag_measure(Ends({TP: 45}), tracker) == {"t:0": 5}
     assert tracker.next_offsets[TP] == 40, "a live log is left alone"
+
+
+class TightLayer(Layer):
+    """Redis with little room: a message of more than `room` bytes is refused for memory."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    async def group_send(self, group: str, message: dict) -> None:
+        if message_bytes(message["records"]) > self.room:
+            raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+        await super().group_send(group, message)
+
+
+async def test_a_record_the_layer_refuses_is_published_by_reference_counted_logged_and_committed_past(caplog):
+    def by_reference() -> float:
+        return REGISTRY.get_sample_value("aetherlink_records_by_reference_total", {"topic": "t"}) or 0.0
+
+    big = ConsumerRecord("t", 0, 4, 0, 0, None, b'"' + b"b" * 100_000 + b'"', None, 0, 100_002, ())
+    before = by_reference()
+    layer = TightLayer(room=10_000)
+    events = publisher.EventPublisher(config=kafka_config(), layer=layer, heartbeat_interval=1)
+    tracker = tracker_at(3)
+    assert await events.publish_poll(tracker, {TP: [kafka_record(3), big, kafka_record(5)]})
+    sent = [item for message in layer.sent for item in message["records"]]
+    assert [("ref" in item, item["prev"]) for item in sent] == [(False, 3), (True, 4), (False, 5)]
+    assert tracker.next_offsets[TP] == 6, "committed past"
+    assert by_reference() == before + 1
+    assert "record t:0@4 (100002 bytes) published by reference" in caplog.text
+    assert events.watch.stalled() is None, "an idle consumer is not stalled"
