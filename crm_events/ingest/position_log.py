@@ -10,7 +10,7 @@ ids until a numbered batch with a snapshot sets them straight again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -24,6 +24,9 @@ from crm_events.kafka.clients import producer_create
 from crm_events.kafka.position_log import PositionLogReader
 
 logger = logging.getLogger(__name__)
+
+# Where partitions end in Kafka, asked of the consumer's own client.
+EndOffsets = Callable[[list[Position]], Awaitable[Mapping[Position, int]]]
 
 
 def segments_of(items: list[dict[str, Any]]) -> list[Segment]:
@@ -62,14 +65,15 @@ class PositionLogWriter:
         return self._since_snapshot >= SNAPSHOT_EVERY
 
     async def append(
-        self, items: list[dict[str, Any]], positions: Mapping[Position, int]
+        self, items: list[dict[str, Any]], positions: Mapping[Position, int], *, ends: EndOffsets
     ) -> tuple[int, dict[Position, int] | None] | None:
         """Write the record of a batch about to be published (marking each item's `seg`);
-        `positions` is where the consumer stands before it. Return its number and the snapshot
-        it carries, or None if the log could not be written."""
+        `positions` is where the consumer stands before it, `ends` asks Kafka where its
+        partitions end. Return its number and the snapshot it carries, or None if the log could
+        not be written."""
         record = LogRecord(self.consumer_id, tuple(segments_of(items)))
         try:
-            snapshot = await self._snapshot(positions) if self.snapshot_pending else None
+            snapshot = await self._snapshot(positions, ends) if self.snapshot_pending else None
             record = LogRecord(self.consumer_id, record.segments, snapshot)
             producer = await self._started()
             sent = await producer.send_and_wait(
@@ -84,16 +88,21 @@ class PositionLogWriter:
         self._assigned = self._assigned and snapshot is None
         return int(sent.offset), snapshot
 
-    async def _snapshot(self, positions: Mapping[Position, int]) -> dict[Position, int]:
+    async def _snapshot(self, positions: Mapping[Position, int], ends: EndOffsets) -> dict[Position, int]:
         """Where this consumer stands. Right after an assignment that is its last commit, which
         may be behind what the partition's previous owner published before it stopped: the log
         knows how far that went, and the snapshot says no less (the records in between come
-        again and every hub drops them), so the log keeps agreeing with the hubs."""
+        again and every hub drops them), so the log keeps agreeing with the hubs. Never past the
+        partition's end, though: a log that started over (a topic recreated) has not got there."""
         snapshot = dict(positions)
-        if self._assigned and snapshot:
-            published = await self._published(list(snapshot))
-            for position, offset in published.items():
-                snapshot[position] = max(snapshot[position], offset)
+        if not (self._assigned and snapshot):
+            return snapshot
+        published = await self._published(list(snapshot))
+        ahead = {p: offset for p, offset in published.items() if p in snapshot and offset > snapshot[p]}
+        if ahead:
+            limits = await ends(list(ahead))
+            for position, offset in ahead.items():
+                snapshot[position] = max(snapshot[position], min(offset, limits.get(position, 0)))
         return snapshot
 
     async def _published(self, partitions: list[Position]) -> dict[Position, int]:

@@ -67,6 +67,10 @@ class PositionTracker(ConsumerRebalanceListener):
         self._on_assigned = on_assigned
         self.next_offsets: dict[TopicPartition, int] = {}
 
+    async def end_offsets(self, positions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        ends = await self._consumer.end_offsets([TopicPartition(*position) for position in positions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self.next_offsets.pop(tp, None)
@@ -175,7 +179,7 @@ class EventPublisher:
         """An empty numbered batch carrying the snapshot that new partitions call for, so web
         processes can give short ids before the first record comes."""
         standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
-        numbered = await self.position_log.append([], standing)
+        numbered = await self.position_log.append([], standing, ends=tracker.end_offsets)
         if numbered is not None:
             await self.sender.publish([], numbered)
 
@@ -199,7 +203,8 @@ class EventPublisher:
         advanced: dict[tuple[str, int], int] = {}
         for batch in broadcast.batches_split(items):
             standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
-            numbered = await self.position_log.append(batch, {**standing, **advanced})
+            before = {**standing, **advanced}
+            numbered = await self.position_log.append(batch, before, ends=tracker.end_offsets)
             if not await self.sender.publish(batch, numbered):
                 return False
             advanced.update({(i["event"]["topic"], i["event"]["partition"]): i["event"]["offset"] + 1
