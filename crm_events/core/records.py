@@ -201,7 +201,7 @@ def bytes_encode(raw: bytes | None) -> EncodedBytes:
 def header_names_valid(headers: Iterable[tuple[object, bytes | None]]) -> bool:
     """Whether every header name is text that JSON carries as it is (a Kafka header name
     is UTF-8 text; aiokafka already refuses one that is not, see `UnparseableRecord`)."""
-    return all(isinstance(name, str) and _strings_valid(name) for name, _ in headers)
+    return all(isinstance(name, str) and (name.isascii() or _strings_valid(name)) for name, _ in headers)
 
 
 def headers_decode(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, HeaderValue]:
