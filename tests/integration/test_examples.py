@@ -39,7 +39,7 @@ WAIT_MS = 30_000
 
 def key_of(seq: int) -> bytes | None:
     """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
-    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + bytes([seq])][seq % 3]
+    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
 
 
 def key_shown(seq: int) -> str:
