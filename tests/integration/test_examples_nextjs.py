@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import jwt
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from crm_events.streams.request import REPEATABLE, SINGLE
 from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
@@ -204,3 +206,10 @@ def test_the_widget_lists_pauses_filters_and_rides_out_a_restart(
         assert errors == []
     finally:
         context.close()
+
+
+def test_the_route_handler_passes_on_every_parameter_the_service_takes():
+    text = (NEXTJS / "app" / "api" / "ops" / "crm-events" / "route.js").read_text()
+    listed = re.search(r"const PARAMETERS = new Set\(\[(.*?)\]\);", text, re.S)
+    assert listed is not None
+    assert set(re.findall(r"'([a-z0-9_]+)'", listed.group(1))) == REPEATABLE | SINGLE
