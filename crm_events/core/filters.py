@@ -1,4 +1,4 @@
-"""Server-side event filters: `kind=`, `key=`, `partition=` and `where=path:value`.
+"""Server-side event filters: `kind=`, `key=`/`key_base64=`, `partition=` and `where=path:value`.
 
 One `EventFilter` is built per stream and applied identically to live and replayed
 events, so a filtered stream resumed from its token is exactly the filtered subset.
@@ -9,8 +9,11 @@ several `where=`, must all match (AND).
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
+
+from crm_events.core.records import BINARY_FIELD, bytes_encode
 
 MISSING = object()
 # A list index is ASCII digits only: `str.isdigit()` also accepts `²` or `١`, which `int()` refuses
@@ -77,6 +80,20 @@ def _scalar_text(value: Any) -> str | None:
     return None  # objects and arrays never equal a query value
 
 
+def key_form(key: object) -> Hashable:
+    """A payload's key (as `bytes_encode` gives it) as a set member: text as itself, a binary
+    key as (BINARY_FIELD, its base64), so that neither can stand for the other."""
+    if isinstance(key, dict):
+        data = key.get(BINARY_FIELD)
+        return (BINARY_FIELD, data if isinstance(data, str) else None)
+    return key if isinstance(key, str) else None
+
+
+def key_form_of_bytes(raw: bytes) -> Hashable:
+    """The `key_form` of a record whose key is exactly `raw` (what `key_base64=` asks for)."""
+    return key_form(bytes_encode(raw))
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """One condition without which a filter cannot match, for indexing subscribers by it.
@@ -111,7 +128,7 @@ def kind_prefixes(event_type: str) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     kinds: frozenset[str] = frozenset()
-    keys: frozenset[str] = frozenset()
+    keys: frozenset[Hashable] = frozenset()  # `key_form`s: text keys, and binary ones
     partitions: frozenset[int] = frozenset()
     fields: tuple[FieldMatch, ...] = ()
 
@@ -134,7 +151,7 @@ class EventFilter:
     def matches(self, payload: dict[str, Any]) -> bool:
         if self.partitions and payload["partition"] not in self.partitions:
             return False
-        if self.keys and payload.get("key") not in self.keys:
+        if self.keys and key_form(payload.get("key")) not in self.keys:
             return False
         if self.kinds and not kind_matches(payload.get("type"), self.kinds):
             return False

@@ -34,17 +34,21 @@ Receivers must treat every message as untrusted input: `record_item_check` and
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from crm_events.core.positions import MAX_OFFSET, MAX_PARTITION
-from crm_events.core.records import KIND_DOMAIN_EVENT, VALUE_FORMATS
+from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, VALUE_FORMATS
 
 BROADCAST_GROUP = "crm-events.broadcast"
 MESSAGE_RECORDS = "crm.records"
 MESSAGE_HEARTBEAT = "crm.heartbeat"
-MESSAGE_VERSION = 1
+# 2: keys and header values are null, text or {"base64": ...} (in 1, binary was a "base64:"
+# string); batches may carry their positions-log number. A web process of this version reads
+# version 1 messages as they are, binary keys as the text they were.
+MESSAGE_VERSION = 2
 
 # channels-redis keeps whole messages in Redis: bound them, whatever the record sizes.
 BATCH_MAX_BYTES = 1 << 20
@@ -61,6 +65,9 @@ FOREIGN_MALFORMED = "malformed"
 FOREIGN_RECORD_MALFORMED = "record_malformed"
 FOREIGN_RECORD_TOPIC = "record_topic_not_served"
 FOREIGN_RECORD_UNENCODABLE = "record_unencodable"
+
+# Standard base64 of at least one byte, padded: what `bytes_encode` writes for binary.
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})")
 
 
 def records_message(
@@ -178,14 +185,26 @@ def envelope_check(message: object, *, source: str) -> str | None:
     return None
 
 
+def _is_encoded_bytes(value: object) -> bool:
+    """A key or header value as `bytes_encode` writes it: null, text, or `{"base64": ...}`."""
+    if value is None or isinstance(value, str):
+        return True
+    if not (isinstance(value, dict) and len(value) == 1):
+        return False
+    data = value.get(BINARY_FIELD)
+    return isinstance(data, str) and _BASE64.fullmatch(data) is not None
+
+
 def _headers_valid(headers: object) -> bool:
     if not isinstance(headers, dict):
         return False
     for name, value in headers.items():
         if not isinstance(name, str):
             return False
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) for v in values):
+        if isinstance(value, list):  # a repeated name: two values or more
+            if len(value) < 2 or not all(_is_encoded_bytes(v) for v in value):
+                return False
+        elif not _is_encoded_bytes(value):
             return False
     return True
 
@@ -205,7 +224,7 @@ def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
         return FOREIGN_RECORD_MALFORMED
     if not (
         _is_int(event.get("partition"), MAX_PARTITION) and _is_int(event.get("offset"), MAX_OFFSET)
-        and type(event.get("timestamp")) is int and _is_optional_str(event.get("key"))
+        and type(event.get("timestamp")) is int and _is_encoded_bytes(event.get("key"))
         and _is_optional_str(event.get("type")) and _is_one_of(event.get("value_format"), VALUE_FORMATS)
         and _headers_valid(event.get("headers")) and isinstance(event.get("topic"), str)
     ):

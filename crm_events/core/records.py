@@ -15,8 +15,13 @@ UTF-8. `value_format` says honestly what was done with the value:
 - `base64`: bytes that are not UTF-8;
 - `empty`: no value (a tombstone, or zero bytes);
 - `undecodable`: a record the Kafka client could not even parse (see
-  `UnparseableRecord`); it is delivered with its position and the reason, so a
-  client's position moves past it and nothing after it is held up.
+  `UnparseableRecord`), or one with a header name that is not valid Unicode; it is
+  delivered with its position and the reason, so a client's position moves past it
+  and nothing after it is held up.
+
+The key and each header value are encoded so that no two inputs look alike (see
+`bytes_encode`): `null` for none, the text for UTF-8, `{"base64": ...}` for other bytes.
+Header names are the producer's text, unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ VALUE_BASE64 = "base64"
 VALUE_EMPTY = "empty"
 VALUE_UNDECODABLE = "undecodable"
 VALUE_FORMATS = frozenset({VALUE_JSON, VALUE_TEXT, VALUE_BASE64, VALUE_EMPTY, VALUE_UNDECODABLE})
+
+# The one name of the object that carries a key or header value that is not UTF-8.
+BINARY_FIELD = "base64"
+# A key or header value as clients see it (see `bytes_encode`), and a header's value(s).
+EncodedBytes = str | dict[str, str] | None
+HeaderValue = EncodedBytes | list[EncodedBytes]
+
+HEADER_NAME_INVALID = "a header name is not valid Unicode text"
 
 # Deeper values travel as text: msgpack (the channel layer) refuses nesting past 511
 # levels, and no CRM payload is anywhere near this.
@@ -172,33 +185,34 @@ def value_decode(raw: bytes | None) -> tuple[Any, str]:
         return text, VALUE_TEXT
 
 
-def key_decode(raw: bytes | None) -> str | None:
-    """Keys are text in practice; a binary key comes as `base64:<data>` rather than lost."""
+def bytes_encode(raw: bytes | None) -> EncodedBytes:
+    """A key or header value as clients see it: one JSON value per input, never the same
+    for two inputs. None is `null`; bytes that are UTF-8 are the text (the strict decoder
+    refuses encoded surrogates, so the text is valid Unicode that JSON carries as it is);
+    any other bytes are `{"base64": "<standard base64>"}`, an object no text can become."""
     if raw is None:
         return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode("ascii")
+        return {BINARY_FIELD: base64.b64encode(raw).decode("ascii")}
 
 
-def _header_name(name: object) -> str:
-    # aiokafka hands names as str; anything that could not travel is carried as base64.
-    if isinstance(name, str) and _strings_valid(name):
-        return name
-    raw = name if isinstance(name, bytes) else str(name).encode("utf-8", "surrogatepass")
-    return "base64:" + base64.b64encode(raw).decode("ascii")
+def header_names_valid(headers: Iterable[tuple[object, bytes | None]]) -> bool:
+    """Whether every header name is text that JSON carries as it is (a Kafka header name
+    is UTF-8 text; aiokafka already refuses one that is not, see `UnparseableRecord`)."""
+    return all(isinstance(name, str) and (name.isascii() or _strings_valid(name)) for name, _ in headers)
 
 
-def headers_decode(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str | list[str]]:
-    """Header values as text; a repeated header name collects its values in a list."""
-    decoded: dict[str, str | list[str]] = {}
+def headers_decode(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, HeaderValue]:
+    """Header values as `bytes_encode` gives them; a repeated name collects its values in a
+    list (never a value itself: encoded values are null, text or an object)."""
+    decoded: dict[str, HeaderValue] = {}
     for name, raw in headers:
-        name, value = _header_name(name), key_decode(raw) or ""
-        present = decoded.get(name)
-        if present is None:
+        value = bytes_encode(raw)
+        if name not in decoded:
             decoded[name] = value
-        elif isinstance(present, list):
+        elif isinstance(present := decoded[name], list):
             present.append(value)
         else:
             decoded[name] = [present, value]
@@ -229,6 +243,11 @@ def record_decode(record: KafkaRecord) -> dict[str, Any]:
         return undecodable_payload(
             topic=record.topic, partition=record.partition, offset=record.offset, error=record.error
         )
+    headers = list(record.headers or ())
+    if not header_names_valid(headers):
+        return undecodable_payload(
+            topic=record.topic, partition=record.partition, offset=record.offset, error=HEADER_NAME_INVALID
+        )
     value, value_format = value_decode(record.value)
     return {
         "kind": KIND_DOMAIN_EVENT,
@@ -236,8 +255,8 @@ def record_decode(record: KafkaRecord) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": key_decode(record.key),
-        "headers": headers_decode(record.headers or ()),
+        "key": bytes_encode(record.key),
+        "headers": headers_decode(headers),
         "type": event_type_of(value),
         "value": value,
         "value_format": value_format,

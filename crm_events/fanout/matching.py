@@ -24,6 +24,7 @@ from crm_events.core.filters import (
     ANCHOR_WHERE,
     Anchor,
     FieldMatch,
+    key_form,
     kind_prefixes,
 )
 from crm_events.core.filters import ANCHOR_KEY as KEY
@@ -106,7 +107,7 @@ class TopicIndex(Generic[S]):
 
     def _lookups(self, payload: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
         yield ALWAYS
-        yield (KEY, payload.get("key"))
+        yield (KEY, key_form(payload.get("key")))
         yield (PARTITION, payload.get("partition"))
         event_type = payload.get("type")
         if event_type is not None:

@@ -31,10 +31,16 @@ source.onmessage = (message) => {
   }
 };
 
+// A key (and each header value) is null (none), the text (UTF-8), or {base64} (other bytes).
+function keyText(key) {
+  if (key === null) return '';
+  return typeof key === 'string' ? key : `(binary ${key.base64})`;
+}
+
 function eventShow(event) {
   const item = document.createElement('li');
   item.dataset.position = `${event.partition}:${event.offset}`;
-  item.textContent = `${event.type ?? event.value_format} ${event.key ?? ''} (${event.topic}/${event.partition}@${event.offset})`;
+  item.textContent = `${event.type ?? event.value_format} ${keyText(event.key)} (${event.topic}/${event.partition}@${event.offset})`;
   document.getElementById('events').prepend(item);
   document.getElementById('count').textContent = String(document.getElementById('events').childElementCount);
 }

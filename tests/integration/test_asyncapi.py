@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from crm_events.core.records import VALUE_FORMATS
+from crm_events.core.records import VALUE_FORMATS, bytes_encode, record_decode
 from crm_events.core.tokens import token_encode
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SHUTDOWN, CLOSE_SLOW
 from crm_events.ops import asyncapi_view
@@ -43,6 +44,19 @@ STREAM_MESSAGES = {"retry", "connected", "domainEvent", "gapNamed", "gap", "hear
 ERROR_STATUSES = {"badRequest": 400, "unauthorized": 401, "forbidden": 403, "tooManyStreamsClient": 429,
                   "tooManyStreamsServer": 503, "serverError": 500}
 JWT_KEY = "asyncapi-test-secret-that-is-at-least-32-bytes"
+
+
+@dataclass
+class Record:
+    """A record as aiokafka hands it, with the parts `record_decode` reads."""
+
+    key: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    value: bytes | None = b'{"type":"deal.won"}'
+    topic: str = "t"
+    partition: int = 0
+    offset: int = 0
+    timestamp: int = 0
 
 
 def validator(pointer: str) -> Draft7Validator:
@@ -80,6 +94,24 @@ def test_the_document_is_valid_and_names_what_the_service_has():
     assert set(schemas["ValueFormat"]["enum"]) == VALUE_FORMATS
     reasons = set(schemas["Reconnect"]["properties"]["reason"]["enum"])
     assert reasons == {CLOSE_SLOW, CLOSE_LIFETIME, CLOSE_SHUTDOWN, CLOSE_RESYNC, "unavailable"}
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"deal-1", b"base64:/w==", b'{"base64":"/w=="}', b"\xff",
+                                 b"\xff\xfe", b"\xed\xa0\x80", bytes(range(256))])
+def test_every_key_or_header_value_the_service_writes_is_a_record_bytes(raw):
+    assert validator("/components/schemas/RecordBytes").is_valid(bytes_encode(raw))
+
+
+@pytest.mark.parametrize("value", [5, [], {}, {"base64": ""}, {"base64": "/w="}, {"base64": "/w==", "x": 1},
+                                   {"text": "k"}, {"base64": 5}])
+def test_what_the_service_never_writes_is_no_record_bytes(value):
+    assert not validator("/components/schemas/RecordBytes").is_valid(value)
+
+
+def test_repeated_null_empty_and_binary_header_values_validate_as_a_domain_event():
+    event = record_decode(Record(key=b"\xff", headers=[("n", None), ("e", b""), ("r", None), ("r", b"\xff")]))
+    assert event["headers"] == {"n": None, "e": "", "r": [None, {"base64": "/w=="}]}
+    assert message_of({"id": token_encode({("t", 0): 1})}, event) == ["domainEvent"]
 
 
 # --- frames of a real stream --------------------------------------------------------------

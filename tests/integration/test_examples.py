@@ -6,6 +6,7 @@ nothing lost or duplicated."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -36,11 +37,28 @@ JWT_COOKIE = "crm_events_token"
 WAIT_MS = 30_000
 
 
+def key_of(seq: int) -> bytes | None:
+    """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
+    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
+
+
+def key_shown(seq: int) -> str:
+    key = key_of(seq)
+    if key is None:
+        return ""
+    return f"(binary {base64.b64encode(key).decode()})" if key.startswith(b"\xff") else key.decode()
+
+
+# Each row's key: between the type and the position, `deal.won <key> (topic/0@3)`.
+KEYS_SHOWN = "items => items.map(i => i.textContent.split(' ').slice(1, -1).join(' '))"
+
+
 def events_produce(bootstrap: str, topic: str, count: int, first: int) -> dict[tuple[int, int], str]:
     """`count` events of mixed kinds over the 3 partitions; {(partition, offset): type}."""
     types = [KINDS[i % len(KINDS)] for i in range(first, first + count)]
     values = [json.dumps({"type": t, "seq": i}).encode() for i, t in enumerate(types, start=first)]
-    sending = produce(bootstrap, topic, values, partitions=[i % 3 for i in range(count)])
+    keys = [key_of(seq) for seq in range(first, first + count)]
+    sending = produce(bootstrap, topic, values, keys=keys, partitions=[i % 3 for i in range(count)])
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
         positions = thread.submit(asyncio.run, sending).result()
     return dict(zip(positions, types, strict=True))
@@ -146,6 +164,9 @@ def test_the_browser_page_streams_with_a_jwt_cookie_and_resumes_on_reload(
         expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
         produced = events_produce(kafka.bootstrap, topic, 12, 0)
         expect(page.locator("#events li")).to_have_count(len(deals(produced)), timeout=WAIT_MS)
+        assert sorted(page.eval_on_selector_all("#events li", KEYS_SHOWN)) == sorted(
+            key_shown(seq) for seq in range(12) if KINDS[seq % len(KINDS)].startswith("deal.")
+        )
         # The server ends the stream after its lifetime; EventSource comes back with Last-Event-ID
         # (Playwright does not report EventSource's own reconnects: the server counts them).
         wait_until(lambda: resumes(port) >= 1, timeout=20, what="a resume after the stream's lifetime")

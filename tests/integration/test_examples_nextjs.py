@@ -7,7 +7,9 @@ widget on its page lists events, pauses, filters by kind and shows the reconnect
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ import jwt
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from crm_events.streams.request import REPEATABLE, SINGLE
 from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
@@ -38,10 +41,28 @@ def bearer(subject: str = "ops-dashboard") -> str:
     return jwt.encode(claims, JWT_KEY, algorithm="HS256")
 
 
+def key_of(seq: int) -> bytes | None:
+    """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
+    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
+
+
+def key_shown(seq: int) -> str:
+    key = key_of(seq)
+    if key is None:
+        return ""
+    return f"(binary {base64.b64encode(key).decode()})" if key.startswith(b"\xff") else key.decode()
+
+
+# Each row's key: its text between the <code> type and the <small> position.
+KEYS_SHOWN = """items => items.map(i => i.textContent.slice(
+    i.querySelector('code').textContent.length + 1, -i.querySelector('small').textContent.length - 1))"""
+
+
 def events_produce(bootstrap: str, topic: str, count: int, first: int) -> dict[tuple[int, int], str]:
     types = [KINDS[i % len(KINDS)] for i in range(first, first + count)]
     values = [json.dumps({"type": t, "seq": i}).encode() for i, t in enumerate(types, start=first)]
-    sending = produce(bootstrap, topic, values, partitions=[i % 3 for i in range(count)])
+    keys = [key_of(seq) for seq in range(first, first + count)]
+    sending = produce(bootstrap, topic, values, keys=keys, partitions=[i % 3 for i in range(count)])
     with ThreadPoolExecutor(1) as thread:  # not on Playwright's thread (see test_viewer.py)
         positions = thread.submit(asyncio.run, sending).result()
     return dict(zip(positions, types, strict=True))
@@ -153,6 +174,8 @@ def test_the_widget_lists_pauses_filters_and_rides_out_a_restart(
         expect(status).to_have_attribute("data-state", "live", timeout=WAIT_MS)
         produced = events_produce(kafka.bootstrap, topic, 8, 0)
         expect(rows).to_have_count(8, timeout=WAIT_MS)
+        keys = page.eval_on_selector_all("[data-position]", KEYS_SHOWN)
+        assert sorted(keys) == sorted(key_shown(seq) for seq in range(8))
 
         page.get_by_role("button", name="deal", exact=True).click()  # kind=deal, from the live edge
         expect(status).to_have_attribute("data-state", "live", timeout=WAIT_MS)
@@ -183,3 +206,10 @@ def test_the_widget_lists_pauses_filters_and_rides_out_a_restart(
         assert errors == []
     finally:
         context.close()
+
+
+def test_the_route_handler_passes_on_every_parameter_the_service_takes():
+    text = (NEXTJS / "app" / "api" / "ops" / "crm-events" / "route.js").read_text()
+    listed = re.search(r"const PARAMETERS = new Set\(\[(.*?)\]\);", text, re.S)
+    assert listed is not None
+    assert set(re.findall(r"'([a-z0-9_]+)'", listed.group(1))) == REPEATABLE | SINGLE

@@ -1,8 +1,8 @@
 """Fault tolerance: 1,000 records of every shape a producer can write, while browsers read.
 
 Valid JSON, JSON that is not an object, text, binary, empty values, tombstones, invalid UTF-8,
-NaN, absurd nesting, a 1 MB JSON value and a 1 MB binary value, null and binary keys, and
-hundreds of headers (repeated names, binary and empty values). The consumer must stay up,
+NaN, absurd nesting, a 1 MB JSON value and a 1 MB binary value, null, empty and binary keys, and
+hundreds of headers (repeated names, binary, empty and null values). The consumer must stay up,
 every record must reach every browser whose filter wants it, and each must come marked with
 what it was (`value_format` json / text / base64 / empty), decoded exactly as the README says.
 """
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import produce
+from tests.support import record_contract
 from tests.support.eventsource import BrowserClient
 from tests.support.faults import Record, clients_connected, clients_finish, figures_count, report
 from tests.support.processes import http_get
@@ -38,7 +39,7 @@ class Shape:
     expected_value: Any
     value_format: str
     key: bytes | None = None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
     @property
     def type(self) -> str | None:
@@ -78,7 +79,7 @@ def shape(i: int, rng: random.Random) -> Shape:
         return Shape(raw, raw.decode(), "text")
     if kind == 8:
         value = {"type": "ticket.opened", "seq": i}
-        headers = [(f"h{n % 150}", rng.randbytes(n % 7) if n % 5 else b"\xff\xfe") for n in range(300)]
+        headers = [(f"h{n % 150}", header_value(n, rng)) for n in range(300)]
         return Shape(json.dumps(value).encode(), value, "json", key=None, headers=headers)
     if kind == 9:
         value = {"type": "deal.stage_changed", "seq": i}
@@ -88,6 +89,13 @@ def shape(i: int, rng: random.Random) -> Shape:
         return Shape(text.encode(), text, "text")
     value = {"type": "ticket.resolved", "seq": i, "deal": {"stage": "won"}}
     return Shape(json.dumps(value).encode(), value, "json", key=b"")
+
+
+def header_value(n: int, rng: random.Random) -> bytes | None:
+    """Binary, none (a null header value), empty and text values: each arrives as itself."""
+    if n % 5 == 0:
+        return b"\xff\xfe"
+    return None if n % 7 == 3 else rng.randbytes(n % 7)
 
 
 def random_type(rng: random.Random) -> str:
@@ -103,40 +111,15 @@ def big_shapes() -> list[Shape]:
     ]
 
 
-def headers_expected(headers: list[tuple[str, bytes]]) -> dict[str, Any]:
-    """README: non-UTF-8 header values come as `base64:<data>`; a repeated name gives a list."""
-    decoded: dict[str, Any] = {}
-    for name, raw in headers:
-        try:
-            value = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            value = "base64:" + b64(raw)
-        if name not in decoded:
-            decoded[name] = value
-        elif isinstance(decoded[name], list):
-            decoded[name].append(value)
-        else:
-            decoded[name] = [decoded[name], value]
-    return decoded
-
-
-def key_expected(key: bytes | None) -> str | None:
-    if key is None:
-        return None
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + b64(key)
-
-
 def payload_problems(payload: dict[str, Any], wanted: Shape) -> list[str]:
     seen = {
         "value": payload["value"], "value_format": payload["value_format"], "key": payload["key"],
         "headers": payload["headers"], "type": payload["type"],
     }
     owed = {
-        "value": wanted.expected_value, "value_format": wanted.value_format, "key": key_expected(wanted.key),
-        "headers": headers_expected(wanted.headers), "type": wanted.type,
+        "value": wanted.expected_value, "value_format": wanted.value_format,
+        "key": record_contract.bytes_expected(wanted.key),
+        "headers": record_contract.headers_expected(wanted.headers), "type": wanted.type,
     }
     return [f"{name}: got {str(seen[name])[:80]!r}, want {str(owed[name])[:80]!r}"
             for name in owed if seen[name] != owed[name]]

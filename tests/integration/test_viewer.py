@@ -714,3 +714,34 @@ def test_hostile_events_are_shown_literally_with_highlighting_and_headers(viewer
     expect(page.locator("#viewer-kinds .viewer-kind-name").first).to_have_text(kind, timeout=5_000)
     assert page.evaluate("window.__pwned") is None
     assert page.evaluate("document.querySelectorAll('#content-main img, #content-main script').length") == 0
+
+
+def test_binary_keys_and_none_empty_and_binary_header_values_are_shown_apart(viewer, service, kafka, topic):
+    """Issue 18: a header of no value, an empty one, binary bytes and text that looks like the
+    old `base64:` marker each show as what they are; a binary key shows its base64, marked."""
+    page = viewer.page
+    viewer.login()
+    viewer.open()
+    headers = [("n", None), ("e", b""), ("b", b"\xff\xfe"), ("t", b"base64://4="), ("b", b"ok")]
+    with ThreadPoolExecutor(1) as thread:
+        sending = produce(kafka.bootstrap, topic, [b'{"type":"deal.won"}'], keys=[b"\xff\xfe"],
+                          partitions=[0], headers=[headers])
+        (position,) = thread.submit(asyncio.run, sending).result()
+    expect(viewer.row(*position)).to_have_count(1, timeout=WAIT_MS)
+    key_cell = viewer.row(*position).locator("td").nth(5)
+    assert (key_cell.text_content(), key_cell.get_attribute("data-bytes")) == ("//4=", "binary")
+    viewer.row(*position).click()
+    event = json.loads(page.locator("#viewer-detail-json").text_content())
+    assert event["key"] == {"base64": "//4="}
+    assert event["headers"] == {"n": None, "e": "", "b": [{"base64": "//4="}, "ok"], "t": "base64://4="}
+    rows = page.eval_on_selector_all(
+        "#viewer-detail-headers-rows tr",
+        "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent, r.cells[1].dataset.bytes])",
+    )
+    assert rows == [["n", "", "null"], ["e", "", "text"], ["b", "//4=", "binary"], ["b", "ok", "text"],
+                    ["t", "base64://4=", "text"]]
+    marks = page.eval_on_selector_all(
+        "#viewer-detail-headers-rows td[data-bytes]",
+        "cells => cells.map(c => getComputedStyle(c, '::before').content)",
+    )
+    assert marks == ['"null"', "none", '"base64"', "none", "none"]

@@ -3,6 +3,7 @@ behind a balancer that picks a web process for every connection, keeping little 
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import urllib.parse
@@ -72,12 +73,15 @@ def _ordinary(payload: dict[str, Any]) -> bool:
 
 
 BINARY_KEY = HOSTILE_RECORDS["binary-key"].key
-KEYS_WANTED = ("acct-3", record_contract.bytes_expected(BINARY_KEY))
-KEY_QUERY = urllib.parse.urlencode([("key", key) for key in KEYS_WANTED])
+KEYS_WANTED = (b"acct-3", BINARY_KEY)
+# A text key by its text, the binary one by its bytes in URL-safe base64 (README, "Parameters").
+KEY_QUERY = urllib.parse.urlencode(
+    [("key", "acct-3"), ("key_base64", base64.urlsafe_b64encode(BINARY_KEY).decode().rstrip("="))]
+)
 
 
 def _keyed(record: Record) -> bool:
-    return record_contract.bytes_expected(record.key) in KEYS_WANTED
+    return record.key in KEYS_WANTED
 
 
 def _stage_won(record: Record) -> bool:

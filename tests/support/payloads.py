@@ -11,7 +11,7 @@ from crm_events.config import KafkaConfig, kafka_config
 
 def domain_payload(
     *, topic: str = "t", partition: int = 0, offset: int = 0, type_: str | None = "deal.won",
-    key: str | None = None, headers: dict[str, Any] | None = None, value: Any = None,
+    key: str | dict[str, str] | None = None, headers: dict[str, Any] | None = None, value: Any = None,
     value_format: str = "json", timestamp: int = 0,
 ) -> dict[str, Any]:
     return {

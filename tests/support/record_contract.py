@@ -6,8 +6,10 @@ Every record arrives as one `domain_event` frame at its topic/partition/offset, 
 key, no lone surrogate (`"\\ud800"`), nested at most `MAX_DEPTH` deep. Any other UTF-8 value is
 `text` (the original text), other bytes are `base64`, no value (or an empty one) is `empty`.
 `type` is the value's `type` when the value is a `json` object with a string `type`, else null;
-a record whose `type` is null never matches a `kind=` or `where=` filter. Keys and header values
-that are not UTF-8 come as `base64:<data>`; a repeated header name gives a list.
+a record whose `type` is null never matches a `kind=` or `where=` filter. A key and each header
+value is `null` (none), the text (UTF-8 bytes, empty ones included) or `{"base64": "<data>"}`
+(any other bytes), so no two inputs look alike (`bytes_of` reads them back); a repeated header
+name gives a list.
 
 The fleet's `wants` predicates decide with `event_type` and `json_value` what a client is owed.
 """
@@ -29,7 +31,7 @@ INTEGER_MIN, INTEGER_MAX = -(1 << 63), (1 << 64) - 1  # what msgpack carries: in
 class RawRecord(Protocol):
     key: bytes | None
     value: bytes | None
-    headers: Iterable[tuple[str, bytes]]
+    headers: Iterable[tuple[str, bytes | None]]
 
 
 class NotStrict(ValueError):
@@ -103,20 +105,31 @@ def value_expected(raw: bytes | None) -> tuple[Any, str]:
         return text, "text"
 
 
-def bytes_expected(raw: bytes | None) -> str | None:
-    """A key or header value: the text, or `base64:<data>` when it is not UTF-8."""
+def bytes_expected(raw: bytes | None) -> str | dict[str, str] | None:
+    """A key or header value: null for none, the text when UTF-8, else `{"base64": <data>}`."""
     if raw is None:
         return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode("ascii")
+        return {"base64": base64.b64encode(raw).decode("ascii")}
 
 
-def headers_expected(headers: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
+def bytes_of(encoded: Any) -> bytes | None:
+    """What a client reads back from a key or header value: the producer's bytes, or None."""
+    if encoded is None:
+        return None
+    if isinstance(encoded, str):
+        return encoded.encode("utf-8")
+    if isinstance(encoded, dict) and set(encoded) == {"base64"}:
+        return base64.b64decode(encoded["base64"], validate=True)
+    raise ValueError(f"not an encoded key or header value: {encoded!r}")
+
+
+def headers_expected(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, Any]:
     decoded: dict[str, Any] = {}
     for name, raw in headers:
-        value = bytes_expected(raw) or ""
+        value = bytes_expected(raw)
         if name not in decoded:
             decoded[name] = value
         elif isinstance(decoded[name], list):

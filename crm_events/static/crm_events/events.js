@@ -73,7 +73,7 @@ export function eventMatches(event, query) {
   return (
     kindMatches(event.type, query.kind) &&
     (query.topic.length === 0 || query.topic.includes(event.topic)) &&
-    (query.key.length === 0 || query.key.includes(event.key)) &&
+    (query.key.length === 0 || (typeof event.key === "string" && query.key.includes(event.key))) &&
     (query.partition.length === 0 || query.partition.includes(String(event.partition)))
   );
 }
@@ -188,12 +188,29 @@ export function detailJson(event, frameChars, whole) {
   return JSON.stringify(detailObject(event, frameChars, whole), null, 2);
 }
 
-/** The record headers as [name, value] rows; a repeated header (a list) gives one row per value. */
+/**
+ * A key or header value as shown: `kind` says which of the three it is (`null`: none; `text`:
+ * UTF-8, empty included; `binary`: any other bytes, shown as their base64), so the page can
+ * mark them apart and text that looks like base64 is never taken for bytes.
+ */
+export function bytesShown(encoded) {
+  if (encoded === null || encoded === undefined) return { text: "", kind: "null" };
+  if (typeof encoded === "string") return { text: encoded, kind: "text" };
+  if (typeof encoded === "object" && typeof encoded.base64 === "string") {
+    return { text: encoded.base64, kind: "binary" };
+  }
+  return { text: JSON.stringify(encoded) ?? String(encoded), kind: "text" };
+}
+
+/**
+ * The record headers as [name, shown value] rows (see `bytesShown`); a repeated header (a
+ * list) gives one row per value.
+ */
 export function headerRows(headers) {
   if (headers === null || typeof headers !== "object" || Array.isArray(headers)) return [];
   const rows = [];
   for (const [name, value] of Object.entries(headers)) {
-    for (const item of Array.isArray(value) ? value : [value]) rows.push([name, String(item)]);
+    for (const item of Array.isArray(value) ? value : [value]) rows.push([name, bytesShown(item)]);
   }
   return rows;
 }

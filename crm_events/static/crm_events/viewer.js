@@ -4,6 +4,7 @@
 
 import { RateChart } from "./chart.js";
 import {
+  bytesShown,
   DETAIL_INLINE_CHARS,
   detailObject,
   eventMatches,
@@ -28,6 +29,8 @@ const CHART_SOON_MS = 200;
 // A whole value this big is shown as plain text: a span per token would stall the page.
 const HIGHLIGHT_MAX_CHARS = 256 * 1024;
 const SNIPPET_NAMES = { curl: "curl -N command", eventsource: "EventSource snippet", python: "Python snippet" };
+// The table's key cell: time, kind, topic, partition, offset, key, value.
+const KEY_COLUMN = 5;
 const FORM_FIELDS = ["from", "since", "offset", "kind", "topic", "key", "partition", "where"];
 const $ = (id) => document.getElementById(id);
 
@@ -238,13 +241,14 @@ class Viewer {
     row.dataset.kind = kindLabel(event);
     row.dataset.position = `${event.topic ?? ""}/${event.partition ?? ""}/${event.offset ?? ""}`;
     const summary = valueSummary(event);
+    const key = bytesShown(event.key);
     const cells = [
       timeFormat(event.timestamp),
       kindLabel(event),
       event.topic ?? "",
       event.partition ?? "",
       event.offset ?? "",
-      event.key ?? "",
+      key.text,
       entry.chars > DETAIL_INLINE_CHARS ? `${summary}  [${sizeFormat(entry.chars)}]` : summary,
     ];
     for (const text of cells) {
@@ -252,6 +256,9 @@ class Viewer {
       cell.textContent = String(text);
       row.append(cell);
     }
+    // Only a binary key is marked here: most records have a key or none, and the detail tells
+    // an empty key from none.
+    if (key.kind === "binary") row.cells[KEY_COLUMN].dataset.bytes = key.kind;
     row.title = "Show the whole event";
     entry.text = cells.join(" ").toLowerCase();
     entry.row = row;
@@ -366,11 +373,12 @@ class Viewer {
   headersShow(headers) {
     const rows = headerRows(headers).map(([name, value]) => {
       const row = document.createElement("tr");
-      for (const text of [name, value]) {
+      for (const text of [name, value.text]) {
         const cell = document.createElement("td");
         cell.textContent = text;
         row.append(cell);
       }
+      row.cells[1].dataset.bytes = value.kind;
       return row;
     });
     $("viewer-detail-headers-rows").replaceChildren(...rows);

@@ -8,6 +8,13 @@ import { useEffect, useRef, useState } from 'react';
 const KINDS = ['', 'lead', 'contact', 'deal', 'ticket']; // '' = every kind
 const MAX_ROWS = 200;
 
+// A key (and each header value) is null (none), the text (UTF-8), or {base64} (other bytes):
+// never render the object itself, React refuses objects as children.
+function keyText(key) {
+  if (key === null) return '';
+  return typeof key === 'string' ? key : `(binary ${key.base64})`;
+}
+
 function useCrmEvents(endpoint, kind) {
   const [status, setStatus] = useState('connecting');
   const [events, setEvents] = useState([]);
@@ -58,7 +65,7 @@ export default function CrmEventsWidget({ endpoint = '/api/ops/crm-events' }) {
         {rows.map((event) => (
           <li key={`${event.topic}/${event.partition}/${event.offset}`}
               data-position={`${event.partition}:${event.offset}`} data-kind={event.type ?? ''}>
-            <code>{event.type ?? event.value_format}</code> {event.key ?? ''} <small>{event.topic}/{event.partition}@{event.offset}</small>
+            <code>{event.type ?? event.value_format}</code> {keyText(event.key)} <small>{event.topic}/{event.partition}@{event.offset}</small>
           </li>
         ))}
       </ol>

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crm_events.core.records import record_decode
+from crm_events.core.records import HEADER_NAME_INVALID, record_decode
 
 
 @dataclass
@@ -54,9 +54,30 @@ def test_non_json_values_are_delivered_marked(raw, value, value_format):
 
 def test_binary_key_and_repeated_headers_are_kept():
     event = record_decode(Record(b"{}", key=b"\xff", headers=[("h", b"1"), ("h", b"2"), ("b", b"\xff")]))
-    assert event["key"] == "base64:/w=="
-    assert event["headers"] == {"h": ["1", "2"], "b": "base64:/w=="}
+    assert event["key"] == {"base64": "/w=="}
+    assert event["headers"] == {"h": ["1", "2"], "b": {"base64": "/w=="}}
 
 
 def test_null_key():
     assert record_decode(Record(b"{}", key=None))["key"] is None
+
+
+def test_the_inputs_that_used_to_look_alike_now_differ():
+    """Issue 18: None and b"" were both "", b"\xff\xfe" and "base64://4=" both "base64://4="."""
+    headers = [("n", None), ("e", b""), ("b", b"\xff\xfe"), ("t", b"base64://4=")]
+    event = record_decode(Record(b"{}", key=b"base64:/w==", headers=headers))
+    assert event["key"] == "base64:/w=="  # text that looks like the old marker is just text
+    assert event["headers"] == {"n": None, "e": "", "b": {"base64": "//4="}, "t": "base64://4="}
+
+
+def test_a_repeated_header_keeps_null_empty_and_binary_values_in_order():
+    headers = [("h", None), ("h", b""), ("h", b"\x80"), ("h", b'{"base64": "gA=="}')]
+    event = record_decode(Record(b"{}", headers=headers))
+    assert event["headers"] == {"h": [None, "", {"base64": "gA=="}, '{"base64": "gA=="}']}
+
+
+def test_a_header_name_that_is_not_valid_unicode_makes_the_record_undecodable():
+    event = record_decode(Record(b'{"type":"deal.won"}', key=b"k", headers=[("\udcff", b"v"), ("ok", b"1")]))
+    assert (event["value_format"], event["error"]) == ("undecodable", HEADER_NAME_INVALID)
+    assert (event["key"], event["headers"], event["value"], event["type"]) == (None, {}, None, None)
+    assert (event["topic"], event["partition"], event["offset"]) == ("t", 2, 41)

@@ -17,6 +17,9 @@ from tests.support.payloads import domain_payload
 
 TOPICS = ("a", "b")
 KEYS = ("k1", "k2", "k3")
+# Binary keys as events carry them, and as filters hold them (`key_form`): never equal to text.
+BINARY_KEYS = ({"base64": "/w=="}, {"base64": "azE="})
+KEY_FORMS = (*KEYS, ("base64", "/w=="), ("base64", "azE="))
 KINDS = ("deal", "deal.won", "deal.won.big", "ticket", "ticket.opened", "aetherlink")
 PATHS = (("deal", "stage"), ("owner",), ("items", "0", "sku"))
 TEXTS = ("won", "lost", "ana", "bo", "A1", "7", "true", "null")
@@ -33,7 +36,7 @@ def small_sets(values, max_size=2):
 
 
 filters = st.builds(
-    EventFilter, kinds=small_sets(KINDS), keys=small_sets(KEYS), partitions=small_sets((0, 1, 2)),
+    EventFilter, kinds=small_sets(KINDS), keys=small_sets(KEY_FORMS), partitions=small_sets((0, 1, 2)),
     fields=st.lists(st.builds(FieldMatch, path=st.sampled_from(PATHS), expected=st.sampled_from(TEXTS)),
                     max_size=2).map(tuple),
 )
@@ -58,7 +61,7 @@ def events(draw) -> dict:
     event_type = CANARY_TYPE if canary else draw(st.none() | st.sampled_from(KINDS + ("deal.lost", "dealer")))
     return domain_payload(
         topic=draw(st.sampled_from(TOPICS)), partition=draw(st.sampled_from((0, 1, 2))),
-        key=draw(st.none() | st.sampled_from(KEYS)), type_=event_type, value=draw(values),
+        key=draw(st.none() | st.sampled_from(KEYS + BINARY_KEYS)), type_=event_type, value=draw(values),
         headers={CANARY_HEADER: "1"} if canary else {},
     )
 

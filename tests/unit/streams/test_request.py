@@ -12,6 +12,7 @@ from crm_events.exceptions import StreamRequestError
 from crm_events.responses import error_response
 from crm_events.streams import request as sr
 from crm_events.streams.request import START_EARLIEST, StreamRequest, since_parse, stream_request_parse
+from tests.support.payloads import domain_payload
 
 SERVED = ("aetherlink.events", "crm.audit")
 AUDIT_TOKEN = token_encode({("crm.audit", 0): 3, ("crm.audit", 1): 4})
@@ -46,6 +47,15 @@ def test_every_parameter():
     assert request.offsets == {("crm.audit", 1): 40}
     assert request.resume_token == AUDIT_TOKEN
     assert request.resume_positions == {("crm.audit", 0): 3, ("crm.audit", 1): 4}
+
+
+def test_a_key_is_asked_for_as_text_or_as_bytes_in_either_base64_alphabet():
+    request = parse("key=k1&key=base64:/w==&key_base64=/%2B8=&key_base64=_-8&key_base64=azI")
+    assert request.event_filter.keys == {"k1", "base64:/w==", ("base64", "/+8="), "k2"}  # azI: b"k2"
+    assert request.event_filter.matches(domain_payload(key={"base64": "/+8="}))
+    assert request.event_filter.matches(domain_payload(key="k2"))
+    assert not request.event_filter.matches(domain_payload(key={"base64": "/w=="}))
+    assert not request.event_filter.matches(domain_payload(key=None))
 
 
 def test_canaries_are_hidden_unless_asked_for():
@@ -90,6 +100,10 @@ def since_range(text: str) -> str:
         ("partition=%C2%B2", integer_invalid("partition", "²"), "partition"),
         ("partition=%D9%A1", integer_invalid("partition", "١"), "partition"),
         ("partition=2147483648", integer_invalid("partition", "2147483648"), "partition"),
+        ("key_base64=a", sr.KEY_BASE64_INVALID.format(text="a"), "key_base64"),
+        ("key_base64=/w%3D%3D%3D", sr.KEY_BASE64_INVALID.format(text="/w==="), "key_base64"),
+        ("key_base64=%2Bw_-", sr.KEY_BASE64_INVALID.format(text="+w_-"), "key_base64"),  # two alphabets
+        ("key_base64=%C3%BF", sr.KEY_BASE64_INVALID.format(text="ÿ"), "key_base64"),
         ("where=novalue", "where must look like path.to.field:value, got 'novalue'", "where"),
         ("where=a..b:1", "where must look like path.to.field:value, got 'a..b:1'", "where"),
         ("since=last tuesday", sr.SINCE_INVALID.format(text="last tuesday"), "since"),

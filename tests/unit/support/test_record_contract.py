@@ -25,18 +25,30 @@ def test_values_that_are_not_strict_json_are_text_with_no_type(name):
     assert (owed["value_format"], owed["value"], owed["type"]) == ("text", raw.decode(), None)
 
 
-def test_bytes_that_are_not_utf8_are_base64_and_binary_keys_and_headers_are_marked():
+def test_bytes_that_are_not_utf8_are_base64_and_binary_keys_and_headers_are_objects():
     hostile = HOSTILE_RECORDS["not-utf8"]
     owed = record_contract.payload_expected(record(hostile.value))
     assert (owed["value_format"], owed["type"]) == ("base64", None)
     assert base64.b64decode(owed["value"]) == hostile.value
     binary_key = HOSTILE_RECORDS["binary-key"]
     owed = record_contract.payload_expected(record(binary_key.value, key=binary_key.key))
-    assert owed["key"] == "base64:" + base64.b64encode(binary_key.key).decode()
+    assert owed["key"] == {"base64": base64.b64encode(binary_key.key).decode()}
+    assert record_contract.bytes_of(owed["key"]) == binary_key.key
     assert owed["type"] == "deal.won"  # a valid value keeps its type, whatever the key
     header = HOSTILE_RECORDS["binary-header"]
     owed = record_contract.payload_expected(record(header.value, headers=header.headers))
-    assert owed["headers"] == {"chaos-bin": "base64:/wD+", "event-type": "deal.won"}
+    assert owed["headers"] == {"chaos-bin": {"base64": "/wD+"}, "event-type": "deal.won"}
+
+
+def test_keys_and_header_values_that_looked_alike_are_told_apart():
+    owed = record_contract.payload_expected(
+        record(b"{}", key=b"base64:/w==", headers=[("n", None), ("e", b""), ("b", b"\xff\xfe"), ("t", b"base64://4=")])
+    )
+    assert owed["key"] == "base64:/w=="
+    assert owed["headers"] == {"n": None, "e": "", "b": {"base64": "//4="}, "t": "base64://4="}
+    assert [record_contract.bytes_of(v) for v in owed["headers"].values()] == [None, b"", b"\xff\xfe", b"base64://4="]
+    with pytest.raises(ValueError, match="not an encoded key"):
+        record_contract.bytes_of({"base64": "/w==", "extra": 1})
 
 
 def test_strict_json_keeps_what_is_fine():

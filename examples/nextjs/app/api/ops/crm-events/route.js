@@ -12,7 +12,8 @@ const UPSTREAM = process.env.CRM_EVENTS_URL ?? 'http://127.0.0.1:9010/crm-events
 const JWT_COOKIE = process.env.CRM_EVENTS_JWT_COOKIE ?? '';
 const RETRY_MS = 3000;
 const PARAMETERS = new Set([
-  'from', 'since', 'offset', 'topic', 'kind', 'key', 'partition', 'where', 'last_event_id', 'canary',
+  'from', 'since', 'offset', 'topic', 'kind', 'key', 'key_base64', 'partition', 'where', 'last_event_id',
+  'canary',
 ]);
 const REFUSAL_HEADERS = ['content-type', 'retry-after', 'www-authenticate'];
 
