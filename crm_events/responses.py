@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from django.http import JsonResponse, StreamingHttpResponse
 
-from crm_events.exceptions import ApiError, AuthenticationFailed, StreamLimitReached
+from crm_events.exceptions import ApiError, AuthenticationFailed, MethodNotAllowed, StreamLimitReached
 
 
 def error_response(error: ApiError) -> JsonResponse:
@@ -15,7 +15,8 @@ def error_response(error: ApiError) -> JsonResponse:
 
     `error` holds the human sentence, as in the stream view's 400 and 503 bodies.
 
-    A 401 carries `WWW-Authenticate: Bearer` (RFC 6750); a 429 or 503 carries `Retry-After`.
+    A 401 carries `WWW-Authenticate: Bearer` (RFC 6750); a 429 or 503 carries `Retry-After`;
+    a 405 carries `Allow`.
     """
     body = {"ok": False, "error": error.message, "code": error.code, **error.details}
     response = JsonResponse(body, status=error.status)
@@ -23,6 +24,8 @@ def error_response(error: ApiError) -> JsonResponse:
         response["WWW-Authenticate"] = 'Bearer realm="crm-events"'
     if isinstance(error, StreamLimitReached):
         response["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed):
+        response["Allow"] = ", ".join(error.allowed)
     response["Cache-Control"] = "no-store"
     return response
 
