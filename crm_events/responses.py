@@ -3,9 +3,12 @@ never HTML), and the event stream's response."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
 
 from crm_events.exceptions import ApiError, AuthenticationFailed, MethodNotAllowed, StreamLimitReached
 
@@ -28,6 +31,16 @@ def error_response(error: ApiError) -> JsonResponse:
         response["Allow"] = ", ".join(error.allowed)
     response["Cache-Control"] = "no-store"
     return response
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def get_only(view: View) -> View:
+    """`require_GET`, and exempt from the CSRF check: the view changes nothing, so any other
+    method is answered 405 (in JSON: crm_events/ops/method_not_allowed.py), not with the CSRF
+    check's HTML 403 that would come first."""
+    return csrf_exempt(require_GET(view))
 
 
 class EventStreamResponse(StreamingHttpResponse):

@@ -28,6 +28,8 @@ def method_not_allowed_response(refused: HttpResponseBase) -> HttpResponseBase:
     for name, value in refused.items():
         if name not in response:
             response[name] = value
+    if "Content-Length" in refused:  # set by CommonMiddleware for the empty body
+        response["Content-Length"] = str(len(response.content))
     response.cookies = refused.cookies
     return response
 

@@ -20,15 +20,19 @@ def refusal(allowed: list[str]) -> dict:
     ("/readyz", ["GET"]),
     ("/", ["GET"]),
     ("/asyncapi.yaml", ["GET", "HEAD"]),
+    ("/metrics", ["GET"]),
+    ("/admin/live-events/partitions", ["GET"]),
 ])
 async def test_a_method_a_url_does_not_answer_gets_a_json_405(path, allowed, settings):
+    """With the CSRF check on, as a real client meets it: it must not answer (HTML 403) first."""
     settings.SSE_AUTH_MODE = "none"
-    response = await AsyncClient().post(path)
+    response = await AsyncClient(enforce_csrf_checks=True).post(path)
     assert response.status_code == 405
     assert response["Content-Type"] == "application/json"
     assert response["Allow"] == ", ".join(allowed)
     assert response["Cache-Control"] == "no-store"
     assert json.loads(response.content) == refusal(allowed)
+    assert response.get("Content-Length", str(len(response.content))) == str(len(response.content))
 
 
 async def test_the_cors_headers_of_the_refused_answer_are_kept(settings):
