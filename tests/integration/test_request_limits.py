@@ -172,6 +172,14 @@ def cut_off(sock: socket.socket) -> bool:
     return False
 
 
+def test_the_largest_resume_id_the_service_accepts_reaches_the_stream_view(web):
+    """Far below the limits: a 4,096-character Last-Event-ID with a 16 KiB cookie is judged by the
+    view (this one is no valid id: its 400 names the header), not refused by the server."""
+    headers = [("Last-Event-ID", "A" * 4096), ("Cookie", "c=" + "x" * 16 * 1024)]
+    answer = exchange(web, request_bytes("/crm-events", headers))
+    assert (answer.status, answer.json()["parameter"]) == (400, "Last-Event-ID")
+
+
 def test_5000_query_parameters_get_a_json_400(web):
     answer = exchange(web, request_bytes("/crm-events?" + "&".join(["a=1"] * 5000), []))
     assert (answer.status, answer.json()) == (

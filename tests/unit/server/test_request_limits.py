@@ -15,6 +15,7 @@ from twisted.web import http
 
 from crm_events.config import RequestHeadLimits
 from crm_events.server import request_limits
+from crm_events.server.daphne_server import JsonErrorHTTPFactory
 from crm_events.server.request_limits import (
     Refusals,
     limited_protocol,
@@ -181,3 +182,18 @@ def test_an_empty_line_before_a_request_is_skipped_as_twisted_does(connection):
     protocol, _ = connection
     protocol.dataReceived(b"\r\n" + request(b"/ie", HOST))
     assert Recorded.seen == [b"/ie"]
+
+
+@pytest.mark.parametrize("limited", [True, False])
+def test_the_servers_http_factory_builds_limited_channels_unless_the_probe_failed(limited):
+    """With limits, a JSON 414; without (the probe found Twisted changed), Twisted's own silent close."""
+    factory = JsonErrorHTTPFactory(server=object(), limits=LIMITS if limited else None)
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"GET /" + b"a" * 70_000)
+    assert transport.disconnecting
+    if limited:
+        assert answer(transport)[0] == 414
+    else:
+        assert transport.value() == b""
