@@ -43,7 +43,7 @@ from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune
 from crm_events.server.inbox import ApplicationInbox
 from crm_events.server.os_limits import backlog_add, nofile_raise
-from crm_events.server.request_limits import Refusals, limited_protocol, request_limits_enabled
+from crm_events.server.request_limits import limited_protocol, refusals_build, request_limits_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class JsonErrorHTTPFactory(HTTPFactory):
     def __init__(self, server: Server, limits: RequestHeadLimits | None = None) -> None:
         super().__init__(server)
         self.limits = limits
-        self.refusals = Refusals.build(limits) if limits is not None else None
+        self.refusals = refusals_build(limits) if limits is not None else None
 
     def protocol(self) -> Any:
         """Twisted's `Factory.buildProtocol` calls this for each connection."""

@@ -23,7 +23,6 @@ these; if not, the server keeps Twisted's own channel and says so (daphne_server
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import tcp
@@ -31,12 +30,14 @@ from twisted.internet.base import DelayedCall
 from twisted.python.failure import Failure
 from twisted.web import http
 
+from crm_events import metrics
 from crm_events.config import RequestHeadLimits
 from crm_events.exceptions import ApiError, RequestHeadTooLarge
 from crm_events.responses import error_response
 
 logger = logging.getLogger(__name__)
 
+MALFORMED_LIMIT = "malformed"
 LINGER_SECONDS = 5.0  # how long a refused client may go on sending before it is cut off
 REQUEST_LINE_TOO_LONG = "the request line (method, path and query string) is longer than {max} bytes"
 HEADER_TOO_LONG = "a header line (name and value) is longer than {max} bytes"
@@ -72,30 +73,25 @@ def refusal_bytes(error: ApiError) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.content
 
 
-@dataclass(frozen=True, slots=True)
-class Refusals:
+# The refusals by what was refused (the `limit` of the body, and of the metric).
+Refusals = dict[str, bytes]
+
+
+def refusals_build(limits: RequestHeadLimits) -> Refusals:
     """The five answers, made once per server from its limits."""
 
-    request_line: bytes
-    header: bytes
-    headers_total: bytes
-    headers: bytes
-    malformed: bytes
+    def too_large(message: str, status: int, limit: str, size: int) -> bytes:
+        code = "request_line_too_long" if status == 414 else "headers_too_large"
+        return refusal_bytes(RequestHeadTooLarge(
+            message.format(max=size), status=status, code=code, limit=limit, max=size))
 
-    @classmethod
-    def build(cls, limits: RequestHeadLimits) -> Refusals:
-        def too_large(message: str, status: int, limit: str, size: int) -> bytes:
-            code = "request_line_too_long" if status == 414 else "headers_too_large"
-            return refusal_bytes(RequestHeadTooLarge(
-                message.format(max=size), status=status, code=code, limit=limit, max=size))
-
-        return cls(
-            request_line=too_large(REQUEST_LINE_TOO_LONG, 414, "request_line", limits.request_line),
-            header=too_large(HEADER_TOO_LONG, 431, "header", limits.header),
-            headers_total=too_large(HEADERS_TOO_LARGE, 431, "headers_total", limits.headers_total),
-            headers=too_large(TOO_MANY_HEADERS, 431, "headers", limits.headers),
-            malformed=refusal_bytes(ApiError(MALFORMED)),
-        )
+    return {
+        "request_line": too_large(REQUEST_LINE_TOO_LONG, 414, "request_line", limits.request_line),
+        "header": too_large(HEADER_TOO_LONG, 431, "header", limits.header),
+        "headers_total": too_large(HEADERS_TOO_LARGE, 431, "headers_total", limits.headers_total),
+        "headers": too_large(TOO_MANY_HEADERS, 431, "headers", limits.headers),
+        MALFORMED_LIMIT: refusal_bytes(ApiError(MALFORMED)),
+    }
 
 
 class LimitedHTTPChannel(http.HTTPChannel):
@@ -120,44 +116,45 @@ class LimitedHTTPChannel(http.HTTPChannel):
             super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
-        refusal = self.head_line_check(line)
-        if refusal is not None:
-            self.refuse(refusal)
+        exceeded = self.head_line_check(line)
+        if exceeded is not None:
+            self.refuse(exceeded)
             return
         super().lineReceived(line)
 
-    def head_line_check(self, line: bytes) -> bytes | None:
-        """The refusal `line` earns, or None; keeps count of this request's head."""
+    def head_line_check(self, line: bytes) -> str | None:
+        """The limit `line` exceeds, or None; keeps count of this request's head."""
         if self.at_request_line:
             self.at_request_line = not line  # Twisted skips an empty line before a request
-            return self.refusals.request_line if len(line) > self.limits.request_line else None
+            return "request_line" if len(line) > self.limits.request_line else None
         if not line:  # the head's end: the next line in line mode starts the next request
             self.at_request_line, self.head_bytes, self.head_count = True, 0, 0
             return None
         self.head_bytes += len(line)
         self.head_count += line[:1] not in (b" ", b"\t")  # a folded line continues a header
         if len(line) > self.limits.header:
-            return self.refusals.header
+            return "header"
         if self.head_bytes > self.limits.headers_total:
-            return self.refusals.headers_total
-        return self.refusals.headers if self.head_count > self.limits.headers else None
+            return "headers_total"
+        return "headers" if self.head_count > self.limits.headers else None
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """A line over `MAX_LENGTH`, whole or still arriving."""
-        self.refuse(self.refusals.request_line if self.at_request_line else self.refusals.header)
+        self.refuse("request_line" if self.at_request_line else "header")
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         """Twisted's bare 400 for a head or body framing it cannot parse."""
-        self.refuse(self.refusals.malformed)
+        self.refuse(MALFORMED_LIMIT)
 
-    def refuse(self, answer: bytes) -> None:
+    def refuse(self, limit: str) -> None:
         if self.refused:
             return
         self.refused = True
+        metrics.REQUESTS_REFUSED.labels(limit).inc()
         self.clearLineBuffer()  # ends LineReceiver's loop over lines already received
         self.setTimeout(None)
         transport: Any = self.transport  # zope's ITransport: mypy cannot type its methods
-        transport.write(answer)
+        transport.write(self.refusals[limit])
         if isinstance(transport, tcp.Server):  # plain TCP: half-close, read on (see the docstring)
             transport.loseWriteConnection()
             self.linger = self.callLater(LINGER_SECONDS, transport.abortConnection)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 from twisted.internet.testing import StringTransport
 from twisted.web import http
 
@@ -17,8 +18,8 @@ from crm_events.config import RequestHeadLimits
 from crm_events.server import request_limits
 from crm_events.server.daphne_server import JsonErrorHTTPFactory
 from crm_events.server.request_limits import (
-    Refusals,
     limited_protocol,
+    refusals_build,
     request_limits_missing,
 )
 
@@ -41,7 +42,7 @@ class Recorded(http.Request):
 @pytest.fixture
 def connection():
     Recorded.seen = []
-    protocol = limited_protocol(LIMITS, Refusals.build(LIMITS))
+    protocol = limited_protocol(LIMITS, refusals_build(LIMITS))
     protocol.requestFactory = Recorded
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -197,3 +198,18 @@ def test_the_servers_http_factory_builds_limited_channels_unless_the_probe_faile
         assert answer(transport)[0] == 414
     else:
         assert transport.value() == b""
+
+
+@pytest.mark.parametrize(("data", "limit"), [
+    (request(b"/" + b"a" * 100, HOST), "request_line"),
+    (request(b"/", HOST, b"A: 1", b"B: 2", b"C: 3"), "headers"),
+    (b"GET / HTTP/1.1\r\nNoColon\r\n\r\n", "malformed"),
+])
+def test_each_refusal_is_counted_by_what_was_refused(connection, data, limit):
+    def count() -> float:
+        return REGISTRY.get_sample_value("aetherlink_http_requests_refused_total", {"limit": limit}) or 0.0
+
+    before = count()
+    connection[0].dataReceived(data)
+    connection[0].dataReceived(data)  # the same connection reads no more requests: counted once
+    assert count() == before + 1
