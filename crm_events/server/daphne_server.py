@@ -41,9 +41,10 @@ from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
 from crm_events.server.daphne_transport import DaphneTransportFactory
 from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune
+from crm_events.server.head_refusals import refusals_build
 from crm_events.server.inbox import ApplicationInbox
 from crm_events.server.os_limits import backlog_add, nofile_raise
-from crm_events.server.request_limits import limited_protocol, refusals_build, request_limits_enabled
+from crm_events.server.request_limits import limited_protocol, request_limits_enabled
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ line longer than its `MAX_LENGTH` (16 KiB), and answers a head over `totalHeader
 `maxHeaders`, or one it cannot parse, with a bare `400 Bad Request`. `LimitedHTTPChannel`
 checks the configured limits (`RequestHeadLimits`) on each line first, with Twisted's own set
 above them so they never trip first, and answers 414 (request line) or 431 (one header, all
-headers, their number), and 400 for what Twisted cannot parse, each as a complete response
-with `Connection: close`.
+headers, their number), and 400 for what Twisted cannot parse, each a complete response with
+`Connection: close` made once per server (head_refusals.py).
 
 After the answer the channel shuts its sending side and reads (and drops) whatever the client
 still sends, until the client closes or `LINGER_SECONDS` pass: closing a socket that has
@@ -27,23 +27,17 @@ from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.base import DelayedCall
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 
 from crm_events import metrics
 from crm_events.config import RequestHeadLimits
-from crm_events.exceptions import ApiError, RequestHeadTooLarge
-from crm_events.responses import error_response
+from crm_events.server.head_refusals import MALFORMED_LIMIT, Refusals
 
 logger = logging.getLogger(__name__)
 
-MALFORMED_LIMIT = "malformed"
 LINGER_SECONDS = 5.0  # how long a refused client may go on sending before it is cut off
-REQUEST_LINE_TOO_LONG = "the request line (method, path and query string) is longer than {max} bytes"
-HEADER_TOO_LONG = "a header line (name and value) is longer than {max} bytes"
-HEADERS_TOO_LARGE = "the header lines add up to more than {max} bytes"
-TOO_MANY_HEADERS = "the request has more than {max} headers"
-MALFORMED = "the request is not valid HTTP/1.1 (its request line, a header or its body framing)"
 LIMITS_OFF = (
     "request head limits are off: this Twisted (%s) lacks %s; oversized requests get Twisted's own "
     "answers (a closed connection or a bare 400) instead of a JSON 414 or 431"
@@ -62,36 +56,6 @@ def request_limits_missing(channel_class: type = http.HTTPChannel, http_module: 
                if not hasattr(channel_class, name)]
     return missing + [f"twisted.web.http.{name}" for name in HTTP_MODULE_ATTRIBUTES
                       if not hasattr(http_module, name)]
-
-
-def refusal_bytes(error: ApiError) -> bytes:
-    """The whole HTTP/1.1 response for `error`: its JSON body, its length, `Connection: close`."""
-    response = error_response(error)
-    lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
-    lines += [f"{name}: {value}" for name, value in response.items()]
-    lines += [f"Content-Length: {len(response.content)}", "Connection: close"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.content
-
-
-# The refusals by what was refused (the `limit` of the body, and of the metric).
-Refusals = dict[str, bytes]
-
-
-def refusals_build(limits: RequestHeadLimits) -> Refusals:
-    """The five answers, made once per server from its limits."""
-
-    def too_large(message: str, status: int, limit: str, size: int) -> bytes:
-        code = "request_line_too_long" if status == 414 else "headers_too_large"
-        return refusal_bytes(RequestHeadTooLarge(
-            message.format(max=size), status=status, code=code, limit=limit, max=size))
-
-    return {
-        "request_line": too_large(REQUEST_LINE_TOO_LONG, 414, "request_line", limits.request_line),
-        "header": too_large(HEADER_TOO_LONG, 431, "header", limits.header),
-        "headers_total": too_large(HEADERS_TOO_LARGE, 431, "headers_total", limits.headers_total),
-        "headers": too_large(TOO_MANY_HEADERS, 431, "headers", limits.headers),
-        MALFORMED_LIMIT: refusal_bytes(ApiError(MALFORMED)),
-    }
 
 
 class LimitedHTTPChannel(http.HTTPChannel):
@@ -161,7 +125,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
         else:
             self.loseConnection()
 
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.linger is not None and self.linger.active():
             self.linger.cancel()
         super().connectionLost(reason)

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from crm_events.config import RequestHeadLimits
 from crm_events.ops.error_views import TOO_MANY_PARAMETERS
 from crm_events.ops.method_not_allowed import METHOD_NOT_ALLOWED
-from crm_events.server.request_limits import (
+from crm_events.server.head_refusals import (
     HEADER_TOO_LONG,
     HEADERS_TOO_LARGE,
-    LINGER_SECONDS,
     REQUEST_LINE_TOO_LONG,
     TOO_MANY_HEADERS,
 )
+from crm_events.server.request_limits import LINGER_SECONDS
 from tests.support.processes import wait_until
 
 DEADLINE = 10.0  # seconds for the whole answer, from the first byte sent

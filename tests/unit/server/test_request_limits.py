@@ -15,11 +15,11 @@ from twisted.internet.testing import StringTransport
 from twisted.web import http
 
 from crm_events.config import RequestHeadLimits
-from crm_events.server import request_limits
+from crm_events.server import head_refusals
 from crm_events.server.daphne_server import JsonErrorHTTPFactory
+from crm_events.server.head_refusals import refusals_build
 from crm_events.server.request_limits import (
     limited_protocol,
-    refusals_build,
     request_limits_missing,
 )
 
@@ -99,7 +99,7 @@ def test_a_request_line_one_byte_too_long_gets_414(connection):
     protocol, transport = connection
     protocol.dataReceived(request(b"/" + b"a" * (LIMITS.request_line - len(b"GET / HTTP/1.1") + 1), HOST))
     refused_with(transport, 414, {
-        "ok": False, "error": request_limits.REQUEST_LINE_TOO_LONG.format(max=64),
+        "ok": False, "error": head_refusals.REQUEST_LINE_TOO_LONG.format(max=64),
         "code": "request_line_too_long", "limit": "request_line", "max": 64,
     })
 
@@ -116,7 +116,7 @@ def test_a_header_still_arriving_gets_431(connection):
     protocol, transport = connection
     protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 100_000)
     refused_with(transport, 431, {
-        "ok": False, "error": request_limits.HEADER_TOO_LONG.format(max=48),
+        "ok": False, "error": head_refusals.HEADER_TOO_LONG.format(max=48),
         "code": "headers_too_large", "limit": "header", "max": 48,
     })
 
@@ -131,7 +131,7 @@ def test_headers_adding_up_past_the_limit_get_431(connection):
     protocol, transport = connection
     protocol.dataReceived(request(b"/", HOST, b"X-A: " + b"b" * 40, b"X-B: " + b"c" * 40, b"X-C: 1"))
     refused_with(transport, 431, {
-        "ok": False, "error": request_limits.HEADERS_TOO_LARGE.format(max=100),
+        "ok": False, "error": head_refusals.HEADERS_TOO_LARGE.format(max=100),
         "code": "headers_too_large", "limit": "headers_total", "max": 100,
     })
 
@@ -140,7 +140,7 @@ def test_one_header_too_many_gets_431(connection):
     protocol, transport = connection
     protocol.dataReceived(request(b"/", HOST, b"A: 1", b"B: 2", b"C: 3"))
     refused_with(transport, 431, {
-        "ok": False, "error": request_limits.TOO_MANY_HEADERS.format(max=3),
+        "ok": False, "error": head_refusals.TOO_MANY_HEADERS.format(max=3),
         "code": "headers_too_large", "limit": "headers", "max": 3,
     })
 
@@ -160,7 +160,7 @@ def test_a_folded_line_continues_its_header_and_is_not_counted(connection):
 def test_what_twisted_cannot_parse_gets_a_json_400_not_its_bare_one(connection, head):
     protocol, transport = connection
     protocol.dataReceived(head)
-    refused_with(transport, 400, {"ok": False, "error": request_limits.MALFORMED, "code": "bad_request"})
+    refused_with(transport, 400, {"ok": False, "error": head_refusals.MALFORMED, "code": "bad_request"})
 
 
 def test_after_a_refusal_nothing_more_is_read_as_a_request(connection):
