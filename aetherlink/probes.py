@@ -2,11 +2,12 @@
 
 A kubelet asks `http://<pod IP>:9010/readyz`, a compose healthcheck `http://127.0.0.1:9010/readyz`:
 neither Host is a name the service answers to in production, and neither speaks https. So
-this middleware comes first and answers those two paths itself, by calling their views,
-before Django reads the Host header (CommonMiddleware, the https redirect, CSRF) or opens a
-session. Every other request goes on unchanged. The probes' answers hold nothing a stranger
-could use (`{"ok": true}`, and for `/readyz` which dependency failed), so skipping the Host
-check for them costs nothing; requests with any other path still get the check.
+this middleware comes first (only the one that gives 405 answers their JSON body wraps it)
+and answers those two paths itself, by calling their views, before Django reads the Host
+header (CommonMiddleware, the https redirect, CSRF) or opens a session. Every other request
+goes on unchanged. The probes' answers hold nothing a stranger could use (`{"ok": true}`, and
+for `/readyz` which dependency failed), so skipping the Host check for them costs nothing;
+requests with any other path still get the check.
 """
 
 from __future__ import annotations

@@ -279,6 +279,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django's empty 405 answers in the JSON error shape, the probes' included: outermost.
+    "crm_events.ops.method_not_allowed.json_method_not_allowed",
     # /healthz and /readyz for probes, before the Host check, the https redirect and the rest.
     "aetherlink.probes.ProbeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -472,6 +474,20 @@ SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 # The web process's listen backlog (connections accepted by the kernel, not yet by Daphne);
 # Twisted's own is 50. The kernel caps it at net.core.somaxconn.
 WEB_LISTEN_BACKLOG = _positive_int("WEB_LISTEN_BACKLOG", 4096)
+# How large a request's head may be (bytes of each line without its CRLF): a longer request line
+# is answered 414, a longer header line, larger headers or more of them 431, in the JSON error
+# shape. Far above what the service issues or accepts (a resume id of 4,096 characters in
+# Last-Event-ID or the query, a 16 KiB cookie, a JWT listing many topics); Twisted's own line
+# limit (16 KiB) closed the connection without a word.
+WEB_MAX_REQUEST_LINE_BYTES = _positive_int("WEB_MAX_REQUEST_LINE_BYTES", 32 * 1024)
+WEB_MAX_HEADER_BYTES = _positive_int("WEB_MAX_HEADER_BYTES", 32 * 1024)
+WEB_MAX_HEADERS_BYTES = _positive_int("WEB_MAX_HEADERS_BYTES", 64 * 1024)
+WEB_MAX_HEADERS = _positive_int("WEB_MAX_HEADERS", 200)
+if WEB_MAX_HEADER_BYTES > WEB_MAX_HEADERS_BYTES:
+    raise ImproperlyConfigured(
+        f"WEB_MAX_HEADER_BYTES ({WEB_MAX_HEADER_BYTES}) must not be larger than WEB_MAX_HEADERS_BYTES "
+        f"({WEB_MAX_HEADERS_BYTES}), the limit of all headers together."
+    )
 
 # --- Live event viewer -------------------------------------------------------
 

@@ -93,8 +93,21 @@ class StreamConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestHeadLimits:
+    """How large a request's head may be before the server answers 414 or 431 (`WEB_MAX_*`), in
+    bytes of the lines without their CRLF: the request line, one header line (name, colon and
+    value), all header lines together (not the request line), and how many headers."""
+
+    request_line: int = 32 * 1024
+    header: int = 32 * 1024
+    headers_total: int = 64 * 1024
+    headers: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen_backlog: int
+    request_head: RequestHeadLimits = RequestHeadLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +231,15 @@ def stream_config() -> StreamConfig:
 
 @cache
 def server_config() -> ServerConfig:
-    return ServerConfig(listen_backlog=settings.WEB_LISTEN_BACKLOG)
+    return ServerConfig(
+        listen_backlog=settings.WEB_LISTEN_BACKLOG,
+        request_head=RequestHeadLimits(
+            request_line=settings.WEB_MAX_REQUEST_LINE_BYTES,
+            header=settings.WEB_MAX_HEADER_BYTES,
+            headers_total=settings.WEB_MAX_HEADERS_BYTES,
+            headers=settings.WEB_MAX_HEADERS,
+        ),
+    )
 
 
 @cache

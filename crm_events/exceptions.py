@@ -66,3 +66,24 @@ class ServerError(ApiError):
 
     status = 500
     code = "server_error"
+
+
+class MethodNotAllowed(ApiError):
+    """A method the URL does not answer: 405, with the methods it does in `Allow` and `allowed`."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: list[str]) -> None:
+        super().__init__(message, allowed=allowed)
+        self.allowed = allowed
+
+
+class RequestHeadTooLarge(ApiError):
+    """A request line (414) or header section (431) over the web process's limits, refused by the
+    server before Django sees the request. `limit` names which limit, `max` its size."""
+
+    def __init__(self, message: str, *, status: int, code: str, limit: str, max: int) -> None:  # noqa: A002
+        super().__init__(message, limit=limit, max=max)
+        self.status = status
+        self.code = code

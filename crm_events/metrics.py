@@ -22,6 +22,12 @@ STREAMS_CLOSED = Counter(
 STREAMS_REJECTED = Counter(
     "aetherlink_sse_streams_rejected_total", "Streams refused by a concurrency limit.", ["limit"]
 )
+REQUESTS_REFUSED = Counter(
+    "aetherlink_http_requests_refused_total",
+    "Requests the server refused before Django, by what was over its limit: request_line (414); "
+    "header, headers_total, headers (431); malformed (400, not valid HTTP/1.1).",
+    ["limit"],
+)
 AUTH_FAILURES = Counter(
     "aetherlink_sse_auth_failures_total", "Stream requests refused with 401 or 403.", ["reason"]
 )

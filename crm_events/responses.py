@@ -3,11 +3,14 @@ never HTML), and the event stream's response."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
 
-from crm_events.exceptions import ApiError, AuthenticationFailed, StreamLimitReached
+from crm_events.exceptions import ApiError, AuthenticationFailed, MethodNotAllowed, StreamLimitReached
 
 
 def error_response(error: ApiError) -> JsonResponse:
@@ -15,7 +18,8 @@ def error_response(error: ApiError) -> JsonResponse:
 
     `error` holds the human sentence, as in the stream view's 400 and 503 bodies.
 
-    A 401 carries `WWW-Authenticate: Bearer` (RFC 6750); a 429 or 503 carries `Retry-After`.
+    A 401 carries `WWW-Authenticate: Bearer` (RFC 6750); a 429 or 503 carries `Retry-After`;
+    a 405 carries `Allow`.
     """
     body = {"ok": False, "error": error.message, "code": error.code, **error.details}
     response = JsonResponse(body, status=error.status)
@@ -23,8 +27,20 @@ def error_response(error: ApiError) -> JsonResponse:
         response["WWW-Authenticate"] = 'Bearer realm="crm-events"'
     if isinstance(error, StreamLimitReached):
         response["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed):
+        response["Allow"] = ", ".join(error.allowed)
     response["Cache-Control"] = "no-store"
     return response
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def get_only(view: View) -> View:
+    """`require_GET`, and exempt from the CSRF check: the view changes nothing, so any other
+    method is answered 405 (in JSON: crm_events/ops/method_not_allowed.py), not with the CSRF
+    check's HTML 403 that would come first."""
+    return csrf_exempt(require_GET(view))
 
 
 class EventStreamResponse(StreamingHttpResponse):

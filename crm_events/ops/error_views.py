@@ -8,17 +8,21 @@ Django's HTML page. (With `DEBUG` on, Django shows its technical page instead.)
 
 from __future__ import annotations
 
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, JsonResponse
 
 from crm_events.exceptions import ApiError, ServerError
 from crm_events.responses import error_response
 
-BAD_REQUEST = "the request is malformed (too many parameters, a bad Host header, or similar)"
+BAD_REQUEST = "the request is malformed (a bad Host header, or similar)"
+TOO_MANY_PARAMETERS = "the request has more query parameters than the server accepts"
 SERVER_ERROR = "the server failed to answer this request; the failure is logged"
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """`handler400`: the exception's text is Django's, for the log, not for the client."""
+    if isinstance(exception, TooManyFieldsSent):  # DATA_UPLOAD_MAX_NUMBER_FIELDS, query included
+        return error_response(ApiError(TOO_MANY_PARAMETERS))
     return error_response(ApiError(BAD_REQUEST))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from crm_events import metrics
@@ -20,7 +19,7 @@ from crm_events.access.client_address import address_in, client_address
 from crm_events.config import MetricsConfig, limits_config, metrics_config, readiness_config
 from crm_events.exceptions import StreamForbidden
 from crm_events.fanout.registry import hub_get
-from crm_events.responses import error_response
+from crm_events.responses import error_response, get_only
 
 METRICS_FORBIDDEN = "metrics are only served to allowed networks or with the metrics token"
 
@@ -34,7 +33,7 @@ def metrics_access_allowed(request: HttpRequest, config: MetricsConfig) -> bool:
     return address_in(address, config.allowed_networks)
 
 
-@require_GET
+@get_only
 async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
     if not metrics_access_allowed(request, metrics_config()):
         return error_response(StreamForbidden(METRICS_FORBIDDEN))

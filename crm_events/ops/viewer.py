@@ -23,13 +23,12 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
 from crm_events.config import ViewerConfig, auth_config, kafka_config, readiness_config, viewer_config
 from crm_events.exceptions import StreamForbidden
 from crm_events.fanout.registry import hub_get
 from crm_events.ops.viewer_partitions import partitions_report
-from crm_events.responses import error_response
+from crm_events.responses import error_response, get_only
 
 VIEWER_TITLE = "Live events"
 VIEWER_TEMPLATE = "crm_events/viewer.html"
@@ -54,7 +53,7 @@ def viewer_settings(*, config: ViewerConfig) -> dict[str, Any]:
 
 
 @never_cache
-@require_GET
+@get_only
 def event_viewer(request: HttpRequest) -> HttpResponse:
     config = viewer_config()
     if not viewer_access_allowed(request.user, config=config):
@@ -68,7 +67,7 @@ def event_viewer(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@get_only
 async def viewer_partitions(request: HttpRequest) -> JsonResponse:
     """The partitions panel's JSON, for whoever may see the page (`viewer_partitions.py`)."""
     if not viewer_access_allowed(await request.auser(), config=viewer_config()):
@@ -77,7 +76,7 @@ async def viewer_partitions(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report)
 
 
-@require_GET
+@get_only
 async def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """Browsers ask for `/favicon.ico` whatever the page says; send them to the static icon."""
     return HttpResponseRedirect(static(FAVICON))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from crm_events.config import canary_config, kafka_config, readiness_config
 from crm_events.fanout.registry import hub_get
 from crm_events.ops.readiness import CHECK_OK, canary_check, readiness_checks
+from crm_events.responses import get_only
 
 SERVICE_NAME = "crm-events"
 
@@ -30,7 +30,7 @@ def status_text(ready: bool, checks: dict[str, str]) -> str:
     return f"not ready: {name}: {reason}"
 
 
-@require_GET
+@get_only
 async def service_info(request: HttpRequest) -> JsonResponse:
     config = kafka_config()
     ready, checks = await readiness_report()
@@ -48,13 +48,13 @@ async def service_info(request: HttpRequest) -> JsonResponse:
     )
 
 
-@require_GET
+@get_only
 async def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness only: answers while the process serves HTTP, whatever Kafka and Redis do."""
     return JsonResponse({"ok": True})
 
 
-@require_GET
+@get_only
 async def readyz(request: HttpRequest) -> JsonResponse:
     ready, checks = await readiness_report()
     body = {"ok": ready, "checks": checks, "streams": hub_get().stream_count}

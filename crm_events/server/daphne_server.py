@@ -10,7 +10,9 @@
   left; it returns a Deferred, so Twisted waits for all of it.
 - `action_logger`: the access log goes through Python logging (`access_log.py`).
 - The HTTP factory builds requests whose server-level errors (a bad header, an
-  application that failed) are the API's JSON error body instead of an HTML page.
+  application that failed) are the API's JSON error body instead of an HTML page, on
+  channels that answer a request head over the `WEB_MAX_*` limits with a JSON 414 or 431
+  (request_limits.py), where Twisted would close the connection or answer a bare 400.
 - `run`: garbage collection tuned for many long-lived objects (`gc_tuning.py`), the
   open-files limit raised to the hard limit (`os_limits.py`, one log line), and the
   start-up probe of what the direct socket writes need from Twisted.
@@ -32,15 +34,17 @@ from daphne.server import Server
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from crm_events.config import server_config, stream_config
+from crm_events.config import RequestHeadLimits, server_config, stream_config
 from crm_events.fanout.registry import hubs_close
 from crm_events.server.access_log import AccessLog
 from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
 from crm_events.server.daphne_transport import DaphneTransportFactory
 from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune
+from crm_events.server.head_refusals import refusals_build
 from crm_events.server.inbox import ApplicationInbox
 from crm_events.server.os_limits import backlog_add, nofile_raise
+from crm_events.server.request_limits import limited_protocol, request_limits_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,19 @@ class JsonErrorRequest(WebRequest):
 
 
 class JsonErrorHTTPFactory(HTTPFactory):
+    """Daphne's factory; with `limits`, its HTTP/1.1 channels refuse oversized heads in JSON."""
+
+    def __init__(self, server: Server, limits: RequestHeadLimits | None = None) -> None:
+        super().__init__(server)
+        self.limits = limits
+        self.refusals = refusals_build(limits) if limits is not None else None
+
+    def protocol(self) -> Any:
+        """Twisted's `Factory.buildProtocol` calls this for each connection."""
+        if self.limits is None or self.refusals is None:
+            return super().protocol()
+        return limited_protocol(self.limits, self.refusals)
+
     def buildProtocol(self, addr: Any) -> Any:
         protocol = super().buildProtocol(addr)
         protocol.requestFactory = JsonErrorRequest  # the factory's documented seam (Daphne sets it too)
@@ -77,6 +94,7 @@ class AetherlinkServer(Server):
         super().__init__(
             application, endpoints, *args, action_logger=AccessLog() if action_logger else None, **kwargs)
         self.direct_send = direct_send_enabled()
+        self.request_head = server_config().request_head if request_limits_enabled() else None
         self.shutdown_grace = stream_config().shutdown_grace
 
     # Daphne's run() builds its HTTP factory by assigning this attribute: ours is built instead.
@@ -87,7 +105,7 @@ class AetherlinkServer(Server):
     @http_factory.setter
     def http_factory(self, factory: HTTPFactory) -> None:
         ours = isinstance(factory, JsonErrorHTTPFactory)
-        self._http_factory = factory if ours else JsonErrorHTTPFactory(self)
+        self._http_factory = factory if ours else JsonErrorHTTPFactory(self, self.request_head)
 
     def run(self) -> None:
         nofile_raise()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
 
 from crm_events.exceptions import ApiError
-from crm_events.responses import error_response
+from crm_events.responses import error_response, get_only
 from crm_events.streams.service import stream_open
 
 
-@require_GET
+@get_only
 async def crm_events_stream(request: HttpRequest) -> StreamingHttpResponse | JsonResponse:
     try:
         return await stream_open(request)

@@ -42,7 +42,8 @@ BASE = "urn:aetherlink:asyncapi"
 REGISTRY = Registry().with_resource(BASE, Resource.from_contents(DOCUMENT, default_specification=DRAFT7))
 STREAM_MESSAGES = {"retry", "connected", "domainEvent", "gapNamed", "gap", "heartbeat", "reconnect"}
 ERROR_STATUSES = {"badRequest": 400, "unauthorized": 401, "forbidden": 403, "tooManyStreamsClient": 429,
-                  "tooManyStreamsServer": 503, "serverError": 500}
+                  "tooManyStreamsServer": 503, "serverError": 500, "methodNotAllowed": 405,
+                  "requestLineTooLong": 414, "headersTooLarge": 431}
 JWT_KEY = "asyncapi-test-secret-that-is-at-least-32-bytes"
 
 
@@ -217,7 +218,7 @@ def token(subject: str, **claims: Any) -> dict[str, str]:
 def refusal_message(status: int, headers: dict[str, str], body: Any) -> list[str]:
     """The refusal messages of the document that this answer validates against."""
     lower = {name.lower(): value for name, value in headers.items()}
-    names = ("Content-Type", "Retry-After", "Cache-Control")
+    names = ("Content-Type", "Retry-After", "Cache-Control", "Allow")
     kept = {name: lower[name.lower()] for name in names if name.lower() in lower}
     return [
         name for name in ERROR_STATUSES
@@ -250,16 +251,26 @@ async def test_refusals_validate_against_the_document(stack, kafka, topic):
     cases.append(("/crm-events", token("c"), 503))
     for connection in held:
         connection.close()
+    # Refused before any credentials are looked at: a method, and heads over the server's limits.
+    for method, path, headers, status in [
+        ("POST", "/crm-events", {}, 405),
+        ("GET", "/crm-events?kind=" + "k" * 40_000, {}, 414),
+        ("GET", "/crm-events", {"Cookie": "c=" + "x" * 40_000}, 431),
+    ]:
+        answers.append(await asyncio.to_thread(raw_get, port, path, headers, method))
+        cases.append((path, headers, status))
     for (path, _, status), (got, headers, body) in zip(cases, answers, strict=True):
         assert got == status, (path[:60], got, body)
         names = refusal_message(got, headers, body)
         assert len(names) == 1, f"{status} {headers} {body} matches {names or 'no message'}"
 
 
-def raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+def raw_get(
+    port: int, path: str, headers: dict[str, str], method: str = "GET"
+) -> tuple[int, dict[str, str], Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("GET", path, headers=headers)
+        connection.request(method, path, headers=headers)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read())
     finally:

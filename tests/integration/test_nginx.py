@@ -241,6 +241,20 @@ def test_per_client_limits_count_the_address_nginx_saw(front):
             stream.close()
 
 
+def test_oversized_requests_through_nginx_get_the_web_processes_json_refusals(front):
+    """nginx lets heads up to 64 KiB through (large_client_header_buffers), so a request line or
+    header over the web processes' 32 KiB gets their JSON 414 or 431, over HTTP/2 and HTTP/1.1."""
+    cookie = "Cookie: c=" + "x" * 40_000
+    for version in ("--http2", "--http1.1"):
+        for args, status in ((["-H", cookie], 431), ([], 414)):
+            path = "/crm-events" if args else "/crm-events?kind=" + "k" * 40_000
+            done = curl(front, version, "-w", "\n%{http_code}", *args, front.url + path)
+            body, _, code = done.stdout.rpartition("\n")
+            assert code == str(status), (version, status, done.stdout[:300], done.stderr)
+            limit = "header" if status == 431 else "request_line"
+            assert (json.loads(body)["limit"], json.loads(body)["max"]) == (limit, 32 * 1024)
+
+
 # --- a staff login and the viewer, over https -----------------------------------------------
 
 

@@ -35,7 +35,7 @@ PRINT = (
     " 'exempt': s.SECURE_REDIRECT_EXEMPT, 'hsts': s.SECURE_HSTS_SECONDS,"
     " 'subdomains': s.SECURE_HSTS_INCLUDE_SUBDOMAINS, 'preload': s.SECURE_HSTS_PRELOAD,"
     " 'silenced': s.SILENCED_SYSTEM_CHECKS, 'session_secure': s.SESSION_COOKIE_SECURE,"
-    " 'csrf_secure': s.CSRF_COOKIE_SECURE, 'first_middleware': s.MIDDLEWARE[0]}))"
+    " 'csrf_secure': s.CSRF_COOKIE_SECURE, 'first_middlewares': s.MIDDLEWARE[:2]}))"
 )
 
 
@@ -60,7 +60,9 @@ def test_defaults_are_plain_http_with_secure_cookies_outside_debug():
     assert settings_of(DJANGO_SECRET_KEY="k") == {
         "csrf": [], "proxy": None, "redirect": False, "exempt": ["^healthz$", "^readyz$"], "hsts": 0,
         "subdomains": False, "preload": False, "silenced": [], "session_secure": True, "csrf_secure": True,
-        "first_middleware": "aetherlink.probes.ProbeMiddleware",
+        # The JSON 405 changes only 405 answers (the probes' too); then the probes, before the Host check.
+        "first_middlewares": ["crm_events.ops.method_not_allowed.json_method_not_allowed",
+                              "aetherlink.probes.ProbeMiddleware"],
     }
     debug = settings_of(DJANGO_DEBUG="true")
     assert (debug["session_secure"], debug["csrf_secure"]) == (False, False)

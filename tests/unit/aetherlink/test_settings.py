@@ -60,6 +60,10 @@ def test_environment_overrides():
          "KAFKA_OFFSET_RESET must be 'earliest' or 'latest', got 'newest'."),
         ({"DJANGO_SECRET_KEY": "k", "KAFKA_TOPIC_PARTITIONS": "0"},
          "KAFKA_TOPIC_PARTITIONS must be a positive integer, got 0."),
+        ({"DJANGO_SECRET_KEY": "k", "WEB_MAX_HEADER_BYTES": "70000"},
+         "WEB_MAX_HEADER_BYTES (70000) must not be larger than WEB_MAX_HEADERS_BYTES (65536)"),
+        ({"DJANGO_SECRET_KEY": "k", "WEB_MAX_HEADERS": "0"},
+         "WEB_MAX_HEADERS must be a positive integer, got 0."),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
