@@ -40,6 +40,8 @@ FIRST_WINDOW = 128
 # Further back than this no point is resolved: its snapshot is missing or the log is not ours.
 MAX_WINDOW = 8192
 CACHED_RECORDS = 4096
+# Points resolved: after a restart many clients resume from the same few.
+CACHED_STATES = 32
 
 
 class PositionLogReader:
@@ -51,6 +53,7 @@ class PositionLogReader:
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()  # one read at a time through the one consumer
         self._cache: OrderedDict[int, LogRecord | None] = OrderedDict()
+        self._states: OrderedDict[tuple[LogPoint, frozenset[Position]], dict[Position, int]] = OrderedDict()
 
     async def state_at(self, point: LogPoint, wanted: Iterable[Position]) -> dict[Position, int] | None:
         """The positions at `point` of the partitions of `wanted`'s topics that the log covers
@@ -58,6 +61,18 @@ class PositionLogReader:
         them within MAX_WINDOW records). None if the log no longer holds the point.
         Raises KafkaUnavailable."""
         wanted = set(wanted)
+        key = (point, frozenset(wanted))
+        if key in self._states:
+            self._states.move_to_end(key)
+            return dict(self._states[key])
+        state = await self._state_read(point, wanted)
+        if state is not None:
+            self._states[key] = dict(state)
+            while len(self._states) > CACHED_STATES:
+                self._states.popitem(last=False)
+        return state
+
+    async def _state_read(self, point: LogPoint, wanted: set[Position]) -> dict[Position, int] | None:
         topics = {topic for topic, _ in wanted}
         if point.batch not in self._cache and point.batch >= await self.end():
             return None  # not written (yet): no id we issued names it

@@ -88,3 +88,28 @@ async def test_ids_stay_short_and_resume_exactly_by_header_query_and_version_1(w
         standing[(topic, partition)] = max(standing[(topic, partition)], offset + 1)
     old = await read(port_b, "/crm-events", len(owed), {"Last-Event-ID": token_encode(standing)})
     assert sorted(positions_of(old)) == owed
+
+
+async def test_a_replay_from_earliest_carries_short_ids_and_resumes_exactly_from_any_of_them(wide, kafka):
+    stack, topic = wide
+    stack.consumer()
+    _, port_a = stack.daphne("daphne-a")
+    _, port_b = stack.daphne("daphne-b")
+    stack.wait_ready(port_a)
+    stack.wait_ready(port_b)
+    history = await produce_everywhere(kafka.bootstrap, topic, 2, first=0)
+
+    # Caught up partition by partition from positions no log point names (the log's start).
+    replayed = await read(port_a, "/crm-events?from=earliest", len(history))
+    assert sorted(positions_of(replayed)) == sorted(history)
+    assert max(len(e.id) for e in replayed) <= LIVE_ID_MAX
+
+    for cut in (0, len(replayed) // 3, len(replayed) - 1):
+        owed = sorted(set(history) - set(positions_of(replayed[: cut + 1])))
+        if not owed:
+            continue
+        resumed = await read(port_b, "/crm-events", len(owed), {"Last-Event-ID": replayed[cut].id})
+        got = positions_of(resumed)
+        assert len(got) == len(set(got)), "duplicates"
+        assert sorted(got) == owed
+        assert max(len(e.id) for e in resumed) <= LIVE_ID_MAX
