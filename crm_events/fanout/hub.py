@@ -50,6 +50,7 @@ from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.canary import is_canary
 from crm_events.core.live_event import LiveEvent
+from crm_events.core.position_log import LogRecord
 from crm_events.core.positions import Position, positions_text
 from crm_events.core.tasks import task_stop
 from crm_events.core.tokens import log_token_encode, token_encode
@@ -70,6 +71,8 @@ logger = logging.getLogger(__name__)
 RESTART_BACKOFF_MAX = 5.0
 # How often the hub looks whether its view of the positions log needs rebuilding.
 LOG_FOLLOW_PERIOD = 0.5
+# More batches missed than this are left to the repair by `prev` and a rebuilt view.
+MISSED_BATCHES_MAX = 1000
 
 
 class EventHub:
@@ -115,6 +118,10 @@ class EventHub:
         # Where the records a heartbeat says never came are read back from: Kafka (unit tests
         # give their own).
         self.repairer: Callable[[Position, int, int], Awaitable[None]] = self._repair_from_kafka
+        # Where the records of batches it missed are read from: the positions log (tests: their own).
+        self.log_records: Callable[[int, int], Awaitable[list[tuple[int, LogRecord]]]] = (
+            self.position_log.records
+        )
         # Where a record that came by reference is read from (position, offset, reason): Kafka.
         self.referencer: Callable[[Position, int, str], Awaitable[None]] = self._read_by_reference
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -311,7 +318,11 @@ class EventHub:
         if records is None:
             self.foreign.skipped(broadcast.FOREIGN_MALFORMED, message)
             return
-        self.cursor.batch_begin(broadcast.batch_number_of(message))
+        numbered = broadcast.batch_number_of(message)
+        missed = numbered[0] - self.cursor.applied - 1 if numbered is not None else 0
+        if self.cursor.based and 0 < missed <= MISSED_BATCHES_MAX:
+            await self._batches_missed(self.cursor.applied + 1, self.cursor.applied + missed)
+        self.cursor.batch_begin(numbered)
         for item in records:
             problem = broadcast.record_item_check(item, served=self.served)
             if problem is not None:
@@ -320,6 +331,25 @@ class EventHub:
                 await self.record_handle(item)
         self.cursor.batch_end()
         self.flush_soon()
+
+    async def _batches_missed(self, first: int, last: int) -> None:
+        """Batches this process never got (lost on the way, or still on it from another consumer):
+        read what they held from the positions log and Kafka now, in the log's order, so the hub
+        stays where the log says and its ids stay short. If the log cannot be read, the usual
+        repair by `prev` and heartbeats still fills the hole, and ids are long until it has."""
+        try:
+            missed = await self.log_records(first, last)
+        except KafkaUnavailable as error:
+            logger.warning("batches %s-%s missed and the positions log unreadable (%s)", first, last, error)
+            return
+        for number, record in missed:
+            self.cursor.batch_begin((number, dict(record.snapshot) if record.snapshot else None))
+            for index, segment in enumerate(record.segments):
+                expected = self.positions.get(segment.position)
+                if expected is not None and segment.end > expected:
+                    await self.repairer(segment.position, expected, segment.end)
+                self.cursor.passed(segment.position, segment.end - 1, index)
+            self.cursor.batch_end()
 
     async def heartbeat_handle(self, message: dict[str, Any]) -> None:
         problem = broadcast.heartbeat_check(message)
