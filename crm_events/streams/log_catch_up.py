@@ -49,20 +49,23 @@ async def replay_along_log(
     further (then the caller goes on by positions)."""
     log_topic = config.positions_topic
     subscriber.token_known(log_token_encode(point, log_topic=log_topic))
-    at = point.batch - 1 if point.segment is not None else point.batch  # the last whole batch given
+    # The stream has had batch `point.batch`, whole or (with a segment) in part: what is left
+    # of it is read again, and what it already had skipped by offset.
+    at, following = point.batch, point.batch if point.segment is not None else point.batch + 1
     while not is_cancelled():
         hub_at = await _hub_batch(hub, at)
         if hub_at is None:
             return
-        if hub_at == at:
+        if following > hub_at:
             if subscriber.positions == hub.positions_for(subscriber.topics):
                 hub.subscribe(subscriber)
             return
-        records = await _window(hub, at + 1, hub_at)
+        records = await _window(hub, following, hub_at)
         if not records:
             return  # the log no longer holds what comes next
         chunk = await _replay_window(records, subscriber, config, log_topic)
         at = records[-1][0]
+        following = at + 1
         subscriber.token_known(log_token_encode(LogPoint(at), log_topic=log_topic))
         if chunk:
             yield chunk
