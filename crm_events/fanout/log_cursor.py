@@ -120,10 +120,34 @@ class LogCursor:
             self._pending = None
             raise
         pending, self._pending = self._pending, None
-        if state is None:
+        if state is not None:
+            based = self._pending_apply(LogState(state), target, pending)
+        else:  # the log cannot say yet (empty, say): a batch that came meanwhile may say
+            based = self._pending_apply(LogState(), -1, self._from_covering_snapshot(pending))
+        if not based:
             return False
-        view = LogState(state)
-        applied = target
+        last = self.applied
+        if self._open and pending and pending[-1] is self._pending_open and pending[-1].batch == last:
+            # The hub is in the middle of this batch: the rest of it goes to the view directly.
+            self._batch, self.applied, self.current = last, last - 1, None
+        self._pending_open = None
+        return True
+
+    def _from_covering_snapshot(self, pending: list[_Pending]) -> list[_Pending]:
+        """The batches from the last one whose snapshot covers every partition, if any."""
+        for index in range(len(pending) - 1, -1, -1):
+            snapshot = pending[index].snapshot
+            if snapshot is not None and set(self.positions) <= snapshot.keys():
+                return pending[index:]
+        return []
+
+    def _pending_apply(self, view: LogState, applied: int, pending: list[_Pending]) -> bool:
+        """Apply the batches that came during a rebase to `view` (known after `applied`) and base
+        on it; False if one is missing between them."""
+        if applied < 0 and not pending:
+            return False
+        if applied < 0:
+            applied = pending[0].batch - 1
         for entry in pending:
             if entry.batch <= applied:
                 continue
@@ -135,10 +159,6 @@ class LogCursor:
                 view.passed(position, offset)
             applied = entry.batch
         self._base(view, applied=applied)
-        if self._open and pending and pending[-1] is self._pending_open and pending[-1].batch == applied:
-            # The hub is in the middle of this batch: the rest of it goes to the view directly.
-            self._batch, self.applied, self.current = applied, applied - 1, None
-        self._pending_open = None
         return True
 
     def _base(self, view: LogState, *, applied: int) -> None:

@@ -98,3 +98,20 @@ def test_a_rebase_reads_the_log_and_applies_what_came_meanwhile():
         assert cursor.point() == LogPoint(6)
 
     asyncio.run(scenario())
+
+
+def test_a_rebase_the_log_cannot_answer_bases_on_a_covering_snapshot_that_came_meanwhile():
+    positions = {P0: 0, P1: 0}
+    cursor = LogCursor(positions)
+
+    async def resolve(point, wanted):
+        raise AssertionError("nothing to resolve in an empty log")
+
+    async def log_end():
+        cursor.batch_begin((0, {P0: 0, P1: 0}))  # the consumer's first batch, while the log is read
+        hub_pass(cursor, positions, P0, 0, 0)
+        cursor.batch_end()
+        return 0
+
+    assert asyncio.run(cursor.rebase(resolve, log_end))
+    assert cursor.point() == LogPoint(0)
