@@ -24,9 +24,10 @@ from typing import Any
 
 from crm_events.config import KafkaConfig
 from crm_events.core.frames import data_frame
+from crm_events.core.log_tokens import log_token_encode, resume_id_decode
 from crm_events.core.position_log import LogPoint
 from crm_events.core.positions import Position
-from crm_events.core.tokens import log_token_encode, resume_id_decode, token_encode
+from crm_events.core.tokens import token_encode
 from crm_events.ingest.position_log import PositionLogWriter
 from crm_events.kafka.position_log import PositionLogReader
 from scripts.servers import KafkaServer, free_port

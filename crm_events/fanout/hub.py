@@ -50,13 +50,15 @@ from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.canary import is_canary
 from crm_events.core.live_event import LiveEvent
+from crm_events.core.log_tokens import log_token_encode
 from crm_events.core.position_log import LogRecord
 from crm_events.core.positions import Position, positions_text
 from crm_events.core.tasks import task_stop
-from crm_events.core.tokens import log_token_encode, token_encode
+from crm_events.core.tokens import token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
 from crm_events.fanout.log_cursor import LogCursor
+from crm_events.fanout.log_follow import batches_missed, log_follow
 from crm_events.fanout.matching import SubscriberIndex
 from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.partitions import PartitionWatch
@@ -64,13 +66,12 @@ from crm_events.fanout.repair import live_path_repair, referenced_record_pass
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
-from crm_events.kafka.position_log import PositionLogReader, PositionRegistry
+from crm_events.kafka.position_log import PositionLogReader
+from crm_events.kafka.position_registry import PositionRegistry
 
 logger = logging.getLogger(__name__)
 
 RESTART_BACKOFF_MAX = 5.0
-# How often the hub looks whether its view of the positions log needs rebuilding.
-LOG_FOLLOW_PERIOD = 0.5
 # More batches missed than this are left to the repair by `prev` and a rebuilt view.
 MISSED_BATCHES_MAX = 1000
 
@@ -255,26 +256,8 @@ class EventHub:
         logger.info("event hub positioned at %s", positions_text(self.positions))
 
     async def _log_follow(self) -> None:
-        """Rebuild the view of the positions log whenever the hub's positions left it."""
         await self.positions_ready.wait()
-        backoff = Backoff(maximum=self.config.retry_backoff_max)
-        while True:
-            if self.cursor.based:
-                await asyncio.sleep(LOG_FOLLOW_PERIOD)
-                continue
-            try:
-                based = await self.cursor.rebase(self.position_log.state_at, self.position_log.end)
-            except KafkaUnavailable as error:
-                logger.warning("cannot read the positions log (%s); resume ids stay full-length", error)
-                based = False
-            except Exception:  # noqa: BLE001 - short ids are an optimisation: never the hub's end
-                logger.exception("reading the positions log failed unexpectedly")
-                based = False
-            if based:
-                backoff.reset()
-                logger.info("event hub follows the positions log from batch %s", self.cursor.applied)
-            else:
-                await asyncio.sleep(backoff.next_delay())
+        await log_follow(self.cursor, self.position_log, backoff_max=self.config.retry_backoff_max)
 
     def resume_token(self, topics: tuple[str, ...]) -> str:
         """The id of the hub's positions in `topics`: a short log point when the positions log
@@ -321,7 +304,7 @@ class EventHub:
         numbered = broadcast.batch_number_of(message)
         missed = numbered[0] - self.cursor.applied - 1 if numbered is not None else 0
         if self.cursor.based and 0 < missed <= MISSED_BATCHES_MAX:
-            await self._batches_missed(self.cursor.applied + 1, self.cursor.applied + missed)
+            await batches_missed(self, self.cursor.applied + 1, self.cursor.applied + missed)
         self.cursor.batch_begin(numbered)
         for item in records:
             problem = broadcast.record_item_check(item, served=self.served)
@@ -331,25 +314,6 @@ class EventHub:
                 await self.record_handle(item)
         self.cursor.batch_end()
         self.flush_soon()
-
-    async def _batches_missed(self, first: int, last: int) -> None:
-        """Batches this process never got (lost on the way, or still on it from another consumer):
-        read what they held from the positions log and Kafka now, in the log's order, so the hub
-        stays where the log says and its ids stay short. If the log cannot be read, the usual
-        repair by `prev` and heartbeats still fills the hole, and ids are long until it has."""
-        try:
-            missed = await self.log_records(first, last)
-        except KafkaUnavailable as error:
-            logger.warning("batches %s-%s missed and the positions log unreadable (%s)", first, last, error)
-            return
-        for number, record in missed:
-            self.cursor.batch_begin((number, dict(record.snapshot) if record.snapshot else None))
-            for index, segment in enumerate(record.segments):
-                expected = self.positions.get(segment.position)
-                if expected is not None and segment.end > expected:
-                    await self.repairer(segment.position, expected, segment.end)
-                self.cursor.passed(segment.position, segment.end - 1, index)
-            self.cursor.batch_end()
 
     async def heartbeat_handle(self, message: dict[str, Any]) -> None:
         problem = broadcast.heartbeat_check(message)

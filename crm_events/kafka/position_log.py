@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
@@ -23,15 +23,13 @@ from crm_events.core.position_log import (
     LogRecord,
     LogRecordError,
     Ref,
-    Registered,
     between_state,
     log_record_decode,
-    log_record_encode,
     log_state_at,
 )
 from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
-from crm_events.kafka.clients import producer_create, reader_create
+from crm_events.kafka.clients import reader_create
 
 logger = logging.getLogger(__name__)
 
@@ -191,49 +189,3 @@ class PositionLogReader:
                 await consumer.stop()
             except (KafkaError, OSError) as error:
                 logger.debug("closing the positions log reader failed: %s", error)
-
-
-class PositionRegistry:
-    """Writes down positions no log point names (a stream's start from `earliest`, say), so a
-    short id can name them by the record's offset. The same positions are written once."""
-
-    def __init__(self, config: KafkaConfig) -> None:
-        self.config = config
-        self._producer: AIOKafkaProducer | None = None
-        self._known: OrderedDict[frozenset[tuple[Position, int]], Registered] = OrderedDict()
-
-    async def register(self, positions: Mapping[Position, int]) -> Registered:
-        """The record naming `positions`; raises KafkaUnavailable if it cannot be written."""
-        key = frozenset(positions.items())
-        known = self._known.get(key)
-        if known is not None:
-            self._known.move_to_end(key)
-            return known
-        record = LogRecord(consumer="", registered=dict(positions))
-        try:
-            async with asyncio.timeout(READ_TIMEOUT):
-                producer = await self._started()
-                value = log_record_encode(record)
-                sent = await producer.send_and_wait(self.config.positions_topic, value, partition=0)
-        except (KafkaError, OSError, TimeoutError) as error:
-            await self.close()
-            raise KafkaUnavailable(f"Kafka did not answer (positions log): {error or 'timeout'}") from error
-        registered = self._known[key] = Registered(int(sent.offset))
-        while len(self._known) > CACHED_RECORDS:
-            self._known.popitem(last=False)
-        return registered
-
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = producer_create(self.config, linger_ms=0)
-            await producer.start()
-            self._producer = producer
-        return self._producer
-
-    async def close(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.stop()
-            except (KafkaError, OSError) as error:
-                logger.debug("closing the positions registry's producer failed: %s", error)

@@ -24,10 +24,10 @@ from aiokafka import TopicPartition
 from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core.live_event import LiveEvent
+from crm_events.core.log_tokens import log_token_encode
 from crm_events.core.position_log import LogPoint, LogRecord
 from crm_events.core.positions import Position
 from crm_events.core.records import KafkaRecord
-from crm_events.core.tokens import log_token_encode
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.kafka.replay import ReplayReader

@@ -21,9 +21,9 @@ from aiokafka import TopicPartition
 from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core.live_event import LiveEvent
+from crm_events.core.log_tokens import between_token_encode, log_token_encode
 from crm_events.core.position_log import Between, LogPoint, Ref
 from crm_events.core.positions import Position
-from crm_events.core.tokens import between_token_encode, log_token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import StreamSubscriber

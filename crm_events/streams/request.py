@@ -29,8 +29,9 @@ from datetime import UTC, datetime, timedelta
 from django.http import QueryDict
 
 from crm_events.core.filters import EventFilter, FieldMatch, key_form_of_bytes
+from crm_events.core.log_tokens import resume_id_decode
 from crm_events.core.position_log import Between, LogPoint
-from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError, resume_id_decode
+from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError
 from crm_events.exceptions import StreamRequestError
 
 START_LATEST = "latest"

@@ -25,6 +25,7 @@ from crm_events import metrics
 from crm_events.access.limits import StreamSlot
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.core.frames import retry_encode
+from crm_events.core.log_tokens import log_token_encode
 from crm_events.core.position_log import LogPoint
 from crm_events.core.positions import positions_text
 from crm_events.core.stream_frames import (
@@ -36,7 +37,6 @@ from crm_events.core.stream_frames import (
     reconnect_frame,
     reset_frames,
 )
-from crm_events.core.tokens import log_token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crm_events.config import KafkaConfig
+from crm_events.core.log_tokens import resume_id_decode
 from crm_events.core.positions import Position
-from crm_events.core.tokens import resume_id_decode
 from crm_events.kafka.position_log import PositionLogReader
 
 

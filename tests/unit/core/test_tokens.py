@@ -5,16 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_events.core.position_log import LogPoint
 from crm_events.core.tokens import (
     TOKEN_CHECKSUM,
     TOKEN_NOT_BASE64,
-    TOKEN_OTHER_LOG,
     TOKEN_TRUNCATED,
     TOKEN_UNKNOWN_TOPIC,
     ResumeTokenError,
-    log_token_encode,
-    resume_id_decode,
     token_decode,
     token_encode,
 )
@@ -102,45 +98,3 @@ def test_any_bytes_decode_or_fail_cleanly(raw):
 )
 def test_round_trip_property(positions):
     assert token_decode(token_encode(positions), TOPICS) == positions
-
-
-# --- version 2: a point in the positions log ----------------------------------------------------
-
-LOG = "crm-events-sse.positions"
-points = st.one_of(
-    st.builds(LogPoint, st.integers(0, 2**62)),
-    st.builds(LogPoint, st.integers(0, 2**62), st.integers(0, 2000), st.integers(0, 2**62)),
-)
-
-
-@given(points)
-def test_a_log_point_id_resolves_to_its_point_and_stays_small(point):
-    token = log_token_encode(point, log_topic=LOG)
-    assert resume_id_decode(token, TOPICS, log_topic=LOG) == point
-    assert len(token) <= 40  # at 2,000 partitions and offsets near 2^62 as at 3
-
-
-@given(st.lists(st.tuples(st.integers(0, 1999), st.integers(0, 2**62)), min_size=1, max_size=2000,
-                unique_by=lambda pair: pair[0]))
-def test_version_1_ids_of_up_to_2000_partitions_still_decode(pairs):
-    positions = {("aetherlink.events", p): o for p, o in pairs}
-    assert resume_id_decode(token_encode(positions), TOPICS, log_topic=LOG) == positions
-
-
-def test_a_log_point_of_another_deployment_is_refused():
-    token = log_token_encode(LogPoint(5, 1, 9), log_topic="other.positions")
-    with pytest.raises(ResumeTokenError) as caught:
-        resume_id_decode(token, TOPICS, log_topic=LOG)
-    assert str(caught.value) == TOKEN_OTHER_LOG
-
-
-def test_a_log_point_id_is_not_a_version_1_token():
-    with pytest.raises(ResumeTokenError) as caught:
-        token_decode(log_token_encode(LogPoint(5), log_topic=LOG), TOPICS)
-    assert "version 2" in str(caught.value)
-
-
-@given(st.text(max_size=80))
-def test_any_text_is_an_id_of_either_version_or_a_clean_refusal(text):
-    with contextlib.suppress(ResumeTokenError):
-        resume_id_decode(text, TOPICS, log_topic=LOG)

@@ -9,8 +9,9 @@ from channels.layers import InMemoryChannelLayer
 
 from crm_events.core import messages as broadcast
 from crm_events.core.filters import EventFilter
+from crm_events.core.log_tokens import log_token_encode
 from crm_events.core.position_log import LogPoint, LogRecord, Segment
-from crm_events.core.tokens import log_token_encode, token_decode
+from crm_events.core.tokens import token_decode
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import StreamSubscriber
 from tests.support.payloads import domain_payload, serving
