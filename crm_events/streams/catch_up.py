@@ -1,9 +1,14 @@
 """Catching a stream up from Kafka, then handing it to the live fan-out with no gap.
 
-The client reads its partitions from Kafka until it stands at or past the hub's
-position in every one of them; then, with no `await` in between, it joins the hub.
-From that moment every event the hub passes on reaches it, and any the replay
-already gave it is dropped by offset. So the seam has neither gap nor duplicate.
+Three ways, the first that gets there: along the positions log from the stream's log point
+(`log_catch_up.py`); or a round partition by partition to the hub's log point, then along
+the log (`ordered_catch_up.py`); both give short ids and join the hub exactly where it
+stands. Failing those (the log does not account for the hub's positions just then, or
+cannot be written), by positions, with full-length ids: the client reads its partitions
+from Kafka until it stands at or past the hub's position in every one of them; then,
+with no `await` in between, it joins the hub. From that moment every event the hub
+passes on reaches it, and any the replay already gave it is dropped by offset. So the
+seam has neither gap nor duplicate, whichever way it was reached.
 
 A stream whose partitions are no longer the hub's (one was added to the topic, or
 removed, since the stream was positioned) is sent to resume with `resync`: its id
@@ -12,6 +17,7 @@ then gets a start plan that covers the new partitions from their beginning.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiokafka import TopicPartition
@@ -20,11 +26,14 @@ from crm_events import metrics
 from crm_events.config import KafkaConfig
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.position_log import LogPoint
+from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
 from crm_events.streams.log_catch_up import replay_along_log
 from crm_events.streams.ordered_catch_up import round_plan, round_replay
+
+logger = logging.getLogger(__name__)
 
 # Rounds to the hub's log point and along the log from it, before catching up by positions.
 ROUNDS = 3
@@ -64,7 +73,11 @@ async def replay_until_live(
                 yield chunk
         if subscriber.in_sync or is_cancelled() or _partitions_changed(hub, subscriber):
             return
-        plan = await round_plan(hub, subscriber)
+        try:
+            plan = await round_plan(hub, subscriber)
+        except KafkaUnavailable as error:  # the log refuses this process's records, say
+            logger.warning("catching up by positions, with full-length ids: %s", error)
+            break
         if plan is None:
             break
         async for chunk in round_replay(plan, subscriber, config, is_cancelled=is_cancelled):
