@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crm_events.core.log_tokens import log_token_encode, resume_id_decode
 from crm_events.core.position_log import (
     LogPoint,
     LogRecord,
@@ -21,17 +22,23 @@ PARTITIONS = [("deals", 0), ("deals", 1), ("tickets", 0)]
 TOPICS = {"deals", "tickets"}
 
 
+THREE = st.just(PARTITIONS)
+
+
 @st.composite
-def histories(draw):
+def histories(draw, partitions=THREE):
     """A consumer's batches as the log holds them, with the positions after every record
     passed, computed record by record as a hub passes them on."""
-    positions = {p: draw(st.integers(0, 50)) for p in PARTITIONS}
+    drawn = draw(partitions)
+    base = draw(st.sampled_from([0, 10**7, 2**62 - 10**4]))
+    spread = draw(st.integers(0, 50))
+    positions = {position: base + (index * spread) % 51 for index, position in enumerate(drawn)}
     records, states = [], []
     for number in range(draw(st.integers(1, 12))):
         snapshot = dict(positions) if number == 0 or draw(st.booleans()) else None
         segments = []
         for _ in range(draw(st.integers(0, 4))):
-            position = draw(st.sampled_from(PARTITIONS))
+            position = draw(st.sampled_from(drawn))
             count = draw(st.integers(1, 5))
             start = positions[position]
             if draw(st.integers(0, 5)) == 0:
@@ -53,6 +60,20 @@ def test_every_point_stands_for_the_positions_after_what_was_passed_up_to_it(his
     records, states = history
     for point, expected in states:
         assert log_state_at(records, point, TOPICS) == expected
+
+
+wide_topics = st.integers(1, 2000).map(lambda count: [("deals", p) for p in range(count)])
+
+
+@settings(max_examples=25)
+@given(histories(partitions=wide_topics))
+def test_up_to_2000_partitions_at_offsets_up_to_2_62_every_id_is_small_and_resolves_exactly(history):
+    records, states = history
+    for point, expected in states:
+        token = log_token_encode(point, log_topic="crm.positions")
+        assert len(token) <= 40
+        assert resume_id_decode(token, ("deals",), log_topic="crm.positions") == point
+        assert log_state_at(records, point, {"deals"}) == expected
 
 
 @given(histories())
