@@ -364,8 +364,9 @@ KAFKA_DEAD_LETTER_TOPIC = env.str("KAFKA_DEAD_LETTER_TOPIC", default="")
 if KAFKA_DEAD_LETTER_TOPIC and KAFKA_DEAD_LETTER_TOPIC in KAFKA_TOPICS:
     raise ImproperlyConfigured("KAFKA_DEAD_LETTER_TOPIC must not be one of the served KAFKA_TOPICS.")
 # The one-partition topic where consume_events numbers the batches it publishes, so a resume
-# id names a batch instead of spelling out every partition's offset. Keep it as long as the
-# served topics (ids older than it resume from their own positions no more).
+# id names a batch instead of spelling out every partition's offset; web processes also write
+# the starting positions of catching-up streams to it. Keep it as long as the served topics
+# (an id older than it replays what Kafka retains, with a gap frame).
 KAFKA_POSITIONS_TOPIC = env.str("KAFKA_POSITIONS_TOPIC", default=f"{KAFKA_GROUP}.positions")
 if KAFKA_POSITIONS_TOPIC in KAFKA_TOPICS or KAFKA_POSITIONS_TOPIC == KAFKA_DEAD_LETTER_TOPIC:
     raise ImproperlyConfigured(
