@@ -13,15 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
-from crm_events.core.position_log import SNAPSHOT_EVERY, LogPoint, LogRecord, Segment, log_record_encode
+from crm_events.core.position_log import SNAPSHOT_EVERY, LogPoint, LogRecord, Segment
 from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
-from crm_events.kafka.clients import producer_create
 from crm_events.kafka.position_log import PositionLogReader
+from crm_events.kafka.position_registry import PositionLogAppender
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class PositionLogWriter:
     def __init__(self, config: KafkaConfig, *, consumer_id: str) -> None:
         self.config = config
         self.consumer_id = consumer_id
-        self._producer: AIOKafkaProducer | None = None
+        self.appender = PositionLogAppender(config)
         self._reader = PositionLogReader(config)
         self._since_snapshot = SNAPSHOT_EVERY  # the first record carries one
         self._assigned = True  # the next snapshot follows new partitions: see `_published`
@@ -71,22 +70,17 @@ class PositionLogWriter:
         `positions` is where the consumer stands before it, `ends` asks Kafka where its
         partitions end. Return its number and the snapshot it carries, or None if the log could
         not be written."""
-        record = LogRecord(self.consumer_id, tuple(segments_of(items)))
+        segments = tuple(segments_of(items))
         try:
             snapshot = await self._snapshot(positions, ends) if self.snapshot_pending else None
-            record = LogRecord(self.consumer_id, record.segments, snapshot)
-            producer = await self._started()
-            sent = await producer.send_and_wait(
-                self.config.positions_topic, log_record_encode(record), partition=0
-            )
-        except (KafkaError, OSError) as error:
+            offset = await self.appender.append(LogRecord(self.consumer_id, segments, snapshot))
+        except (KafkaUnavailable, KafkaError, OSError) as error:
             logger.warning("positions log %s not written (%s); publishing the batch unnumbered",
                            self.config.positions_topic, error)
-            await self.close()
             return None
         self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
         self._assigned = self._assigned and snapshot is None
-        return int(sent.offset), snapshot
+        return offset, snapshot
 
     async def _snapshot(self, positions: Mapping[Position, int], ends: EndOffsets) -> dict[Position, int]:
         """Where this consumer stands. Right after an assignment that is its last commit, which
@@ -115,18 +109,6 @@ class PositionLogWriter:
             return {}
         return state or {}
 
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = producer_create(self.config, linger_ms=0)  # the batch waits for it
-            await producer.start()
-            self._producer = producer
-        return self._producer
-
     async def close(self) -> None:
         await self._reader.close()
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.stop()
-            except (KafkaError, OSError) as error:
-                logger.debug("closing the positions log producer failed: %s", error)
+        await self.appender.close()

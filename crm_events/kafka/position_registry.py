@@ -1,10 +1,11 @@
-"""Positions a web process writes down in the positions log, to name them by a record's offset.
+"""Writing to the positions log: the one producer behind every record of it.
 
-A stream that starts from `earliest`, a time or offsets stands where no log point does; so
-do the start and target of a catch-up round (`streams/ordered_catch_up.py`). The web process
-writes such positions as a record of the log and names them by its offset in a version 3 id.
-The same positions are written once per process (kept, bounded), so a thousand clients that
-start from `earliest` together cost one record.
+`consume_events` appends its batches (`ingest/position_log.py`); a web process writes down
+positions that no log point names, to name them by the record's offset in a version 3 id: a
+stream that starts from `earliest`, a time or offsets stands where no log point does, and so
+do the start and target of a catch-up round (`streams/ordered_catch_up.py`). The same
+positions are written once per process (kept, bounded), so a thousand clients that start from
+`earliest` together cost one record.
 """
 
 from __future__ import annotations
@@ -29,12 +30,42 @@ WRITE_TIMEOUT = 10.0
 KNOWN_MAX = 4096
 
 
-class PositionRegistry:
-    """One per web process: writes positions down, once each."""
+class PositionLogAppender:
+    """Appends records to the positions log, each acknowledged before `append` returns."""
 
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
         self._producer: AIOKafkaProducer | None = None
+
+    async def append(self, record: LogRecord) -> int:
+        """The record's offset; raises KafkaUnavailable if Kafka did not take it in time."""
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                if self._producer is None:
+                    producer = producer_create(self.config, linger_ms=0)  # a batch waits on it
+                    await producer.start()
+                    self._producer = producer
+                value = log_record_encode(record)
+                sent = await self._producer.send_and_wait(self.config.positions_topic, value, partition=0)
+        except (KafkaError, OSError, TimeoutError) as error:
+            await self.close()
+            raise KafkaUnavailable(f"positions log not written: {error or 'timeout'}") from error
+        return int(sent.offset)
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except (KafkaError, OSError) as error:
+                logger.debug("closing the positions log producer failed: %s", error)
+
+
+class PositionRegistry:
+    """One per web process: writes positions down, once each."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.appender = PositionLogAppender(config)
         self._known: OrderedDict[frozenset[tuple[Position, int]], Registered] = OrderedDict()
 
     async def register(self, positions: Mapping[Position, int]) -> Registered:
@@ -44,31 +75,11 @@ class PositionRegistry:
         if known is not None:
             self._known.move_to_end(key)
             return known
-        record = LogRecord(consumer="", registered=dict(positions))
-        try:
-            async with asyncio.timeout(WRITE_TIMEOUT):
-                producer = await self._started()
-                value = log_record_encode(record)
-                sent = await producer.send_and_wait(self.config.positions_topic, value, partition=0)
-        except (KafkaError, OSError, TimeoutError) as error:
-            await self.close()
-            raise KafkaUnavailable(f"Kafka did not answer (positions log): {error or 'timeout'}") from error
-        registered = self._known[key] = Registered(int(sent.offset))
+        offset = await self.appender.append(LogRecord(consumer="", registered=dict(positions)))
+        registered = self._known[key] = Registered(offset)
         while len(self._known) > KNOWN_MAX:
             self._known.popitem(last=False)
         return registered
 
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = producer_create(self.config, linger_ms=0)
-            await producer.start()
-            self._producer = producer
-        return self._producer
-
     async def close(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await producer.stop()
-            except (KafkaError, OSError) as error:
-                logger.debug("closing the positions registry's producer failed: %s", error)
+        await self.appender.close()

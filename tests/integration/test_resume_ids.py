@@ -29,6 +29,15 @@ def wide(kafka, env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Stack, st
     running.stop_all()
 
 
+def consumer_and_two_web_processes(stack: Stack) -> tuple[int, int]:
+    stack.consumer()
+    _, port_a = stack.daphne("daphne-a")
+    _, port_b = stack.daphne("daphne-b")
+    stack.wait_ready(port_a)
+    stack.wait_ready(port_b)
+    return port_a, port_b
+
+
 def domain(events) -> list:
     return [e for e in events if e.data and '"domain_event"' in e.data]
 
@@ -52,11 +61,7 @@ def positions_of(events) -> list[tuple[int, int]]:
 
 async def test_ids_stay_short_and_resume_exactly_by_header_query_and_version_1(wide, kafka):
     stack, topic = wide
-    stack.consumer()
-    _, port_a = stack.daphne("daphne-a")
-    _, port_b = stack.daphne("daphne-b")
-    stack.wait_ready(port_a)
-    stack.wait_ready(port_b)
+    port_a, port_b = consumer_and_two_web_processes(stack)
 
     live = await SseConnection.open("127.0.0.1", port_a, "/crm-events")
     await live.events_until(lambda e: any(x.data and '"connected"' in x.data for x in e), timeout=30)
@@ -92,11 +97,7 @@ async def test_ids_stay_short_and_resume_exactly_by_header_query_and_version_1(w
 
 async def test_a_replay_from_earliest_carries_short_ids_and_resumes_exactly_from_any_of_them(wide, kafka):
     stack, topic = wide
-    stack.consumer()
-    _, port_a = stack.daphne("daphne-a")
-    _, port_b = stack.daphne("daphne-b")
-    stack.wait_ready(port_a)
-    stack.wait_ready(port_b)
+    port_a, port_b = consumer_and_two_web_processes(stack)
     history = await produce_everywhere(kafka.bootstrap, topic, 2, first=0)
 
     # Caught up partition by partition from positions no log point names (the log's start).
