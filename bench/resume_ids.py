@@ -65,8 +65,7 @@ async def _log_write(
                 position = (topic, partition)
                 event = {"topic": topic, "partition": partition, "offset": positions[position]}
                 items.append({"prev": positions[position], "size": 300, "event": event})
-            before = dict(positions)
-            numbered = await writer.append(items, before, ends=ends)
+            numbered = await writer.append(items, positions.copy, ends=ends)
             assert numbered is not None, "the positions log could not be written"
             for item in items:
                 positions[(topic, item["event"]["partition"])] += 1

@@ -64,15 +64,16 @@ class PositionLogWriter:
         return self._since_snapshot >= SNAPSHOT_EVERY
 
     async def append(
-        self, items: list[dict[str, Any]], positions: Mapping[Position, int], *, ends: EndOffsets
+        self, items: list[dict[str, Any]], positions: Callable[[], Mapping[Position, int]], *,
+        ends: EndOffsets,
     ) -> tuple[int, dict[Position, int] | None] | None:
         """Write the record of a batch about to be published (marking each item's `seg`);
-        `positions` is where the consumer stands before it, `ends` asks Kafka where its
-        partitions end. Return its number and the snapshot it carries, or None if the log could
-        not be written."""
+        `positions` says where the consumer stands before it (asked only for a snapshot), `ends`
+        asks Kafka where its partitions end. Return its number and the snapshot it carries, or
+        None if the log could not be written."""
         segments = tuple(segments_of(items))
         try:
-            snapshot = await self._snapshot(positions, ends) if self.snapshot_pending else None
+            snapshot = await self._snapshot(positions(), ends) if self.snapshot_pending else None
             offset = await self.appender.append(LogRecord(self.consumer_id, segments, snapshot))
         except (KafkaUnavailable, KafkaError, OSError) as error:
             logger.warning("positions log %s not written (%s); publishing the batch unnumbered",

@@ -67,6 +67,10 @@ class PositionTracker(ConsumerRebalanceListener):
         self._on_assigned = on_assigned
         self.next_offsets: dict[TopicPartition, int] = {}
 
+    def standing(self) -> dict[tuple[str, int], int]:
+        """Where the consumer stands in every partition it owns (for a snapshot)."""
+        return {(tp.topic, tp.partition): offset for tp, offset in self.next_offsets.items()}
+
     async def end_offsets(self, positions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         ends = await self._consumer.end_offsets([TopicPartition(*position) for position in positions])
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
@@ -178,8 +182,7 @@ class EventPublisher:
     async def snapshot_publish(self, tracker: PositionTracker) -> None:
         """An empty numbered batch carrying the snapshot that new partitions call for, so web
         processes can give short ids before the first record comes."""
-        standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
-        numbered = await self.position_log.append([], standing, ends=tracker.end_offsets)
+        numbered = await self.position_log.append([], tracker.standing, ends=tracker.end_offsets)
         if numbered is not None:
             await self.sender.publish([], numbered)
 
@@ -202,13 +205,13 @@ class EventPublisher:
         # Where the consumer stands before each batch: a snapshot in the positions log says so.
         advanced: dict[tuple[str, int], int] = {}
         for batch in broadcast.batches_split(items):
-            standing = {(tp.topic, tp.partition): offset for tp, offset in tracker.next_offsets.items()}
-            before = {**standing, **advanced}
-            numbered = await self.position_log.append(batch, before, ends=tracker.end_offsets)
-            if not await self.sender.publish(batch, numbered):
+            after = {(i["event"]["topic"], i["event"]["partition"]): i["event"]["offset"] + 1 for i in batch}
+            numbered = await self.position_log.append(
+                batch, lambda: {**tracker.standing(), **advanced}, ends=tracker.end_offsets
+            )
+            if not await self.sender.publish(batch, numbered):  # may turn items into references
                 return False
-            advanced.update({(i["event"]["topic"], i["event"]["partition"]): i["event"]["offset"] + 1
-                             for i in batch if "event" in i})
+            advanced.update(after)
         self.watch.idle()
         for item in items:
             await self._travel_report(item, records[id(item)])
