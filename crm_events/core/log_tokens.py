@@ -8,6 +8,10 @@ Version 3, the id of a stream caught up partition by partition, names two log re
 (a point, or a record of registered positions) and where between them it stands:
   version | log tag | start reference | target reference | topic hash (4 bytes) | partition
   | position | checksum
+Version 4, the id of a live stream while its hub stands off the log in a few partitions,
+names a point and those partitions' offsets:
+  version | log tag | point | count | per partition: topic hash, partition, offset + 1 (0: none)
+  | checksum
 Numbers are unsigned varints. The log tag is a hash of the positions topic's name, so an id
 from another deployment is refused rather than read against the wrong log. Resolving either
 into offsets needs the log, which `crm_events/kafka/position_log.py` reads.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from crm_events.core.position_log import Between, LogPoint, Ref, Registered
+from crm_events.core.position_log import Amended, Between, LogPoint, Ref, Registered
 from crm_events.core.positions import MAX_OFFSET, Position
 from crm_events.core.tokens import (
     TOKEN_TRAILING,
@@ -35,6 +39,9 @@ from crm_events.core.tokens import (
 
 TOKEN_VERSION_LOG = 2
 TOKEN_VERSION_BETWEEN = 3
+TOKEN_VERSION_AMENDED = 4
+# Exceptions a version 4 id may carry: with offsets near 2^62 it stays under 256 characters.
+AMENDED_MAX = 8
 LOG_TAG_BYTES = 2
 REF_POINT = 0
 REF_REGISTERED = 1
@@ -44,15 +51,17 @@ TOKEN_OTHER_LOG = "resume token belongs to another deployment's positions log"
 
 def resume_id_decode(
     token: str, topics: Iterable[str], *, log_topic: str
-) -> dict[Position, int] | LogPoint | Between:
+) -> dict[Position, int] | LogPoint | Between | Amended:
     """Decode any version for a stream serving `topics`: the positions a version 1 token
-    spells out, the log point a version 2 id names, or the catch-up a version 3 id is in.
-    Raises ResumeTokenError if unusable."""
+    spells out, the log point a version 2 id names, the catch-up a version 3 id is in, or the
+    amended point of a version 4 one. Raises ResumeTokenError if unusable."""
     body = checked_body(token)
     if body[0] == TOKEN_VERSION_LOG:
         return _log_point_read(body, log_topic)
     if body[0] == TOKEN_VERSION_BETWEEN:
         return _between_read(body, topics, log_topic)
+    if body[0] == TOKEN_VERSION_AMENDED:
+        return _amended_read(body, topics, log_topic)
     return positions_read(body, topics)
 
 
@@ -124,3 +133,29 @@ def _between_read(body: bytes, topics: Iterable[str], log_topic: str) -> Between
     if reader.index != len(reader.data):
         raise ResumeTokenError(TOKEN_TRAILING)
     return Between(start, target, topic, partition, position)
+
+
+def amended_token_encode(amended: Amended, *, log_topic: str) -> str:
+    """A version 4 id: a point, and the few partitions where the stream stands elsewhere."""
+    body = bytes([TOKEN_VERSION_AMENDED]) + log_tag(log_topic) + _point_bytes(amended.point)
+    body += varint(len(amended.exceptions))
+    for (topic, partition), offset in amended.exceptions:
+        body += topic_hash(topic) + varint(partition) + varint(0 if offset is None else offset + 1)
+    return sealed(body)
+
+
+def _amended_read(body: bytes, topics: Iterable[str], log_topic: str) -> Amended:
+    reader = TokenReader(body[1:])
+    _tag_check(reader, log_topic)
+    point = _point_read(reader)
+    names = {topic_hash(name): name for name in topics}
+    exceptions = []
+    for _ in range(reader.varint(maximum=AMENDED_MAX)):
+        topic = names.get(reader.fixed(TOPIC_HASH_BYTES))
+        if topic is None:
+            raise ResumeTokenError(TOKEN_UNKNOWN_TOPIC)
+        partition, stored = reader.varint(maximum=1 << 31), reader.varint(maximum=MAX_OFFSET)
+        exceptions.append(((topic, partition), None if stored == 0 else stored - 1))
+    if reader.index != len(reader.data):
+        raise ResumeTokenError(TOKEN_TRAILING)
+    return Amended(point, tuple(exceptions))

@@ -91,6 +91,26 @@ class Between:
     position: int
 
 
+@dataclass(frozen=True, slots=True)
+class Amended:
+    """A log point, except in a few partitions, where the stream stands elsewhere (`None`: the
+    partition is not the stream's): what a hub is between something the log does not account
+    for (a partition added, a batch that came unnumbered) and the log catching up."""
+
+    point: LogPoint
+    exceptions: tuple[tuple[Position, int | None], ...]
+
+
+def amended_state(state: Mapping[Position, int], amended: Amended) -> dict[Position, int]:
+    result = dict(state)
+    for position, offset in amended.exceptions:
+        if offset is None:
+            result.pop(position, None)
+        else:
+            result[position] = offset
+    return result
+
+
 def between_state(
     start: Mapping[Position, int], target: Mapping[Position, int], at: Between
 ) -> dict[Position, int]:

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from crm_events.core.positions import MAX_OFFSET, Position
 
 TOKEN_VERSION = 1
-# Version 2 (a log point) and 3 (a catch-up between two log references): log_tokens.py.
-TOKEN_VERSIONS = frozenset({1, 2, 3})
+# Version 2 (a log point), 3 (a catch-up between two log references), 4 (a point amended in a
+# few partitions): log_tokens.py.
+TOKEN_VERSIONS = frozenset({1, 2, 3, 4})
 TOPIC_HASH_BYTES = 4
 CHECKSUM_BYTES = 3
 # Version 1 grows with the partitions: 2,000 partitions at offsets near 2^62 stay below this.
@@ -35,7 +36,7 @@ TOKEN_TOO_LONG = "resume token is too long"
 TOKEN_TRUNCATED = "resume token is truncated"
 TOKEN_CHECKSUM = "resume token failed its checksum (corrupted or altered)"
 TOKEN_VERSION_UNKNOWN = (
-    "resume token version {version} is not supported (this server speaks versions 1 to 3)"
+    "resume token version {version} is not supported (this server speaks versions 1 to 4)"
 )
 TOKEN_TRAILING = "resume token has trailing bytes"
 TOKEN_UNKNOWN_TOPIC = "resume token names a topic this stream does not serve"

@@ -50,7 +50,7 @@ from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.canary import is_canary
 from crm_events.core.live_event import LiveEvent
-from crm_events.core.log_tokens import log_token_encode
+from crm_events.core.log_tokens import AMENDED_MAX, amended_token_encode, log_token_encode
 from crm_events.core.position_log import LogRecord
 from crm_events.core.positions import Position, positions_text
 from crm_events.core.tasks import task_stop
@@ -97,7 +97,7 @@ class EventHub:
         # Where the hub stands in the positions log, for short resume ids (see log_cursor.py).
         self.position_log = PositionLogReader(config)
         self.registry = PositionRegistry(config)  # names positions no log point does
-        self.cursor = LogCursor(self.positions)
+        self.cursor = LogCursor(self.positions, config.topics)
         self._log_token: tuple[object, str] | None = None
         self.last_heartbeat_at: float | None = None
         self.consumer_lag: dict[str, dict[str, int]] = {}
@@ -260,11 +260,17 @@ class EventHub:
         await log_follow(self.cursor, self.position_log, backoff_max=self.config.retry_backoff_max)
 
     def resume_token(self, topics: tuple[str, ...]) -> str:
-        """The id of the hub's positions in `topics`: a short log point when the positions log
-        accounts for them, else the positions spelled out."""
+        """The id of the hub's positions in `topics`: a log point when the positions log accounts
+        for them; the point and the few partitions where they differ from it; else, while the
+        log's view is unknown, the positions spelled out."""
         point = self.cursor.point()
         if point is None:
-            return token_encode(self.positions_for(topics))
+            amended = self.cursor.amended(topics, AMENDED_MAX)
+            if amended is None:
+                return token_encode(self.positions_for(topics))
+            if amended.exceptions:
+                return amended_token_encode(amended, log_topic=self.config.positions_topic)
+            point = amended.point  # they differ only in other topics
         cached = self._log_token
         if cached is None or cached[0] != point:
             cached = self._log_token = (point, log_token_encode(point, log_topic=self.config.positions_topic))

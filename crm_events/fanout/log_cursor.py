@@ -4,10 +4,12 @@ A version 2 resume id names a point in the positions log, and is only given when
 hub's positions are what the log says at that point: the cursor keeps the log's view of
 every partition beside the hub's own and knows where they differ. Batches applied in
 their log order keep both in step. Whatever the log cannot account for (an unnumbered
-batch, a number skipped, a repair from Kafka, a partition added or started over, a
-consumer's snapshot behind what the hub passed on) shows as a difference or an unknown
-view, and until it is settled the hub gives full-length version 1 ids instead. So a
-short id is never wrong; at worst, for a while, an id is long.
+batch, a repair from Kafka, a partition added, gone or started over, a consumer's snapshot
+behind what the hub passed on) shows as a difference, and until it is settled the hub's
+ids name the point and the few partitions that differ (version 4). A batch number
+skipped that cannot be read back, or no snapshot yet, leaves the view unknown: then, until
+it is rebuilt, ids spell every position out (version 1). So a short id is never wrong; at
+worst, for a while, an id is long.
 
 The view is rebuilt by reading the log (`rebase`), or at once from a batch whose
 snapshot covers every partition. Batches that arrive during a rebase are kept and
@@ -20,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from crm_events.core.position_log import LogPoint, LogState
+from crm_events.core.position_log import Amended, LogPoint, LogState
 from crm_events.core.positions import Position
 
 logger = logging.getLogger(__name__)
@@ -38,8 +40,9 @@ class _Pending:
 
 
 class LogCursor:
-    def __init__(self, positions: dict[Position, int]) -> None:
+    def __init__(self, positions: dict[Position, int], served: Iterable[str]) -> None:
         self.positions = positions  # the hub's own, read, never written
+        self.served = frozenset(served)
         self.view = LogState()
         self.based = False  # whether `view` is known
         self.applied = -1  # the last batch applied to `view`
@@ -56,8 +59,7 @@ class LogCursor:
     def batch_begin(self, numbered: tuple[int, dict[Position, int] | None] | None) -> None:
         self._batch, self._pending_open, self._open = None, None, True
         if numbered is None:
-            self.based = False
-            return
+            return  # not in the log (yet): what its records move shows as differences
         batch, snapshot = numbered
         self.latest_seen = batch if self.latest_seen is None else max(self.latest_seen, batch)
         if self._pending is not None:
@@ -97,7 +99,8 @@ class LogCursor:
     def compare(self, positions: Iterable[Position]) -> None:
         """The hub's position (or the view) changed for these partitions."""
         for position in positions:
-            if position in self.positions and self.view.positions.get(position) != self.positions[position]:
+            differs = self.view.positions.get(position) != self.positions.get(position)
+            if differs and position[0] in self.served:
                 self.mismatched.add(position)
             else:
                 self.mismatched.discard(position)
@@ -107,6 +110,17 @@ class LogCursor:
         if self.based and not self.mismatched:
             return self.current
         return None
+
+    def amended(self, topics: Iterable[str], most: int) -> Amended | None:
+        """The hub's positions in `topics` as a log point and at most `most` partitions where
+        they differ from it; None if the log does not say or they differ in more."""
+        if not self.based or self.current is None:
+            return None
+        wanted = frozenset(topics)
+        differing = sorted(position for position in self.mismatched if position[0] in wanted)
+        if len(differing) > most:
+            return None
+        return Amended(self.current, tuple((p, self.positions.get(p)) for p in differing))
 
     # --- rebuilding the view ------------------------------------------------------
 

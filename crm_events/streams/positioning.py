@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from crm_events.core.position_log import Between, LogPoint
+from crm_events.core.position_log import Amended, Between, LogPoint, amended_state
 from crm_events.core.positions import Position
 from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
@@ -71,7 +71,7 @@ def _from_token(
 
 
 async def _resolved(
-    point: LogPoint | Between, hub: EventHub, live: dict[Position, int]
+    point: LogPoint | Between | Amended, hub: EventHub, live: dict[Position, int]
 ) -> dict[Position, int] | None:
     """The positions a version 2 id's log point stands for. A point the log no longer holds is
     older than the data it numbered (the log is kept as long as the topics): like a version 1
@@ -79,6 +79,9 @@ async def _resolved(
     with a `gap` frame."""
     if isinstance(point, LogPoint):
         state = await hub.position_log.state_at(point, live.keys())
+    elif isinstance(point, Amended):
+        base = await hub.position_log.state_at(point.point, live.keys())
+        state = amended_state(base, point) if base is not None else None
     else:
         state = await hub.position_log.between_state(point, live.keys())
     if state is None:

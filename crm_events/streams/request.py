@@ -30,7 +30,7 @@ from django.http import QueryDict
 
 from crm_events.core.filters import EventFilter, FieldMatch, key_form_of_bytes
 from crm_events.core.log_tokens import resume_id_decode
-from crm_events.core.position_log import Between, LogPoint
+from crm_events.core.position_log import Amended, Between, LogPoint
 from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError
 from crm_events.exceptions import StreamRequestError
 
@@ -84,8 +84,8 @@ class StreamRequest:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resume_token: str | None = None
     resume_positions: dict[tuple[str, int], int] | None = None  # decoded from a version 1 resume_token
-    # Decoded from a version 2 or 3 one: resolved through the positions log when positioning.
-    resume_point: LogPoint | Between | None = None
+    # Decoded from a version 2, 3 or 4 one: resolved through the positions log when positioning.
+    resume_point: LogPoint | Between | Amended | None = None
     resume_source: str = "last_event_id"  # where the token came from: the parameter or `Last-Event-ID`
     show_canary: bool = False
 
@@ -235,7 +235,7 @@ def stream_request_parse(
         offsets=_offsets(query, topics),
         resume_token=token,
         resume_positions=resume if isinstance(resume, dict) else None,
-        resume_point=resume if isinstance(resume, LogPoint | Between) else None,
+        resume_point=resume if isinstance(resume, LogPoint | Between | Amended) else None,
         resume_source=token_source,
         show_canary=canary == "1",
     )
@@ -243,7 +243,7 @@ def stream_request_parse(
 
 def _resume_decode(
     token: str | None, topics: tuple[str, ...], *, source: str, log_topic: str
-) -> dict[tuple[str, int], int] | LogPoint | Between | None:
+) -> dict[tuple[str, int], int] | LogPoint | Between | Amended | None:
     if token is None:
         return None
     try:

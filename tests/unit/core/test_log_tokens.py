@@ -1,4 +1,5 @@
-"""Resume ids naming places in the positions log: versions 2 (a point) and 3 (a catch-up)."""
+"""Resume ids naming places in the positions log: versions 2 (a point), 3 (a catch-up) and 4
+(a point amended in a few partitions)."""
 
 import contextlib
 
@@ -7,12 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crm_events.core.log_tokens import (
+    AMENDED_MAX,
     TOKEN_OTHER_LOG,
+    amended_token_encode,
     between_token_encode,
     log_token_encode,
     resume_id_decode,
 )
-from crm_events.core.position_log import Between, LogPoint, Registered
+from crm_events.core.position_log import Amended, Between, LogPoint, Registered, amended_state
 from crm_events.core.tokens import TOKEN_UNKNOWN_TOPIC, ResumeTokenError, token_decode, token_encode
 
 TOPICS = ("aetherlink.events", "crm.audit")
@@ -74,3 +77,24 @@ def test_a_catch_up_id_naming_a_topic_this_stream_does_not_serve_is_refused():
     with pytest.raises(ResumeTokenError) as caught:
         resume_id_decode(token, TOPICS, log_topic=LOG)
     assert str(caught.value) == TOKEN_UNKNOWN_TOPIC
+
+
+exceptions = st.lists(
+    st.tuples(st.tuples(st.sampled_from(TOPICS), st.integers(0, 2**31 - 1)),
+              st.none() | st.integers(0, 2**62)),
+    max_size=AMENDED_MAX, unique_by=lambda exception: exception[0],
+)
+
+
+@given(points, exceptions)
+def test_an_amended_point_resolves_to_itself_and_stays_under_256_at_the_largest_numbers(point, amended_in):
+    amended = Amended(point, tuple(amended_in))
+    token = amended_token_encode(amended, log_topic=LOG)
+    assert resume_id_decode(token, TOPICS, log_topic=LOG) == amended
+    assert len(token) <= 256
+
+
+def test_an_amended_point_stands_for_the_point_with_its_exceptions():
+    state = {("t", 0): 5, ("t", 1): 7}
+    amended = Amended(LogPoint(3), ((("t", 1), 9), (("t", 2), None), (("t", 0), None)))
+    assert amended_state(state, amended) == {("t", 1): 9}

@@ -52,7 +52,7 @@ def _flip_last_body_byte(token: str) -> str:
         (lambda t: t[:-6], TOKEN_NOT_BASE64),
         (_flip_last_body_byte, TOKEN_CHECKSUM),
         (lambda t: t + "!", TOKEN_NOT_BASE64),
-        (lambda t: "A" + t, "resume token version 0 is not supported (this server speaks versions 1 to 3)"),
+        (lambda t: "A" + t, "resume token version 0 is not supported (this server speaks versions 1 to 4)"),
         (lambda t: "", TOKEN_TRUNCATED),
     ],
 )

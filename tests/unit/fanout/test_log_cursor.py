@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from crm_events.core.position_log import LogPoint
+from crm_events.core.position_log import Amended, LogPoint
 from crm_events.fanout.log_cursor import LogCursor
 
 P0, P1 = ("deals", 0), ("deals", 1)
@@ -19,7 +19,7 @@ def hub_pass(cursor: LogCursor, positions: dict, position, offset: int, segment:
 
 def test_numbered_batches_in_order_give_points_once_a_snapshot_covers_every_partition():
     positions = {P0: 10, P1: 4}
-    cursor = LogCursor(positions)
+    cursor = LogCursor(positions, {"deals"})
     cursor.batch_begin((7, {P0: 10, P1: 4}))
     hub_pass(cursor, positions, P0, 10, 0)
     assert cursor.point() == LogPoint(7, 0, 10)
@@ -34,7 +34,7 @@ def test_numbered_batches_in_order_give_points_once_a_snapshot_covers_every_part
 
 def test_a_skipped_number_an_unnumbered_batch_or_a_repair_give_no_point():
     positions = {P0: 0, P1: 0}
-    cursor = LogCursor(positions)
+    cursor = LogCursor(positions, {"deals"})
     cursor.batch_begin((1, {P0: 0, P1: 0}))
     cursor.batch_end()
     assert cursor.point() == LogPoint(1)
@@ -43,23 +43,27 @@ def test_a_skipped_number_an_unnumbered_batch_or_a_repair_give_no_point():
     cursor.batch_end()
     assert cursor.point() is None
 
-    cursor = LogCursor(positions := {P0: 0, P1: 0})
+    cursor = LogCursor(positions := {P0: 0, P1: 0}, {"deals"})
     cursor.batch_begin((1, {P0: 0, P1: 0}))
     cursor.batch_end()
     positions[P0] = 5  # records read back from Kafka, which the log has not numbered
     cursor.compare((P0,))
     assert cursor.point() is None
 
-    cursor = LogCursor({P0: 0, P1: 0})
+    cursor = LogCursor(positions := {P0: 0, P1: 0}, {"deals"})
     cursor.batch_begin((1, {P0: 0, P1: 0}))
     cursor.batch_end()
-    cursor.batch_begin(None)
+    cursor.batch_begin(None)  # not in the log: only the differences it makes show
+    assert cursor.point() == LogPoint(1)
+    hub_pass(cursor, positions, P1, 0, None)
+    cursor.batch_end()
     assert cursor.point() is None
+    assert cursor.amended({"deals"}, 8) == Amended(LogPoint(1), ((P1, 1),))
 
 
 def test_a_snapshot_behind_the_hub_gives_no_point_until_the_log_catches_up():
     positions = {P0: 20, P1: 0}
-    cursor = LogCursor(positions)
+    cursor = LogCursor(positions, {"deals"})
     cursor.batch_begin((1, {P0: 20, P1: 0}))
     cursor.batch_end()
     cursor.batch_begin((2, {P0: 15, P1: 0}))  # a consumer restarted from its last commit
@@ -72,7 +76,7 @@ def test_a_snapshot_behind_the_hub_gives_no_point_until_the_log_catches_up():
 
 def test_a_rebase_reads_the_log_and_applies_what_came_meanwhile():
     positions = {P0: 0, P1: 0}
-    cursor = LogCursor(positions)
+    cursor = LogCursor(positions, {"deals"})
     cursor.batch_begin((5, None))  # no snapshot of everything: the view is unknown
     hub_pass(cursor, positions, P0, 0, 0)
     cursor.batch_end()
@@ -102,7 +106,7 @@ def test_a_rebase_reads_the_log_and_applies_what_came_meanwhile():
 
 def test_a_rebase_the_log_cannot_answer_bases_on_a_covering_snapshot_that_came_meanwhile():
     positions = {P0: 0, P1: 0}
-    cursor = LogCursor(positions)
+    cursor = LogCursor(positions, {"deals"})
 
     async def resolve(point, wanted):
         raise AssertionError("nothing to resolve in an empty log")
