@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -26,8 +27,13 @@ from crm_events.kafka.clients import producer_create
 
 logger = logging.getLogger(__name__)
 
-WRITE_TIMEOUT = 10.0
+WRITE_TIMEOUT = 3.0  # a record takes milliseconds; a stream waits on it
 KNOWN_MAX = 4096
+# After a failed write, registering fails at once for this long: streams then catch up with
+# full-length ids without waiting (a positions topic not created yet, say, while the consumer
+# is still of the previous release), and Kafka is not asked again for every stream.
+REFUSED_PAUSE = 30.0
+REGISTRY_PAUSED = "positions log not written lately ({reason}); not trying again for a while"
 
 
 class PositionLogAppender:
@@ -67,6 +73,8 @@ class PositionRegistry:
     def __init__(self, config: KafkaConfig) -> None:
         self.appender = PositionLogAppender(config)
         self._known: OrderedDict[frozenset[tuple[Position, int]], Registered] = OrderedDict()
+        self._paused_until = 0.0
+        self._paused_reason = ""
 
     async def register(self, positions: Mapping[Position, int]) -> Registered:
         """The record naming `positions`; raises KafkaUnavailable if it cannot be written."""
@@ -75,7 +83,13 @@ class PositionRegistry:
         if known is not None:
             self._known.move_to_end(key)
             return known
-        offset = await self.appender.append(LogRecord(consumer="", registered=dict(positions)))
+        if time.monotonic() < self._paused_until:
+            raise KafkaUnavailable(REGISTRY_PAUSED.format(reason=self._paused_reason))
+        try:
+            offset = await self.appender.append(LogRecord(consumer="", registered=dict(positions)))
+        except KafkaUnavailable as error:
+            self._paused_until, self._paused_reason = time.monotonic() + REFUSED_PAUSE, str(error)
+            raise
         registered = self._known[key] = Registered(offset)
         while len(self._known) > KNOWN_MAX:
             self._known.popitem(last=False)
