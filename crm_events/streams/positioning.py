@@ -73,10 +73,10 @@ def _from_token(
 async def _resolved(
     point: LogPoint | Between | Amended, hub: EventHub, live: dict[Position, int]
 ) -> dict[Position, int] | None:
-    """The positions a version 2 id's log point stands for. A point the log no longer holds is
-    older than the data it numbered (the log is kept as long as the topics): like a version 1
-    token that old, it starts at offset 0, which the retention check moves to the log start
-    with a `gap` frame."""
+    """The positions a version 2, 3 or 4 id stands for, read from the positions log; None if the
+    log no longer holds what it names. Such an id is older than the data it numbered (the log
+    is kept as long as the topics): like a version 1 token that old, it then starts at offset
+    0, which the retention check moves to the log start with a `gap` frame."""
     if isinstance(point, LogPoint):
         state = await hub.position_log.state_at(point, live.keys())
     elif isinstance(point, Amended):

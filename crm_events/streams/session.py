@@ -82,8 +82,9 @@ class StreamSession:
         subscriber, hub = self.subscriber, self.hub
         if self.point is not None:
             subscriber.token_known(log_token_encode(self.point, log_topic=self.kafka.positions_topic))
-        at_edge = subscriber.positions == hub.positions_for(subscriber.topics)
-        token = hub.resume_token(subscriber.topics) if at_edge else await self._token()
+        if subscriber.positions == hub.positions_for(subscriber.topics):
+            subscriber.token_known(hub.resume_token(subscriber.topics))
+        token = await self._token()
         retry_ms = int(self.config.retry_ms * random.uniform(0.8, 1.2))
         hello = retry_encode(retry_ms) + connected_frame(
             group=self.kafka.group, topics=subscriber.topics, token=token
