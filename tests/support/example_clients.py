@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class ExampleClient:
     def __init__(self, name: str, parameters: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.frames: list[dict[str, Any]] = []
+        self.connected_at: float | None = None  # when its current stream's `connected` came; None between
         self.log_path = log_dir / f"example-{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -49,7 +51,17 @@ class ExampleClient:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.frames.append(json.loads(line))
+            frame = json.loads(line)
+            self.frames.append(frame)
+            if frame.get("kind") == "connected":
+                self.connected_at = time.monotonic()
+            elif frame.get("kind") == "reconnect":
+                self.connected_at = None
+
+    def stream_age(self) -> float | None:
+        """Seconds since its current stream began; None while it has none (between streams)."""
+        connected_at = self.connected_at
+        return None if connected_at is None else time.monotonic() - connected_at
 
     def domain_events(self) -> list[dict[str, Any]]:
         return [frame for frame in list(self.frames) if frame.get("kind") == "domain_event"]
