@@ -48,9 +48,9 @@ async def short_token(hub: EventHub, subscriber: StreamSubscriber, *, log_topic:
     """The stream's resume id, short: when its own is a full-length one (positions no log point
     names), those positions registered in the log; the full one only if that fails."""
     token = subscriber.token()
-    if len(token) <= SHORT_TOKEN_CHARS:
-        return token
     positions = dict(subscriber.positions)
+    if len(token) <= SHORT_TOKEN_CHARS or not positions:
+        return token
     try:
         ref = await positions_named(hub, positions, subscriber.topics)
     except KafkaUnavailable as error:
@@ -102,10 +102,10 @@ async def round_replay(
             while not is_cancelled() and await reader.position(tp) < stop:
                 frames = []
                 for record in (await reader.fetch([tp])).get(tp, []):
+                    if record.offset >= stop:
+                        break  # the next round's
                     event = LiveEvent.of_record(record)
-                    if record.offset < stop and subscriber.advance(event) and subscriber.event_filter.matches(
-                        event.payload
-                    ):
+                    if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                         frames.append(event.frame(token(position, record.offset + 1)))
                 subscriber.token_known(token(position, subscriber.positions[position]))
                 if frames:
