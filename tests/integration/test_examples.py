@@ -6,7 +6,6 @@ nothing lost or duplicated."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from playwright.sync_api import Request, expect, sync_playwright
 from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
-from tests.support.example_clients import ExampleClient
+from tests.support.example_clients import ExampleClient, key_of, key_shown
 from tests.support.kafka_log import assert_exactly
 from tests.support.node import EXAMPLES
 from tests.support.processes import daphne_start, wait_until
@@ -35,18 +34,6 @@ KINDS = ["deal.won", "ticket.opened", "deal.created", "contact.updated"]
 JWT_KEY = "examples-test-secret-that-is-at-least-32-bytes"
 JWT_COOKIE = "crm_events_token"
 WAIT_MS = 30_000
-
-
-def key_of(seq: int) -> bytes | None:
-    """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
-    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
-
-
-def key_shown(seq: int) -> str:
-    key = key_of(seq)
-    if key is None:
-        return ""
-    return f"(binary {base64.b64encode(key).decode()})" if key.startswith(b"\xff") else key.decode()
 
 
 # Each row's key: between the type and the position, `deal.won <key> (topic/0@3)`.

@@ -7,7 +7,6 @@ widget on its page lists events, pauses, filters by kind and shows the reconnect
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -22,6 +21,7 @@ from crm_events.streams.request import REPEATABLE, SINGLE
 from scripts.servers import free_port
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
+from tests.support.example_clients import key_of, key_shown
 from tests.support.kafka_log import assert_exactly, domain_events, positions_of
 from tests.support.node import NEXTJS, nextjs_build, nextjs_env, node_ensure
 from tests.support.processes import ServiceProcess, daphne_start, http_get, wait_until
@@ -39,18 +39,6 @@ WAIT_MS = 30_000
 def bearer(subject: str = "ops-dashboard") -> str:
     claims = {"sub": subject, "exp": int(time.time()) + 600}
     return jwt.encode(claims, JWT_KEY, algorithm="HS256")
-
-
-def key_of(seq: int) -> bytes | None:
-    """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
-    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
-
-
-def key_shown(seq: int) -> str:
-    key = key_of(seq)
-    if key is None:
-        return ""
-    return f"(binary {base64.b64encode(key).decode()})" if key.startswith(b"\xff") else key.decode()
 
 
 # Each row's key: its text between the <code> type and the <small> position.

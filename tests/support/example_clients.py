@@ -7,6 +7,7 @@ under the shell loop), by that group's id.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -32,6 +33,18 @@ def example_argv(name: str) -> list[str]:
         npm_ensure(EXAMPLES)
         return [node_ensure(), str(EXAMPLES / "node" / "follow.mjs")]
     raise ValueError(f"no example client {name!r}")
+
+
+def key_of(seq: int) -> bytes | None:
+    """Text keys, no key, and keys that are not UTF-8 (shown as `(binary <base64>)`)."""
+    return [f"acct-{seq}".encode(), None, b"\xff\xfe" + str(seq).encode()][seq % 3]
+
+
+def key_shown(seq: int) -> str:
+    key = key_of(seq)
+    if key is None:
+        return ""
+    return f"(binary {base64.b64encode(key).decode()})" if key.startswith(b"\xff") else key.decode()
 
 
 class ExampleClient:
