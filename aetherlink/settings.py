@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ImproperlyConfigured
 
+from crm_events.config import RedisTls, redis_url_parse
+
 # --- Paths: the code, the .env file and the data directory ---------------------------
 
 PACKAGE_DIR = Path(__file__).resolve().parent  # aetherlink/, in a checkout or in site-packages
@@ -39,6 +41,7 @@ _FLAG_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0"
 # these are always taken literally. The other settings keep the reference.
 _SECRETS = frozenset({
     "DJANGO_SECRET_KEY", "SSE_JWT_KEY", "KAFKA_SASL_PASSWORD", "METRICS_TOKEN", "DATABASE_URL", "REDIS_URL",
+    "REDIS_SENTINEL_PASSWORD",
 })
 
 
@@ -410,7 +413,20 @@ if bool(KAFKA_SSL_CERTFILE) != bool(KAFKA_SSL_KEYFILE):
 
 # --- Channel layer (Redis) ---------------------------------------------------
 
+# redis://, rediss:// (TLS) or unix://: one Redis. redis+sentinel:// or rediss+sentinel://: the
+# master that Sentinel names, followed through failovers (crm_events.config.redis_url_parse).
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The sentinels' own password (their `requirepass`), when they have one; the master's is in the URL.
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+# TLS files for rediss:// and rediss+sentinel:// (the master and the sentinels); empty: system CAs.
+REDIS_SSL_CAFILE = _file_path("REDIS_SSL_CAFILE")
+REDIS_SSL_CERTFILE = _file_path("REDIS_SSL_CERTFILE")
+REDIS_SSL_KEYFILE = _file_path("REDIS_SSL_KEYFILE")
+_REDIS = redis_url_parse(
+    REDIS_URL,
+    sentinel_password=REDIS_SENTINEL_PASSWORD,
+    tls_files=RedisTls(REDIS_SSL_CAFILE, REDIS_SSL_CERTFILE, REDIS_SSL_KEYFILE),
+)
 # Keys and groups are namespaced, so several deployments (or test runs) can share one Redis.
 REDIS_PREFIX = env.str("REDIS_PREFIX", default="aetherlink")
 # The consumer sends one layer message per batch of records to each web process;
@@ -424,7 +440,7 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [
-                {"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
+                _REDIS.connection_options(socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=5.0)
             ],
             "prefix": REDIS_PREFIX,
             "capacity": 5000,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_network
+from typing import Any
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -169,6 +171,187 @@ class CanaryConfig:
         return self.interval > 0
 
 
+# --- Redis: one server by URL, or a master found through Sentinel ------------------------------
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_PORT = 26379
+SENTINEL_FORM = (
+    "redis+sentinel://[user:password@]host1:26379,host2:26379/<master-name>/<db> "
+    "(rediss+sentinel:// for TLS to the master and the sentinels)"
+)
+# The messages never quote the URL: a password written without percent-encoding would show.
+REDIS_URL_SCHEME = (
+    "REDIS_URL must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://."
+)
+SENTINEL_URL_INVALID = "REDIS_URL is not a valid Sentinel URL: {problem}. Its form is " + SENTINEL_FORM + "."
+SENTINEL_NO_HOSTS = "it lists no sentinel"
+SENTINEL_BAD_ADDRESS = (
+    "sentinel {index} is not host:port (a host name, an IPv4 address or an [IPv6] address, "
+    "and a port from 1 to 65535)"
+)
+SENTINEL_NO_MASTER = "it names no master after the sentinels"
+SENTINEL_BAD_MASTER = "the master name may hold only letters, digits, '.', '_' and '-'"
+SENTINEL_BAD_DB = "the database is not a number from 0 to 999999999"
+SENTINEL_EXTRA_PATH = "it has more than /<master-name>/<db> after the sentinels"
+SENTINEL_QUERY = (
+    "it has a query or a fragment ('?' or '#'; percent-encode them in a password; TLS files are "
+    "REDIS_SSL_CAFILE, REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE)"
+)
+SENTINEL_PASSWORD_UNUSED = (
+    "REDIS_SENTINEL_PASSWORD is set but REDIS_URL is not a redis+sentinel:// or rediss+sentinel:// URL."
+)
+REDIS_TLS_UNUSED = (
+    "REDIS_SSL_* files are set but REDIS_URL is not a rediss:// or rediss+sentinel:// URL: "
+    "use TLS, or unset them."
+)
+REDIS_TLS_PAIR = "REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE go together: set both or neither."
+
+_SENTINEL_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]", re.ASCII)
+_SENTINEL_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_MASTER_NAME = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
+_DB = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTls:
+    """Files for TLS to Redis (and to the sentinels): `REDIS_SSL_*`; empty: the system's CAs."""
+
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+
+    def options(self) -> dict[str, str]:
+        """redis-py's names for the files that are set."""
+        named = {"ssl_ca_certs": self.cafile, "ssl_certfile": self.certfile, "ssl_keyfile": self.keyfile}
+        return {name: path for name, path in named.items() if path}
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelConfig:
+    """Where the master is asked for: the sentinels, the master's name, and how to reach both."""
+
+    addresses: tuple[tuple[str, int], ...]
+    master_name: str
+    db: int = 0
+    tls: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)  # the master's (and its replicas')
+    sentinel_password: str = field(default="", repr=False)  # the sentinels' own, if they have one
+
+    def url(self) -> str:
+        """The REDIS_URL that parses back to this."""
+        scheme = SENTINEL_SCHEMES[self.tls]
+        userinfo = quote(self.username, safe="")
+        if self.password:
+            userinfo += ":" + quote(self.password, safe="")
+        hosts = ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in self.addresses
+        )
+        return f"{scheme}://{userinfo + '@' if userinfo else ''}{hosts}/{self.master_name}/{self.db}"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """The Redis of the channel layer (`REDIS_URL`): one server by its URL, or through Sentinel."""
+
+    url: str = field(default="", repr=False)  # a plain URL, as given; empty with `sentinel`
+    sentinel: SentinelConfig | None = None
+    tls_files: RedisTls = RedisTls()
+
+    def connection_options(self, *, socket_timeout: float, socket_connect_timeout: float) -> dict[str, Any]:
+        """The keyword arguments of channels_redis' `create_pool` (one entry of the layer's `hosts`),
+        and so of every Redis client this service makes."""
+        sockets = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+        if self.sentinel is None:
+            return {"address": self.url, **sockets, **self.tls_files.options()}
+        tls = {"ssl": True, **self.tls_files.options()} if self.sentinel.tls else {}
+        credentials = {"username": self.sentinel.username, "password": self.sentinel.password}
+        # A sentinel answers at once or not at all: the master's long read timeout is for the
+        # layer's blocking receive, and must not hold up the search for the master.
+        sentinel_options = {
+            **({"password": self.sentinel.sentinel_password} if self.sentinel.sentinel_password else {}),
+            "socket_timeout": socket_connect_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+            **tls,
+        }
+        return {
+            "sentinels": list(self.sentinel.addresses),
+            "master_name": self.sentinel.master_name,
+            "db": self.sentinel.db,
+            **{name: value for name, value in credentials.items() if value},
+            **sockets,
+            **tls,
+            "sentinel_kwargs": sentinel_options,
+        }
+
+
+def redis_url_parse(
+    url: str, *, sentinel_password: str = "", tls_files: RedisTls = RedisTls()
+) -> RedisConfig:
+    """Read REDIS_URL (with REDIS_SENTINEL_PASSWORD and the REDIS_SSL_* files); raise
+    ImproperlyConfigured with one of the messages above when it cannot be used."""
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in REDIS_SCHEMES + SENTINEL_SCHEMES:
+        raise ImproperlyConfigured(REDIS_URL_SCHEME)
+    if tls_files.options() and scheme not in ("rediss", "rediss+sentinel"):
+        raise ImproperlyConfigured(REDIS_TLS_UNUSED)
+    if bool(tls_files.certfile) != bool(tls_files.keyfile):
+        raise ImproperlyConfigured(REDIS_TLS_PAIR)
+    if scheme in REDIS_SCHEMES:
+        if sentinel_password:
+            raise ImproperlyConfigured(SENTINEL_PASSWORD_UNUSED)
+        return RedisConfig(url=url, tls_files=tls_files)
+    try:
+        sentinel = _sentinel_parse(rest, tls=scheme == "rediss+sentinel", sentinel_password=sentinel_password)
+    except ValueError as problem:
+        raise ImproperlyConfigured(SENTINEL_URL_INVALID.format(problem=problem)) from None
+    return RedisConfig(sentinel=sentinel, tls_files=tls_files)
+
+
+def _sentinel_parse(rest: str, *, tls: bool, sentinel_password: str) -> SentinelConfig:
+    """`[user:password@]host:port,.../<master-name>[/<db>]`, the part after the scheme."""
+    if "?" in rest or "#" in rest:
+        raise ValueError(SENTINEL_QUERY)
+    authority, _, path = rest.partition("/")
+    userinfo, _, hosts = authority.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    if not hosts:
+        raise ValueError(SENTINEL_NO_HOSTS)
+    master_name, _, db = path.partition("/")
+    if not master_name:
+        raise ValueError(SENTINEL_NO_MASTER)
+    if not _MASTER_NAME.fullmatch(master_name):
+        raise ValueError(SENTINEL_BAD_MASTER)
+    if "/" in db:
+        raise ValueError(SENTINEL_EXTRA_PATH)
+    if db and not _DB.fullmatch(db):
+        raise ValueError(SENTINEL_BAD_DB)
+    addresses = tuple(_sentinel_address(address, index) for index, address in enumerate(hosts.split(","), 1))
+    return SentinelConfig(
+        addresses=addresses,
+        master_name=master_name, db=int(db or 0), tls=tls, username=unquote(username),
+        password=unquote(password), sentinel_password=sentinel_password,
+    )
+
+
+def _sentinel_address(address: str, index: int) -> tuple[str, int]:
+    bracketed = address.startswith("[")
+    host, colon, port = address.rpartition(":") if not bracketed or "]:" in address else (address, "", "")
+    if not colon:
+        host, port = address, str(SENTINEL_PORT)
+    if not (_SENTINEL_HOST.fullmatch(host) and _SENTINEL_PORT.fullmatch(port) and 0 < int(port) < 65536):
+        raise ValueError(SENTINEL_BAD_ADDRESS.format(index=index))
+    if host.startswith("["):
+        host = host[1:-1]
+        try:
+            IPv6Address(host)
+        except ValueError:
+            raise ValueError(SENTINEL_BAD_ADDRESS.format(index=index)) from None
+    return host, int(port)
+
+
 def networks_parse(values: list[str]) -> tuple[Network, ...]:
     return tuple(ip_network(value, strict=False) for value in values)
 
@@ -294,6 +477,19 @@ def canary_config() -> CanaryConfig:
 
 
 @cache
+def redis_config() -> RedisConfig:
+    return redis_url_parse(
+        settings.REDIS_URL,
+        sentinel_password=settings.REDIS_SENTINEL_PASSWORD,
+        tls_files=RedisTls(
+            cafile=settings.REDIS_SSL_CAFILE,
+            certfile=settings.REDIS_SSL_CERTFILE,
+            keyfile=settings.REDIS_SSL_KEYFILE,
+        ),
+    )
+
+
+@cache
 def viewer_config() -> ViewerConfig:
     # Public only while DEBUG is on, even if the settings changed after start-up.
     return ViewerConfig(
@@ -305,6 +501,6 @@ def viewer_config() -> ViewerConfig:
 def config_cache_clear(**_signal_kwargs: object) -> None:
     for build in (
         kafka_config, stream_config, readiness_config, auth_config, limits_config, metrics_config,
-        canary_config, viewer_config, server_config,
+        canary_config, viewer_config, server_config, redis_config,
     ):
         build.cache_clear()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as redis_async
 from django.conf import settings
 from redis.exceptions import RedisError, ResponseError
 
-from crm_events.config import CanaryConfig, ReadinessConfig
+from crm_events.config import CanaryConfig, ReadinessConfig, redis_config
 from crm_events.core import canary
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
+from crm_events.redis_clients import redis_connected
 
 REDIS_PING_TIMEOUT = 1.0
 # The write probe: one small key of this deployment's, kept no longer than a probe period.
@@ -33,18 +33,17 @@ PUBLISHING_STALLED = "publishing stalled for {seconds:.0f} s: {reason}"
 
 
 async def redis_check() -> str:
-    client = redis_async.from_url(settings.REDIS_URL, socket_connect_timeout=REDIS_PING_TIMEOUT)
     try:
-        async with asyncio.timeout(REDIS_PING_TIMEOUT):
-            await client.ping()
-            await client.set(REDIS_PROBE_KEY.format(prefix=settings.REDIS_PREFIX), b"1", ex=REDIS_PROBE_TTL)
+        async with redis_connected(redis_config(), timeout=REDIS_PING_TIMEOUT) as client:
+            async with asyncio.timeout(REDIS_PING_TIMEOUT):
+                await client.ping()
+                probe_key = REDIS_PROBE_KEY.format(prefix=settings.REDIS_PREFIX)
+                await client.set(probe_key, b"1", ex=REDIS_PROBE_TTL)
         return CHECK_OK
     except ResponseError as error:  # it answers, and refuses: out of memory, read-only...
         return REDIS_REFUSES_WRITES.format(f"{type(error).__name__}: {error}")
     except (RedisError, OSError, TimeoutError) as error:
         return REDIS_UNREACHABLE.format(str(error) or type(error).__name__)
-    finally:
-        await client.aclose()
 
 
 HUB_JOINING = "joining the channel layer"

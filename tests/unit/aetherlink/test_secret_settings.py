@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from crm_events.config import REDIS_URL_SCHEME
 from tests.support.processes import ROOT
 
 PRINT = (
     "import json; from aetherlink import settings as s; print(json.dumps({"
     "'secret_key': s.SECRET_KEY, 'jwt_key': s.SSE_JWT_KEY, 'sasl_password': s.KAFKA_SASL_PASSWORD,"
     " 'metrics_token': s.METRICS_TOKEN, 'db_password': s.DATABASES['default'].get('PASSWORD'),"
-    " 'redis': s.REDIS_URL, 'group': s.KAFKA_GROUP}))"
+    " 'redis': s.REDIS_URL, 'sentinel_password': s.REDIS_SENTINEL_PASSWORD, 'group': s.KAFKA_GROUP}))"
 )
 KEY = "0123456789abcdef" * 4  # what `openssl rand -hex 32` writes, before its newline
 
@@ -74,7 +75,8 @@ SECRETS_WITH_DOLLARS = {
     "KAFKA_SASL_PASSWORD": "$ecret",
     "METRICS_TOKEN": "$METRICS",
     "DATABASE_URL": "postgres://u:$p@db:5432/crm",  # the `$` inside was never the problem: kept
-    "REDIS_URL": "$OTHER_REDIS_URL",
+    "REDIS_URL": "redis+sentinel://:$pw@s:26379/m/0",
+    "REDIS_SENTINEL_PASSWORD": "$OTHER_REDIS_URL",
 }
 
 
@@ -83,8 +85,15 @@ def test_secrets_starting_with_a_dollar_are_taken_literally():
            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "u"}
     values = loaded(**env)
     assert (values["secret_key"], values["jwt_key"], values["sasl_password"], values["metrics_token"],
-            values["db_password"], values["redis"]) == (
-        "$KAFKA_GROUP", "$$" + KEY, "$ecret", "$METRICS", "$p", "$OTHER_REDIS_URL")
+            values["db_password"], values["redis"], values["sentinel_password"]) == (
+        "$KAFKA_GROUP", "$$" + KEY, "$ecret", "$METRICS", "$p", "redis+sentinel://:$pw@s:26379/m/0",
+        "$OTHER_REDIS_URL")
+
+
+def test_a_redis_url_starting_with_a_dollar_is_taken_literally_and_so_refused():
+    result = load(REDIS_URL="$OTHER_REDIS_URL", OTHER_REDIS_URL="redis://elsewhere:1/0")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(REDIS_URL_SCHEME)
 
 
 def test_a_dollar_secret_key_is_read_literally_from_a_dotenv_file_too(tmp_path: Path):

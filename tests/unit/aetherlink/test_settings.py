@@ -1,5 +1,6 @@
 """Settings are read once at import, so each case imports them in a fresh interpreter."""
 
+import ast
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from crm_events.config import SENTINEL_NO_MASTER, SENTINEL_PASSWORD_UNUSED, SENTINEL_URL_INVALID
 from tests.support.processes import ROOT
 
 PRINT_SETTINGS = (
@@ -64,6 +66,9 @@ def test_environment_overrides():
          "WEB_MAX_HEADER_BYTES (70000) must not be larger than WEB_MAX_HEADERS_BYTES (65536)"),
         ({"DJANGO_SECRET_KEY": "k", "WEB_MAX_HEADERS": "0"},
          "WEB_MAX_HEADERS must be a positive integer, got 0."),
+        ({"DJANGO_SECRET_KEY": "k", "REDIS_URL": "redis+sentinel://s:26379"},
+         SENTINEL_URL_INVALID.format(problem=SENTINEL_NO_MASTER)),
+        ({"DJANGO_SECRET_KEY": "k", "REDIS_SENTINEL_PASSWORD": "x"}, SENTINEL_PASSWORD_UNUSED),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
@@ -89,3 +94,23 @@ def test_kafka_metadata_is_refreshed_every_30_seconds_unless_set():
         assert result.stdout.strip() == shown, result.stderr
     result = settings_load(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), KAFKA_METADATA_MAX_AGE="0")
     assert "KAFKA_METADATA_MAX_AGE must be a positive number, got 0.0." in result.stderr
+
+
+def test_a_sentinel_url_gives_the_channel_layer_the_sentinels_and_the_master():
+    code = "from aetherlink import settings as s; print(repr(s.CHANNEL_LAYERS['default']['CONFIG']['hosts']))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "REDIS"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=60,
+        env={
+            **env, "DJANGO_SECRET_KEY": "k", "PYTHONPATH": str(ROOT),
+            "REDIS_URL": "redis+sentinel://:pw@s1:26379,s2:26380/mymaster/1",
+            "REDIS_SENTINEL_PASSWORD": "$spw",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    sentinel_sockets = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
+    assert ast.literal_eval(result.stdout) == [{
+        "sentinels": [("s1", 26379), ("s2", 26380)], "master_name": "mymaster", "db": 1, "password": "pw",
+        "socket_timeout": 15.0, "socket_connect_timeout": 5.0,
+        "sentinel_kwargs": {"password": "$spw", **sentinel_sockets},
+    }]
