@@ -42,12 +42,15 @@ class RedisServer(ProcessBacked):
     """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log.
 
     `maxmemory` (bytes; 0: no limit) makes a Redis with little room that refuses writes past it
-    (`noeviction`), as a production Redis shared with other data may.
+    (`noeviction`), as a production Redis shared with other data may. `password` is asked of
+    clients and given to a master; `replica_of` (a port on 127.0.0.1) starts it as that one's replica.
     """
 
     port: int
     data_dir: Path
     maxmemory: int = 0
+    password: str = ""
+    replica_of: int = 0
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,13 +63,8 @@ class RedisServer(ProcessBacked):
         return f"redis://{LOOPBACK}:{self.port}/0"
 
     def ready(self) -> bool:
-        """True if the server answers PING (inline protocol, no client library needed)."""
-        try:
-            with socket.create_connection((LOOPBACK, self.port), timeout=1.0) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        """True if the server answers PING (no client library needed)."""
+        return redis_ping(self.port, self.password)
 
     def start(self, timeout: float = 30) -> None:
         """Start Redis unless it already runs; return once it answers PING."""
@@ -87,6 +85,8 @@ class RedisServer(ProcessBacked):
 
     def _argv(self) -> list[str]:
         limit = ["--maxmemory", str(self.maxmemory), "--maxmemory-policy", "noeviction"]
+        password = ["--requirepass", self.password, "--masterauth", self.password]
+        replica = ["--replicaof", LOOPBACK, str(self.replica_of)]
         return [
             redis_server_binary(),
             "--port",
@@ -103,7 +103,37 @@ class RedisServer(ProcessBacked):
             "no",
             "--set-proc-title",
             "no",
+            # A replica's first sync starts at once, not after the default 5 s wait for others.
+            "--repl-diskless-sync-delay",
+            "0",
             *(limit if self.maxmemory else []),
+            *(password if self.password else []),
+            *(replica if self.replica_of else []),
         ]
+
+
+def resp_command(*args: str) -> bytes:
+    """One command in the Redis protocol (any bytes in an argument, unlike the inline form)."""
+    encoded = [arg.encode() for arg in args]
+    return f"*{len(encoded)}\r\n".encode() + b"".join(
+        b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded
+    )
+
+
+def redis_ping(port: int, password: str = "") -> bool:
+    """True if the Redis (or sentinel) on `port` answers PING, after AUTH when it has a password."""
+    request = (resp_command("AUTH", password) if password else b"") + resp_command("PING")
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1.0) as sock:
+            sock.sendall(request)
+            answer = b""
+            while answer.count(b"\r\n") < (2 if password else 1):
+                chunk = sock.recv(256)
+                if not chunk:
+                    return False
+                answer += chunk
+            return answer.endswith(b"+PONG\r\n") and b"-" not in answer[:1]
+    except OSError:
+        return False
 
 
