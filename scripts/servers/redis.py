@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,23 @@ def redis_server_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's certificate and key, and the CA its peers' certificates are checked against."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def server_options(self) -> dict[str, str]:
+        """Redis's (and Sentinel's) TLS directives: clients need no certificate; replication
+        and a sentinel's own connections speak TLS too."""
+        return {
+            "tls-cert-file": str(self.cert), "tls-key-file": str(self.key), "tls-ca-cert-file": str(self.ca),
+            "tls-auth-clients": "no", "tls-replication": "yes",
+        }
+
+
 @dataclass
 class RedisServer(ProcessBacked):
     """A throwaway Redis on 127.0.0.1: no persistence, output in data_dir/redis.log.
@@ -44,6 +62,7 @@ class RedisServer(ProcessBacked):
     `maxmemory` (bytes; 0: no limit) makes a Redis with little room that refuses writes past it
     (`noeviction`), as a production Redis shared with other data may. `password` is asked of
     clients and given to a master; `replica_of` (a port on 127.0.0.1) starts it as that one's replica.
+    With `tls`, `port` speaks TLS only.
     """
 
     port: int
@@ -51,6 +70,7 @@ class RedisServer(ProcessBacked):
     maxmemory: int = 0
     password: str = ""
     replica_of: int = 0
+    tls: TlsFiles | None = None
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +84,7 @@ class RedisServer(ProcessBacked):
 
     def ready(self) -> bool:
         """True if the server answers PING (no client library needed)."""
-        return redis_ping(self.port, self.password)
+        return redis_ping(self.port, self.password, tls=self.tls)
 
     def start(self, timeout: float = 30) -> None:
         """Start Redis unless it already runs; return once it answers PING."""
@@ -87,10 +107,13 @@ class RedisServer(ProcessBacked):
         limit = ["--maxmemory", str(self.maxmemory), "--maxmemory-policy", "noeviction"]
         password = ["--requirepass", self.password, "--masterauth", self.password]
         replica = ["--replicaof", LOOPBACK, str(self.replica_of)]
+        ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        tls_options = self.tls.server_options() if self.tls else {}
+        tls = [arg for name, value in tls_options.items() for arg in (f"--{name}", value)]
         return [
             redis_server_binary(),
-            "--port",
-            str(self.port),
+            *ports,
+            *tls,
             "--bind",
             LOOPBACK,
             "--save",
@@ -120,11 +143,11 @@ def resp_command(*args: str) -> bytes:
     )
 
 
-def redis_ping(port: int, password: str = "") -> bool:
+def redis_ping(port: int, password: str = "", *, tls: TlsFiles | None = None) -> bool:
     """True if the Redis (or sentinel) on `port` answers PING, after AUTH when it has a password."""
     request = (resp_command("AUTH", password) if password else b"") + resp_command("PING")
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=1.0) as sock:
+        with _connected(port, tls) as sock:
             sock.sendall(request)
             answer = b""
             while answer.count(b"\r\n") < (2 if password else 1):
@@ -137,3 +160,11 @@ def redis_ping(port: int, password: str = "") -> bool:
         return False
 
 
+
+
+def _connected(port: int, tls: TlsFiles | None) -> socket.socket:
+    sock = socket.create_connection((LOOPBACK, port), timeout=1.0)
+    if tls is None:
+        return sock
+    # A failed handshake closes the socket it wrapped.
+    return ssl.create_default_context(cafile=tls.ca).wrap_socket(sock, server_hostname=LOOPBACK)

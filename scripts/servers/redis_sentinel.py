@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scripts.servers.base import LOOPBACK, port_ensure_free
 from scripts.servers.process import ProcessBacked, ServerProcess
-from scripts.servers.redis import redis_ping, redis_server_binary
+from scripts.servers.redis import TlsFiles, redis_ping, redis_server_binary
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ class SentinelServer(ProcessBacked):
 
     `down_after_ms` is how long the master may not answer before this sentinel thinks it down;
     `failover_timeout_ms` bounds a failover (and how soon another is tried). `master_password`
-    is the master's (and its replicas'); `password` is the sentinels' own.
+    is the master's (and its replicas'); `password` is the sentinels' own. With `tls`, the
+    sentinel speaks TLS only, to its clients and to the servers and sentinels it talks to.
     """
 
     port: int
@@ -35,6 +36,7 @@ class SentinelServer(ProcessBacked):
     failover_timeout_ms: int = 5000
     master_password: str = ""
     password: str = ""
+    tls: TlsFiles | None = None
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,7 +48,7 @@ class SentinelServer(ProcessBacked):
         return self.data_dir / "sentinel.conf"
 
     def ready(self) -> bool:
-        return redis_ping(self.port, self.password)
+        return redis_ping(self.port, self.password, tls=self.tls)
 
     def start(self, timeout: float = 30) -> None:
         if not self.is_running():
@@ -62,8 +64,10 @@ class SentinelServer(ProcessBacked):
 
     def _config(self) -> str:
         name = self.master_name
+        ports = ["port 0", f"tls-port {self.port}"] if self.tls else [f"port {self.port}"]
         lines = [
-            f"port {self.port}",
+            *ports,
+            *(f"{name} {value}" for name, value in (self.tls.server_options() if self.tls else {}).items()),
             f"bind {LOOPBACK}",
             f"dir {self.data_dir}",
             "set-proc-title no",
