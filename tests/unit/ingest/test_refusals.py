@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis import exceptions as redis_errors
+from redis.asyncio.sentinel import MasterNotFoundError
 
 from crm_events.ingest.refusals import MEMORY, OUTAGE, REFUSED, layer_failure_classify
 
@@ -18,6 +19,9 @@ OOM = "OOM command not allowed when used memory > 'maxmemory'."
     (TimeoutError(), OUTAGE),
     (redis_errors.BusyLoadingError("Redis is loading the dataset in memory"), OUTAGE),
     (redis_errors.AuthenticationError("invalid username-password pair"), OUTAGE),
+    # Sentinel: no master agreed on yet (a failover under way), or the old one now a replica.
+    (MasterNotFoundError("No master found for 'crm-events'"), OUTAGE),
+    (redis_errors.ConnectionError("The previous master is now a slave"), OUTAGE),
     # Redis answers, but its state refuses every write for now.
     (redis_errors.ReadOnlyError("You can't write against a read only replica."), OUTAGE),
     (redis_errors.NoPermissionError("this user has no permissions to run the 'eval' command"), OUTAGE),
