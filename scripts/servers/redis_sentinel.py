@@ -1,4 +1,5 @@
-"""A real Redis Sentinel (Debian's redis-server in sentinel mode) as a plain loopback process.
+"""A real Redis Sentinel (Debian's redis-server in sentinel mode: the redis-sentinel package only adds
+a service around the same binary) as a plain loopback process.
 
 Sentinel rewrites its configuration file as it learns (the other sentinels, the replicas, a
 promotion), so each one keeps its own file in its data directory.
