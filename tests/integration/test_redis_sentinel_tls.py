@@ -5,7 +5,9 @@ REDIS_SSL_CAFILE; real redis-server processes speaking TLS only."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -70,3 +72,14 @@ async def test_without_the_ca_the_sentinels_certificate_is_refused(tls_settings)
     tls_settings.REDIS_SSL_CAFILE = ""
     # Without it the system's CAs are asked, which do not know this one: the TLS is checked.
     assert (await redis_check()).startswith(REDIS_UNREACHABLE.format(""))
+
+
+async def test_each_readiness_probe_closes_its_connections_to_the_sentinels(tls_settings):
+    """The probe runs every few seconds: a client left for the garbage collector each time would
+    hold its connections until then (redis-py warns of each one it finds unclosed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            assert await redis_check() == CHECK_OK
+        gc.collect()
+    assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
