@@ -9,9 +9,11 @@ budgets, autoscaling, monitoring, routes and network policies."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crm_events.metrics import STREAMS_CONNECTED
 from tests.support.chart import (
@@ -40,8 +44,8 @@ FULLNAME = {"minimal": "aetherlink-crm-events", "production": "aetherlink-crm-ev
             "everything": "crm-events"}
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute"}
 KINDS = {
-    "minimal": ["ConfigMap", "Deployment", "Deployment", "Job", "NetworkPolicy", "NetworkPolicy",
-                "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service"],
+    "minimal": ["ConfigMap", "Deployment", "Deployment", "Job", *["NetworkPolicy"] * 4,
+                "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service"],
 }
 KINDS["production"] = sorted([*KINDS["minimal"], "Ingress", "PrometheusRule", *["ServiceMonitor"] * 2])
 KINDS["everything"] = sorted([*KINDS["production"], "HTTPRoute", "HorizontalPodAutoscaler", *["Secret"] * 2])
@@ -180,6 +184,43 @@ def test_without_an_existing_secret_the_required_secrets_must_be_given():
     assert "secrets.DATABASE_URL is required when existingSecret is empty" in done.stderr
 
 
+def test_a_service_monitor_needs_the_metrics_token_in_the_chart_made_secret():
+    done = chart_template(sets=("secrets.DJANGO_SECRET_KEY=x", "secrets.DATABASE_URL=postgres://h/d",
+                                "metrics.serviceMonitor.enabled=true"))
+    assert done.returncode != 0
+    assert "secrets.METRICS_TOKEN is required with metrics.serviceMonitor.enabled" in done.stderr
+
+
+def test_the_values_schema_closes_every_object_the_chart_owns():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    # Objects passed to Kubernetes as they are (affinity, resources' maps, ...) stay open.
+    open_objects = []
+
+    def walk(node: dict, where: str) -> None:
+        if node.get("type") == "object" and "properties" in node:
+            if node.get("additionalProperties") is not False:
+                open_objects.append(where)
+            for key, child in node["properties"].items():
+                walk(child, f"{where}.{key}")
+
+    walk(schema, "values")
+    assert open_objects == []
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.validate(defaults, schema)
+    for path in EXAMPLES.values():
+        jsonschema.validate(_merged(defaults, yaml.safe_load(path.read_text())), schema)
+
+
+def test_the_packaged_chart_carries_the_alert_rules_themselves(tmp_path: Path):
+    done = helm("package", str(CHART), "--destination", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (package,) = tmp_path.glob("crm-events-*.tgz")
+    with tarfile.open(package) as archive:
+        member = archive.extractfile("crm-events/files/alerts.yml")
+        assert member is not None
+        assert member.read() == (ALERTS / "alerts.yml").read_bytes()
+
+
 def test_never_more_consumers_than_partitions():
     done = chart_template(EXAMPLES["minimal"], sets=("consumer.replicas=4",))
     assert done.returncode != 0
@@ -189,12 +230,21 @@ def test_never_more_consumers_than_partitions():
 # --- what each pod gets --------------------------------------------------------------------------
 
 
-def test_every_variable_the_chart_sets_is_a_setting_the_code_reads(example):
-    name, docs = example
+def unread_variables(docs: list[dict]) -> dict[str, set[str]]:
     read = settings_read() | CREATESUPERUSER_SETTINGS | PENDING_SETTINGS
-    for where, container in containers(docs):
-        unknown = set(environment(docs, container)) - read
-        assert not unknown, f"{where} gets variables no code reads: {sorted(unknown)}"
+    found = {where: set(environment(docs, container)) - read for where, container in containers(docs)}
+    return {where: names for where, names in found.items() if names}
+
+
+def test_every_variable_the_chart_sets_is_a_setting_the_code_reads(example):
+    _, docs = example
+    assert unread_variables(docs) == {}
+
+
+def test_a_variable_no_code_reads_is_noticed():
+    docs = chart_render(EXAMPLES["minimal"], sets=("config.KAFKA_BROKER=kafka:9092",))
+    assert list(unread_variables(docs).values()) == [{"KAFKA_BROKER"}] * 3
+    assert len(unread_variables(docs)) == 3  # web, consumer and the migration Job
 
 
 def test_every_container_gets_the_settings_and_the_secret(example):
@@ -424,6 +474,36 @@ def routed(paths: list[tuple[str, str]], request_path: str) -> bool:
     return False
 
 
+@functools.cache
+def published_paths() -> dict[str, list[tuple[str, str]]]:
+    """The (path, type) pairs the everything example's Ingress (first host) and HTTPRoute route."""
+    docs = chart_render(EXAMPLES["everything"])
+    ingress = one(docs, "Ingress", "crm-events-web")["spec"]["rules"][0]["http"]["paths"]
+    route = one(docs, "HTTPRoute", "crm-events-web")["spec"]["rules"]
+    return {"Ingress": [(p["path"], p["pathType"]) for p in ingress],
+            "HTTPRoute": [(m["path"]["value"], m["path"]["type"]) for r in route for m in r["matches"]]}
+
+
+SEGMENT = st.text(alphabet=st.characters(codec="ascii", exclude_characters="/?#", min_codepoint=33),
+                  max_size=12)
+APP_PATHS = {"/", "/crm-events", "/asyncapi.yaml", "/favicon.ico"}
+
+
+@given(root=st.sampled_from(["/metrics", "/status", "/readyz", "/healthz"]),
+       tail=st.lists(SEGMENT, max_size=3).map(lambda parts: "".join("/" + p for p in parts)))
+def test_nothing_under_the_private_endpoints_is_routed(root, tail):
+    for kind, paths in published_paths().items():
+        assert not routed(paths, root + tail), kind
+
+
+@given(path=st.lists(SEGMENT, min_size=1, max_size=4).map(lambda parts: "".join("/" + p for p in parts)))
+def test_only_the_app_s_own_paths_are_routed(path):
+    for kind, paths in published_paths().items():
+        if routed(paths, path):
+            top = path.split("/")[1]
+            assert path in APP_PATHS or top in {"admin", "static"}, kind
+
+
 def test_the_ingress_publishes_the_app_but_never_metrics_or_status():
     docs = chart_render(EXAMPLES["everything"])
     ingress = one(docs, "Ingress", "crm-events-web")
@@ -475,6 +555,14 @@ def test_network_policies_admit_the_ingress_and_prometheus_and_let_out_what_the_
         for doc in (d for d in docs if d["kind"] == kind):
             pod_labels = doc["spec"]["template"]["metadata"]["labels"]
             assert egress["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    # The Job runs before the release's policies exist: its own copy is made just before it.
+    hook = one(docs, "NetworkPolicy", f"{fullname}-migrate-egress")
+    job = one(docs, "Job", f"{fullname}-migrate")
+    assert hook["spec"]["egress"] == egress["egress"]
+    job_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert hook["spec"]["podSelector"]["matchLabels"].items() <= job_labels.items()
+    hook_weight = int(hook["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert hook_weight < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
     dns, *services = egress["egress"]
     assert dns["ports"] == [{"protocol": p, "port": 53} for p in ("UDP", "TCP")]
     assert dns["to"] == values["egress"]["dns"]["to"]

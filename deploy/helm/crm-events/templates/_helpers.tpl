@@ -166,3 +166,24 @@ volumes:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/* The egress rules of networkPolicy.egress: DNS, Kafka, Redis, PostgreSQL, then the extra rules. */}}
+{{- define "crm-events.egressRules" -}}
+{{- with .Values.networkPolicy.egress -}}
+- ports:
+    {{- range .dns.ports }}
+    - {protocol: UDP, port: {{ . }}}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+  {{- with .dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- range list .kafka .redis .postgresql }}
+{{ include "crm-events.egressRule" . }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end -}}
