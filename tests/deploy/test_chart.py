@@ -31,6 +31,7 @@ from tests.support.chart import (
     NEWEST_KUBERNETES,
     OLDEST_KUBERNETES,
     ROOT,
+    chart_environment,
     chart_render,
     chart_template,
     helm,
@@ -101,19 +102,6 @@ def settings_read() -> set[str]:
     for path in (ROOT / "docker").glob("*.sh"):
         names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", path.read_text()))
     return names
-
-
-def environment(docs: list[dict], container: dict) -> dict[str, str]:
-    """What a container's environment holds: its envFrom ConfigMaps and chart-made Secrets, then env."""
-    found: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        for kind, ref in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
-            if ref in source:
-                made = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == source[ref]["name"]]
-                for doc in made:
-                    found.update(doc.get("data") or doc.get("stringData") or {})
-    found.update({e["name"]: e.get("value", "<from a reference>") for e in container.get("env", [])})
-    return found
 
 
 def containers(docs: list[dict]) -> list[tuple[str, dict]]:
@@ -232,7 +220,7 @@ def test_never_more_consumers_than_partitions():
 
 def unread_variables(docs: list[dict]) -> dict[str, set[str]]:
     read = settings_read() | CREATESUPERUSER_SETTINGS | PENDING_SETTINGS
-    found = {where: set(environment(docs, container)) - read for where, container in containers(docs)}
+    found = {where: set(chart_environment(docs, container)) - read for where, container in containers(docs)}
     return {where: names for where, names in found.items() if names}
 
 
@@ -253,7 +241,7 @@ def test_every_container_gets_the_settings_and_the_secret(example):
     fullname = FULLNAME[name]
     secret = values["existingSecret"] or fullname
     for where, container in containers(docs):
-        env = environment(docs, container)
+        env = chart_environment(docs, container)
         assert {k: env[k] for k in values["config"]} == values["config"], where
         sources = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
         job_secret = f"{fullname}-migrate" if not values["existingSecret"] else secret
@@ -279,11 +267,11 @@ def test_the_chart_sets_the_port_the_workers_and_the_consumer_metrics_address(ex
     values = values_of(name)
     fullname = FULLNAME[name]
     (web,) = pod_of(docs, "Deployment", f"{fullname}-web")["containers"]
-    assert environment(docs, web)["PORT"] == "9010"
-    assert environment(docs, web)["WEB_WORKERS"] == str(values["web"]["workers"])
+    assert chart_environment(docs, web)["PORT"] == "9010"
+    assert chart_environment(docs, web)["WEB_WORKERS"] == str(values["web"]["workers"])
     assert web["ports"] == [{"name": "http", "containerPort": 9010, "protocol": "TCP"}]
     (consumer,) = pod_of(docs, "Deployment", f"{fullname}-consumer")["containers"]
-    env = environment(docs, consumer)
+    env = chart_environment(docs, consumer)
     assert env["CONSUMER_METRICS_ADDRESS"] == "0.0.0.0"
     assert consumer["ports"] == [{"name": "metrics", "containerPort": int(env["CONSUMER_METRICS_PORT"]),
                                   "protocol": "TCP"}]

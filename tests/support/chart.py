@@ -42,3 +42,17 @@ def chart_render(*values: Path, sets: tuple[str, ...] = (),
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def chart_environment(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    """What a rendered container's environment holds: the ConfigMaps and chart-made Secrets of its
+    envFrom, then its env (a Secret the chart does not make, existingSecret, adds nothing here)."""
+    found: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        for kind, ref in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if ref in source:
+                made = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == source[ref]["name"]]
+                for doc in made:
+                    found.update(doc.get("data") or doc.get("stringData") or {})
+    found.update({e["name"]: e.get("value", "<from a reference>") for e in container.get("env", [])})
+    return found
