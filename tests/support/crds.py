@@ -23,7 +23,11 @@ class _CrdLoader(yaml.SafeLoader):
     as the string it is rather than YAML 1.1's `value` type, which PyYAML cannot construct."""
 
 
-_CrdLoader.add_constructor("tag:yaml.org,2002:value", _CrdLoader.construct_scalar)
+def _plain_string(loader: _CrdLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)
 
 
 def crd_validate(doc: dict[str, Any]) -> None:
