@@ -223,6 +223,15 @@ def test_a_published_host_the_web_pods_would_refuse_is_refused(assignment, compl
                           ).returncode == 0
 
 
+def test_a_grace_period_too_short_for_the_goodbye_is_refused():
+    done = chart_template(EXAMPLES["minimal"], sets=("config.SSE_SHUTDOWN_GRACE=15.5",))
+    assert done.returncode != 0
+    assert ("web.terminationGracePeriodSeconds (20) must exceed web.preStopSleepSeconds plus "
+            "SSE_SHUTDOWN_GRACE (21)") in done.stderr
+    longer = ("config.SSE_SHUTDOWN_GRACE=15.5", "web.terminationGracePeriodSeconds=22")
+    assert chart_template(EXAMPLES["minimal"], sets=longer).returncode == 0
+
+
 def test_never_more_consumers_than_partitions():
     done = chart_template(EXAMPLES["minimal"], sets=("consumer.replicas=4",))
     assert done.returncode != 0
