@@ -243,9 +243,10 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False) else None
 )
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-# The probes answer over plain HTTP (kubelet, compose healthchecks): never redirected.
-# aetherlink.probes answers them before any other middleware anyway; this covers any other path to them.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# The probes and the scrapes answer over plain HTTP (kubelet, compose healthchecks, Prometheus):
+# never redirected. aetherlink.probes answers them before any other middleware anyway; this
+# covers any other path to them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 if SECURE_HSTS_SECONDS < 0:
     raise ImproperlyConfigured(

@@ -125,8 +125,11 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def wait_ready(self, port: int, timeout: float = 60) -> None:
-        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=timeout, what="/readyz 200")
+    def wait_ready(self, port: int, timeout: float = 60, *, path: str = "/status") -> None:
+        """Until everything is well: this process ready, and upstream too (a consumer heartbeat
+        came through the layer, so events flow). `/readyz` says the first half only; a previous
+        release without `/status` is asked that."""
+        wait_until(lambda: http_get(port, path)[0] == 200, timeout=timeout, what=f"{path} 200")
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
