@@ -449,6 +449,16 @@ CONSUMER_STATUS_INTERVAL = _non_negative_float("CONSUMER_STATUS_INTERVAL", 30.0,
 CONSUMER_METRICS_PORT = _port("CONSUMER_METRICS_PORT", 0)
 # The address it listens on: loopback unless asked, as it has no authentication of its own.
 CONSUMER_METRICS_ADDRESS = _ip_address("CONSUMER_METRICS_ADDRESS", "127.0.0.1")
+# Seconds the consume loop may make no progress (a poll returned, records or none; a batch
+# accepted; an attempt to reach Kafka) before that server's /livez answers 503, for a liveness
+# probe to restart it. Longer than the longest turn a healthy loop takes: a reconnect backoff
+# (KAFKA_RETRY_BACKOFF_MAX) plus a Kafka connect attempt, or a publish waiting out a Redis blip.
+CONSUMER_LIVENESS_MAX_AGE = _positive_float("CONSUMER_LIVENESS_MAX_AGE", 120.0)
+if CONSUMER_LIVENESS_MAX_AGE <= KAFKA_RETRY_BACKOFF_MAX:
+    raise ImproperlyConfigured(
+        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}) must be longer than KAFKA_RETRY_BACKOFF_MAX "
+        f"({KAFKA_RETRY_BACKOFF_MAX:g}): a loop waiting to reconnect to Kafka is not stuck."
+    )
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
 CANARY_INTERVAL = _non_negative_float("CANARY_INTERVAL", 0.0, "off")
 CANARY_MAX_AGE = _positive_float("CANARY_MAX_AGE", 60.0)
