@@ -327,6 +327,19 @@ if "DATABASE_URL" not in env.ENVIRON and not DATA_DIR.is_dir():
             f"The data directory {DATA_DIR} cannot be created ({error.strerror}): set AETHERLINK_DATA_DIR "
             "to a writable directory, or DATABASE_URL."
         ) from None
+# Connections are opened when a request needs one and closed when it ends (CONN_MAX_AGE=0), as
+# Django advises under ASGI: each request's sync work runs on a thread of its own (asgiref's
+# ThreadSensitiveContext) that ends with it, so a kept connection would be left behind on a dead
+# thread, one per request, until PostgreSQL's max_connections. A stream does its one session
+# lookup on asgiref's shared thread (crm_events/server/asgi_handler.py) and is closed as soon as
+# its headers are made, which sends request_finished, which closes that connection: an open
+# stream holds none, however long it lasts. Health checks only matter for kept connections.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Streams' session lookups share one thread: a database that does not answer must hold it for
+    # seconds, not for the kernel's TCP timeout. A URL's own `?connect_timeout=` wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -456,8 +469,9 @@ CONSUMER_METRICS_ADDRESS = _ip_address("CONSUMER_METRICS_ADDRESS", "127.0.0.1")
 CONSUMER_LIVENESS_MAX_AGE = _positive_float("CONSUMER_LIVENESS_MAX_AGE", 120.0)
 if CONSUMER_LIVENESS_MAX_AGE <= KAFKA_RETRY_BACKOFF_MAX:
     raise ImproperlyConfigured(
-        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}) must be longer than KAFKA_RETRY_BACKOFF_MAX "
-        f"({KAFKA_RETRY_BACKOFF_MAX:g}): a loop waiting to reconnect to Kafka is not stuck."
+        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}) must be longer than "
+        f"KAFKA_RETRY_BACKOFF_MAX ({KAFKA_RETRY_BACKOFF_MAX:g}): a loop waiting to reconnect to Kafka "
+        "is not stuck."
     )
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
 CANARY_INTERVAL = _non_negative_float("CANARY_INTERVAL", 0.0, "off")

@@ -22,6 +22,7 @@ from crm_events.ingest.liveness import LoopProgress
 
 LIVEZ_PATH = "/livez"
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -38,7 +39,7 @@ def _server_class(address: str) -> type[_ThreadingServer]:
     return type("ConsumerMetricsServer", (_ThreadingServer,), {"address_family": family})
 
 
-def consumer_app(progress: LoopProgress, max_age: float) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def consumer_app(progress: LoopProgress, max_age: float) -> WsgiApp:
     metrics = make_wsgi_app()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -54,7 +55,8 @@ def consumer_app(progress: LoopProgress, max_age: float) -> Callable[[dict[str, 
 
 
 def consumer_http_serve(address: str, port: int, progress: LoopProgress, max_age: float) -> WSGIServer:
-    """Serve `/metrics` and `/livez` on address:port from a daemon thread; raises OSError if it cannot bind."""
-    server = make_server(address, port, consumer_app(progress, max_age), _server_class(address), _QuietHandler)
+    """Serve `/metrics` and `/livez` on address:port from a daemon thread; OSError if it cannot bind."""
+    app = consumer_app(progress, max_age)
+    server = make_server(address, port, app, _server_class(address), _QuietHandler)
     threading.Thread(target=server.serve_forever, name="consumer-metrics", daemon=True).start()
     return server

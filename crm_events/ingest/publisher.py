@@ -47,8 +47,8 @@ from crm_events.core.records import (
 )
 from crm_events.core.tasks import task_stop
 from crm_events.ingest.dead_letters import DeadLetters
-from crm_events.ingest.liveness import LoopProgress
 from crm_events.ingest.layer_send import RecordsSender
+from crm_events.ingest.liveness import LoopProgress
 from crm_events.ingest.position_log import PositionLogWriter
 from crm_events.ingest.publish_watch import PublishWatch
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare

@@ -103,7 +103,9 @@ async def kafka_check(hub: EventHub) -> str:
         return KAFKA_UNREACHABLE.format(f"no answer within {KAFKA_CHECK_TIMEOUT:g} s")
 
 
-async def upstream_checks(hub: EventHub, config: ReadinessConfig, canary_config: CanaryConfig) -> dict[str, str]:
+async def upstream_checks(
+    hub: EventHub, config: ReadinessConfig, canary_config: CanaryConfig
+) -> dict[str, str]:
     """What /status adds to this process's own checks: everything it depends on."""
     checks = {
         "redis": await redis_check(), "layer": hub_check(hub), "kafka": await kafka_check(hub),

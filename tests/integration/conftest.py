@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from scripts.servers import KafkaServer, RedisServer, free_port
 from scripts.topics import topic_create as topic_create_with
+from tests.support.postgres import PostgresServer
 from tests.support.processes import (
     ROOT,
     ServiceProcess,
@@ -54,6 +55,15 @@ def kafka(stack_dir: Path) -> Iterator[KafkaServer]:
     server = started(
         lambda n: KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / f"kafka{n}")
     )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(stack_dir: Path) -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session; each test makes its own database in it."""
+    server = PostgresServer(stack_dir)
+    server.start()
     yield server
     server.stop()
 

@@ -48,7 +48,8 @@ def test_livez_follows_the_consume_loop_not_the_process(env, kafka, topic, own_r
                    "CONSUMER_LIVENESS_MAX_AGE": str(MAX_AGE)}, tmp_path)
     try:
         consumer = stack.consumer()
-        wait_until(lambda: "assigned partitions" in consumer.log_text(), timeout=60, what="partitions assigned")
+        wait_until(lambda: "assigned partitions" in consumer.log_text(), timeout=60,
+                   what="partitions assigned")
         # Idle: no records at all, for longer than the maximum age; every answer is 200.
         idle_until = time.monotonic() + 2 * MAX_AGE
         while time.monotonic() < idle_until:

@@ -9,7 +9,6 @@ from crm_events.ops.readiness import HUB_JOINING
 from scripts.servers import KafkaServer, free_port
 from tests.support.processes import http_get, wait_until
 
-
 READY = {"hub": "ok", "shutdown": "ok", "capacity": "ok"}
 
 

@@ -58,7 +58,8 @@ def settings_of(**overrides: str) -> dict:
 
 def test_defaults_are_plain_http_with_secure_cookies_outside_debug():
     assert settings_of(DJANGO_SECRET_KEY="k") == {
-        "csrf": [], "proxy": None, "redirect": False, "exempt": ["^healthz$", "^readyz$", "^status$", "^metrics$"], "hsts": 0,
+        "csrf": [], "proxy": None, "redirect": False,
+        "exempt": ["^healthz$", "^readyz$", "^status$", "^metrics$"], "hsts": 0,
         "subdomains": False, "preload": False, "silenced": [], "session_secure": True, "csrf_secure": True,
         # The JSON 405 changes only 405 answers (the probes' too); then the probes, before the Host check.
         "first_middlewares": ["crm_events.ops.method_not_allowed.json_method_not_allowed",

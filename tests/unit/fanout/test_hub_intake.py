@@ -190,7 +190,7 @@ class FlakyLayer(InMemoryChannelLayer):
         return await super().receive(channel)
 
 
-async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_named_in_readyz_and_status(caplog):
+async def test_an_unexpected_receive_error_restarts_the_loop_counted_and_named_in_the_checks(caplog):
     layer = FlakyLayer(failures=1)
     hub = hub_at(0, layer=layer)
     subscriber = subscribed(hub)

@@ -15,6 +15,7 @@ from crm_events.fanout.hub import EventHub
 from crm_events.ops.readiness import CHECK_OK, canary_check
 from tests.support.payloads import serving
 
+
 def payload(offset: int, *, topic="t", canary_marked=False, timestamp=None) -> dict:
     headers = {canary.CANARY_HEADER: "1"} if canary_marked else {}
     return {

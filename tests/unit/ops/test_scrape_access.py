@@ -35,7 +35,8 @@ def test_access_by_network_or_token():
 def test_a_forwarded_loopback_through_a_trusted_proxy_is_refused():
     """The issue's case: TRUSTED_PROXIES=10.0.0.0/8, and a proxy at 10.8.0.12 passing on what its
     client wrote. The stream limits take the client to be 127.0.0.1; the scrape is still refused."""
-    forged = factory.get("/metrics", REMOTE_ADDR="10.8.0.12", headers={"X-Forwarded-For": "127.0.0.1, 10.8.0.12"})
+    forged = factory.get("/metrics", REMOTE_ADDR="10.8.0.12",
+                         headers={"X-Forwarded-For": "127.0.0.1, 10.8.0.12"})
     assert client_address(forged, networks_parse(["10.0.0.0/8"])) == "127.0.0.1"
     assert not scrape_access_allowed(forged, LOOPBACK_ONLY)
 
@@ -44,5 +45,6 @@ def test_a_forwarded_loopback_through_a_trusted_proxy_is_refused():
 def test_no_forwarded_header_changes_the_answer(forwarded, peer):
     config = MetricsConfig(allowed_networks=networks_parse(["10.0.0.0/8", "127.0.0.0/8"]))
     plain = factory.get("/metrics", REMOTE_ADDR=str(peer))
-    with_header = factory.get("/metrics", REMOTE_ADDR=str(peer), headers={"X-Forwarded-For": ", ".join(forwarded)})
+    with_header = factory.get("/metrics", REMOTE_ADDR=str(peer),
+                              headers={"X-Forwarded-For": ", ".join(forwarded)})
     assert scrape_access_allowed(with_header, config) == scrape_access_allowed(plain, config)
