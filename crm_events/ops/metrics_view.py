@@ -4,7 +4,7 @@ A client may scrape when the socket's peer address is in `METRICS_ALLOWED_NETWOR
 when it sends `Authorization: Bearer <METRICS_TOKEN>` (`scrape_access.py`; never by
 X-Forwarded-For). With neither configured nobody may. The consumer lag comes from the consumer
 heartbeats this process received, and so does how long each consumer's publishing has
-been stalled; the canary age from its hub observer.
+been stalled, and how long ago the last one came; the canary age from its hub observer.
 """
 
 from __future__ import annotations
@@ -29,4 +29,5 @@ async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
     max_age = readiness_config().heartbeat_max_age
     metrics.consumer_lag_set(hub.consumer_lag_current(max_age))
     metrics.publishing_stalled_set(hub.publishing_stalls(max_age))
+    metrics.consumer_heartbeat_age_set(hub.heartbeat_age())
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
