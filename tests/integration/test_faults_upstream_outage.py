@@ -1,7 +1,7 @@
 """Fault tolerance: an upstream outage (the consumer stopped, Kafka stopped) leaves every web
 process ready. `/readyz` stays 200 all along, `/status` says what is down, open streams keep
-their heartbeats, and the events produced meanwhile reach them once the upstream is back:
-exactly once, in order per partition."""
+their heartbeats, and the events produced while the consumer was away (or after Kafka came
+back) reach them once it is back: exactly once, in order per partition."""
 
 from __future__ import annotations
 
@@ -69,8 +69,11 @@ async def status_says(port: int, check: str, prefix: str) -> dict:
     return answers[-1][1]
 
 
-async def streams_through_outage(ports, bootstrap, topic, down, up, check, prefix):
-    """Streams on every port; records before, during and after `down()`/`up()`; the verdict."""
+async def streams_through_outage(
+    ports, bootstrap, topic, down, up, check, prefix, *, produce_while_down=True
+):
+    """Streams on every port; records before `down()`, and while down (or after `up()` when the
+    outage is Kafka's own); the verdict."""
     connections = [await SseConnection.open("127.0.0.1", port, "/crm-events") for port in ports]
     produced = await produce(bootstrap, topic, json_values(BEFORE))
     for connection in connections:
@@ -84,9 +87,13 @@ async def streams_through_outage(ports, bootstrap, topic, down, up, check, prefi
         await connection.events_until(
             lambda _, c=connection, b=before: heartbeats(c) >= b + OUTAGE_HEARTBEATS, timeout=15)
         assert heartbeats(connection) >= before + OUTAGE_HEARTBEATS and not connection.ended
-    await up()
     later = [json.dumps({"type": "deal.updated", "seq": BEFORE + i}).encode() for i in range(DURING)]
-    produced += await produce(bootstrap, topic, later)
+    if produce_while_down:
+        produced += await produce(bootstrap, topic, later)
+        await up()
+    else:
+        await up()
+        produced += await produce(bootstrap, topic, later)
     for connection in connections:
         await connection.events_until(lambda _, c=connection: len(seq_events(c)) >= len(produced), timeout=90)
         exactly(connection, produced)
@@ -132,7 +139,7 @@ async def test_kafka_stopped_and_started_again(env, tmp_path: Path):
                 await asyncio.to_thread(stack.wait_ready, port, 90)
 
         await streams_through_outage(ports, broker.bootstrap, env["KAFKA_TOPIC"], down, up, "kafka",
-                                     "kafka unreachable: ")
+                                     "kafka unreachable: ", produce_while_down=False)
         assert all(process.is_running() for process in stack.processes)
     finally:
         stack.stop_all()
