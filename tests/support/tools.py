@@ -2,6 +2,8 @@
 
 - nginx: Debian 12's `nginx-light` (1.22), with apt-get, when missing and we are root;
 - docker-compose: Debian's 1.29, which resolves a compose file (`config`) with no Docker engine;
+- PostgreSQL: Debian's `postgresql` (its server binaries under /usr/lib/postgresql/<major>/bin,
+  not on PATH), for the tests that run a real PostgreSQL as a plain process (tests/support/postgres.py);
 - the Prometheus Operator's and the Gateway API's CRDs: their Go modules, downloaded once per
   machine into Go's module cache;
 - helm: built once from the Go module proxy (`go install`) into the same per-machine cache
@@ -14,6 +16,7 @@ the first helm build takes a few minutes; after that every call returns at once.
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import logging
 import os
@@ -73,6 +76,35 @@ def docker_compose_ensure() -> str:
     return _apt_ensure("docker-compose", "docker-compose")
 
 
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def _postgres_bindir() -> Path | None:
+    found = sorted((Path(d) for d in glob.glob(POSTGRES_BIN_GLOB) if (Path(d) / "postgres").exists()),
+                   key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
+def postgres_ensure() -> Path:
+    """The newest installed PostgreSQL's bin directory (initdb, postgres), installing Debian's
+    `postgresql` when there is none and we are root. Its post-install makes a `postgres` user,
+    which the tests run the server as when they are root (initdb refuses root)."""
+    bindir = _postgres_bindir()
+    if bindir is not None:
+        return bindir
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(NOT_ROOT.format(what="PostgreSQL", command="sudo apt-get install -y postgresql"))
+    logger.warning("PostgreSQL not found; installing Debian's postgresql package with apt-get")
+    with file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
+        if _postgres_bindir() is None:
+            apt_get("update")
+            apt_get("install", "-y", "--no-install-recommends", "postgresql")
+    bindir = _postgres_bindir()
+    if bindir is None:
+        raise RuntimeError(f"apt-get installed postgresql but no {POSTGRES_BIN_GLOB}/postgres exists")
+    return bindir
+
+
 def helm_ensure() -> str:
     """helm from the cache, built there with `go install` on first use."""
     home = cache_dir() / f"helm-{HELM_VERSION}"
@@ -124,6 +156,7 @@ if __name__ == "__main__":  # `make test` runs this first, outside any test's ti
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"nginx: {nginx_ensure()}")
     print(f"docker-compose: {docker_compose_ensure()}")
+    print(f"postgresql: {postgres_ensure()}")
     print(f"helm: {helm_ensure()}")
     for group in CRD_MODULES:
         print(f"{group} CRDs: {crd_dir(group)}")
