@@ -2,11 +2,11 @@
 
 The rules (README "Several workers on one port"):
 - A worker that exits while nobody asked it to is logged with why (its exit status or the
-  signal that killed it) and started again after a backoff: `RESTART_BACKOFF_FIRST` seconds,
-  doubled for each further death in a row, at most `RESTART_BACKOFF_MAX`. A worker that stayed
-  up `STABLE_AFTER` seconds starts the count again.
+  signal that killed it) and started again after a backoff: `backoff_first` seconds, doubled
+  for each further death in a row, at most `backoff_max`. A worker that stayed up
+  `stable_after` seconds starts the count again (`RestartRules`).
 - Workers that keep dying mean they cannot run (a broken release, a resource gone): when one
-  worker dies `QUICK_DEATHS_MAX` times in a row, each time within `STABLE_AFTER` seconds of its
+  worker dies `quick_deaths_max` times in a row, each time within `stable_after` seconds of its
   start, the supervisor stops the others and exits `EXIT_WORKERS_FAILING`.
 - SIGTERM or SIGINT to the supervisor: SIGTERM to every worker (each closes its streams with
   their resume ids), no more restarts, and the exit status is 0 once every worker has stopped
@@ -31,10 +31,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-RESTART_BACKOFF_FIRST = 0.5
-RESTART_BACKOFF_MAX = 30.0
-STABLE_AFTER = 30.0
-QUICK_DEATHS_MAX = 5
 EXIT_WORKERS_FAILING = 1
 CLEAN_STOPS = (0, -signal.SIGTERM, -signal.SIGINT)
 
@@ -47,12 +43,24 @@ WORKERS_STOPPING = "stopping %d workers (%s)"
 WORKERS_KILLED = "%d workers still running %.0fs after SIGTERM: killing them"
 
 
+@dataclass(frozen=True, slots=True)
+class RestartRules:
+    backoff_first: float = 0.5
+    backoff_max: float = 30.0
+    stable_after: float = 30.0
+    quick_deaths_max: int = 5
+
+    def delay(self, quick_deaths: int) -> float:
+        """The wait before restarting a worker that just died `quick_deaths` times in a row."""
+        return min(self.backoff_max, self.backoff_first * 2 ** max(0, quick_deaths - 1))
+
+
 @dataclass(slots=True)
 class Worker:
     index: int
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
-    quick_deaths: int = 0  # deaths in a row, each within STABLE_AFTER of its start
+    quick_deaths: int = 0  # deaths in a row, each within `stable_after` of its start
     restart_at: float | None = None
     exited: bool = False  # its death has been seen
 
@@ -63,18 +71,15 @@ def death_describe(worker: Worker, pid: int, status: int) -> str:
     return WORKER_EXITED % (worker.index, pid, status)
 
 
-def restart_delay(quick_deaths: int) -> float:
-    return min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_FIRST * 2 ** max(0, quick_deaths - 1))
-
-
 class Supervisor:
     """Runs `count` workers of `command` until SIGTERM/SIGINT or until they keep dying."""
 
     def __init__(
         self, command: list[str], count: int, env: dict[str, str], *, stop_timeout: float,
-        on_death: Callable[[int], None] = lambda pid: None,
+        on_death: Callable[[int], None] = lambda pid: None, rules: RestartRules = RestartRules(),
     ) -> None:
         self.command = command
+        self.rules = rules
         self.env = env
         self.stop_timeout = stop_timeout
         self.on_death = on_death
@@ -123,14 +128,15 @@ class Supervisor:
         if self.stop_deadline is not None:
             return  # stopping: the exit status is read at the end
         logger.warning(death_describe(worker, pid, status))
-        worker.quick_deaths = worker.quick_deaths + 1 if now - worker.started < STABLE_AFTER else 1
-        if worker.quick_deaths >= QUICK_DEATHS_MAX:
-            logger.error(WORKERS_FAILING, worker.index, worker.quick_deaths, STABLE_AFTER)
+        rules = self.rules
+        worker.quick_deaths = worker.quick_deaths + 1 if now - worker.started < rules.stable_after else 1
+        if worker.quick_deaths >= rules.quick_deaths_max:
+            logger.error(WORKERS_FAILING, worker.index, worker.quick_deaths, rules.stable_after)
             self.failed = True
             self._stop("workers failing")
             return
-        delay = restart_delay(worker.quick_deaths)
-        logger.warning(WORKER_RESTARTING, worker.index, delay, worker.quick_deaths, STABLE_AFTER)
+        delay = rules.delay(worker.quick_deaths)
+        logger.warning(WORKER_RESTARTING, worker.index, delay, worker.quick_deaths, rules.stable_after)
         worker.process = None
         worker.restart_at = now + delay
 

@@ -64,6 +64,8 @@ def test_environment_overrides():
          "WEB_MAX_HEADER_BYTES (70000) must not be larger than WEB_MAX_HEADERS_BYTES (65536)"),
         ({"DJANGO_SECRET_KEY": "k", "WEB_MAX_HEADERS": "0"},
          "WEB_MAX_HEADERS must be a positive integer, got 0."),
+        ({"DJANGO_SECRET_KEY": "k", "WEB_WORKERS": "0"},
+         "WEB_WORKERS must be a positive number of web processes or auto, got '0'."),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
@@ -89,3 +91,15 @@ def test_kafka_metadata_is_refreshed_every_30_seconds_unless_set():
         assert result.stdout.strip() == shown, result.stderr
     result = settings_load(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), KAFKA_METADATA_MAX_AGE="0")
     assert "KAFKA_METADATA_MAX_AGE must be a positive number, got 0.0." in result.stderr
+
+
+def test_web_workers_is_a_number_or_auto_the_usable_cores():
+    code = "from aetherlink import settings as s; print(s.WEB_WORKERS)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "REDIS", "WEB_"))}
+    for overrides, shown in [({}, "1"), ({"WEB_WORKERS": "3"}, "3"),
+                             ({"WEB_WORKERS": "auto"}, str(len(os.sched_getaffinity(0))))]:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=60,
+            env={**env, "DJANGO_SECRET_KEY": "k", "PYTHONPATH": str(ROOT), **overrides},
+        )
+        assert result.stdout.strip() == shown, result.stderr
