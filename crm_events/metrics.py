@@ -100,9 +100,40 @@ def events_consumed(topic: str, count: int) -> None:
     EVENTS_CONSUMED.labels(topic=topic).inc(count)
 
 
+class StreamWriteTally:
+    """Chunks written, by path, as plain integers: the per-socket path adds one here (an
+    attribute increment), and `stream_writes_flush` moves them into `STREAM_WRITES` in one step
+    per write round (with each count of deliveries, each heartbeat and each scrape), instead of
+    a locked Counter increment (in multiprocess mode, a write into a shared file) per write."""
+
+    __slots__ = ("body", "socket", "twisted")
+
+    def __init__(self) -> None:
+        self.socket = 0
+        self.twisted = 0
+        self.body = 0
+
+
+STREAM_WRITE_TALLY = StreamWriteTally()
+
+
+def stream_writes_flush() -> None:
+    tally = STREAM_WRITE_TALLY
+    if tally.socket:
+        STREAM_WRITES.labels(path="socket").inc(tally.socket)
+        tally.socket = 0
+    if tally.twisted:
+        STREAM_WRITES.labels(path="twisted").inc(tally.twisted)
+        tally.twisted = 0
+    if tally.body:
+        STREAM_WRITES.labels(path="body").inc(tally.body)
+        tally.body = 0
+
+
 def events_delivered(count: int) -> None:
-    """Events just written to one client's socket."""
+    """Events just written to clients (one per client): a round of writes, or one stream's."""
     EVENTS_DELIVERED.inc(count)
+    stream_writes_flush()
 
 
 def resume_served() -> None:

@@ -47,6 +47,7 @@ async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
         return error_response(StreamForbidden(METRICS_FORBIDDEN))
     hub = hub_get()
     hub.observer.metrics_refresh()
+    metrics.stream_writes_flush()
     max_age = readiness_config().heartbeat_max_age
     metrics.consumer_lag_set(hub.consumer_lag_current(max_age))
     metrics.publishing_stalled_set(hub.publishing_stalls(max_age))
