@@ -102,7 +102,8 @@ async def test_two_workers_share_one_port_survive_a_killed_worker_and_stop_with_
         assert f"(pid {killed}) was killed by signal SIGKILL" in supervisor.log_text()
         wait_until(lambda: listeners(port) == 2, timeout=60, what="the restarted worker to listen")
         # The dead worker's streams are no longer counted; the restarted one takes new streams.
-        assert streams_connected(port) == CLIENTS
+        await async_wait_until(lambda: streams_connected(port) == CLIENTS, timeout=30,
+                               what="the host's streams, without the dead worker's")
         latecomers = [BrowserClient(f"late{n}", [port], "", lambda record: True, seed=n) for n in range(20)]
         tasks += [asyncio.create_task(client.run(deadline)) for client in latecomers]
         await clients_connected(latecomers)
