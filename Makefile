@@ -2,6 +2,8 @@
 PYTHON ?= python3
 # `make dev WEB_PROCESSES=3`: that many Daphne processes, on consecutive ports from 9010.
 WEB_PROCESSES ?= 1
+# `make dev WEB_WORKERS=2` (or auto): that many workers sharing each process's port (aetherlink-web --workers).
+WEB_WORKERS ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -15,9 +17,9 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
-## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them), the consumer and demo events; Ctrl-C stops them.
+## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them, WEB_WORKERS each), the consumer and demo events; Ctrl-C stops them.
 dev: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" bash scripts/dev.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" WEB_WORKERS="$(WEB_WORKERS)" bash scripts/dev.sh
 
 ## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
 browser: install

@@ -155,6 +155,16 @@ def _port(name: str, default: int) -> int:
     return value
 
 
+def _workers(name: str, default: str) -> int:
+    text = env.str(name, default=default).strip()
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    if not text.isdigit() or int(text) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a positive number of web processes or auto, got {text!r}.")
+    return int(text)
+
+
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.str(name, default=default)
     if value not in choices:
@@ -521,6 +531,13 @@ SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 # The web process's listen backlog (connections accepted by the kernel, not yet by Daphne);
 # Twisted's own is 50. The kernel caps it at net.core.somaxconn.
 WEB_LISTEN_BACKLOG = _positive_int("WEB_LISTEN_BACKLOG", 4096)
+# How many web processes `aetherlink-web` runs on its one listening address (`--workers` wins):
+# a number, or `auto` for the cores this process may use. With more than one, a supervisor
+# process starts them, restarts one that dies, and passes SIGTERM on (crm_events/server/workers.py).
+WEB_WORKERS = _workers("WEB_WORKERS", "1")
+# Set for every worker by that supervisor (or by you): prometheus_client's multiprocess mode,
+# where /metrics reports every worker of the host (README "Several workers on one port").
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # How large a request's head may be (bytes of each line without its CRLF): a longer request line
 # is answered 414, a longer header line, larger headers or more of them 431, in the JSON error
 # shape. Far above what the service issues or accepts (a resume id of 4,096 characters in

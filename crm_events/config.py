@@ -109,6 +109,7 @@ class RequestHeadLimits:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen_backlog: int
+    workers: int = 1  # web processes on one listening address (WEB_WORKERS, `auto` resolved)
     request_head: RequestHeadLimits = RequestHeadLimits()
 
 
@@ -160,6 +161,7 @@ class MetricsConfig:
     consumer_port: int = 0
     consumer_address: str = "127.0.0.1"  # where consume_events serves its metrics: loopback by default
     consumer_liveness_max_age: float = 120.0  # the consume loop idle longer: its /livez is 503
+    multiprocess_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: /metrics adds up every process writing there
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +419,7 @@ def stream_config() -> StreamConfig:
 def server_config() -> ServerConfig:
     return ServerConfig(
         listen_backlog=settings.WEB_LISTEN_BACKLOG,
+        workers=settings.WEB_WORKERS,
         request_head=RequestHeadLimits(
             request_line=settings.WEB_MAX_REQUEST_LINE_BYTES,
             header=settings.WEB_MAX_HEADER_BYTES,
@@ -470,6 +473,7 @@ def metrics_config() -> MetricsConfig:
         consumer_port=settings.CONSUMER_METRICS_PORT,
         consumer_address=settings.CONSUMER_METRICS_ADDRESS,
         consumer_liveness_max_age=settings.CONSUMER_LIVENESS_MAX_AGE,
+        multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR,
     )
 
 

@@ -87,3 +87,7 @@ class RequestHeadTooLarge(ApiError):
         super().__init__(message, limit=limit, max=max)
         self.status = status
         self.code = code
+
+
+class WorkersError(CrmEventsError):
+    """`aetherlink-web --workers N` cannot start as asked (its binding options, its port)."""

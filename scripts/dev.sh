@@ -10,6 +10,8 @@ export VIEWER_PUBLIC="${VIEWER_PUBLIC:-true}"
 PORT="${PORT:-9010}"
 # Daphne processes, on consecutive ports from $PORT (make dev WEB_PROCESSES=3: 9010, 9011, 9012).
 WEB_PROCESSES="${WEB_PROCESSES:-1}"
+# Workers of each of them on its one port (make dev WEB_WORKERS=2, or auto: every usable core).
+export WEB_WORKERS="${WEB_WORKERS:-1}"
 if ! [[ "$WEB_PROCESSES" =~ ^[1-9][0-9]*$ ]]; then
   echo "WEB_PROCESSES must be a positive number of web processes, got '${WEB_PROCESSES}'" >&2
   exit 2
@@ -40,7 +42,7 @@ mkdir -p "$STATE_DIR/logs"
 web_ports=()
 for ((i = 0; i < WEB_PROCESSES; i++)); do
   web_ports+=($((PORT + i)))
-  python -m crm_events.server -b 127.0.0.1 -p "$((PORT + i))" &
+  python -m crm_events.server -b 127.0.0.1 -p "$((PORT + i))" --workers "$WEB_WORKERS" &
   pids+=($!)
 done
 python manage.py consume_events &
@@ -51,8 +53,10 @@ pids+=($!)
 if ((WEB_PROCESSES > 1)); then
   web_line="    web        ${WEB_PROCESSES} Daphne processes, each on its own port (no balancer in front):"
   web_line+=" ${web_ports[*]}; a stream resumes on any of them"
+elif [[ "$WEB_WORKERS" != 1 ]]; then
+  web_line="    web        ${WEB_WORKERS} workers sharing port ${PORT} (SO_REUSEPORT), under one supervisor"
 else
-  web_line="    web        one Daphne process on port ${PORT} (make dev WEB_PROCESSES=N for more)"
+  web_line="    web        one Daphne process on port ${PORT} (make dev WEB_WORKERS=N: N workers on it)"
 fi
 cat <<TXT
 

@@ -64,6 +64,13 @@ class BrowserClient:
     def connected(self) -> bool:
         return self.last_id is not None
 
+    @property
+    def local_port(self) -> int | None:
+        """The client's port of its current connection (None between connections)."""
+        if self._connection is None:
+            return None
+        return int(self._connection.writer.get_extra_info("sockname")[1])
+
     def drop(self) -> None:
         """Cut the current connection now (a network blip, a page reload)."""
         if self._connection is not None:
