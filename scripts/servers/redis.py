@@ -48,6 +48,9 @@ class RedisServer(ProcessBacked):
     port: int
     data_dir: Path
     maxmemory: int = 0
+    # Where clients reach it: another address of this machine (a bridge's, for pods in network
+    # namespaces) is listened on as well as loopback.
+    host: str = LOOPBACK
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -57,7 +60,7 @@ class RedisServer(ProcessBacked):
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def ready(self) -> bool:
         """True if the server answers PING (inline protocol, no client library needed)."""
@@ -93,6 +96,8 @@ class RedisServer(ProcessBacked):
             str(self.port),
             "--bind",
             LOOPBACK,
+            # Beyond loopback, protected mode would refuse every client: this Redis has no password.
+            *([self.host, "--protected-mode", "no"] if self.host != LOOPBACK else []),
             "--save",
             "",
             "--appendonly",
