@@ -1,13 +1,16 @@
-"""`/healthz` and `/readyz` for whoever probes them, whatever `DJANGO_ALLOWED_HOSTS` says.
+"""`/healthz`, `/readyz`, `/status` and `/metrics` for whoever probes or scrapes them, whatever
+`DJANGO_ALLOWED_HOSTS` says.
 
-A kubelet asks `http://<pod IP>:9010/readyz`, a compose healthcheck `http://127.0.0.1:9010/readyz`:
-neither Host is a name the service answers to in production, and neither speaks https. So
-this middleware comes first (only the one that gives 405 answers their JSON body wraps it)
-and answers those two paths itself, by calling their views, before Django reads the Host
-header (CommonMiddleware, the https redirect, CSRF) or opens a session. Every other request
-goes on unchanged. The probes' answers hold nothing a stranger could use (`{"ok": true}`, and
-for `/readyz` which dependency failed), so skipping the Host check for them costs nothing;
-requests with any other path still get the check.
+A kubelet asks `http://<pod IP>:9010/readyz`, Prometheus `http://<pod IP>:9010/metrics`, a
+compose healthcheck `http://127.0.0.1:9010/readyz`: no such Host is a name the service answers
+to in production, and none of them speaks https. So this middleware comes first (only the one
+that gives 405 answers their JSON body wraps it) and answers those paths itself, by calling
+their views, before Django reads the Host header (CommonMiddleware, the https redirect, CSRF)
+or opens a session. Every other request goes on unchanged. The probes' answers hold nothing a
+stranger could use (`{"ok": true}`, and for `/readyz` which of this process's checks failed);
+`/status` and `/metrics` decide access themselves, by the socket's peer address or the metrics
+token (crm_events/ops/scrape_access.py), which no Host header changes. Requests with any other
+path still get the check.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import NoReverseMatch, get_script_prefix, resolve, reverse
 
-PROBE_URL_NAMES = ("healthz", "readyz")
+PROBE_URL_NAMES = ("healthz", "readyz", "status", "metrics")
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 

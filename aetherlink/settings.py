@@ -243,9 +243,10 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False) else None
 )
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
-# The probes answer over plain HTTP (kubelet, compose healthchecks): never redirected.
-# aetherlink.probes answers them before any other middleware anyway; this covers any other path to them.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# The probes and the scrapes answer over plain HTTP (kubelet, compose healthchecks, Prometheus):
+# never redirected. aetherlink.probes answers them before any other middleware anyway; this
+# covers any other path to them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^status$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 if SECURE_HSTS_SECONDS < 0:
     raise ImproperlyConfigured(
@@ -326,6 +327,19 @@ if "DATABASE_URL" not in env.ENVIRON and not DATA_DIR.is_dir():
             f"The data directory {DATA_DIR} cannot be created ({error.strerror}): set AETHERLINK_DATA_DIR "
             "to a writable directory, or DATABASE_URL."
         ) from None
+# Connections are opened when a request needs one and closed when it ends (CONN_MAX_AGE=0), as
+# Django advises under ASGI: each request's sync work runs on a thread of its own (asgiref's
+# ThreadSensitiveContext) that ends with it, so a kept connection would be left behind on a dead
+# thread, one per request, until PostgreSQL's max_connections. A stream does its one session
+# lookup on asgiref's shared thread (crm_events/server/asgi_handler.py) and is closed as soon as
+# its headers are made, which sends request_finished, which closes that connection: an open
+# stream holds none, however long it lasts. Health checks only matter for kept connections.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Streams' session lookups share one thread: a database that does not answer must hold it for
+    # seconds, not for the kernel's TCP timeout. A URL's own `?connect_timeout=` wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -448,6 +462,17 @@ CONSUMER_STATUS_INTERVAL = _non_negative_float("CONSUMER_STATUS_INTERVAL", 30.0,
 CONSUMER_METRICS_PORT = _port("CONSUMER_METRICS_PORT", 0)
 # The address it listens on: loopback unless asked, as it has no authentication of its own.
 CONSUMER_METRICS_ADDRESS = _ip_address("CONSUMER_METRICS_ADDRESS", "127.0.0.1")
+# Seconds the consume loop may make no progress (a poll returned, records or none; a batch
+# accepted; an attempt to reach Kafka) before that server's /livez answers 503, for a liveness
+# probe to restart it. Longer than the longest turn a healthy loop takes: a reconnect backoff
+# (KAFKA_RETRY_BACKOFF_MAX) plus a Kafka connect attempt, or a publish waiting out a Redis blip.
+CONSUMER_LIVENESS_MAX_AGE = _positive_float("CONSUMER_LIVENESS_MAX_AGE", 120.0)
+if CONSUMER_LIVENESS_MAX_AGE <= KAFKA_RETRY_BACKOFF_MAX:
+    raise ImproperlyConfigured(
+        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}) must be longer than "
+        f"KAFKA_RETRY_BACKOFF_MAX ({KAFKA_RETRY_BACKOFF_MAX:g}): a loop waiting to reconnect to Kafka "
+        "is not stuck."
+    )
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
 CANARY_INTERVAL = _non_negative_float("CANARY_INTERVAL", 0.0, "off")
 CANARY_MAX_AGE = _positive_float("CANARY_MAX_AGE", 60.0)

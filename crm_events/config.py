@@ -157,6 +157,7 @@ class MetricsConfig:
     allowed_networks: tuple[Network, ...] = ()
     consumer_port: int = 0
     consumer_address: str = "127.0.0.1"  # where consume_events serves its metrics: loopback by default
+    consumer_liveness_max_age: float = 120.0  # the consume loop idle longer: its /livez is 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,7 @@ def metrics_config() -> MetricsConfig:
         allowed_networks=networks_parse(settings.METRICS_ALLOWED_NETWORKS),
         consumer_port=settings.CONSUMER_METRICS_PORT,
         consumer_address=settings.CONSUMER_METRICS_ADDRESS,
+        consumer_liveness_max_age=settings.CONSUMER_LIVENESS_MAX_AGE,
     )
 
 

@@ -68,6 +68,17 @@ CANARY_AGE = Gauge(
     "Seconds since the last canary event reached this process (NaN: none yet, or canary off).",
 )
 CANARY_AGE.set(float("nan"))
+# Readiness no longer fails on the consumer (crm_events/ops/process_checks.py): this and the
+# alert on it are how a consumer, Kafka or Redis outage is seen from the web side.
+CONSUMER_HEARTBEAT_AGE = Gauge(
+    "aetherlink_consumer_heartbeat_age_seconds",
+    "Seconds since a consume_events heartbeat reached this web process (+Inf: none since it started).",
+)
+CONSUMER_HEARTBEAT_AGE.set(float("inf"))
+
+
+def consumer_heartbeat_age_set(age: float | None) -> None:
+    CONSUMER_HEARTBEAT_AGE.set(float("inf") if age is None else age)
 
 
 def stream_closed(reason: str) -> None:

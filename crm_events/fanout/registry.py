@@ -1,4 +1,5 @@
-"""This web process's hub: one per event loop, started on first use; and closing them all."""
+"""This web process's hub: one per event loop, started on first use; and closing them all
+(from then on the process is shutting down: `/readyz` says so)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from crm_events.fanout.subscriber import CLOSE_SHUTDOWN
 logger = logging.getLogger(__name__)
 
 _hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
+_closing = asyncio.Event()  # set once, by the first hubs_close(): never cleared
 
 
 def hub_get() -> EventHub:
@@ -31,8 +33,14 @@ def hubs() -> list[EventHub]:
     return list(_hubs.values())
 
 
+def shutting_down() -> bool:
+    """Whether this process has begun to close its streams (SIGTERM)."""
+    return _closing.is_set()
+
+
 async def hubs_close(grace: float) -> None:
     """Send every stream of this process away with its resume id; wait up to `grace`."""
+    _closing.set()
     for hub in _hubs.values():
         hub.close_all(CLOSE_SHUTDOWN)
     try:

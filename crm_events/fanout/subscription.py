@@ -38,7 +38,8 @@ class LayerSubscription:
         self.handle = handle
         self.channel_name: str | None = None
         self.connected = False
-        self.last_error: str | None = None  # why the layer was last lost, for /readyz
+        self.last_error: str | None = None  # why the layer was last lost, for /status
+        self.joined_once = False  # joined the group since the process started: /readyz
         self._sleep = sleep  # a test's fake clock; asyncio.sleep otherwise
 
     async def run(self) -> None:
@@ -63,7 +64,7 @@ class LayerSubscription:
         if self.channel_name is None:
             self.channel_name = await self.layer.new_channel("crm-events-hub.")
         await self.layer.group_add(self.group, self.channel_name)
-        self.connected, self.last_error = True, None
+        self.connected, self.last_error, self.joined_once = True, None, True
         logger.info("subscribed to %s as %s", self.group, self.channel_name)
 
     async def _receive_forever(self) -> None:

@@ -48,6 +48,7 @@ from crm_events.core.records import (
 from crm_events.core.tasks import task_stop
 from crm_events.ingest.dead_letters import DeadLetters
 from crm_events.ingest.layer_send import RecordsSender
+from crm_events.ingest.liveness import LoopProgress
 from crm_events.ingest.position_log import PositionLogWriter
 from crm_events.ingest.publish_watch import PublishWatch
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare
@@ -104,6 +105,7 @@ class EventPublisher:
         self.consumed = 0  # records published, for the status line
         self.last_lag: dict[str, int] | None = None  # per partition, from the last heartbeat
         self.watch = PublishWatch(stall_threshold)
+        self.progress = LoopProgress()  # each turn of the loop marks it: the consumer's /livez
         self.sender = RecordsSender(
             layer=layer, stopping=self.stopping, backoff_max=config.retry_backoff_max, watch=self.watch
         )
@@ -113,6 +115,7 @@ class EventPublisher:
         backoff = Backoff(maximum=self.config.retry_backoff_max)
         try:
             while not self.stopping.is_set():
+                self.progress.beat()
                 if await self._session_supervised():
                     backoff.reset()
                 if not self.stopping.is_set():
@@ -146,6 +149,7 @@ class EventPublisher:
     async def _connect(self) -> AIOKafkaConsumer | None:
         backoff = Backoff(maximum=self.config.retry_backoff_max)
         while not self.stopping.is_set():
+            self.progress.beat()  # trying to reach Kafka is progress; hanging in the attempt is not
             consumer = group_consumer_create(self.config)
             try:
                 self.source = await kafka_prepare(self.config)
@@ -172,6 +176,7 @@ class EventPublisher:
                     consumer, list(tracker.next_offsets), positions=tracker.next_offsets,
                     timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records,
                 )
+                self.progress.beat()  # a poll that came back, with records or none (an idle topic)
                 if batches and await self.publish_poll(tracker, batches):
                     await self._commit(consumer, tracker, list(batches))
                 elif not batches and self.position_log.snapshot_pending and tracker.next_offsets:
@@ -211,6 +216,7 @@ class EventPublisher:
             )
             if not await self.sender.publish(batch, numbered):  # may turn items into references
                 return False
+            self.progress.beat()  # accepted: a publish waiting on the layer is not progress
             advanced.update(after)
         self.watch.idle()
         for item in items:

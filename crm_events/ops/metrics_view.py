@@ -1,45 +1,33 @@
 """`GET /metrics`: this web process's Prometheus metrics, for allowed networks or a bearer token.
 
-A client may scrape when its address (see `crm_events.access.client_address`) is in
-`METRICS_ALLOWED_NETWORKS`, or when it sends `Authorization: Bearer <METRICS_TOKEN>`.
-With neither configured nobody may. The consumer lag comes from the consumer
+A client may scrape when the socket's peer address is in `METRICS_ALLOWED_NETWORKS`, or
+when it sends `Authorization: Bearer <METRICS_TOKEN>` (`scrape_access.py`; never by
+X-Forwarded-For). With neither configured nobody may. The consumer lag comes from the consumer
 heartbeats this process received, and so does how long each consumer's publishing has
-been stalled; the canary age from its hub observer.
+been stalled, and how long ago the last one came; the canary age from its hub observer.
 """
 
 from __future__ import annotations
-
-import hmac
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from crm_events import metrics
-from crm_events.access.client_address import address_in, client_address
-from crm_events.config import MetricsConfig, limits_config, metrics_config, readiness_config
+from crm_events.config import metrics_config, readiness_config
 from crm_events.exceptions import StreamForbidden
 from crm_events.fanout.registry import hub_get
+from crm_events.ops.scrape_access import SCRAPE_FORBIDDEN, scrape_access_allowed
 from crm_events.responses import error_response, get_only
-
-METRICS_FORBIDDEN = "metrics are only served to allowed networks or with the metrics token"
-
-
-def metrics_access_allowed(request: HttpRequest, config: MetricsConfig) -> bool:
-    if config.token:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), config.token.encode()):
-            return True
-    address = client_address(request, limits_config().trusted_proxies)
-    return address_in(address, config.allowed_networks)
 
 
 @get_only
 async def metrics_endpoint(request: HttpRequest) -> HttpResponse:
-    if not metrics_access_allowed(request, metrics_config()):
-        return error_response(StreamForbidden(METRICS_FORBIDDEN))
+    if not scrape_access_allowed(request, metrics_config()):
+        return error_response(StreamForbidden(SCRAPE_FORBIDDEN))
     hub = hub_get()
     hub.observer.metrics_refresh()
     max_age = readiness_config().heartbeat_max_age
     metrics.consumer_lag_set(hub.consumer_lag_current(max_age))
     metrics.publishing_stalled_set(hub.publishing_stalls(max_age))
+    metrics.consumer_heartbeat_age_set(hub.heartbeat_age())
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

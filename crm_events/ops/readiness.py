@@ -1,6 +1,7 @@
-"""What `/readyz` checks: Redis answers and takes writes, a consumer heartbeat arrived
-recently and says publishing makes progress, and (when the canary is on) a canary event
-made it through the whole path recently.
+"""What `/status` checks upstream of this process (never `/readyz`: see process_checks.py):
+Redis answers and takes writes, this process receives from the channel layer now, Kafka
+answers it, a consumer heartbeat arrived recently and says publishing makes progress, and
+(when the canary is on) a canary event made it through the whole path recently.
 
 Publishing can stall while heartbeats still arrive (Redis refusing the records but not
 the small heartbeats): the consumer's heartbeat says so (`stalled`, past
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crm_events.config import CanaryConfig, ReadinessConfig
 from crm_events.core import canary
+from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
 
@@ -49,7 +51,7 @@ async def redis_check() -> str:
 
 HUB_JOINING = "joining the channel layer"
 HUB_NOT_SUBSCRIBED = "not subscribed to the channel layer: {}"
-CONSUMER_UNKNOWN = "unknown: this process is not receiving from the channel layer (see hub)"
+CONSUMER_UNKNOWN = "unknown: this process is not receiving from the channel layer (see layer)"
 
 
 def _hub_failure(hub: EventHub) -> str | None:
@@ -84,8 +86,34 @@ def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
     return CHECK_OK
 
 
-async def readiness_checks(hub: EventHub, config: ReadinessConfig) -> dict[str, str]:
-    return {"redis": await redis_check(), "hub": hub_check(hub), "consumer": consumer_check(hub, config)}
+# Short: /status is asked by people and monitors, who should not wait for Kafka's own timeouts.
+KAFKA_CHECK_TIMEOUT = 2.0
+KAFKA_UNREACHABLE = "kafka unreachable: {}"
+
+
+async def kafka_check(hub: EventHub) -> str:
+    """A round trip to Kafka with this process's own clients (the ones catch-up reads with)."""
+    try:
+        async with asyncio.timeout(KAFKA_CHECK_TIMEOUT):
+            await hub.offsets.cluster_id()
+        return CHECK_OK
+    except KafkaUnavailable as error:
+        return KAFKA_UNREACHABLE.format(error)
+    except TimeoutError:
+        return KAFKA_UNREACHABLE.format(f"no answer within {KAFKA_CHECK_TIMEOUT:g} s")
+
+
+async def upstream_checks(
+    hub: EventHub, config: ReadinessConfig, canary_config: CanaryConfig
+) -> dict[str, str]:
+    """What /status adds to this process's own checks: everything it depends on."""
+    checks = {
+        "redis": await redis_check(), "layer": hub_check(hub), "kafka": await kafka_check(hub),
+        "consumer": consumer_check(hub, config),
+    }
+    if canary_config.enabled:
+        checks["canary"] = canary_check(hub.observer, canary_config)
+    return checks
 
 
 def canary_check(observer: HubObserver, config: CanaryConfig) -> str:

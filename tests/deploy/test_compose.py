@@ -5,6 +5,7 @@ dependencies. The file is used as shipped, beside a .env made from .env.example.
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from tests.support.compose import SECRET, compose_resolve, dotenv_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
-WIRING = {"KAFKA_BROKERS": "kafka:9092", "REDIS_URL": "redis://redis:6379/0",
-          "DATABASE_URL": "sqlite:////data/db.sqlite3", "PORT": "9010"}
+WIRING = {"KAFKA_BROKERS": "kafka:9092", "REDIS_URL": "redis://redis:6379/0", "PORT": "9010"}
+COMPOSE_DATABASE = "postgres://crm_events:crm-events-local@postgres:5432/crm_events"
 APP_SERVICES = {"init", "web-1", "web-2", "consumer", "demo-producer"}
 ONE_SHOT = {"init", "tls"}
 
@@ -79,6 +80,8 @@ def test_topics_exist_before_anything_produces_or_consumes(config):
     assert services["init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in ("web-1", "web-2", "consumer", "demo-producer"):
         assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully", name
+    # Migrations are init's alone: no web process runs one at its start.
+    assert "migrate" not in (DOCKER / "web.sh").read_text() + (DOCKER / "consumer.sh").read_text()
     assert "init.sh" in (ROOT / "docker" / "Dockerfile").read_text()
     assert (ROOT / "docker" / "init.sh").read_text().rstrip().endswith("exec python manage.py topics_create")
 
@@ -117,3 +120,38 @@ def test_one_consumer_that_can_be_scaled(config):
     assert consumer["command"] == ["consumer.sh"]
     assert not {"container_name", "ports"} & consumer.keys()  # `--scale consumer=N` works
     assert consumer.get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_every_app_service_shares_one_postgresql_with_a_volume(config, tmp_path):
+    services = config["services"]
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "postgres-data:/var/lib/postgresql/data:rw" in postgres["volumes"]
+    assert "postgres-data" in config["volumes"] and "ports" not in postgres
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    owner = postgres["environment"]
+    assert COMPOSE_DATABASE == (f"postgres://{owner['POSTGRES_USER']}:{owner['POSTGRES_PASSWORD']}"
+                                f"@postgres:5432/{owner['POSTGRES_DB']}")
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["DATABASE_URL"] == COMPOSE_DATABASE, name
+    for name in ("init", "web-1", "web-2", "consumer"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    # From the env files: a .env may name another database.
+    elsewhere = "postgres://crm:secret@db.example.com:5432/crm"
+    chosen = compose_resolve(tmp_path, DATABASE_URL=elsewhere)["services"]
+    assert {chosen[name]["environment"]["DATABASE_URL"] for name in APP_SERVICES} == {elsewhere}
+
+
+def test_prometheus_may_scrape_after_copying_the_env_example(tmp_path):
+    """`cp .env.example .env` must not take the compose network's right to /metrics away."""
+    web = compose_resolve(tmp_path, profiles=("monitoring",))["services"]["web-1"]["environment"]
+    allowed = [ip_network(network) for network in web["METRICS_ALLOWED_NETWORKS"].split(",")]
+    for compose_address in ("172.18.0.5", "192.168.16.3", "10.0.1.7"):  # where compose puts networks
+        assert any(ip_address(compose_address) in network for network in allowed), compose_address
+
+
+def test_the_consumer_healthcheck_is_its_liveness_endpoint(config):
+    consumer = config["services"]["consumer"]
+    port = consumer["environment"]["CONSUMER_METRICS_PORT"]
+    assert consumer["healthcheck"]["test"] == ["CMD", "probe.sh", "/livez", port]
+    assert consumer["environment"]["CONSUMER_METRICS_ADDRESS"] in ("0.0.0.0", "127.0.0.1")

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from scripts.servers import KafkaServer, RedisServer, free_port
 from scripts.topics import topic_create as topic_create_with
+from tests.support.postgres import PostgresServer
 from tests.support.processes import (
     ROOT,
     ServiceProcess,
@@ -54,6 +55,15 @@ def kafka(stack_dir: Path) -> Iterator[KafkaServer]:
     server = started(
         lambda n: KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / f"kafka{n}")
     )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(stack_dir: Path) -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session; each test makes its own database in it."""
+    server = PostgresServer(stack_dir)
+    server.start()
     yield server
     server.stop()
 
@@ -125,8 +135,11 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def wait_ready(self, port: int, timeout: float = 60) -> None:
-        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=timeout, what="/readyz 200")
+    def wait_ready(self, port: int, timeout: float = 60, *, path: str = "/status") -> None:
+        """Until everything is well: this process ready, and upstream too (a consumer heartbeat
+        came through the layer, so events flow). `/readyz` says the first half only; a previous
+        release without `/status` is asked that."""
+        wait_until(lambda: http_get(port, path)[0] == 200, timeout=timeout, what=f"{path} 200")
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

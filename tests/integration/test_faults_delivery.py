@@ -47,20 +47,20 @@ def web(stack: Stack, count: int) -> list[int]:
     return ports
 
 
-async def readyz_status(port: int) -> int | None:
+async def status_status(port: int) -> int | None:
     try:
-        return (await asyncio.to_thread(http_get, port, "/readyz"))[0]
+        return (await asyncio.to_thread(http_get, port, "/status"))[0]
     except OSError:
         return None
 
 
 async def wait_status(ports: list[int], status: int, timeout: float) -> float:
-    """Seconds until `/readyz` answered `status` on every port."""
+    """Seconds until `/status` answered `status` on every port."""
     started_at = time.monotonic()
     pending = set(ports)
     while pending:
-        assert time.monotonic() - started_at < timeout, f"/readyz never answered {status} on {pending}"
-        pending = {port for port in pending if await readyz_status(port) != status}
+        assert time.monotonic() - started_at < timeout, f"/status never answered {status} on {pending}"
+        pending = {port for port in pending if await status_status(port) != status}
     return round(time.monotonic() - started_at, 2)
 
 
@@ -127,8 +127,8 @@ async def redis_outage(redis: RedisServer, ports: list[int], clients: list[Brows
     ready_again_s = await wait_status(ports, 200, timeout=60)
     return healed_at, {
         "outage_s": round(healed_at - stopped_at, 1),
-        "readyz_503_after_s": not_ready_s,
-        "readyz_200_again_after_s": ready_again_s,
+        "status_503_after_s": not_ready_s,
+        "status_200_again_after_s": ready_again_s,
     }
 
 

@@ -3,8 +3,8 @@
 A 4.5 MB record cannot be carried by the channel layer there: it travels by reference and each
 web process reads it from Kafka, so it and the 50 small records after it (three partitions)
 reach the client intact, exactly once, in order per partition. Then another client fills
-Redis until it refuses every write: publishing stalls, `/readyz` says why, and once the room
-comes back everything produced meanwhile arrives too.
+Redis until it refuses every write: publishing stalls, `/status` says why (`/readyz` stays 200),
+and once the room comes back everything produced meanwhile arrives too.
 """
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ def domain_events(connection: SseConnection) -> list[dict]:
     return [event.json() for event in connection.parser.events if '"domain_event"' in event.data]
 
 
-def readyz(port: int) -> tuple[int, dict]:
-    return http_get(port, "/readyz")
+def status_of(port: int) -> tuple[int, dict]:
+    return http_get(port, "/status")
 
 
-def readyz_until(port: int, done: Callable[[int, dict], bool], timeout: float = 30) -> tuple[int, dict]:
-    """/readyz's answer once `done(status, body)`; the failure names the last answer."""
-    answers = [readyz(port)]
+def status_until(port: int, done: Callable[[int, dict], bool], timeout: float = 30) -> tuple[int, dict]:
+    """/status's answer once `done(status, body)`; the failure names the last answer."""
+    answers = [status_of(port)]
     try:
-        wait_until(lambda: done(*answers[-1]) or answers.append(readyz(port)), timeout=timeout,
-                   what="/readyz")
+        wait_until(lambda: done(*answers[-1]) or answers.append(status_of(port)), timeout=timeout,
+                   what="/status")
     except AssertionError as error:
         raise AssertionError(f"{error}; the last answer: {answers[-1]}") from None
     return answers[-1]
@@ -144,11 +144,12 @@ async def test_a_record_redis_cannot_hold_travels_by_reference_and_a_full_redis_
         produced += await produce(kafka.bootstrap, topic, more, partitions=[i % 3 for i in range(MORE)])
         values += more
         status, body = await asyncio.to_thread(
-            readyz_until, port, lambda status, body: status == 503 and body["checks"]["redis"] != "ok",
+            status_until, port, lambda status, body: status == 503 and body["checks"]["redis"] != "ok",
         )
         assert body["checks"]["redis"] == (
             "redis refuses writes: OutOfMemoryError: command not allowed when used memory > 'maxmemory'."
         )
+        assert body["ready"] is True and http_get(port, "/readyz")[0] == 200
         await asyncio.to_thread(
             wait_until,
             lambda: consumer_metric(consumer_port, "aetherlink_consumer_publishing_stalled_seconds") > 1,
@@ -157,7 +158,7 @@ async def test_a_record_redis_cannot_hold_travels_by_reference_and_a_full_redis_
         assert "publishing stalled for" in consumer.log_text()
         assert len(domain_events(connection)) == len(produced) - MORE, "nothing passes a full Redis"
 
-        # Room again: everything produced meanwhile arrives, and /readyz is 200.
+        # Room again: everything produced meanwhile arrives, and /status is 200.
         await asyncio.to_thread(redis_empty, tight_redis.url, written)
         await connection.events_until(lambda _: len(domain_events(connection)) >= len(values), timeout=60)
         assert_exact(domain_events(connection), produced, values)

@@ -192,7 +192,13 @@ def test_http2_over_tls_to_clients_keep_alive_to_several_web_processes(front, en
     assert redirect.stdout == "301 https://127.0.0.1/admin/"
     direct = http_get(front.ports[0], "/")
     assert direct[0] == 301
-    assert http_get(front.ports[0], "/readyz")[0] == 200
+    for answered in ("/readyz", "/status", "/metrics"):  # probes and scrapes: plain http, no redirect
+        assert http_get(front.ports[0], answered)[0] == 200, answered
+    # nginx's address may read them (it is in METRICS_ALLOWED_NETWORKS here, as in compose): it
+    # must not pass them on.
+    for private in ("/metrics", "/status"):
+        hidden = curl(front, "--http2", "-o", "/dev/null", "-w", "%{http_code}", front.url + private)
+        assert hidden.stdout == "404", private
 
     # Several requests in a row, one client connection each: nginx keeps connections to the web
     # processes open between them (HTTP/1.1 keep-alive) and spreads them over both.

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crm_events.ops.scrape_access import SCRAPE_FORBIDDEN
 from scripts.servers import RedisServer, free_port
 from tests.integration.conftest import Stack, json_values, produce, topic_create
 from tests.support.processes import http_get, service_env, wait_until
@@ -58,8 +59,8 @@ def seq_events(connection: SseConnection) -> list[dict]:
     return [p for p in payloads if p.get("kind") == "domain_event" and "seq" in (p.get("value") or {})]
 
 
-def readyz_503(port: int):
-    status, body = http_get(port, "/readyz")
+def status_503(port: int):
+    status, body = http_get(port, "/status")
     return body if status == 503 else None
 
 
@@ -69,8 +70,11 @@ async def test_metrics_after_a_real_stream_and_the_canary(stack, kafka, topic):
     consumer = stack.consumer()
     _, port = stack.daphne()
     stack.wait_ready(port)
-    status, body = http_get(port, "/readyz")
-    assert (status, body["checks"]) == (200, {"redis": "ok", "hub": "ok", "consumer": "ok", "canary": "ok"})
+    status, body = http_get(port, "/status")
+    assert (status, body["checks"]) == (200, {
+        "hub": "ok", "shutdown": "ok", "capacity": "ok",
+        "redis": "ok", "layer": "ok", "kafka": "ok", "consumer": "ok", "canary": "ok",
+    })
 
     connection = await SseConnection.open("127.0.0.1", port, "/crm-events")
     with_canaries = await SseConnection.open("127.0.0.1", port, "/crm-events?canary=1")
@@ -109,10 +113,11 @@ async def test_metrics_after_a_real_stream_and_the_canary(stack, kafka, topic):
     assert {labels["partition"] for labels, _ in consumer_side["aetherlink_consumer_lag"]} == {"0", "1", "2"}
 
     consumer.stop()
-    body = wait_until(lambda: readyz_503(port), timeout=20, what="/readyz to notice the canary stopped")
-    wait_until(lambda: (readyz_503(port) or {}).get("checks", {}).get("canary", "").startswith(
+    body = wait_until(lambda: status_503(port), timeout=20, what="/status to notice the canary stopped")
+    wait_until(lambda: (status_503(port) or {}).get("checks", {}).get("canary", "").startswith(
         "last canary event arrived"), timeout=20, what="a stale canary")
-    assert body["ok"] is False
+    assert (body["ok"], body["ready"]) == (False, True)
+    assert http_get(port, "/readyz")[0] == 200  # upstream's trouble: this process still serves
 
 
 def test_metrics_are_refused_outside_the_allowed_networks_without_the_token(stack):
@@ -121,7 +126,7 @@ def test_metrics_are_refused_outside_the_allowed_networks_without_the_token(stac
     status, content_type, text = scrape(port)
     assert (status, content_type, json.loads(text)) == (403, "application/json", {
         "ok": False, "code": "forbidden",
-        "error": "metrics are only served to allowed networks or with the metrics token",
+        "error": SCRAPE_FORBIDDEN,
     })
     assert scrape(port, {"Authorization": "Bearer wrong"})[0] == 403
     status, _, text = scrape(port, {"Authorization": f"Bearer {stack.env['METRICS_TOKEN']}"})

@@ -9,7 +9,7 @@ Daphne and start a new one on the same port, inject a hostile record or a foreig
 When its time is up it heals everything, produces a tail of events, reads the topic back from
 Kafka and lets the clients catch up (bounded). The verdict: each client got exactly its
 filtered subset, once, in offset order per partition; hostile records came as the contract
-says; nothing foreign reached a client; every web process answers `/readyz` 200;
+says; nothing foreign reached a client; every web process answers `/status` 200;
 `consume_events` is alive with lag 0; no process died unasked.
 """
 
@@ -47,12 +47,12 @@ logger = logging.getLogger(__name__)
 
 RATE = 60.0  # events per second, as in the fault scenarios
 TAIL = 300  # events produced after everything healed: the live path must carry them
-READY_WAIT = 30.0  # after each fault: how long the web processes get to answer /readyz 200
+READY_WAIT = 30.0  # after each fault: how long the web processes get to answer /status 200
 CATCH_UP = 60.0  # after the tail: how long the clients get to have everything
 # After an injection: longer than READY_HEARTBEAT_MAX_AGE (2 s), so a hub that stopped taking
-# layer messages already fails /readyz when the step's readiness is measured.
+# layer messages already fails /status when the step's readiness is measured.
 INJECTION_SETTLE = 3.0
-FINAL_WAIT = 20.0  # /readyz 200 everywhere and consumer lag 0, at the end
+FINAL_WAIT = 20.0  # /status 200 everywhere and consumer lag 0, at the end
 SUPERVISOR_DELAY = 2.0  # a supervisor's restart delay after a process died by itself
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 
@@ -77,7 +77,7 @@ class StepLog:
     overlapped: list[int]  # steps still in progress when this one started
     broken_s: float | None = None
     healed_s: float | None = None
-    ready_after_s: float | None = None  # from heal (3 s after an injection) until every /readyz said 200
+    ready_after_s: float | None = None  # from heal (3 s after an injection) until every /status said 200
     recovery_s: float | None = None  # from heal until the clients had everything up to then
     recovery_confounded: bool = False  # the next step began before that: its fault may be in it
     detail: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +123,7 @@ class ChaosRun:
         for slot in self.webs:
             await slot.start()
         waited = await self.ready_wait(60)
-        assert waited is not None, "the web processes never answered /readyz 200 at the start"
+        assert waited is not None, "the web processes never answered /status 200 at the start"
 
     def stop_all(self) -> None:
         for slot in [*self.webs, self.consumer]:
@@ -249,7 +249,7 @@ class ChaosRun:
 
     async def do_layer(self, step: Step, entry: StepLog) -> None:
         # Into a group with every web process in it: just after Redis came back the group is
-        # empty until the hubs rejoin, and a message sent then reaches nobody. /readyz 200 says
+        # empty until the hubs rejoin, and a message sent then reaches nobody. /status 200 says
         # a consumer heartbeat reached each hub through the group since.
         entry.detail["hubs_in_group_after_s"] = await self.ready_wait(READY_WAIT)
         entry.broken_s = self.now()
@@ -280,7 +280,7 @@ class ChaosRun:
             await asyncio.sleep(0.5)
 
     async def ready_wait(self, timeout: float) -> float | None:
-        """Seconds until every web process answered /readyz 200; None if not within `timeout`."""
+        """Seconds until every web process answered /status 200; None if not within `timeout`."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             statuses = await asyncio.gather(*(self.readyz(port) for port in self.ports))
@@ -290,11 +290,11 @@ class ChaosRun:
         return None
 
     async def readyz(self, port: int) -> int | None:
-        return await asyncio.to_thread(http_status_or_none, port, "/readyz")
+        return await asyncio.to_thread(http_status_or_none, port, "/status")
 
     async def readyz_answer(self, port: int) -> tuple[int | None, Any]:
         try:
-            return await asyncio.to_thread(http_get, port, "/readyz")
+            return await asyncio.to_thread(http_get, port, "/status")
         except OSError as error:
             return None, repr(error)
 
@@ -319,7 +319,7 @@ class ChaosRun:
                 restarted.append(type(server).__name__)
         ready_after_s = await self.ready_wait(READY_WAIT)
         ready = "never" if ready_after_s is None else f"after {ready_after_s}s"
-        self.say(f"CHAOS +{self.now():.1f}s healed; /readyz 200 everywhere: {ready}")
+        self.say(f"CHAOS +{self.now():.1f}s healed; /status 200 everywhere: {ready}")
         return {"at_s": self.now(), "restarted": restarted, "ready_after_s": ready_after_s}
 
     async def catch_up(

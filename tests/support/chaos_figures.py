@@ -192,7 +192,7 @@ def verdict_failures(result: dict[str, Any]) -> list[str]:
         failures.append(f"clients without everything after the catch-up: {result['clients_unfinished']}")
     not_ready = {port: status for port, status in final["readyz"].items() if status != 200}
     if not_ready:
-        failures.append(f"/readyz not 200 at the end: {not_ready}")
+        failures.append(f"/status not 200 at the end: {not_ready}")
     if not final["consumer_alive"]:
         failures.append(f"consume_events ({final['consumer']}) is not running at the end")
     if not final["lag_zero"]:

@@ -3,7 +3,7 @@
 Steps come one at a time from `random.Random(seed)`, never from the clock, so a seed replays the
 same schedule (with the same CHAOS_ACTIONS), and a longer run starts with a shorter run's steps.
 A step normally starts `after_s` (at least MIN_SPACING) after every earlier fault healed and the
-web processes answered `/readyz` again, so each recovery can be seen on its own. With
+web processes answered `/status` again, so each recovery can be seen on its own. With
 OVERLAP_CHANCE it starts `after_s` into the previous step's outage instead, on another part
 (Redis down while a Daphne is killed, say); an overlapping step is never overlapped itself.
 """

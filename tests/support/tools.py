@@ -2,6 +2,8 @@
 
 - nginx: Debian 12's `nginx-light` (1.22), with apt-get, when missing and we are root;
 - docker-compose: Debian's 1.29, which resolves a compose file (`config`) with no Docker engine;
+- PostgreSQL: Debian's `postgresql` (its server binaries under /usr/lib/postgresql/<major>/bin,
+  not on PATH), for the tests that run a real PostgreSQL as a plain process (tests/support/postgres.py);
 - kustomize: built once from the Go module proxy (`go install`) into the same per-machine cache
   as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR).
 
@@ -11,6 +13,7 @@ the first kustomize build takes a few minutes; after that every call returns at 
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -58,6 +61,35 @@ def docker_compose_ensure() -> str:
     return _apt_ensure("docker-compose", "docker-compose")
 
 
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def _postgres_bindir() -> Path | None:
+    found = sorted((Path(d) for d in glob.glob(POSTGRES_BIN_GLOB) if (Path(d) / "postgres").exists()),
+                   key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
+def postgres_ensure() -> Path:
+    """The newest installed PostgreSQL's bin directory (initdb, postgres), installing Debian's
+    `postgresql` when there is none and we are root. Its post-install makes a `postgres` user,
+    which the tests run the server as when they are root (initdb refuses root)."""
+    bindir = _postgres_bindir()
+    if bindir is not None:
+        return bindir
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(NOT_ROOT.format(what="PostgreSQL", command="sudo apt-get install -y postgresql"))
+    logger.warning("PostgreSQL not found; installing Debian's postgresql package with apt-get")
+    with file_lock(Path(tempfile.gettempdir()) / "aetherlink-apt.lock"):
+        if _postgres_bindir() is None:
+            apt_get("update")
+            apt_get("install", "-y", "--no-install-recommends", "postgresql")
+    bindir = _postgres_bindir()
+    if bindir is None:
+        raise RuntimeError(f"apt-get installed postgresql but no {POSTGRES_BIN_GLOB}/postgres exists")
+    return bindir
+
+
 def kustomize_ensure() -> str:
     """kustomize from the cache, built there with `go install` on first use."""
     home = cache_dir() / f"kustomize-{KUSTOMIZE_VERSION}"
@@ -92,4 +124,5 @@ if __name__ == "__main__":  # `make test` runs this first, outside any test's ti
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"nginx: {nginx_ensure()}")
     print(f"docker-compose: {docker_compose_ensure()}")
+    print(f"postgresql: {postgres_ensure()}")
     print(f"kustomize: {kustomize_ensure()}")

@@ -4,7 +4,6 @@ import ssl
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError
-from prometheus_client import start_http_server
 
 from crm_events.config import (
     CONFIG_ERROR_EXIT,
@@ -15,6 +14,8 @@ from crm_events.config import (
     readiness_config,
 )
 from crm_events.ingest.canary import publisher_run_with_canary
+from crm_events.ingest.liveness import LoopProgress
+from crm_events.ingest.metrics_server import consumer_http_serve
 from crm_events.ingest.publisher import EventPublisher
 from crm_events.ingest.status import with_status
 from crm_events.kafka.clients import connection_options
@@ -46,7 +47,6 @@ class Command(BaseCommand):
             connection_options(config)
         except (ssl.SSLError, OSError) as error:
             raise CommandError(KAFKA_TLS_ERROR.format(error), returncode=CONFIG_ERROR_EXIT) from None
-        self._metrics_serve(metrics_config())
         canary = canary_config()
         logger.info(
             "consume_events starting: brokers=%s security=%s topics=%s group=%s offset_reset=%s "
@@ -61,15 +61,18 @@ class Command(BaseCommand):
             heartbeat_interval=readiness_config().consumer_heartbeat_interval,
             stall_threshold=readiness_config().publish_stall_seconds,
         )
+        self._metrics_serve(metrics_config(), publisher.progress)
         status_interval = readiness_config().consumer_status_interval
         asyncio.run(with_status(publisher_run_with_canary(publisher, canary), publisher, status_interval))
 
-    def _metrics_serve(self, config: MetricsConfig) -> None:
-        """Serve this process's metrics on the configured address only (they have no auth)."""
+    def _metrics_serve(self, config: MetricsConfig, progress: LoopProgress) -> None:
+        """Serve this process's metrics and /livez on the configured address only (no auth)."""
         if not config.consumer_port:
             return
         try:
-            server, _ = start_http_server(config.consumer_port, addr=config.consumer_address)
+            server = consumer_http_serve(
+                config.consumer_address, config.consumer_port, progress, config.consumer_liveness_max_age
+            )
         except OSError as error:
             message = METRICS_PORT_ERROR.format(
                 address=config.consumer_address, port=config.consumer_port, error=error
@@ -77,4 +80,5 @@ class Command(BaseCommand):
             raise CommandError(message) from None
         # An AF_INET(6) server's address: the host is text (typeshed allows bytes for AF_UNIX).
         host, port = str(server.server_address[0]), server.server_address[1]
-        logger.info("consumer metrics on http://%s:%s/metrics", f"[{host}]" if ":" in host else host, port)
+        logger.info("consumer metrics on http://%s:%s/metrics (liveness: /livez)",
+                    f"[{host}]" if ":" in host else host, port)

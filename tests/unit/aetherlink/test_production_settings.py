@@ -58,7 +58,8 @@ def settings_of(**overrides: str) -> dict:
 
 def test_defaults_are_plain_http_with_secure_cookies_outside_debug():
     assert settings_of(DJANGO_SECRET_KEY="k") == {
-        "csrf": [], "proxy": None, "redirect": False, "exempt": ["^healthz$", "^readyz$"], "hsts": 0,
+        "csrf": [], "proxy": None, "redirect": False,
+        "exempt": ["^healthz$", "^readyz$", "^status$", "^metrics$"], "hsts": 0,
         "subdomains": False, "preload": False, "silenced": [], "session_secure": True, "csrf_secure": True,
         # The JSON 405 changes only 405 answers (the probes' too); then the probes, before the Host check.
         "first_middlewares": ["crm_events.ops.method_not_allowed.json_method_not_allowed",
@@ -138,13 +139,13 @@ async def probe_stub(request):
 
 
 # This module doubles as a URLconf: the probe names on stub views (a real /readyz needs Redis).
-urlpatterns = [path("healthz", probe_stub, name="healthz"), path("readyz", probe_stub, name="readyz")]
+urlpatterns = [path(name, probe_stub, name=name) for name in ("healthz", "readyz", "status", "metrics")]
 
 
-def test_both_probes_are_answered_by_their_views_before_the_host_check(locked_down):
+def test_the_probes_and_scrapes_are_answered_by_their_views_before_the_host_check(locked_down):
     locked_down.ROOT_URLCONF = __name__
     client = Client()
-    for probe in ("/healthz", "/readyz"):
+    for probe in ("/healthz", "/readyz", "/status", "/metrics"):
         response = client.get(probe, HTTP_HOST="10.42.0.17:9010")
         assert (response.status_code, json.loads(response.content)) == (200, {"ok": True, "path": probe})
 
@@ -156,15 +157,16 @@ def test_every_other_path_keeps_the_host_check_and_the_redirect(locked_down):
     assert json.loads(response.content)["code"] == "bad_request"
     response = client.get("/", HTTP_HOST="crm-events.example.com")
     assert (response.status_code, response["Location"]) == (301, "https://crm-events.example.com/")
-    response = client.get("/healthz/x", HTTP_HOST="10.42.0.17:9010")
-    assert response.status_code == 400  # only the probe paths themselves
+    for near in ("/healthz/x", "/metrics/", "/statusx"):
+        response = client.get(near, HTTP_HOST="10.42.0.17:9010")
+        assert response.status_code == 400, near  # only the probe paths themselves
     response = client.get("/", HTTP_HOST="crm-events.example.com", HTTP_X_FORWARDED_PROTO="https")
     assert response.status_code == 200
 
 
 def test_the_probe_paths_are_the_probe_views_and_a_urlconf_may_have_none():
     middleware = probes.ProbeMiddleware(lambda request: None)
-    assert middleware.probe_paths("aetherlink.urls") == {"/healthz", "/readyz"}
+    assert middleware.probe_paths("aetherlink.urls") == {"/healthz", "/readyz", "/status", "/metrics"}
     assert middleware.probe_paths("tests.unit.ops.test_error_views") == frozenset()
 
 

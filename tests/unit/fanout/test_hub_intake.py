@@ -14,6 +14,7 @@ from crm_events.core import messages as broadcast
 from crm_events.core.filters import EventFilter
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.ops.process_checks import hub_ready_check
 from crm_events.ops.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
 from tests.support.payloads import domain_payload, serving
 from tests.support.processes import async_wait_until
@@ -189,7 +190,7 @@ class FlakyLayer(InMemoryChannelLayer):
         return await super().receive(channel)
 
 
-async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_named_in_readyz(caplog):
+async def test_an_unexpected_receive_error_restarts_the_loop_counted_and_named_in_the_checks(caplog):
     layer = FlakyLayer(failures=1)
     hub = hub_at(0, layer=layer)
     subscriber = subscribed(hub)
@@ -198,12 +199,13 @@ async def test_an_unexpected_receive_error_restarts_the_loop_logged_counted_and_
     try:
         await async_wait_until(lambda: hub.receive_failure, timeout=5, what="the failure")
         assert hub_check(hub).startswith("hub restarting after KeyError")
+        assert hub_ready_check(hub).startswith("hub restarting after KeyError")  # its own failure: /readyz
         assert consumer_check(hub, ReadinessConfig(1, 15)) == CONSUMER_UNKNOWN
         assert "the receive loop failed" in caplog.text and "Traceback" in caplog.text
         await async_wait_until(lambda: hub.subscription.connected, timeout=10, what="rejoined")
         await layer.group_send(broadcast.BROADCAST_GROUP, records(0))
         assert offsets_in(subscriber.transport.take()) == [0]
-        assert hub.receive_failure is None and hub_check(hub) == CHECK_OK
+        assert hub.receive_failure is None and hub_check(hub) == CHECK_OK == hub_ready_check(hub)
         assert sample("aetherlink_hub_restarts_total") == restarts + 1
     finally:
         await hub.stop()
