@@ -69,6 +69,11 @@ class BrowserClient:
     def connected(self) -> bool:
         return self.last_id is not None
 
+    @property
+    def steady(self) -> bool:
+        """Reading a stream, with no planned cut left."""
+        return not self.cuts and self._connection is not None
+
     def drop(self) -> None:
         """Cut the current connection now (a network blip, a page reload)."""
         if self._connection is not None:

@@ -19,8 +19,8 @@ from tests.support.cluster.ingress import Ingress
 from tests.support.cluster.manifests import Container, Rendered
 from tests.support.cluster.netns import PodNetwork
 from tests.support.cluster.pods import Kubelet, RunningPod, Termination
-from tests.support.cluster.postgres import PostgresServer
 from tests.support.cluster.scrape import Prometheus
+from tests.support.postgres import PostgresServer
 
 CHART = ROOT / "deploy" / "helm" / "crm-events"
 KUSTOMIZE_BASE = ROOT / "deploy" / "kubernetes" / "base"
@@ -65,13 +65,15 @@ class Cluster:
         self.kafka.start()
         self.redis = RedisServer(port=free_port(), data_dir=self.folder / "redis", host=gateway)
         self.redis.start()
-        self.postgres = PostgresServer(gateway, free_port(), self.folder).start()
+        self.postgres = PostgresServer(self.folder, host=gateway)
+        self.postgres.start()
+        self.database = self.postgres.database_create("crm")
 
     @property
     def services(self) -> dict[str, str]:
         """What the values file points the chart at: the services outside the cluster."""
         return {"KAFKA_BROKERS": self.kafka.bootstrap, "REDIS_URL": self.redis.url,
-                "DATABASE_URL": self.postgres.url}
+                "DATABASE_URL": self.database}
 
     def render(self, text: str) -> None:
         self.rendered = Rendered.parse(text)
