@@ -27,12 +27,13 @@ from tests.support.cluster.pods import RunningPod, http_status
 from tests.support.eventsource import BrowserClient
 from tests.support.faults import Production, scenario_run
 from tests.support.prometheus_server import prometheus_ensure
-from tests.support.tools import kustomize_ensure
+from tests.support.tools import helm_ensure
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 KAFKA_OUTAGE_SECONDS = 60.0  # the issue's outage: four heartbeat intervals and more
 STATUS_5XX = re.compile(r'" 5\d\d upstream=')
+UP_SELECTOR = re.compile(r'\bup\{job="([^"]+)"\}')
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         running.network.setup()
         running.services_start()
-        running.render(manifests_render(running.services, {"kustomize": kustomize_ensure()}))
+        running.render(manifests_render(helm_ensure(), running.values(), running.folder))
         running.migrate()
         web = [running.pod_start("web", name) for name in ("web-a", "web-b")]
         running.pod_start("consumer", "consumer-a")
@@ -153,6 +154,23 @@ def test_every_prometheus_target_is_up(cluster: Cluster) -> None:
     up = cluster.prometheus.query(f'up{{job="{web_job}"}}')
     assert sorted((s["metric"]["pod"], s["value"][1]) for s in up) == [("web-a", "1"), ("web-b", "1")]
     assert {t["labels"]["job"] for t in targets} >= {web_job}
+
+
+def test_the_shipped_alerts_select_what_prometheus_scrapes(cluster: Cluster) -> None:
+    """The PrometheusRule's rules load, and each `up{job=...}` it watches names a scraped job
+    (an alert on a job name the Operator never gives would stay silent through an outage)."""
+    def evaluated() -> list[dict]:
+        rules = [rule for group in cluster.prometheus.rule_groups() for rule in group["rules"]]
+        return rules if rules and all(rule["health"] != "unknown" for rule in rules) else []
+
+    rules = wait_until(evaluated, timeout=30, what="Prometheus to load and evaluate the rules")
+    assert {rule["health"] for rule in rules} == {"ok"}, [r for r in rules if r["health"] != "ok"]
+    jobs = {job for rule in rules for job in UP_SELECTOR.findall(rule["query"])}
+    assert jobs, "the PrometheusRule watches no `up{job=...}`"
+    for job in jobs:
+        assert len(cluster.prometheus.query(f'up{{job="{job}"}}')) >= 1, job
+    firing = [r["name"] for r in rules if r.get("state") == "firing"]
+    assert firing == [], firing
 
 
 def test_a_login_on_one_pod_is_honoured_by_the_other(cluster: Cluster, host: str) -> None:

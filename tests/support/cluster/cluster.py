@@ -1,17 +1,18 @@
-"""The whole cluster of the cluster test, from the rendered manifests: the pod network, the
-services the chart expects outside it (Kafka, Redis, PostgreSQL on the node's bridge address),
-the migration Job, the web and consumer pods, the ingress controller and Prometheus.
-
-The chart renders with values that point it at those services (what a user's values file
-carries) and the existing Secret's content is given here, as a cluster would hold it.
+"""The whole cluster of the cluster test, from the chart rendered by `helm template`: the pod
+network, the services the chart expects outside it (Kafka, Redis, PostgreSQL on the node's
+bridge address), the migration Job, the web and consumer pods, the ingress controller and
+Prometheus. The values are what a user's values file carries: where those services are, the
+Secret's content, the Ingress with TLS, the ServiceMonitors and the PrometheusRule.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from scripts.processes import ROOT
 from scripts.servers import KafkaServer, RedisServer, free_port
@@ -23,10 +24,9 @@ from tests.support.cluster.scrape import Prometheus
 from tests.support.postgres import PostgresServer
 
 CHART = ROOT / "deploy" / "helm" / "crm-events"
-KUSTOMIZE_BASE = ROOT / "deploy" / "kubernetes" / "base"
 RELEASE = "aetherlink"
 NAMESPACE = "aetherlink"
-SECRET_NAME = "aetherlink"
+HOST = "crm-events.example.com"
 SECRET = {
     "DJANGO_SECRET_KEY": "cluster-test-secret-key-cluster-test-secret-key-0123456789",
     "DJANGO_SUPERUSER_USERNAME": "admin",
@@ -36,17 +36,14 @@ SECRET = {
 }
 
 
-def manifests_render(services: dict[str, str], tools: dict[str, str]) -> str:
-    """The chart rendered by `helm template` with `services` as its configuration; before the
-    chart exists, the kustomize base (whose ConfigMap the services then replace in the pods)."""
-    if CHART.exists():
-        sets = [f"--set-string=config.{name}={value}" for name, value in services.items()]
-        argv = [tools["helm"], "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *sets]
-    else:
-        argv = [tools["kustomize"], "build", str(KUSTOMIZE_BASE)]
+def manifests_render(helm: str, values: dict[str, Any], folder: Path) -> str:
+    """`helm template` of the chart with `values` (a values file, as a user passes it)."""
+    values_file = folder / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    argv = [helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--values", str(values_file)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])} failed: {done.stderr[-3000:]}")
+        raise RuntimeError(f"helm template failed: {done.stderr[-3000:]}")
     return done.stdout
 
 
@@ -69,11 +66,16 @@ class Cluster:
         self.postgres.start()
         self.database = self.postgres.database_create("crm")
 
-    @property
-    def services(self) -> dict[str, str]:
-        """What the values file points the chart at: the services outside the cluster."""
-        return {"KAFKA_BROKERS": self.kafka.bootstrap, "REDIS_URL": self.redis.url,
-                "DATABASE_URL": self.database}
+    def values(self) -> dict[str, Any]:
+        """The values file: the services outside the cluster, the Secret, what is switched on."""
+        return {
+            "config": {"KAFKA_BROKERS": self.kafka.bootstrap, "REDIS_URL": self.redis.url,
+                       "DJANGO_ALLOWED_HOSTS": HOST},
+            "secrets": {**SECRET, "DATABASE_URL": self.database},
+            "ingress": {"enabled": True, "hosts": [HOST],
+                        "tls": [{"secretName": "crm-events-tls", "hosts": [HOST]}]},
+            "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+        }
 
     def render(self, text: str) -> None:
         self.rendered = Rendered.parse(text)
@@ -81,12 +83,7 @@ class Cluster:
         (self.folder / "pods").mkdir(exist_ok=True)
 
     def container(self, component: str) -> Container:
-        deployment = next(d["metadata"]["name"] for d in self.rendered.of_kind("Deployment")
-                          if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
-                          == component)
-        container = self.rendered.container(deployment, {SECRET_NAME: SECRET})
-        container.env.update(self.services)  # a no-op once the chart renders them from its values
-        return container
+        return self.rendered.container(component, {})
 
     @property
     def web_service(self) -> str:
@@ -96,8 +93,9 @@ class Cluster:
                     and s["spec"].get("clusterIP") != "None")
 
     def migrate(self) -> str:
-        """The chart's migration Job (docker/init.sh): schema, admin user, topics."""
-        return self.kubelet.job("migrate", self.container("web"), ["init.sh"])
+        """The chart's migration Job (its pre-install hook): schema, admin user, topics."""
+        job = self.container("migrate")
+        return self.kubelet.job("migrate", job, job.command)
 
     def pod_start(self, component: str, name: str) -> RunningPod:
         running = self.kubelet.run(name, self.container(component))
@@ -109,9 +107,11 @@ class Cluster:
         front = self.network.pod_add("ingress-nginx")
         self.ingress = Ingress(ingress, front, self.folder / "ingress", tls_dir)
         self.ingress.start()
-        endpoints = self.rendered.scrape_endpoints({SECRET_NAME: SECRET})
+        endpoints = self.rendered.scrape_endpoints({})
         scraper = self.network.pod_add("prometheus")
-        self.prometheus = Prometheus(endpoints, scraper, self.folder / "prometheus")
+        rules = [group for rule in self.rendered.of_kind("PrometheusRule")
+                 for group in rule["spec"]["groups"]]
+        self.prometheus = Prometheus(endpoints, scraper, self.folder / "prometheus", rules=rules)
         self.prometheus.start()
 
     def serve(self, pod: RunningPod) -> None:
@@ -134,7 +134,7 @@ class Cluster:
     def rollout(self) -> list[Termination]:
         """The web Deployment's rolling update, one pod after the other, in its strategy's order:
         with no unavailability allowed, a new pod first, and the old one ends once that is ready."""
-        deployment = self.rendered.one("Deployment", self.container("web").deployment)
+        deployment = self.rendered.workload("web")
         strategy = deployment["spec"].get("strategy", {})
         surge_first = str((strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")) in ("0", "0%")
         ended = []
@@ -170,7 +170,3 @@ def tls_make(folder: Path) -> Path:
                     "/CN=crm-events.example.com", "-keyout", str(folder / "tls.key"), "-out",
                     str(folder / "tls.crt")], check=True, capture_output=True, timeout=60)
     return folder
-
-
-def openssl_missing() -> bool:
-    return shutil.which("openssl") is None

@@ -13,13 +13,15 @@ from typing import Any
 import yaml
 
 Manifest = dict[str, Any]
+COMPONENT = "app.kubernetes.io/component"
 
 
 @dataclass
 class Container:
-    """The main container of a Deployment's pod template, with what the kubelet would use."""
+    """The main container of a workload's pod template (a Deployment's, a Job's), with what the
+    kubelet would use."""
 
-    deployment: str
+    workload: str
     labels: dict[str, str]
     replicas: int
     command: list[str]
@@ -78,12 +80,20 @@ class Rendered:
         values.update(manifest.get("stringData") or {})
         return {k: str(v) for k, v in values.items()}
 
-    def container(self, deployment: str, secrets: dict[str, dict[str, str]]) -> Container:
-        manifest = self.one("Deployment", deployment)
+    def workload(self, component: str) -> Manifest:
+        """The Deployment or Job whose pods have this `app.kubernetes.io/component`."""
+        found = [m for m in self.manifests if m.get("kind") in ("Deployment", "Job")
+                 and m["spec"]["template"]["metadata"].get("labels", {}).get(COMPONENT) == component]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} workloads of component {component} in the rendered manifests")
+        return found[0]
+
+    def container(self, component: str, secrets: dict[str, dict[str, str]]) -> Container:
+        manifest = self.workload(component)
         spec = manifest["spec"]["template"]["spec"]
         main = spec["containers"][0]
         return Container(
-            deployment=deployment,
+            workload=manifest["metadata"]["name"],
             labels=dict(manifest["spec"]["template"]["metadata"].get("labels") or {}),
             replicas=int(manifest["spec"].get("replicas", 1)),
             command=[*(main.get("command") or []), *(main.get("args") or [])],

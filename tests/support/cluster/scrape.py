@@ -29,8 +29,10 @@ def job_name(endpoint: ScrapeEndpoint) -> str:
 
 
 class Prometheus:
-    def __init__(self, endpoints: list[ScrapeEndpoint], pod: Pod, folder: Path) -> None:
+    def __init__(self, endpoints: list[ScrapeEndpoint], pod: Pod, folder: Path, *,
+                 rules: list[dict] | None = None) -> None:
         self.endpoints, self.pod, self.folder = endpoints, pod, folder
+        self.rules = rules or []  # the PrometheusRules' groups, loaded as the Operator would
         folder.mkdir(parents=True, exist_ok=True)
         self.targets: dict[str, list[tuple[str, str]]] = {job_name(e): [] for e in endpoints}
         self.process: ServiceProcess | None = None
@@ -51,7 +53,9 @@ class Prometheus:
             if endpoint.bearer is not None:
                 job["authorization"] = {"type": "Bearer", "credentials": endpoint.bearer}
             jobs.append(job)
-        return {"global": {"scrape_interval": TEST_INTERVAL}, "scrape_configs": jobs}
+        rule_files = [str(self.folder / "rules.yml")] if self.rules else []
+        return {"global": {"scrape_interval": TEST_INTERVAL, "evaluation_interval": TEST_INTERVAL},
+                "rule_files": rule_files, "scrape_configs": jobs}
 
     def _targets_file(self, endpoint: ScrapeEndpoint) -> Path:
         return self.folder / f"targets-{endpoint.monitor}-{endpoint.index}.json"
@@ -73,6 +77,7 @@ class Prometheus:
             os.replace(path.with_suffix(".tmp"), path)  # Prometheus never reads half a file
 
     def start(self) -> Prometheus:
+        (self.folder / "rules.yml").write_text(yaml.safe_dump({"groups": self.rules}))
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(self._config()))
         argv = self.pod.command([prometheus_ensure(), f"--config.file={config}",
@@ -91,6 +96,9 @@ class Prometheus:
 
     def active_targets(self) -> list[dict]:
         return list(api_get(self.url, "/api/v1/targets", state="active")["activeTargets"])
+
+    def rule_groups(self) -> list[dict]:
+        return list(api_get(self.url, "/api/v1/rules")["groups"])
 
     def query(self, promql: str) -> list[dict]:
         return list(api_get(self.url, "/api/v1/query", query=promql)["result"])
