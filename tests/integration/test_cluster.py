@@ -189,6 +189,13 @@ def test_a_login_on_one_pod_is_honoured_by_the_other(cluster: Cluster, host: str
     assert stream_status(front, 443, {"Host": host}, tls=True) == 401  # and none without it
 
 
+def test_the_ingress_publishes_no_operations_endpoint(cluster: Cluster, host: str) -> None:
+    front = cluster.ingress.pod.address
+    for path in ("/metrics", "/status", "/readyz", "/healthz"):
+        assert request(front, 443, "GET", path, {"Host": host}, tls=True).status == 404, path
+    assert request(front, 443, "GET", "/asyncapi.yaml", {"Host": host}, tls=True).status == 200
+
+
 def scenario_args(cluster: Cluster, host: str) -> dict[str, Any]:
     """Browsers on the ingress with the admin's session, watchdog past two heartbeat intervals."""
     session = admin_login(cluster.ingress.pod.address, 443, host, tls=True)
