@@ -23,7 +23,7 @@ dev: install
 browser: install
 	$(BIN)/python -m tests.support.browser
 
-## nginx, docker-compose (apt-get) and kustomize (go install) for the deployment tests, when missing.
+## nginx, docker-compose (apt-get), helm (go install) and the CRD schemas (go mod download) for the deployment tests, when missing.
 ## Prometheus's server (go install, once per machine; slow the first time) for the cluster test.
 tools: install
 	$(BIN)/python -m tests.support.tools

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-shot preparation before web processes, consumers and producers start (compose's `init`
-# service; the Kubernetes init container): the database schema, the admin user when
+# service; the Helm chart's migration Job): the database schema, the admin user when
 # DJANGO_SUPERUSER_USERNAME is set (with DJANGO_SUPERUSER_PASSWORD and DJANGO_SUPERUSER_EMAIL,
 # which Django's createsuperuser reads itself), and the Kafka topics with KAFKA_TOPIC_PARTITIONS.
 # Safe to run again: an existing admin user is left as it is, existing topics too.

@@ -4,16 +4,19 @@
 - docker-compose: Debian's 1.29, which resolves a compose file (`config`) with no Docker engine;
 - PostgreSQL: Debian's `postgresql` (its server binaries under /usr/lib/postgresql/<major>/bin,
   not on PATH), for the tests that run a real PostgreSQL as a plain process (tests/support/postgres.py);
-- kustomize: built once from the Go module proxy (`go install`) into the same per-machine cache
-  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR).
+- the Prometheus Operator's and the Gateway API's CRDs: their Go modules, downloaded once per
+  machine into Go's module cache;
+- helm: built once from the Go module proxy (`go install`) into the same per-machine cache
+  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests.
 
 `make test` runs this module first (`python -m tests.support.tools`), outside any test's timeout:
-the first kustomize build takes a few minutes; after that every call returns at once.
+the first helm build takes a few minutes; after that every call returns at once.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import shutil
@@ -26,9 +29,20 @@ from tests.support.browser import apt_get
 
 logger = logging.getLogger(__name__)
 
-KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
-# The newest release that builds with the machines' Go 1.26 (v5.8.3 needs Go 1.27).
-KUSTOMIZE_VERSION = "v5.8.2"
+HELM_MODULE = "helm.sh/helm/v4/cmd/helm"
+# Helm 4's newest release whose module builds with the machines' Go 1.26.
+HELM_VERSION = "v4.3.2"
+
+NO_GO = "Go is needed once per machine to build {tool}: install Go 1.26 or newer"
+
+# The CRDs the chart renders objects of, as their projects publish them in their Go modules
+# (downloaded, not built, into Go's module cache): their schemas validate ServiceMonitor,
+# PrometheusRule and HTTPRoute (tests/support/crds.py).
+CRD_MODULES = {
+    "monitoring.coreos.com": ("github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+                              "example/prometheus-operator-crd"),
+    "gateway.networking.k8s.io": ("sigs.k8s.io/gateway-api", "v1.6.3", "config/crd/standard"),
+}
 
 NOT_ROOT = "{what} is missing and we are not root, so it cannot be installed for you: run `{command}`"
 
@@ -90,34 +104,50 @@ def postgres_ensure() -> Path:
     return bindir
 
 
-def kustomize_ensure() -> str:
-    """kustomize from the cache, built there with `go install` on first use."""
-    home = cache_dir() / f"kustomize-{KUSTOMIZE_VERSION}"
-    binary = home / "kustomize"
+def helm_ensure() -> str:
+    """helm from the cache, built there with `go install` on first use."""
+    home = cache_dir() / f"helm-{HELM_VERSION}"
+    binary = home / "helm"
     if binary.exists():
         return str(binary)
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise RuntimeError("Go is needed once per machine to build kustomize: install Go 1.22 or newer")
+    go = _go_binary("helm")
     home.mkdir(parents=True, exist_ok=True)
     with file_lock(home / ".lock"):
         if not binary.exists():
-            _kustomize_build(go, home, binary)
+            _go_install(go, f"{HELM_MODULE}@{HELM_VERSION}", "helm", binary)
     return str(binary)
 
 
-def _kustomize_build(go: str, home: Path, binary: Path) -> None:
-    logger.warning("building kustomize %s with go install into %s (once per machine)",
-                   KUSTOMIZE_VERSION, home)
-    with tempfile.TemporaryDirectory(dir=home) as staging:
-        env = {**os.environ, "GOBIN": staging, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+def crd_dir(group: str) -> Path:
+    """The folder of `group`'s CRD files in its Go module, downloaded once per machine."""
+    module, version, folder = CRD_MODULES[group]
+    go = _go_binary("the CRD schemas")
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+    done = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], env=env,
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        output = done.stdout[-1000:] + done.stderr[-1000:]
+        raise RuntimeError(f"go mod download {module}@{version} failed:\n{output}")
+    return Path(json.loads(done.stdout)["Dir"]) / folder
+
+
+def _go_binary(tool: str) -> str:
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise RuntimeError(NO_GO.format(tool=tool))
+    return go
+
+
+def _go_install(go: str, module: str, name: str, binary: Path) -> None:
+    logger.warning("building %s with go install into %s (once per machine)", module, binary.parent)
+    with tempfile.TemporaryDirectory(dir=binary.parent) as staging:
+        env = {**os.environ, "GOBIN": staging, "GOFLAGS": "-mod=mod -buildvcs=false", "GOTOOLCHAIN": "local"}
         done = subprocess.run(
-            [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
-            env=env, capture_output=True, text=True, check=False, timeout=1500,
+            [go, "install", module], env=env, capture_output=True, text=True, check=False, timeout=1500,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"go install of kustomize failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        os.replace(Path(staging) / "kustomize", binary)  # atomic: never half a binary in the cache
+            raise RuntimeError(f"go install of {module} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        os.replace(Path(staging) / name, binary)  # atomic: never half a binary in the cache
 
 
 if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
@@ -125,4 +155,6 @@ if __name__ == "__main__":  # `make test` runs this first, outside any test's ti
     print(f"nginx: {nginx_ensure()}")
     print(f"docker-compose: {docker_compose_ensure()}")
     print(f"postgresql: {postgres_ensure()}")
-    print(f"kustomize: {kustomize_ensure()}")
+    print(f"helm: {helm_ensure()}")
+    for group in CRD_MODULES:
+        print(f"{group} CRDs: {crd_dir(group)}")
