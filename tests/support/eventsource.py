@@ -63,6 +63,8 @@ class BrowserClient:
         self.statuses: Counter[int] = Counter()
         self.farewells: Counter[str] = Counter()
         self.heartbeats = 0
+        self.silences: list[float] = []  # seconds between two reads of a stream that went on
+        self._last_read = 0.0
         self._connection: SseConnection | None = None
 
     @property
@@ -130,6 +132,9 @@ class BrowserClient:
 
     def _take(self, connection: SseConnection, data: bytes) -> None:
         now = time.monotonic()
+        if self._last_read and connection.raw_body:
+            self.silences.append(now - self._last_read)
+        self._last_read = now
         self.heartbeats += data.count(HEARTBEAT)
         for event in connection.feed(data):
             self._event(event, now)
