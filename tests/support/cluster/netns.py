@@ -8,9 +8,11 @@ veths are recognised by the next run (its pid is gone) and removed. Needs root (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 
@@ -55,6 +57,10 @@ def stale_remove() -> list[str]:
     for name in ip("netns", "list").stdout.split():
         match = NAME.match(name)
         if match and not _pid_alive(int(match.group(1))):
+            # A crashed run's pods outlive it (own sessions) and would keep the namespace alive.
+            for pid in ip("netns", "pids", name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
             ip("netns", "delete", name, check=False)
             removed.append(name)
     for line in ip("-o", "link", "show").stdout.splitlines():
