@@ -340,6 +340,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Streams' session lookups share one thread: a database that does not answer must hold it for
     # seconds, not for the kernel's TCP timeout. A URL's own `?connect_timeout=` wins.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# Sessions in the database every web process shares (Django's default, stated): a logout
+# deletes the row, so the session ends everywhere at once, and a stream's session can be looked
+# up again to end it on logout. Signed cookies would need no lookup but cannot be revoked
+# before they expire.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

@@ -150,8 +150,9 @@ class BenchStack:
                    timeout=READY_TIMEOUT, what=f"{process.name} /healthz")
         if not process.is_running():
             raise RuntimeError(f"{process.name} exited:\n{process.log_text()[-3000:]}")
-        wait_until(lambda: self.stopped or http_status_or_none(port, "/readyz") == 200,
-                   timeout=READY_TIMEOUT, what=f"/readyz 200 (consumer heartbeat reached {process.name})")
+        # /status, not /readyz: everything upstream too (a consumer heartbeat reached this process).
+        wait_until(lambda: self.stopped or http_status_or_none(port, "/status") == 200,
+                   timeout=READY_TIMEOUT, what=f"/status 200 (consumer heartbeat reached {process.name})")
 
     async def nginx_start(self, *, tls: bool, connections: int) -> Nginx:
         """nginx with docker/nginx.conf in front of the running web processes (see scripts/nginx.py)."""

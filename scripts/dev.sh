@@ -61,6 +61,7 @@ ${web_line}
     stream     http://localhost:${PORT}/crm-events     (curl -N http://localhost:${PORT}/crm-events)
     info       http://localhost:${PORT}/
     health     http://localhost:${PORT}/healthz   ready: http://localhost:${PORT}/readyz
+    status     http://localhost:${PORT}/status    (this process and everything upstream: consumer, Kafka, Redis)
     admin      http://localhost:${PORT}/admin/
     viewer     http://localhost:${PORT}/admin/live-events/   (no login under make dev; VIEWER_PUBLIC=false asks for staff)
     smoke      make smoke   (in another terminal)

@@ -24,7 +24,7 @@ and skipped (`crm_events.fanout.foreign`), and the records it skipped come back
 by the usual repair when the next record or consumer heartbeat shows the hole. An
 event that cannot be encoded is skipped the same way; a subscriber that fails is
 sent away alone. Any other error ends the receive loop, which is restarted by its
-supervisor (`_receive_supervised`) after logging it; `/readyz` names that state.
+supervisor (`_receive_supervised`) after logging it; `/readyz` and `/status` name that state.
 
 Writing to clients is self-clocked: after a batch the hub writes at once, unless
 its previous write round ended less than that round's own duration ago; then it

@@ -3,7 +3,7 @@
 With `CANARY_INTERVAL` > 0, `consume_events` produces one canary every interval
 into the first topic: value `{"type": "aetherlink.canary", ...}` and header
 `aetherlink-canary: 1`. It travels Kafka -> consume_events -> channel layer -> each
-web process, whose `HubObserver` notes when it arrived; `/readyz` fails when none
+web process, whose `HubObserver` notes when it arrived; `/status` fails when none
 arrived within `CANARY_MAX_AGE`. Streams hide canaries unless asked (`is_canary`).
 """
 

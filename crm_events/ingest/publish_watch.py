@@ -4,7 +4,7 @@ The consumer's heartbeats still get through while Redis refuses the larger recor
 messages, so a heartbeat alone does not prove that records flow. The watch measures, while
 a poll's records wait to be published, the time since the layer last accepted a records
 message (or since they started waiting); past `threshold` seconds publishing is stalled,
-and the heartbeat says so (`stalled`: how long, and the last reason), so `/readyz` of every
+and the heartbeat says so (`stalled`: how long, and the last reason), so `/status` of every
 web process can say it. An idle consumer (nothing to publish) is never stalled.
 """
 

@@ -43,7 +43,7 @@ COMMAND_ERROR_CODES = frozenset({"ERR"})
 @dataclass(frozen=True, slots=True)
 class LayerFailure:
     kind: str
-    reason: str  # for logs, /readyz and a reference item: the error's type and text
+    reason: str  # for logs, /status and a reference item: the error's type and text
 
 
 def layer_failure_classify(error: BaseException) -> LayerFailure | None:

@@ -130,8 +130,8 @@ def test_every_app_service_shares_one_postgresql_with_a_volume(config, tmp_path)
     assert "postgres-data" in config["volumes"] and "ports" not in postgres
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     owner = postgres["environment"]
-    assert COMPOSE_DATABASE == (f"postgres://{owner['POSTGRES_USER']}:{owner['POSTGRES_PASSWORD']}"
-                                f"@postgres:5432/{owner['POSTGRES_DB']}")
+    assert (f"postgres://{owner['POSTGRES_USER']}:{owner['POSTGRES_PASSWORD']}"
+                                f"@postgres:5432/{owner['POSTGRES_DB']}") == COMPOSE_DATABASE
     for name in APP_SERVICES:
         assert services[name]["environment"]["DATABASE_URL"] == COMPOSE_DATABASE, name
     for name in ("init", "web-1", "web-2", "consumer"):

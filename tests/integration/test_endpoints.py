@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from crm_events.ops.process_checks import AT_CAPACITY
 from crm_events.ops.readiness import HUB_JOINING
 from scripts.servers import KafkaServer, free_port
-from tests.support.processes import http_get, wait_until
+from tests.support.processes import async_wait_until, http_get, wait_until
+from tests.support.sse_client import SseConnection
 
 READY = {"hub": "ok", "shutdown": "ok", "capacity": "ok"}
 
@@ -103,3 +105,19 @@ def test_kafka_down_at_start_then_the_broker_comes(stack, tmp_path):
     finally:
         stack.stop_all()
         broker.stop()
+
+
+async def test_readyz_fails_while_the_process_is_at_capacity(stack):
+    stack.env["SSE_MAX_STREAMS"] = "2"
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    streams = [await SseConnection.open("127.0.0.1", port, "/crm-events") for _ in range(2)]
+    for stream in streams:
+        await stream.events_until(lambda events: any('"kind":"connected"' in e.data for e in events), 15)
+    status, body = http_get(port, "/readyz")
+    assert (status, body["checks"]["capacity"]) == (503, AT_CAPACITY.format(streams=2, limit=2))
+    streams.pop().close()
+    await async_wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=15, what="room again")
+    assert http_get(port, "/readyz")[1] == {"ok": True, "checks": READY, "streams": 1}
+    streams.pop().close()

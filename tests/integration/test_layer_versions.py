@@ -51,7 +51,7 @@ def domain(connection: SseConnection) -> list[dict]:
     return [e.json() for e in connection.parser.events if e.data and '"domain_event"' in e.data]
 
 
-async def deliveries_check(stack, kafka, topic: str, port: int) -> None:
+async def deliveries_check(stack, kafka, topic: str, port: int, *, ready_path: str = "/status") -> None:
     live = await SseConnection.open("127.0.0.1", port, "/crm-events")
     await live.events_until(lambda events: any('"connected"' in (e.data or "") for e in events), timeout=20)
     values = [json.dumps({"type": "deal.won", "seq": i}).encode() for i in range(9)]
@@ -62,7 +62,7 @@ async def deliveries_check(stack, kafka, topic: str, port: int) -> None:
     for connection in (live, replaying):
         assert sorted(e["value"]["seq"] for e in domain(connection)) == list(range(9))
         connection.close()
-    stack.wait_ready(port, timeout=30)
+    stack.wait_ready(port, timeout=30, path=ready_path)
 
 
 async def layer_message(env: dict[str, str]) -> dict:
@@ -96,5 +96,5 @@ async def test_this_consumer_feeds_a_web_process_of_the_previous_release(
     stack.wait_ready(port, path="/readyz")
     assert http_get(port, "/status")[0] == 404, "really the previous release's web process"
     assert (await layer_message(stack.env))["v"] == broadcast.MESSAGE_VERSION
-    await deliveries_check(stack, kafka, topic, port)
+    await deliveries_check(stack, kafka, topic, port, ready_path="/readyz")
     assert old_daphne.is_running() and "Traceback" not in old_daphne.log_text()

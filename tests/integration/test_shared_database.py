@@ -1,7 +1,7 @@
 """A stateless web tier on PostgreSQL: two web processes share one database, so a login on one
 is honoured by the other (the admin and the stream, by the session cookie), a user created
-through one is there for the other, and an open stream holds no database connection however
-long it lives (pg_stat_activity counts them)."""
+through one is there for the other, a logout on one ends the session on both, and an open
+stream holds no database connection however long it lives (pg_stat_activity counts them)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ def login(port: int, username: str, password: str) -> str:
 def admin_get(port: int, path: str, session: str | None) -> httpx.Response:
     headers = {"Cookie": f"sessionid={session}"} if session else {}
     return httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=30)
+
+
+def logout(port: int, session: str) -> None:
+    """The admin's logout (a POST with the CSRF token of a page it served)."""
+    page = admin_get(port, "/admin/", session)
+    csrf = page.cookies["csrftoken"]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = httpx.post(f"http://127.0.0.1:{port}/admin/logout/", data={"csrfmiddlewaretoken": token},
+                        headers={"Cookie": f"sessionid={session}; csrftoken={csrf}",
+                                 "Origin": f"http://127.0.0.1:{port}"}, timeout=30)
+    assert answer.status_code == 200, answer.text[:2000]
 
 
 def user_add(port: int, session: str, username: str) -> None:
@@ -131,3 +142,10 @@ async def test_two_web_processes_on_one_postgresql_share_logins_and_users(stack,
     for connection in more:
         connection.close()
     wait_until(lambda: postgres.backends(database) == 0, timeout=5, what="no connection left")
+
+    # Database sessions are revocable: a logout on B ends the session on A at once.
+    logout(b, session)
+    assert admin_get(a, "/admin/", session).status_code == 302
+    refused = await SseConnection.open("127.0.0.1", a, "/crm-events", {"Cookie": f"sessionid={session}"})
+    assert refused.status == 401
+    refused.close()
