@@ -209,6 +209,29 @@ def test_the_packaged_chart_carries_the_alert_rules_themselves(tmp_path: Path):
         assert member.read() == (ALERTS / "alerts.yml").read_bytes()
 
 
+@pytest.mark.parametrize("assignment, complaint", [
+    ("ingress.hosts={crm-events.example.com,other.example.com}", "ingress.hosts: other.example.com is not"),
+    ("httpRoute.hostnames={elsewhere.example.org}", "httpRoute.hostnames: elsewhere.example.org is not"),
+])
+def test_a_published_host_the_web_pods_would_refuse_is_refused(assignment, complaint):
+    done = chart_template(EXAMPLES["everything"], sets=(assignment,))
+    assert done.returncode != 0
+    refusal = f"{complaint} in config.DJANGO_ALLOWED_HOSTS, so the web pods would answer it with 400"
+    assert refusal in done.stderr
+    # Django's ".domain" form admits the domain and its subdomains.
+    assert chart_template(EXAMPLES["everything"], sets=("httpRoute.hostnames={a.events.example.com}",)
+                          ).returncode == 0
+
+
+def test_a_grace_period_too_short_for_the_goodbye_is_refused():
+    done = chart_template(EXAMPLES["minimal"], sets=("config.SSE_SHUTDOWN_GRACE=15.5",))
+    assert done.returncode != 0
+    assert ("web.terminationGracePeriodSeconds (20) must exceed web.preStopSleepSeconds plus "
+            "SSE_SHUTDOWN_GRACE (21)") in done.stderr
+    longer = ("config.SSE_SHUTDOWN_GRACE=15.5", "web.terminationGracePeriodSeconds=22")
+    assert chart_template(EXAMPLES["minimal"], sets=longer).returncode == 0
+
+
 def test_never_more_consumers_than_partitions():
     done = chart_template(EXAMPLES["minimal"], sets=("consumer.replicas=4",))
     assert done.returncode != 0

@@ -15,6 +15,7 @@ the first helm build takes a few minutes; after that every call returns at once.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import logging
@@ -118,6 +119,7 @@ def helm_ensure() -> str:
     return str(binary)
 
 
+@functools.cache
 def crd_dir(group: str) -> Path:
     """The folder of `group`'s CRD files in its Go module, downloaded once per machine."""
     module, version, folder = CRD_MODULES[group]

@@ -187,3 +187,22 @@ volumes:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* Refuse a published host that config.DJANGO_ALLOWED_HOSTS would answer with 400: include with
+     (dict "root" $ "hosts" <list> "where" "ingress.hosts"). Django's forms: exact, ".suffix", "*". */}}
+{{- define "crm-events.checkHosts" -}}
+{{- $allowed := splitList "," (.root.Values.config.DJANGO_ALLOWED_HOSTS | default "") -}}
+{{- range .hosts }}
+{{- $host := . -}}
+{{- $ok := false -}}
+{{- range $allowed }}
+{{- $pattern := trim . -}}
+{{- if or (eq $pattern "*") (eq $pattern $host) (and (hasPrefix "." $pattern) (or (hasSuffix $pattern $host) (eq (trimPrefix "." $pattern) $host))) -}}
+{{- $ok = true -}}
+{{- end -}}
+{{- end }}
+{{- if not $ok }}
+{{- fail (printf "%s: %s is not in config.DJANGO_ALLOWED_HOSTS, so the web pods would answer it with 400" $.where $host) }}
+{{- end }}
+{{- end }}
+{{- end -}}
