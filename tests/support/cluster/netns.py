@@ -75,8 +75,19 @@ def stale_remove() -> list[str]:
 
 
 def subnet_for(pid: int) -> str:
-    """A /24 in 10.0.0.0/8 for this run: distinct for concurrent runs on one machine."""
+    """A /24 in 10.0.0.0/8 for this run, from its pid: distinct for concurrent runs on one machine
+    (but for pids 12,800 apart, which `subnet_free` steps past)."""
     return f"10.{200 + pid % 50}.{(pid // 50) % 256}"
+
+
+def subnet_free(pid: int) -> str:
+    """This run's /24, or the next one no address of this machine is in."""
+    taken = ip("-o", "-4", "addr", "show").stdout
+    for step in range(50 * 256):
+        subnet = subnet_for(pid + step * 50)
+        if f" {subnet}." not in taken:
+            return subnet
+    raise RuntimeError("no free /24 in 10.200.0.0/10 for the pod network")
 
 
 @dataclass
@@ -101,7 +112,7 @@ class PodNetwork:
     _next_host: int = 10
 
     def __post_init__(self) -> None:
-        self.subnet = subnet_for(os.getpid())
+        self.subnet = subnet_free(os.getpid())
         self.gateway = f"{self.subnet}.1"
         self.bridge = f"{self.run}br"
 

@@ -1,4 +1,4 @@
-"""The cluster test's reading of rendered manifests and its ingress-nginx configuration."""
+"""The cluster test's reading of rendered manifests, its ingress-nginx configuration and its pod network."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import netns
 from tests.support.cluster.ingress import UNPLAYED, Ingress
 from tests.support.cluster.manifests import Rendered
 from tests.support.cluster.netns import Pod
@@ -136,3 +137,14 @@ def test_an_annotation_the_harness_does_not_play_is_an_error_not_a_silent_differ
     with pytest.raises(ValueError) as refused:
         Ingress(ingress, Pod("ingress", "10.9.9.9", "ns"), tmp_path, tmp_path / "tls")
     assert str(refused.value) == UNPLAYED.format(name="limit-rps")
+
+
+def test_without_root_the_cluster_test_says_why_it_cannot_make_pods(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.netns_unavailable() == netns.NOT_ROOT
+
+
+def test_concurrent_runs_get_distinct_pod_networks_inside_10_0_0_0_8() -> None:
+    subnets = {netns.subnet_for(pid) for pid in range(1, 12_500)}
+    assert len(subnets) == 12_499 and all(s.startswith("10.") for s in subnets)
+    assert {netns.NAME.match(f"{netns.PREFIX}{pid}v10").group(1) for pid in (7, 4194304)} == {"7", "4194304"}
