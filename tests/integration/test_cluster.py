@@ -221,11 +221,15 @@ def test_rolling_restart_while_browsers_stream(cluster: Cluster, host: str, caps
     async def rollout(production: Production, clients: list[BrowserClient]) -> tuple[float, dict[str, Any]]:
         await production.wait_sent(200)
         started = time.monotonic()
+        silences_from = {client.name: len(client.silences) for client in clients}
         ended = await asyncio.to_thread(cluster.rollout)
         healed_at = time.monotonic()
+        # The longest a browser went without a byte while the pods were replaced (its reconnection
+        # and `retry:` wait included): its time to recover.
+        longest = max(max(c.silences[silences_from[c.name]:], default=0.0) for c in clients)
         return healed_at, {"rollout_s": round(healed_at - started, 1),
                            "termination_s": [round(e.seconds, 1) for e in ended],
-                           "killed": sum(e.killed for e in ended)}
+                           "killed": sum(e.killed for e in ended), "longest_silence_s": round(longest, 1)}
 
     figures = asyncio.run(scenario_run("cluster-rolling-restart", fault=rollout, capsys=capsys,
                                        timeout=300, **scenario_args(cluster, host)))

@@ -63,7 +63,7 @@ class BrowserClient:
         self.statuses: Counter[int] = Counter()
         self.farewells: Counter[str] = Counter()
         self.heartbeats = 0
-        self.silences: list[float] = []  # seconds between two reads of a stream that went on
+        self.silences: list[float] = []  # seconds between two reads (a reconnection's wait included)
         self._last_read = 0.0
         self._connection: SseConnection | None = None
 
@@ -132,7 +132,7 @@ class BrowserClient:
 
     def _take(self, connection: SseConnection, data: bytes) -> None:
         now = time.monotonic()
-        if self._last_read and connection.raw_body:
+        if self._last_read:
             self.silences.append(now - self._last_read)
         self._last_read = now
         self.heartbeats += data.count(HEARTBEAT)
