@@ -26,8 +26,10 @@ browser: install
 	$(BIN)/python -m tests.support.browser
 
 ## nginx, docker-compose (apt-get), helm (go install) and the CRD schemas (go mod download) for the deployment tests, when missing.
+## Prometheus's server (go install, once per machine; slow the first time) for the cluster test.
 tools: install
 	$(BIN)/python -m tests.support.tools
+	$(BIN)/python -m tests.support.prometheus_server
 
 ## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
 node: install

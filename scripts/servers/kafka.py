@@ -35,6 +35,9 @@ class KafkaServer(ProcessBacked):
     port: int
     controller_port: int
     data_dir: Path
+    # Where clients reach it: another address of this machine (a bridge's, for pods in network
+    # namespaces) makes the broker listen and advertise there instead of on loopback.
+    host: str = LOOPBACK
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,10 +46,10 @@ class KafkaServer(ProcessBacked):
 
     @property
     def bootstrap(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def ready(self) -> bool:
-        return kafka_metadata_ok(self.port)
+        return kafka_metadata_ok(self.port, host=self.host)
 
     def start(self, timeout: float = 120) -> None:
         """Start the broker unless it already runs; return once it answers a metadata request."""
@@ -115,8 +118,8 @@ class KafkaServer(ProcessBacked):
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"{LOOPBACK}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{LOOPBACK}:{self.port},CONTROLLER://{LOOPBACK}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{self.port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{LOOPBACK}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
