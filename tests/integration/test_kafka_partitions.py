@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
@@ -40,6 +41,7 @@ async def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
     return admin
 
 
+@pytest.mark.kafka_oldest
 async def test_partitions_added_while_streams_are_open_reach_open_new_and_resumed_streams(
     stack, kafka, topic
 ):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -108,6 +109,7 @@ def domain(connection: SseConnection) -> list[dict]:
     return [e.json() for e in connection.parser.events if e.data and '"domain_event"' in e.data]
 
 
+@pytest.mark.kafka_oldest
 async def test_replay_from_earliest_then_live(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()
@@ -121,6 +123,7 @@ async def test_replay_from_earliest_then_live(stack, kafka, topic):
     assert_exact(domain(connection), set(before) | set(after))
 
 
+@pytest.mark.kafka_oldest
 async def test_since_starts_at_the_first_event_at_or_after_the_time(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()
@@ -166,6 +169,7 @@ async def test_resume_with_last_event_id_header_or_query_gets_exactly_the_rest(s
         assert_exact(got_first + domain(resumed), set(first) | set(rest))
 
 
+@pytest.mark.kafka_oldest
 async def test_a_token_older_than_retention_gets_a_gap_then_the_retained_events(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()
