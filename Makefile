@@ -16,8 +16,9 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 install: $(BIN)/.installed
 
 ## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them), the consumer and demo events; Ctrl-C stops them.
+## make dev KAFKA_VERSION=3.9.1 runs that Kafka release instead of the newest (README "Which Kafka").
 dev: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" bash scripts/dev.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" KAFKA_VERSION="$(KAFKA_VERSION)" bash scripts/dev.sh
 
 ## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
 browser: install

@@ -27,6 +27,11 @@ POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 10.0
 
 MVN_MISSING = "Maven (mvn) is needed once per machine to fetch the Kafka jars: apt-get install -y maven"
+KAFKA_DATA_OF_ANOTHER_VERSION = (
+    "{data_dir} holds the data of a Kafka {found} broker, which is started only with that release, "
+    "not {wanted} (an older broker cannot read a newer one's data): ask for Kafka {found}, "
+    "use another state dir, or remove this one"
+)
 JAVA_MISSING = "Java 17 or newer is needed to run Kafka: apt-get install -y openjdk-17-jre-headless"
 REDIS_MISSING = (
     "redis-server is not installed and we are not root, so it cannot be installed for you: "
