@@ -107,6 +107,7 @@ async def topic_recreate(bootstrap: str, topic: str, partitions: int) -> None:
         await admin.close()
 
 
+@pytest.mark.kafka_oldest
 async def test_a_resume_id_from_before_the_topic_was_recreated_gets_a_reset_gap_then_the_new_records(
     stack, kafka, topic
 ):
