@@ -141,6 +141,29 @@ async def test_since_starts_at_the_first_event_at_or_after_the_time(stack, kafka
     assert_exact(domain(connection), set(positions[10:]))
 
 
+@pytest.mark.kafka_oldest
+async def test_offset_starts_its_partitions_there_and_the_others_where_from_says(stack, kafka, topic):
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    # `from=latest` (the default, for partition 0) is the hub's live edge: a stream that starts
+    # there and then gets all 12 got them from the hub, so the hub has passed them all.
+    watcher = await SseConnection.open("127.0.0.1", port, "/crm-events")
+    await watcher.events_until(lambda e: any('"connected"' in x.data for x in e), 10)
+    before = await produce(kafka.bootstrap, topic, typed_values(12), partitions=[i % 3 for i in range(12)])
+    await watcher.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 12, 30)
+    watcher.close()
+    chosen = {(1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)}  # 4 records per partition: offsets 0..3
+    assert chosen < set(before)
+    connection = await SseConnection.open("127.0.0.1", port, f"/crm-events?offset=1:2&offset={topic}/2:0")
+    assert connection.status == 200
+    await connection.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 6, 30)
+    after = await produce(kafka.bootstrap, topic, typed_values(3, 12), partitions=[0, 1, 2])
+    await connection.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 9, 30)
+    connection.close()
+    assert_exact(domain(connection), chosen | set(after))
+
+
 async def produce_at(bootstrap, topic, value, *, partition, timestamp_ms):
     from aiokafka import AIOKafkaProducer
 
