@@ -18,15 +18,17 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 install: $(BIN)/.installed
 
 ## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them, WEB_WORKERS each), the consumer and demo events; Ctrl-C stops them.
+## make dev KAFKA_VERSION=3.9.1 runs that Kafka release instead of the newest (README "Which Kafka").
 dev: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" WEB_WORKERS="$(WEB_WORKERS)" bash scripts/dev.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" WEB_WORKERS="$(WEB_WORKERS)" KAFKA_VERSION="$(KAFKA_VERSION)" bash scripts/dev.sh
 
 ## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
 browser: install
 	$(BIN)/python -m tests.support.browser
 
-## nginx, docker-compose (apt-get), helm (go install) and the CRD schemas (go mod download) for the deployment tests, when missing.
-## Prometheus's server (go install, once per machine; slow the first time) for the cluster test.
+## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download) and the jars of both
+## Kafka versions the tests run (mvn), when missing; Prometheus's server (go install, once per machine;
+## slow the first time) for the cluster test.
 tools: install
 	$(BIN)/python -m tests.support.tools
 	$(BIN)/python -m tests.support.prometheus_server

@@ -20,7 +20,10 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 DEMO_RATE="${DEMO_RATE:-2}"
-STATE_DIR="${DEV_STATE_DIR:-.local/dev}"
+# Another Kafka release (make dev KAFKA_VERSION=3.9.1) gets a state dir of its own: an older broker
+# cannot read a newer one's data, and scripts.servers refuses to try.
+KAFKA_VERSION="${KAFKA_VERSION:-}"
+STATE_DIR="${DEV_STATE_DIR:-.local/dev${KAFKA_VERSION:+-kafka-$KAFKA_VERSION}}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
 
@@ -35,7 +38,8 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 python -m scripts.servers up --state-dir "$STATE_DIR" \
-  --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT"
+  --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT" \
+  ${KAFKA_VERSION:+--kafka-version "$KAFKA_VERSION"}
 python manage.py migrate --noinput -v 0
 
 mkdir -p "$STATE_DIR/logs"

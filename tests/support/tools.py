@@ -7,7 +7,9 @@
 - the Prometheus Operator's and the Gateway API's CRDs: their Go modules, downloaded once per
   machine into Go's module cache;
 - helm: built once from the Go module proxy (`go install`) into the same per-machine cache
-  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests.
+  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests;
+- the Kafka jars themselves, of both versions the tests run (KAFKA_VERSION, KAFKA_OLDEST_VERSION),
+  fetched with Maven (scripts/servers/kafka_jars.py), so no test's timeout pays for the download.
 
 `make test` runs this module first (`python -m tests.support.tools`), outside any test's timeout:
 the first helm build takes a few minutes; after that every call returns at once.
@@ -25,7 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.servers import cache_dir, file_lock
+from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, cache_dir, file_lock, kafka_jars_dir
 from tests.support.browser import apt_get
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,8 @@ def _go_install(go: str, module: str, name: str, binary: Path) -> None:
 
 if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for version in (KAFKA_VERSION, KAFKA_OLDEST_VERSION):
+        print(f"kafka {version}: {kafka_jars_dir(version)}")
     print(f"nginx: {nginx_ensure()}")
     print(f"docker-compose: {docker_compose_ensure()}")
     print(f"postgresql: {postgres_ensure()}")
