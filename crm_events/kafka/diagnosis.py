@@ -16,13 +16,16 @@ import datetime
 import ssl
 from pathlib import Path
 
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection, create_conn
 from aiokafka.errors import (
     IllegalSaslStateError,
     KafkaConnectionError,
+    NodeNotReadyError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
+    for_code,
 )
+from aiokafka.protocol.admin import SaslAuthenticateRequest, SaslHandShakeRequest
 from cryptography import x509
 
 from crm_events.config import KafkaConfig, KafkaSecurity
@@ -32,6 +35,7 @@ from crm_events.kafka.tokens import TokenError
 CREDENTIALS_REFUSED = "Kafka refused the credentials ({security}): {detail}"
 MECHANISM_REFUSED = "Kafka does not accept the SASL mechanism ({security}): {detail}"
 TOKEN_FAILED = "no OAUTHBEARER token ({security}): {detail}"
+TOKEN_REFUSED_BY_KAFKA = "Kafka refused the OAUTHBEARER token ({security}): {detail}"
 SERVER_CERT_UNTRUSTED = "Kafka's TLS certificate is not trusted (KAFKA_SSL_CAFILE): {detail}"
 CLIENT_CERT_REFUSED = "Kafka refused our client certificate (KAFKA_SSL_CERTFILE): {detail}"
 CLIENT_CERT_MISSING = "Kafka requires a client certificate and KAFKA_SSL_CERTFILE is not set: {detail}"
@@ -111,16 +115,46 @@ async def connection_probe(config: KafkaConfig) -> str | None:
         host, _, port = broker.rpartition(":")
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
-                connection = await create_conn(
-                    host.strip("[]"), int(port), request_timeout_ms=int(PROBE_TIMEOUT * 1000), **options
-                )
-            connection.close()
-            return None  # one broker lets us in: whatever failed was not our credentials
+                return await _broker_probe(host.strip("[]"), int(port), options, config.security)
         except Exception as error:  # noqa: BLE001 - any failure: named if it is a refusal
             named = cause_name(error, config.security)
         if named is not None:
             return named
     return None
+
+
+async def _broker_probe(host: str, port: int, options: dict, security: KafkaSecurity) -> str | None:
+    if options.get("sasl_mechanism") == "OAUTHBEARER":
+        return await _oauthbearer_probe(host, port, options, security)
+    connection = await create_conn(host, port, request_timeout_ms=int(PROBE_TIMEOUT * 1000), **options)
+    connection.close()
+    return None  # this broker lets us in: whatever failed was not our credentials
+
+
+async def _oauthbearer_probe(host: str, port: int, options: dict, security: KafkaSecurity) -> str | None:
+    """OAUTHBEARER by hand: a broker that refuses a token answers with an error challenge
+    (RFC 7628 3.2.2: `{"status":"invalid_token",...}`), which aiokafka takes for success; its
+    next request then fails as `No broker metadata` / NodeNotReadyError, naming nothing."""
+    plain = {key: value for key, value in options.items() if not key.startswith("sasl_")}
+    plain["security_protocol"] = "SSL" if security.uses_ssl else "PLAINTEXT"
+    connection: AIOKafkaConnection = await create_conn(
+        host, port, request_timeout_ms=int(PROBE_TIMEOUT * 1000), **plain,
+    )
+    try:
+        handshake = await connection.send(SaslHandShakeRequest("OAUTHBEARER"))
+        if handshake.error_code:
+            raise for_code(handshake.error_code)(f"enabled: {handshake.enabled_mechanisms}")
+        token = await options["sasl_oauth_token_provider"].token()
+        request = f"n,,\x01auth=Bearer {token}\x01\x01"  # RFC 7628's client first message
+        answer = await connection.send(SaslAuthenticateRequest(request.encode()))
+        if answer.error_code:
+            raise for_code(answer.error_code)(answer.error_message)
+        if answer.sasl_auth_bytes:
+            detail = answer.sasl_auth_bytes.decode("utf-8", "replace")
+            return TOKEN_REFUSED_BY_KAFKA.format(security=security.describe(), detail=detail)
+        return None
+    finally:
+        connection.close()
 
 
 async def failure_explain(config: KafkaConfig, error: BaseException) -> str | None:
@@ -129,6 +163,8 @@ async def failure_explain(config: KafkaConfig, error: BaseException) -> str | No
     named = cause_name(error, config.security)
     if named is not None:
         return named
-    if not isinstance(error, KafkaConnectionError):
+    # The two ways a refusal reaches a client's start: no broker let it in, or one seemed to
+    # and then answered nothing (a refused OAUTHBEARER token, see _oauthbearer_probe).
+    if not isinstance(error, KafkaConnectionError | NodeNotReadyError):
         return None
     return await connection_probe(config)

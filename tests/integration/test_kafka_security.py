@@ -28,7 +28,7 @@ from scripts.servers import RedisServer, free_port
 from tests.integration.conftest import Stack, json_values, produce, topic_create
 from tests.support.certificates import ClientCertificate, TestAuthority
 from tests.support.processes import http_get, service_env, wait_until
-from tests.support.secured_kafka import SecuredKafkaServer
+from tests.support.secured_kafka import OAUTH_SCOPE, SecuredKafkaServer
 from tests.support.sse_client import SseConnection
 from tests.support.token_endpoint import TokenEndpoint
 
@@ -54,8 +54,7 @@ class Secured:
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     directory = tmp_path_factory.mktemp("secured-kafka")
     authority = TestAuthority(directory / "tls")
-    tokens = TokenEndpoint({"svc": CLIENT_SECRET, "stale": CLIENT_SECRET}, lifetime=TOKEN_LIFETIME,
-                           expired=frozenset({"stale"})).start()
+    tokens = TokenEndpoint({"svc": CLIENT_SECRET}, lifetime=TOKEN_LIFETIME).start()
     server = SecuredKafkaServer(
         port=free_port(), controller_port=free_port(), data_dir=directory / "kafka",
         scram_port=free_port(), mtls_port=free_port(), oauth_port=free_port(),
@@ -81,7 +80,8 @@ def security_env(secured: Secured, listener: str, *, wrong: bool = False) -> dic
                 "KAFKA_SSL_KEYFILE": str(client.keyfile), "KAFKA_SSL_KEY_PASSWORD": client.key_password}
     return {**ca, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
             "KAFKA_OAUTH_TOKEN_ENDPOINT": secured.tokens.url, "KAFKA_OAUTH_CLIENT_ID": "svc",
-            "KAFKA_OAUTH_CLIENT_SECRET": "wrong" if wrong else CLIENT_SECRET, "KAFKA_OAUTH_SCOPE": "kafka"}
+            "KAFKA_OAUTH_CLIENT_SECRET": "wrong" if wrong else CLIENT_SECRET,
+            "KAFKA_OAUTH_SCOPE": OAUTH_SCOPE}
 
 
 async def stack_for(secured: Secured, redis_server: RedisServer, tmp_path: Path, security: dict[str, str],
@@ -157,7 +157,7 @@ async def test_oauth_tokens_are_refreshed_while_streaming(secured, redis_server,
             await connection.events_until(lambda _, b=batch: len(seqs(connection)) >= 2 * (b + 1), timeout=60)
         connection.close()
         assert seqs(connection) == [0, 1, 2, 3, 4, 5]
-        assert {form["scope"] for form in secured.tokens.issued} == {"kafka"}
+        assert {form["scope"] for form in secured.tokens.issued} == {OAUTH_SCOPE}
     finally:
         stack.stop_all()
 
@@ -207,17 +207,20 @@ async def test_wrong_credentials_are_named(listener, secured, redis_server, tmp_
 
 
 async def test_a_token_the_broker_refuses_is_named(secured, redis_server, tmp_path):
-    """The token endpoint issues a token, the broker's validator refuses it (expired)."""
-    security = {**security_env(secured, "oauth"), "KAFKA_OAUTH_CLIENT_ID": "stale"}
+    """The token endpoint issues a token; the broker's validator refuses it (not the scope it needs)."""
+    security = {**security_env(secured, "oauth"), "KAFKA_OAUTH_SCOPE": "reports"}
     stack = await stack_for(secured, redis_server, tmp_path, security, "oauth")
-    described = f"SASL_SSL OAUTHBEARER client=stale endpoint={secured.tokens.url}"
-    expected = diagnosis.CREDENTIALS_REFUSED.format(security=described, detail="")
+    described = f"SASL_SSL OAUTHBEARER client=svc endpoint={secured.tokens.url}"
+    expected = diagnosis.TOKEN_REFUSED_BY_KAFKA.format(security=described, detail="")
     try:
         consumer = stack.consumer()
-        wait_until(lambda: expected.removesuffix(": ") in consumer.log_text(), timeout=60,
-                   what="the refused token logged")
+        wait_until(lambda: expected in consumer.log_text(), timeout=60, what="the refused token logged")
         _daphne, port = stack.daphne()
         wait_until(lambda: (status_kafka(port) or "").startswith(KAFKA_REFUSES.format(expected)), timeout=60,
                    what="/status names the refused token")
+        reason = status_kafka(port) or ""
+        # The broker's RFC 7628 error challenge, as it sent it: JSON naming the status and scope.
+        challenge = json.loads(reason.removeprefix(KAFKA_REFUSES.format(expected)))
+        assert challenge["status"] == "insufficient_scope", challenge
     finally:
         stack.stop_all()

@@ -3,7 +3,7 @@
 - `SCRAM`: SASL_SSL with SCRAM-SHA-512 (the user is created when the storage is formatted);
 - `MTLS`: SSL that requires a client certificate signed by the test's CA;
 - `OAUTH`: SASL_SSL with OAUTHBEARER and Kafka's default (unsecured-JWT) validator, which
-  accepts the unsigned tokens of tests/support/token_endpoint.py and checks their expiry.
+  accepts the unsigned tokens of tests/support/token_endpoint.py that carry OAUTH_SCOPE.
 
 One broker serves all three, so the tests of each start Kafka once. The plain listener stays
 for the readiness probe, inter-broker traffic and test set-up (topics, producing).
@@ -19,6 +19,8 @@ from tests.support.certificates import KEYSTORE_PASSWORD
 
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 OAUTH_LOGIN = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+# The scope a token must carry for the OAUTH listener: a token without it is refused by the broker.
+OAUTH_SCOPE = "kafka"
 
 
 @dataclass
@@ -62,7 +64,9 @@ class SecuredKafkaServer(KafkaServer):
             "listener.name.mtls.ssl.client.auth": "required",
             "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
             "listener.name.oauth.oauthbearer.sasl.jaas.config": (
-                f'{OAUTH_LOGIN} required unsecuredLoginStringClaim_sub="broker";'
+                f'{OAUTH_LOGIN} required unsecuredLoginStringClaim_sub="broker" '
+                f'unsecuredLoginListClaim_scope=",{OAUTH_SCOPE}" '
+                f'unsecuredValidatorRequiredScope="{OAUTH_SCOPE}";'
             ),
         })
         if self.oauth_reauth_ms:

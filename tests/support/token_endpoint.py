@@ -31,12 +31,8 @@ def unsecured_jwt(subject: str, lifetime: float, scope: str = "") -> str:
 
 
 class TokenEndpoint:
-    def __init__(
-        self, clients: dict[str, str], *, lifetime: float, expired: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, clients: dict[str, str], *, lifetime: float) -> None:
         self.clients = clients
-        # Clients that get tokens already expired (a broker refuses them), said to live `lifetime`.
-        self.expired = expired
         self.lifetime = lifetime
         self.issued: list[dict[str, str]] = []  # the form of every request that got a token
         self.refused = 0
@@ -72,8 +68,7 @@ class TokenEndpoint:
             self.refused += 1
             return 401, {"error": "invalid_client", "error_description": "bad client credentials"}
         self.issued.append(form)
-        lifetime = -60 if client_id in self.expired else self.lifetime
-        token = unsecured_jwt(client_id, lifetime, form.get("scope", ""))
+        token = unsecured_jwt(client_id, self.lifetime, form.get("scope", ""))
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime}
 
     @staticmethod

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from crm_events.config import KafkaConfig, KafkaSecurity
 from crm_events.kafka.clients import connection_options
+from tests.support.certificates import TestAuthority
 from tests.support.processes import ROOT
 
 PRINT = (
@@ -161,6 +162,19 @@ def test_unusable_tls_files_fail_consume_events_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable" in (
         result.stderr)
+
+
+def test_a_wrong_key_password_fails_consume_events_with_a_clear_message(tmp_path):
+    client = TestAuthority(tmp_path).client("svc", key_password="right")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_"))}
+    env.update(DJANGO_SECRET_KEY="k", KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_CERTFILE=str(client.certfile),
+               KAFKA_SSL_KEYFILE=str(client.keyfile), KAFKA_SSL_KEY_PASSWORD="wrong",
+               REDIS_URL="redis://127.0.0.1:1/0")
+    result = subprocess.run([sys.executable, "manage.py", "consume_events"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "or KAFKA_SSL_KEY_PASSWORD does not open the key: " in result.stderr
+    assert "wrong" not in result.stderr
 
 
 def test_a_taken_metrics_port_fails_consume_events_with_the_address_and_port():
