@@ -214,3 +214,22 @@ def test_a_refused_certificate_is_refined_by_its_validity(tmp_path):
 def test_token_provider_needs_the_oauth_client():
     with pytest.raises(ValueError, match="KAFKA_OAUTH_"):
         token_provider(KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER"))
+
+
+WRAPPERS = st.sampled_from([KafkaConnectionError, ConnectionResetError, TimeoutError, RuntimeError])
+
+
+@given(st.lists(WRAPPERS, max_size=6), st.booleans(), st.booleans())
+def test_a_refusal_anywhere_in_the_chain_is_named_and_nothing_else_is(wrappers, refused, by_context):
+    """However deep aiokafka and asyncio wrap it (as cause or as context), the refusal is found;
+    a chain without one (a broker down, a timeout) is never called a refusal."""
+    error: BaseException = SaslAuthenticationFailed("bad password") if refused else OSError(111, "refused")
+    for wrapper in wrappers:
+        outer = wrapper("wrapped")
+        if by_context:
+            outer.__context__ = error
+        else:
+            outer.__cause__ = error
+        error = outer
+    expected = diagnosis.CREDENTIALS_REFUSED.format(security=SCRAM.describe(), detail="bad password")
+    assert diagnosis.cause_name(error, SCRAM) == (expected if refused else None)
