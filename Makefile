@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres,msk]"
 	touch $@
 
 install: $(BIN)/.installed

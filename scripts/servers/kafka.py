@@ -141,8 +141,13 @@ class KafkaServer(ProcessBacked):
             kafka_cluster_id(),
             "-c",
             str(self._properties_file),
+            *self.format_options(),
         )
         run_checked(argv, what=f"Kafka storage format of {self._log_dir}")
+
+    def format_options(self) -> list[str]:
+        """More `StorageTool format` options for a subclass: SCRAM users (`--add-scram`), say."""
+        return []
 
     def _properties(self) -> str:
         settings = {
