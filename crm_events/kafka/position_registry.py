@@ -42,6 +42,7 @@ class PositionLogAppender:
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
         self._producer: AIOKafkaProducer | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def append(self, record: LogRecord) -> int:
         """The record's offset; raises KafkaUnavailable if Kafka did not take it in time."""
@@ -54,17 +55,31 @@ class PositionLogAppender:
                 value = log_record_encode(record)
                 sent = await self._producer.send_and_wait(self.config.positions_topic, value, partition=0)
         except (KafkaError, OSError, TimeoutError) as error:
-            await self.close()
+            self._discard()
             raise KafkaUnavailable(f"positions log not written: {error or 'timeout'}") from error
         return int(sent.offset)
 
-    async def close(self) -> None:
+    def _discard(self) -> None:
+        """Let go of a producer that failed, stopping it in the background: its stop() waits for
+        the record it could not send to expire, and the stream waiting on this write (for its
+        heartbeat's id, say) must not wait that long."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await producer.stop()
-            except (KafkaError, OSError) as error:
-                logger.debug("closing the positions log producer failed: %s", error)
+            task = asyncio.create_task(_stop_quietly(producer))
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def close(self) -> None:
+        self._discard()
+        if self._stopping:
+            await asyncio.gather(*self._stopping)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except (KafkaError, OSError) as error:
+        logger.debug("closing the positions log producer failed: %s", error)
 
 
 class PositionRegistry:

@@ -8,6 +8,7 @@ import pytest
 
 from crm_events.core.position_log import LogRecord, Registered
 from crm_events.exceptions import KafkaUnavailable
+from crm_events.kafka import position_registry
 from crm_events.kafka.position_registry import REGISTRY_PAUSED, PositionRegistry
 from tests.support.payloads import serving
 
@@ -57,3 +58,37 @@ def test_after_a_refusal_registering_fails_at_once_for_a_while():
     assert message == REGISTRY_PAUSED.format(
         reason="positions log not written: UnknownTopicOrPartitionError"
     )
+
+
+class HungProducer:
+    """A producer whose broker went away after it started: sends never finish, and stop()
+    waits for the unsent record to expire (as aiokafka's does) until `expired` is set."""
+
+    def __init__(self) -> None:
+        self.expired = asyncio.Event()
+        self.stop_finished = False
+
+    async def send_and_wait(self, *args: object, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        await self.expired.wait()
+        self.stop_finished = True
+
+
+def test_a_failed_write_does_not_wait_for_its_producer_to_stop(monkeypatch):
+    monkeypatch.setattr(position_registry, "WRITE_TIMEOUT", 0.05)
+    appender = position_registry.PositionLogAppender(serving("t"))
+    producer = HungProducer()
+    appender._producer = producer  # type: ignore[assignment]
+
+    async def scenario():
+        with pytest.raises(KafkaUnavailable):
+            await appender.append(LogRecord(consumer="", registered={("t", 0): 5}))
+        stopped_when_refused = producer.stop_finished
+        producer.expired.set()
+        await appender.close()  # waits for the background stop
+        return stopped_when_refused
+
+    assert asyncio.run(scenario()) is False
+    assert producer.stop_finished
