@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from crm_events.core.positions import MAX_OFFSET, MAX_PARTITION
-from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, VALUE_FORMATS
+from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, REGISTRY_FORMATS, VALUE_FORMATS
 
 BROADCAST_GROUP = "crm-events.broadcast"
 MESSAGE_RECORDS = "crm.records"
@@ -209,6 +209,13 @@ def _headers_valid(headers: object) -> bool:
     return True
 
 
+def _key_valid(event: dict[str, Any]) -> bool:
+    """A key as `bytes_encode` writes it, or any JSON when it was decoded with its schema."""
+    if "key_format" in event:
+        return _is_one_of(event["key_format"], REGISTRY_FORMATS)
+    return _is_encoded_bytes(event.get("key"))
+
+
 def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
     """What is wrong with one record of a records message, or None.
 
@@ -224,7 +231,7 @@ def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
         return FOREIGN_RECORD_MALFORMED
     if not (
         _is_int(event.get("partition"), MAX_PARTITION) and _is_int(event.get("offset"), MAX_OFFSET)
-        and type(event.get("timestamp")) is int and _is_encoded_bytes(event.get("key"))
+        and type(event.get("timestamp")) is int and _key_valid(event)
         and _is_optional_str(event.get("type")) and _is_one_of(event.get("value_format"), VALUE_FORMATS)
         and _headers_valid(event.get("headers")) and isinstance(event.get("topic"), str)
     ):
