@@ -436,7 +436,9 @@ if bool(KAFKA_SSL_CERTFILE) != bool(KAFKA_SSL_KEYFILE):
 # are carried as bytes, like any other value.
 SCHEMA_REGISTRY_URL = env.str("SCHEMA_REGISTRY_URL", default="").rstrip("/")
 if SCHEMA_REGISTRY_URL and not SCHEMA_REGISTRY_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"SCHEMA_REGISTRY_URL must be an http:// or https:// URL, not {SCHEMA_REGISTRY_URL!r}.")
+    raise ImproperlyConfigured(
+        f"SCHEMA_REGISTRY_URL must be an http:// or https:// URL, not {SCHEMA_REGISTRY_URL!r}."
+    )
 # Basic auth (`user:password`, Confluent's USER_INFO form) or a bearer token: one or neither.
 SCHEMA_REGISTRY_BASIC_AUTH = env.str("SCHEMA_REGISTRY_BASIC_AUTH", default="")
 SCHEMA_REGISTRY_BEARER_TOKEN = env.str("SCHEMA_REGISTRY_BEARER_TOKEN", default="")
@@ -519,7 +521,8 @@ if CONSUMER_LIVENESS_MAX_AGE <= KAFKA_RETRY_BACKOFF_MAX:
 if SCHEMA_REGISTRY_RETRY_SECONDS >= CONSUMER_LIVENESS_MAX_AGE:
     raise ImproperlyConfigured(
         f"SCHEMA_REGISTRY_RETRY_SECONDS ({SCHEMA_REGISTRY_RETRY_SECONDS:g}) must be shorter than "
-        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}): a loop waiting for the registry is not stuck."
+        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}): a loop waiting for the registry "
+        "is not stuck."
     )
 # Seconds between canary events produced by consume_events; 0 turns the canary off.
 CANARY_INTERVAL = _non_negative_float("CANARY_INTERVAL", 0.0, "off")

@@ -47,13 +47,15 @@ async def decoded(decoder: RegistryDecoder, *values: bytes) -> list[dict]:
 
 async def test_avro_protobuf_and_json_schema_values_decode_with_their_schema(registry):
     producer = ForeignProducer(registry.url)
-    avro, proto, js = producer.avro("deals", 1, 2), producer.protobuf("deals-pb"), producer.json("deals-js", {"id": "x"})
+    avro, proto = producer.avro("deals", 1, 2), producer.protobuf("deals-pb")
+    js = producer.json("deals-js", {"id": "x"})
     decoder = RegistryDecoder(RegistryConfig(url=registry.url))
     payloads = await decoded(decoder, avro, proto, js)
     assert [(p["value"], p["value_format"]) for p in payloads] == [
         (avro_deal_json(1, 2), "avro"), (PROTO_DEAL_JSON, "protobuf"), ({"id": "x"}, "json_schema"),
     ]
-    assert [p["value_schema"]["subject"] for p in payloads] == ["deals-value", "deals-pb-value", "deals-js-value"]
+    subjects = [p["value_schema"]["subject"] for p in payloads]
+    assert subjects == ["deals-value", "deals-pb-value", "deals-js-value"]
     assert all(p["value_schema"]["version"] == 1 and "value_error" not in p for p in payloads)
 
 

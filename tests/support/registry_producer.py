@@ -52,7 +52,8 @@ def avro_deal(version: int, number: int) -> dict[str, Any]:
 def avro_deal_json(version: int, number: int) -> dict[str, Any]:
     """What a client sees of avro_deal (the mapping of crm_events/registry/avro_json.py)."""
     deal: dict[str, Any] = {"id": f"d{number}", "amount": "12.30", "at": "2026-12-07T05:03:00.250000Z",
-                            "stage": "WON", "note": None if number % 2 else "hi", "raw": "AP8=", "ratio": "NaN"}
+                            "stage": "WON", "note": None if number % 2 else "hi", "raw": "AP8=",
+                            "ratio": "NaN"}
     if version == 2:
         deal["owner"] = "ana"
     return deal
@@ -89,8 +90,8 @@ class ForeignProducer:
         return bytes(serialize(avro_deal(version, number), SerializationContext(topic, MessageField.VALUE)))
 
     def protobuf(self, topic: str) -> bytes:
-        message = self.pb.DealWon(deal_id="d1", amount_cents=1230, stage=self.pb.DealWon.WON, blob=b"\x00\xff",
-                                  lines=[self.pb.DealWon.Line(sku="x", qty=2)])
+        message = self.pb.DealWon(deal_id="d1", amount_cents=1230, stage=self.pb.DealWon.WON,
+                                  blob=b"\x00\xff", lines=[self.pb.DealWon.Line(sku="x", qty=2)])
         message.won_at.FromDatetime(AT.replace(tzinfo=None))
         serialize = ProtobufSerializer(self.pb.DealWon, self.registry, {"use.deprecated.format": False})
         return bytes(serialize(message, SerializationContext(topic, MessageField.VALUE)))

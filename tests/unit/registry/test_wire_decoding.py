@@ -18,10 +18,14 @@ from crm_events.registry.decoder import RegistryDecoder
 
 AVRO = json.dumps({"type": "record", "name": "R", "fields": [
     {"name": "s", "type": "string"}, {"name": "xs", "type": {"type": "array", "items": "long"}},
-    {"name": "u", "type": ["null", "bytes", "double"]}, {"name": "m", "type": {"type": "map", "values": "float"}},
+    {"name": "u", "type": ["null", "bytes", "double"]},
+    {"name": "m", "type": {"type": "map", "values": "float"}},
 ]})
 PROTO = 'syntax = "proto3"; package t; message A { string s = 1; repeated int64 xs = 2; A child = 3; }'
-SCHEMAS = {1: RegisteredSchema(AVRO, "AVRO"), 2: RegisteredSchema(PROTO, "PROTOBUF"), 3: RegisteredSchema("{}", "JSON")}
+SCHEMAS = {
+    1: RegisteredSchema(AVRO, "AVRO"), 2: RegisteredSchema(PROTO, "PROTOBUF"),
+    3: RegisteredSchema("{}", "JSON"),
+}
 
 
 class DictRegistry:
@@ -52,7 +56,8 @@ class Record:
 
 
 def decoder_of(registry: DictRegistry, retry: float = 0.2) -> RegistryDecoder:
-    return RegistryDecoder(RegistryConfig(url="http://registry.invalid", retry_seconds=retry), client=registry)  # type: ignore[arg-type]
+    config = RegistryConfig(url="http://registry.invalid", retry_seconds=retry)
+    return RegistryDecoder(config, client=registry)  # type: ignore[arg-type]
 
 
 def test_only_magic_zero_with_a_whole_id_is_framed():
