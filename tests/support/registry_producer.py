@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
@@ -75,6 +76,14 @@ PROTO_DEAL_JSON = {
     "dealId": "d1", "amountCents": "1230", "wonAt": "2026-12-07T05:03:00.250Z", "stage": "WON",
     "blob": "AP8=", "lines": [{"sku": "x", "qty": 2}],
 }
+
+
+def confluent_produce(bootstrap: str, topic: str, values: list[bytes], *, partition: int = 0) -> None:
+    """Produce with confluent-kafka's own client (librdkafka), in order, and wait for every ack."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for value in values:
+        producer.produce(topic, value=value, partition=partition)
+    assert producer.flush(30) == 0
 
 
 class ForeignProducer:
