@@ -23,7 +23,7 @@ dev: install
 browser: install
 	$(BIN)/python -m tests.support.browser
 
-## nginx, docker-compose (apt-get), helm (go install) and the CRD schemas (go mod download) for the deployment tests, when missing.
+## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download) and Apicurio Registry (Maven) for the tests, when missing.
 tools: install
 	$(BIN)/python -m tests.support.tools
 
