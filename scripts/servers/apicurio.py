@@ -2,8 +2,9 @@
 process: the prebuilt distribution from Maven Central, fetched with Maven once per machine into
 the cache, run with Java 21 or newer (the Temurin 25 JDK when present), in-memory storage.
 
-In-memory storage forgets every schema on a restart: a test that restarts it registers its
-schemas again (ids start over, in registration order).
+In-memory storage forgets every schema on a restart, and a registry that answers "unknown id"
+is believed: `persistent=True` keeps them in an H2 file under data_dir instead, as a real
+deployment keeps them in its database.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ApicurioServer(ProcessBacked):
     data_dir: Path
     port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
+    persistent: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,10 +96,16 @@ class ApicurioServer(ProcessBacked):
             java21_binary(), "-Xmx384m", "-XX:TieredStopAtLevel=1",
             f"-Dquarkus.http.port={self.port}", f"-Dquarkus.http.host={LOOPBACK}",
             f"-Dquarkus.management.port={self.management_port}", f"-Dquarkus.management.host={LOOPBACK}",
+            *self._storage_flags(),
             "-jar", str(home / "quarkus-run.jar"),
         ])
         self._process.wait_ready(self.ready, timeout)
         return time.monotonic() - began
+
+    def _storage_flags(self) -> list[str]:
+        if not self.persistent:
+            return []
+        return [f"-Dapicurio.datasource.url=jdbc:h2:file:{self.data_dir / 'registry'}"]
 
     def stop(self, timeout: float = 30) -> None:
         self._process.stop(timeout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from scripts.servers import free_port
+from scripts.servers.apicurio import ApicurioServer
 from tests.integration.conftest import topic_create
 from tests.integration.test_faults_hostile_records import dead_letters
+from tests.support.processes import http_get, wait_until
 from tests.support.registry_producer import (
     PROTO_DEAL_JSON,
     ForeignProducer,
@@ -97,3 +101,56 @@ async def test_registry_records_arrive_decoded_live_and_replayed_and_unknown_ids
     # Only the unknown id went to the dead letters.
     [letter] = await dead_letters(kafka.bootstrap, dead, 1)
     assert letter.value == UNKNOWN
+
+
+def consumer_metric(port: int, name: str) -> float | None:
+    try:
+        status, body = http_get(port, "/metrics")
+    except OSError:
+        return None
+    found = re.search(rf"^{name} (\S+)$", body.decode() if isinstance(body, bytes) else str(body), re.M)
+    return float(found.group(1)) if status == 200 and found else None
+
+
+async def test_a_registry_restart_mid_stream_holds_the_poll_then_decodes_it_all(
+    stack, kafka, topic, tmp_path
+):
+    # Its schemas on disk, as a deployed registry keeps them: an in-memory one would come back
+    # empty and answer "unknown id" (believed: marked) before anyone could register them again.
+    registry = ApicurioServer(tmp_path / "apicurio", persistent=True)
+    registry.start()
+    try:
+        dead = f"{topic}.dead-letters"
+        await topic_create(kafka.bootstrap, dead)
+        metrics_port = free_port()
+        stack.env.update(SCHEMA_REGISTRY_URL=registry.url, KAFKA_DEAD_LETTER_TOPIC=dead,
+                         SCHEMA_REGISTRY_RETRY_SECONDS="90", CONSUMER_METRICS_PORT=str(metrics_port))
+        stack.consumer()
+        _, port = stack.daphne()
+        stack.wait_ready(port)
+        live = await connected(port, "/crm-events")
+        producer = ForeignProducer(registry.url)
+        first = producer.avro(f"{topic}-avro", 1, 0)
+        await asyncio.to_thread(confluent_produce, kafka.bootstrap, topic, [first])
+        await domain_events_no_close(live, 1)  # schema 1 is now in the consumer's cache
+        second = producer.avro(f"{topic}-avro", 2, 1)  # registered, never fetched by the consumer
+        registry.stop()
+        await asyncio.to_thread(confluent_produce, kafka.bootstrap, topic, [first, second])
+        wait_until(lambda: consumer_metric(metrics_port, "aetherlink_schema_registry_unreachable") == 1.0,
+                   timeout=30, what="the consumer reports the registry unreachable")
+        assert len(mine(live.parser.events)) == 1  # the poll waits: order is kept
+        registry.start()
+        payloads, _ = await domain_events(live, 3)
+        assert [(p["value"], p["value_format"]) for p in payloads] == [
+            (avro_deal_json(1, 0), "avro"), (avro_deal_json(1, 0), "avro"), (avro_deal_json(2, 1), "avro"),
+        ]
+        wait_until(lambda: consumer_metric(metrics_port, "aetherlink_schema_registry_unreachable") == 0.0,
+                   timeout=10, what="the consumer reports the registry back")
+        assert await dead_letters(kafka.bootstrap, dead, 1, timeout=3) == []
+    finally:
+        registry.stop()
+
+
+async def domain_events_no_close(connection: SseConnection, count: int) -> None:
+    await connection.events_until(lambda events: len(mine(events)) >= count, timeout=60)
+    assert len(mine(connection.parser.events)) == count
