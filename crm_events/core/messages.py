@@ -26,6 +26,8 @@ it the hole, which it repairs from Kafka: the same record, read the same way.
 
 A heartbeat's `stalled` (additive) says the consumer has had records to publish and the
 layer accepted none of them for longer than its threshold: how long, and the last reason.
+Its `registry` (additive, same shape) says the consumer cannot reach the Schema Registry:
+for how long, and why (records that need a schema wait, then go marked).
 
 Receivers must treat every message as untrusted input: `record_item_check` and
 `heartbeat_check` say what is wrong with one, or None.
@@ -127,6 +129,7 @@ def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, An
 def heartbeat_message(
     *, consumer_id: str, lag: dict[str, int], published: Iterable[tuple[str, int, int]] = (),
     source: str = "", stalled: tuple[float, str] | None = None,
+    registry: tuple[float, str] | None = None,
 ) -> dict[str, Any]:
     """Proof that a consumer is alive and talking to Kafka, with its lag per partition.
 
@@ -145,6 +148,9 @@ def heartbeat_message(
         "lag": lag,
         "published": [list(position) for position in published],
         "stalled": None if stalled is None else {"seconds": stalled[0], "reason": stalled[1][:MAX_REASON]},
+        "registry": None if registry is None else {
+            "seconds": registry[0], "reason": registry[1][:MAX_REASON],
+        },
     }
 
 
@@ -271,6 +277,8 @@ def heartbeat_check(message: dict[str, Any]) -> str | None:
     if not all(isinstance(k, str) and type(v) is int for k, v in lag.items()):
         return FOREIGN_MALFORMED
     if not isinstance(published, list) or not _stalled_valid(message.get("stalled")):
+        return FOREIGN_MALFORMED
+    if not _stalled_valid(message.get("registry")):
         return FOREIGN_MALFORMED
     for entry in published:
         if not (

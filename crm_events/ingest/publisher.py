@@ -297,7 +297,7 @@ class EventPublisher:
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(
                         consumer_id=self.consumer_id, lag=lag, published=published, source=self.source,
-                        stalled=stalled,
+                        stalled=stalled, registry=self.wire.outage(),
                     ),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:

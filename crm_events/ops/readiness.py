@@ -118,6 +118,11 @@ async def upstream_checks(
     registry = registry_decoder().status()
     if registry["configured"]:
         checks["schema_registry"] = registry_check(registry)
+    consumer_outage = hub.registry_outage(config.heartbeat_max_age)
+    if consumer_outage is not None:
+        checks["consumer_schema_registry"] = REGISTRY_UNREACHABLE.format(
+            seconds=round(consumer_outage[0], 1), error=consumer_outage[1]
+        )
     return checks
 
 

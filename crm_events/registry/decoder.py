@@ -210,6 +210,12 @@ class RegistryDecoder:
         self.unreachable_since, self.last_error, self.gave_up = None, "", False
         metrics.schema_registry_unreachable_set(False)
 
+    def outage(self) -> tuple[float, str] | None:
+        """(seconds, why) while the registry cannot be reached, for the consumer's heartbeat."""
+        if self.unreachable_since is None:
+            return None
+        return self.clock() - self.unreachable_since, self.last_error
+
     def status(self) -> dict[str, Any]:
         """For /status: whether the registry answers this process, and why not."""
         if self.client is None:

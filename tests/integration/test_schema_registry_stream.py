@@ -112,6 +112,11 @@ def consumer_metric(port: int, name: str) -> float | None:
     return float(found.group(1)) if status == 200 and found else None
 
 
+def status_checks(port: int) -> dict:
+    body = http_get(port, "/status")[1]
+    return body.get("checks", {}) if isinstance(body, dict) else {}
+
+
 async def test_a_registry_restart_mid_stream_holds_the_poll_then_decodes_it_all(
     stack, kafka, topic, tmp_path
 ):
@@ -138,6 +143,10 @@ async def test_a_registry_restart_mid_stream_holds_the_poll_then_decodes_it_all(
         await asyncio.to_thread(confluent_produce, kafka.bootstrap, topic, [first, second])
         wait_until(lambda: consumer_metric(metrics_port, "aetherlink_schema_registry_unreachable") == 1.0,
                    timeout=30, what="the consumer reports the registry unreachable")
+        # ... and its heartbeats tell the web process's /status why.
+        wait_until(lambda: "consumer_schema_registry" in status_checks(port), timeout=30,
+                   what="/status names the consumer's registry outage")
+        assert "Schema Registry unreachable for" in status_checks(port)["consumer_schema_registry"]
         assert len(mine(live.parser.events)) == 1  # the poll waits: order is kept
         registry.start()
         payloads, _ = await domain_events(live, 3)
@@ -146,6 +155,8 @@ async def test_a_registry_restart_mid_stream_holds_the_poll_then_decodes_it_all(
         ]
         wait_until(lambda: consumer_metric(metrics_port, "aetherlink_schema_registry_unreachable") == 0.0,
                    timeout=10, what="the consumer reports the registry back")
+        wait_until(lambda: "consumer_schema_registry" not in status_checks(port), timeout=30,
+                   what="/status no longer names a registry outage")
         assert await dead_letters(kafka.bootstrap, dead, 1, timeout=3) == []
     finally:
         registry.stop()
