@@ -21,6 +21,8 @@ from crm_events.registry import RegistryDecoder, registry_decoder
 FETCH_TIMEOUT_MS = 500
 FETCH_MAX_RECORDS = 500
 START_TIMEOUT = 10.0
+# The hub's repair has REPAIR_TIMEOUT in all (fanout/repair.py): it waits for the registry less long.
+REPAIR_REGISTRY_SECONDS = 10.0
 
 # Each reader holds broker connections and fetch buffers: bound how many run at once.
 readers_running = asyncio.Semaphore(16)
@@ -80,7 +82,10 @@ class ReplayReader:
             )
         except (KafkaError, OSError) as error:
             raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error
-        await self.wire.prepare(record for records in fetched.values() for record in records)
+        await self.wire.prepare(
+            (record for records in fetched.values() for record in records),
+            within=None if self._slots is not None else REPAIR_REGISTRY_SECONDS,
+        )
         return fetched
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:

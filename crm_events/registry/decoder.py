@@ -118,14 +118,16 @@ class RegistryDecoder:
                         ids.add(framed.schema_id)
         return ids
 
-    async def prepare(self, records: Iterable[KafkaRecord]) -> None:
-        """Fetch the schemas these records need; returns when each is cached or marked failed."""
+    async def prepare(self, records: Iterable[KafkaRecord], *, within: float | None = None) -> None:
+        """Fetch the schemas these records need; returns when each is cached or marked failed.
+        `within` shortens the retry bound for a caller that has less time (the hub's repair)."""
         if self.client is None:
             return
+        bound = self.config.retry_seconds if within is None else min(within, self.config.retry_seconds)
         for schema_id in sorted(self.missing(records)):
-            await self._fetch_once(schema_id)
+            await self._fetch_once(schema_id, bound)
 
-    async def _fetch_once(self, schema_id: int) -> None:
+    async def _fetch_once(self, schema_id: int, bound: float) -> None:
         # Streams replaying in the same process share one request per id.
         if (waiting := self.pending.get(schema_id)) is not None:
             await asyncio.shield(waiting)
@@ -133,14 +135,14 @@ class RegistryDecoder:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending[schema_id] = future
         try:
-            await self._fetch(schema_id)
+            await self._fetch(schema_id, bound)
         finally:
             del self.pending[schema_id]
             future.set_result(None)
 
-    async def _fetch(self, schema_id: int) -> None:
+    async def _fetch(self, schema_id: int, bound: float) -> None:
         backoff = Backoff(initial=0.25, maximum=BACKOFF_MAX)
-        deadline = self.clock() + (0.0 if self.gave_up else self.config.retry_seconds)
+        deadline = self.clock() + (0.0 if self.gave_up else bound)
         while True:
             try:
                 entry = await asyncio.to_thread(self._load, schema_id)
@@ -194,8 +196,7 @@ class RegistryDecoder:
         """Record the outage; True while the bounded retry goes on."""
         if self.unreachable_since is None:
             self.unreachable_since = self.clock()
-            logger.error("Schema Registry unreachable (%s); retrying for up to %gs", error,
-                         self.config.retry_seconds)
+            logger.error("Schema Registry unreachable (%s); retrying", error)
         self.last_error = error
         metrics.schema_registry_unreachable_set(True)
         if not retry and not self.gave_up:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -135,3 +136,13 @@ def test_any_bytes_after_magic_zero_are_decoded_or_marked_never_raised(schema_id
     assert payload["value_format"] in REGISTRY_FORMATS
     assert payload["value_schema"]["id"] == schema_id
     assert (payload["value_format"] == "registry_undecoded") == ("value_error" in payload)
+
+
+def test_a_caller_with_less_time_waits_for_the_registry_less_long():
+    registry = DictRegistry(SCHEMAS, down=True)
+    decoder = decoder_of(registry, retry=60.0)
+    record = Record(b'\x00\x00\x00\x00\x03{"a":1}')
+    began = time.monotonic()
+    asyncio.run(decoder.prepare([record], within=0.5))
+    assert time.monotonic() - began < 5.0
+    assert record_decode(record, decoder)["value_format"] == "registry_undecoded"
