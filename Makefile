@@ -2,6 +2,8 @@
 PYTHON ?= python3
 # `make dev WEB_PROCESSES=3`: that many Daphne processes, on consecutive ports from 9010.
 WEB_PROCESSES ?= 1
+# `make dev WEB_WORKERS=2` (or auto): that many workers sharing each process's port (aetherlink-web --workers).
+WEB_WORKERS ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -10,22 +12,26 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres,msk]"
 	touch $@
 
 install: $(BIN)/.installed
 
-## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them), the consumer and demo events; Ctrl-C stops them.
+## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them, WEB_WORKERS each), the consumer and demo events; Ctrl-C stops them.
+## make dev KAFKA_VERSION=3.9.1 runs that Kafka release instead of the newest (README "Which Kafka").
 dev: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" bash scripts/dev.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" WEB_WORKERS="$(WEB_WORKERS)" KAFKA_VERSION="$(KAFKA_VERSION)" bash scripts/dev.sh
 
 ## Debian's chromium for the viewer's browser tests (installed with apt-get when missing and root).
 browser: install
 	$(BIN)/python -m tests.support.browser
 
-## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download) and Apicurio Registry (Maven) for the tests, when missing.
+## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download), the jars of both
+## Kafka versions the tests run and Apicurio Registry (mvn), when missing; Prometheus's server (go install,
+## once per machine; slow the first time) for the cluster test.
 tools: install
 	$(BIN)/python -m tests.support.tools
+	$(BIN)/python -m tests.support.prometheus_server
 
 ## npm packages of examples/ and tests/node/ (npm ci, cached per machine) and the Next.js example's build.
 node: install

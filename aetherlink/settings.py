@@ -41,7 +41,7 @@ _FLAG_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0"
 # these are always taken literally. The other settings keep the reference.
 _SECRETS = frozenset({
     "DJANGO_SECRET_KEY", "SSE_JWT_KEY", "KAFKA_SASL_PASSWORD", "METRICS_TOKEN", "DATABASE_URL", "REDIS_URL",
-    "REDIS_SENTINEL_PASSWORD",
+    "REDIS_SENTINEL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD", "KAFKA_OAUTH_CLIENT_SECRET",
 })
 
 
@@ -153,6 +153,16 @@ def _port(name: str, default: int) -> int:
     if not 0 <= value <= 65535:
         raise ImproperlyConfigured(f"{name} must be a port number from 0 (off) to 65535, got {value}.")
     return value
+
+
+def _workers(name: str, default: str) -> int:
+    text = env.str(name, default=default).strip()
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    if not text.isdigit() or int(text) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a positive number of web processes or auto, got {text!r}.")
+    return int(text)
 
 
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -404,23 +414,58 @@ KAFKA_METADATA_MAX_AGE = _positive_float("KAFKA_METADATA_MAX_AGE", 30.0)
 KAFKA_SECURITY_PROTOCOL = _choice(
     "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 )
+# PLAIN and SCRAM take a user and password; OAUTHBEARER gets its tokens from an OAuth 2 token
+# endpoint (client credentials, KAFKA_OAUTH_*); AWS_MSK_IAM signs them with the AWS credentials
+# of the process (environment, profile or pod role; the `msk` extra).
 KAFKA_SASL_MECHANISM = _choice(
-    "KAFKA_SASL_MECHANISM", "PLAIN", ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    "KAFKA_SASL_MECHANISM", "PLAIN",
+    ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"),
 )
 KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
 KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+KAFKA_OAUTH_TOKEN_ENDPOINT = env.str("KAFKA_OAUTH_TOKEN_ENDPOINT", default="")
+KAFKA_OAUTH_CLIENT_ID = env.str("KAFKA_OAUTH_CLIENT_ID", default="")
+KAFKA_OAUTH_CLIENT_SECRET = env.str("KAFKA_OAUTH_CLIENT_SECRET", default="")
+KAFKA_OAUTH_SCOPE = env.str("KAFKA_OAUTH_SCOPE", default="")
+KAFKA_AWS_REGION = env.str("KAFKA_AWS_REGION", default="")
 KAFKA_SSL_CAFILE = _file_path("KAFKA_SSL_CAFILE")
 KAFKA_SSL_CERTFILE = _file_path("KAFKA_SSL_CERTFILE")
 KAFKA_SSL_KEYFILE = _file_path("KAFKA_SSL_KEYFILE")
-if KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and not (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD):
+KAFKA_SSL_KEY_PASSWORD = env.str("KAFKA_SSL_KEY_PASSWORD", default="")
+_KAFKA_PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_kafka_sasl = KAFKA_SECURITY_PROTOCOL.startswith("SASL_")
+if _kafka_sasl and KAFKA_SASL_MECHANISM in _KAFKA_PASSWORD_MECHANISMS and not (
+    KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD
+):
     raise ImproperlyConfigured(
-        f"KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL} needs KAFKA_SASL_USERNAME "
-        "and KAFKA_SASL_PASSWORD."
+        f"KAFKA_SECURITY_PROTOCOL={KAFKA_SECURITY_PROTOCOL} with KAFKA_SASL_MECHANISM={KAFKA_SASL_MECHANISM} "
+        "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD."
     )
-if not KAFKA_SECURITY_PROTOCOL.startswith("SASL_") and (KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD):
+if (KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD) and not (
+    _kafka_sasl and KAFKA_SASL_MECHANISM in _KAFKA_PASSWORD_MECHANISMS
+):
     raise ImproperlyConfigured(
         f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SECURITY_PROTOCOL is "
-        f"{KAFKA_SECURITY_PROTOCOL}: use SASL_PLAINTEXT or SASL_SSL, or unset them."
+        f"{KAFKA_SECURITY_PROTOCOL} and KAFKA_SASL_MECHANISM {KAFKA_SASL_MECHANISM}: use SASL_PLAINTEXT "
+        "or SASL_SSL with PLAIN or SCRAM-SHA-256/512, or unset them."
+    )
+if _kafka_sasl and KAFKA_SASL_MECHANISM == "OAUTHBEARER" and not (
+    KAFKA_OAUTH_TOKEN_ENDPOINT and KAFKA_OAUTH_CLIENT_ID and KAFKA_OAUTH_CLIENT_SECRET
+):
+    raise ImproperlyConfigured(
+        "KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_OAUTH_TOKEN_ENDPOINT, KAFKA_OAUTH_CLIENT_ID "
+        "and KAFKA_OAUTH_CLIENT_SECRET (KAFKA_OAUTH_SCOPE is optional)."
+    )
+if KAFKA_OAUTH_TOKEN_ENDPOINT and not KAFKA_OAUTH_TOKEN_ENDPOINT.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        "KAFKA_OAUTH_TOKEN_ENDPOINT must be an https:// (or http://) URL, "
+        f"not {KAFKA_OAUTH_TOKEN_ENDPOINT!r}."
+    )
+# MSK serves IAM only on its TLS listener (port 9098; 9198 from outside the VPC).
+if KAFKA_SASL_MECHANISM == "AWS_MSK_IAM" and (KAFKA_SECURITY_PROTOCOL != "SASL_SSL" or not KAFKA_AWS_REGION):
+    raise ImproperlyConfigured(
+        "KAFKA_SASL_MECHANISM=AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_AWS_REGION "
+        "(the cluster's region, e.g. eu-west-1)."
     )
 if not KAFKA_SECURITY_PROTOCOL.endswith("SSL") and (KAFKA_SSL_CAFILE or KAFKA_SSL_CERTFILE):
     raise ImproperlyConfigured(
@@ -429,6 +474,10 @@ if not KAFKA_SECURITY_PROTOCOL.endswith("SSL") and (KAFKA_SSL_CAFILE or KAFKA_SS
     )
 if bool(KAFKA_SSL_CERTFILE) != bool(KAFKA_SSL_KEYFILE):
     raise ImproperlyConfigured("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither.")
+if KAFKA_SSL_KEY_PASSWORD and not KAFKA_SSL_KEYFILE:
+    raise ImproperlyConfigured(
+        "KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SSL_KEYFILE is not: it decrypts that key."
+    )
 
 # --- Schema Registry ----------------------------------------------------------
 # Values and keys in the Confluent wire format (magic byte 0, a 4-byte schema id) are decoded
@@ -551,6 +600,13 @@ SSE_SHUTDOWN_GRACE = _positive_float("SSE_SHUTDOWN_GRACE", 5.0)
 # The web process's listen backlog (connections accepted by the kernel, not yet by Daphne);
 # Twisted's own is 50. The kernel caps it at net.core.somaxconn.
 WEB_LISTEN_BACKLOG = _positive_int("WEB_LISTEN_BACKLOG", 4096)
+# How many web processes `aetherlink-web` runs on its one listening address (`--workers` wins):
+# a number, or `auto` for the cores this process may use. With more than one, a supervisor
+# process starts them, restarts one that dies, and passes SIGTERM on (crm_events/server/workers.py).
+WEB_WORKERS = _workers("WEB_WORKERS", "1")
+# Set for every worker by that supervisor (or by you): prometheus_client's multiprocess mode,
+# where /metrics reports every worker of the host (README "Several workers on one port").
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # How large a request's head may be (bytes of each line without its CRLF): a longer request line
 # is answered 414, a longer header line, larger headers or more of them 431, in the JSON error
 # shape. Far above what the service issues or accepts (a resume id of 4,096 characters in
@@ -650,7 +706,10 @@ LOGGING = {
         # Known secret values are masked literally, on top of the patterns (URLs, tokens, cookies).
         "redact": {
             "()": "crm_events.ops.log_format.RedactFilter",
-            "secrets": [KAFKA_SASL_PASSWORD, SSE_JWT_KEY, METRICS_TOKEN, SECRET_KEY],
+            "secrets": [
+                KAFKA_SASL_PASSWORD, KAFKA_SSL_KEY_PASSWORD, KAFKA_OAUTH_CLIENT_SECRET, SSE_JWT_KEY,
+                METRICS_TOKEN, SECRET_KEY,
+            ],
         },
     },
     "formatters": {

@@ -37,6 +37,11 @@ class KafkaSecurity:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # Decrypts an encrypted KAFKA_SSL_KEYFILE.
+    ssl_key_password: str = field(default="", repr=False)
+    oauth: OAuthClient | None = None
+    # The AWS region of an MSK cluster (KAFKA_SASL_MECHANISM=AWS_MSK_IAM).
+    aws_region: str = ""
 
     @property
     def uses_sasl(self) -> bool:
@@ -47,10 +52,25 @@ class KafkaSecurity:
         return self.protocol.endswith("SSL")
 
     def describe(self) -> str:
-        """For log lines and `/`: everything but the password."""
+        """For log lines and `/`: everything but the secrets."""
         if not self.uses_sasl:
             return self.protocol
+        if self.sasl_mechanism == "OAUTHBEARER" and self.oauth is not None:
+            oauth = self.oauth
+            return f"{self.protocol} OAUTHBEARER client={oauth.client_id} endpoint={oauth.token_endpoint}"
+        if self.sasl_mechanism == "AWS_MSK_IAM":
+            return f"{self.protocol} AWS_MSK_IAM region={self.aws_region}"
         return f"{self.protocol} {self.sasl_mechanism} user={self.sasl_username}"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """An OAuth 2 client of the OIDC client-credentials flow (KAFKA_OAUTH_*): tokens for OAUTHBEARER."""
+
+    token_endpoint: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,7 @@ class RequestHeadLimits:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen_backlog: int
+    workers: int = 1  # web processes on one listening address (WEB_WORKERS, `auto` resolved)
     request_head: RequestHeadLimits = RequestHeadLimits()
 
 
@@ -160,6 +181,7 @@ class MetricsConfig:
     consumer_port: int = 0
     consumer_address: str = "127.0.0.1"  # where consume_events serves its metrics: loopback by default
     consumer_liveness_max_age: float = 120.0  # the consume loop idle longer: its /livez is 503
+    multiprocess_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: /metrics adds up every process writing there
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +433,14 @@ def kafka_config() -> KafkaConfig:
             ssl_cafile=settings.KAFKA_SSL_CAFILE,
             ssl_certfile=settings.KAFKA_SSL_CERTFILE,
             ssl_keyfile=settings.KAFKA_SSL_KEYFILE,
+            ssl_key_password=settings.KAFKA_SSL_KEY_PASSWORD,
+            oauth=OAuthClient(
+                token_endpoint=settings.KAFKA_OAUTH_TOKEN_ENDPOINT,
+                client_id=settings.KAFKA_OAUTH_CLIENT_ID,
+                client_secret=settings.KAFKA_OAUTH_CLIENT_SECRET,
+                scope=settings.KAFKA_OAUTH_SCOPE,
+            ) if settings.KAFKA_SASL_MECHANISM == "OAUTHBEARER" else None,
+            aws_region=settings.KAFKA_AWS_REGION,
         ),
     )
 
@@ -433,6 +463,7 @@ def stream_config() -> StreamConfig:
 def server_config() -> ServerConfig:
     return ServerConfig(
         listen_backlog=settings.WEB_LISTEN_BACKLOG,
+        workers=settings.WEB_WORKERS,
         request_head=RequestHeadLimits(
             request_line=settings.WEB_MAX_REQUEST_LINE_BYTES,
             header=settings.WEB_MAX_HEADER_BYTES,
@@ -486,6 +517,7 @@ def metrics_config() -> MetricsConfig:
         consumer_port=settings.CONSUMER_METRICS_PORT,
         consumer_address=settings.CONSUMER_METRICS_ADDRESS,
         consumer_liveness_max_age=settings.CONSUMER_LIVENESS_MAX_AGE,
+        multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR,
     )
 
 

@@ -9,6 +9,10 @@ class KafkaUnavailable(CrmEventsError):
     """Kafka did not answer an offset look-up in time; the stream cannot be positioned."""
 
 
+class KafkaRefused(KafkaUnavailable):
+    """Kafka answered and refused us (credentials, certificate, token): the message names why."""
+
+
 class ApiError(CrmEventsError):
     """A request refused with an HTTP status and a JSON body (see `crm_events.responses`).
 
@@ -87,3 +91,7 @@ class RequestHeadTooLarge(ApiError):
         super().__init__(message, limit=limit, max=max)
         self.status = status
         self.code = code
+
+
+class WorkersError(CrmEventsError):
+    """`aetherlink-web --workers N` cannot start as asked (its binding options, its port)."""

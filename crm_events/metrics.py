@@ -5,15 +5,27 @@ Python collectors). Each process exports only what happens in it: a web process
 counts its streams and deliveries, consume_events counts what it consumed; the
 consumer lag reaches web processes in the consumer heartbeats, so both export it.
 Callers use the small functions below rather than the metric objects.
+
+The workers of `aetherlink-web --workers N` run in prometheus-client's multiprocess mode
+and `/metrics` adds them up (crm_events/ops/metrics_view.py), so each gauge says how:
+streams connected are summed over the live workers, the canary delay is the worst
+worker's, the canary age the freshest value (the one the answering worker refreshed as
+it was scraped). The consumer lag and publishing stalls are not gauges but `HEARTBEATS`,
+a collector of what this process's last scrape found in the consumer heartbeats, which
+every worker receives alike: in multiprocess mode a gauge cannot forget a label set.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-STREAMS_CONNECTED = Gauge("aetherlink_sse_streams_connected", "SSE streams open in this web process.")
+STREAMS_CONNECTED = Gauge(
+    "aetherlink_sse_streams_connected", "SSE streams open in this web process.", multiprocess_mode="livesum")
 STREAMS_CLOSED = Counter(
     "aetherlink_sse_streams_closed_total",
     "SSE streams ended, by reason (slow: disconnected for not reading fast enough).",
@@ -44,11 +56,7 @@ EVENTS_DELIVERED = Counter(
 )
 RESUMES = Counter("aetherlink_sse_resumes_total", "Streams that resumed from a resume id.")
 GAPS = Counter("aetherlink_sse_gaps_total", "Gaps reported to clients (events that could not be replayed).")
-CONSUMER_LAG = Gauge(
-    "aetherlink_consumer_lag",
-    "Records not yet consumed, per partition, as the consumer's last heartbeat measured.",
-    ["consumer", "topic", "partition"],
-)
+CONSUMER_LAG_HELP = "Records not yet consumed, per partition, as the consumer's last heartbeat measured."
 DELIVERY_LATENCY = Histogram(
     "aetherlink_delivery_latency_seconds",
     "Kafka record timestamp to the event reaching this web process's hub.",
@@ -61,11 +69,13 @@ WRITE_ROUND = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 CANARY_DELAY = Gauge(
-    "aetherlink_canary_delay_seconds", "Produce-to-hub time of the last canary event this process got."
+    "aetherlink_canary_delay_seconds", "Produce-to-hub time of the last canary event this process got.",
+    multiprocess_mode="livemax",
 )
 CANARY_AGE = Gauge(
     "aetherlink_canary_age_seconds",
     "Seconds since the last canary event reached this process (NaN: none yet, or canary off).",
+    multiprocess_mode="mostrecent",
 )
 CANARY_AGE.set(float("nan"))
 # Readiness no longer fails on the consumer (crm_events/ops/process_checks.py): this and the
@@ -73,6 +83,7 @@ CANARY_AGE.set(float("nan"))
 CONSUMER_HEARTBEAT_AGE = Gauge(
     "aetherlink_consumer_heartbeat_age_seconds",
     "Seconds since a consume_events heartbeat reached this web process (+Inf: none since it started).",
+    multiprocess_mode="mostrecent",  # under --workers: the worker answering the scrape just set it
 )
 CONSUMER_HEARTBEAT_AGE.set(float("inf"))
 
@@ -101,9 +112,40 @@ def events_consumed(topic: str, count: int) -> None:
     EVENTS_CONSUMED.labels(topic=topic).inc(count)
 
 
+class StreamWriteTally:
+    """Chunks written, by path, as plain integers: the per-socket path adds one here (an
+    attribute increment), and `stream_writes_flush` moves them into `STREAM_WRITES` in one step
+    per write round (with each count of deliveries, each heartbeat and each scrape), instead of
+    a locked Counter increment (in multiprocess mode, a write into a shared file) per write."""
+
+    __slots__ = ("body", "socket", "twisted")
+
+    def __init__(self) -> None:
+        self.socket = 0
+        self.twisted = 0
+        self.body = 0
+
+
+STREAM_WRITE_TALLY = StreamWriteTally()
+
+
+def stream_writes_flush() -> None:
+    tally = STREAM_WRITE_TALLY
+    if tally.socket:
+        STREAM_WRITES.labels(path="socket").inc(tally.socket)
+        tally.socket = 0
+    if tally.twisted:
+        STREAM_WRITES.labels(path="twisted").inc(tally.twisted)
+        tally.twisted = 0
+    if tally.body:
+        STREAM_WRITES.labels(path="body").inc(tally.body)
+        tally.body = 0
+
+
 def events_delivered(count: int) -> None:
-    """Events just written to one client's socket."""
+    """Events just written to clients (one per client): a round of writes, or one stream's."""
     EVENTS_DELIVERED.inc(count)
+    stream_writes_flush()
 
 
 def resume_served() -> None:
@@ -122,13 +164,31 @@ def event_received(topic: str, timestamp_ms: object, *, now: float | None = None
         DELIVERY_LATENCY.observe(max(0.0, now - timestamp_ms / 1000))
 
 
+class HeartbeatCollector(Collector):
+    """The consumer lag and publishing stalls, as last set: each set replaces the one before."""
+
+    def __init__(self) -> None:
+        self.lags: dict[str, dict[str, int]] = {}
+        self.stalls: dict[str, float] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "aetherlink_consumer_lag", CONSUMER_LAG_HELP, labels=["consumer", "topic", "partition"])
+        for consumer, partitions in self.lags.items():
+            for position, value in partitions.items():
+                topic, _, partition = position.rpartition(":")
+                lag.add_metric([consumer, topic, partition], value)
+        stalled = GaugeMetricFamily("aetherlink_consumer_publishing_stalled_seconds", PUBLISHING_STALLED_HELP,
+                                    labels=["consumer"])
+        for consumer, seconds in self.stalls.items():
+            stalled.add_metric([consumer], seconds)
+        yield lag
+        yield stalled
+
+
 def consumer_lag_set(lags: dict[str, dict[str, int]]) -> None:
     """Replace the exported lag with `{consumer_id: {"topic:partition": lag}}`."""
-    CONSUMER_LAG.clear()
-    for consumer, partitions in lags.items():
-        for position, lag in partitions.items():
-            topic, _, partition = position.rpartition(":")
-            CONSUMER_LAG.labels(consumer=consumer, topic=topic, partition=partition).set(lag)
+    HEARTBEATS.lags = {consumer: dict(partitions) for consumer, partitions in lags.items()}
 RECORDS_UNDECODABLE = Counter(
     "aetherlink_records_undecodable_total",
     "Records consume_events could not deliver as they are (delivered marked `undecodable`).",
@@ -145,11 +205,9 @@ HUB_RECORDS_BY_REFERENCE = Counter(
     "Records this web process read from Kafka because they came by reference.",
     ["topic"],
 )
-PUBLISHING_STALLED = Gauge(
-    "aetherlink_consumer_publishing_stalled_seconds",
+PUBLISHING_STALLED_HELP = (
     "How long a consumer has had records to publish and the channel layer accepted none, once past "
-    "CONSUMER_PUBLISH_STALL_SECONDS; 0 while publishing makes progress.",
-    ["consumer"],
+    "CONSUMER_PUBLISH_STALL_SECONDS; 0 while publishing makes progress."
 )
 RECORDS_DEAD_LETTERED = Counter(
     "aetherlink_records_dead_lettered_total",
@@ -191,9 +249,7 @@ def hub_record_by_reference(topic: str) -> None:
 
 def publishing_stalled_set(stalls: dict[str, float]) -> None:
     """Replace the exported stalls with `{consumer_id: seconds}` (0: not stalled)."""
-    PUBLISHING_STALLED.clear()
-    for consumer, seconds in stalls.items():
-        PUBLISHING_STALLED.labels(consumer=consumer).set(seconds)
+    HEARTBEATS.stalls = dict(stalls)
 
 
 def foreign_message(reason: str) -> None:
@@ -206,6 +262,7 @@ DIRECT_SEND_ENABLED = Gauge(
     "aetherlink_direct_send_enabled",
     "1 when this web process writes stream chunks straight into sockets (the start-up probe of "
     "Twisted passed), 0 when every write takes Twisted's own path.",
+    multiprocess_mode="livemin",
 )
 STREAM_WRITES = Counter(
     "aetherlink_sse_writes_total",
@@ -215,10 +272,15 @@ STREAM_WRITES = Counter(
 )
 
 
+HEARTBEATS = HeartbeatCollector()
+REGISTRY.register(HEARTBEATS)
+
+
 SCHEMA_REGISTRY_UNREACHABLE = Gauge(
     "aetherlink_schema_registry_unreachable",
     "1 while this process cannot reach the Schema Registry for a schema it needs (retrying, or "
     "past SCHEMA_REGISTRY_RETRY_SECONDS and delivering such records marked); 0 once it answers.",
+    multiprocess_mode="livemax",  # under --workers: 1 while any worker cannot reach it
 )
 SCHEMA_FETCHES = Counter(
     "aetherlink_schema_registry_fetches_total",

@@ -10,6 +10,8 @@ export VIEWER_PUBLIC="${VIEWER_PUBLIC:-true}"
 PORT="${PORT:-9010}"
 # Daphne processes, on consecutive ports from $PORT (make dev WEB_PROCESSES=3: 9010, 9011, 9012).
 WEB_PROCESSES="${WEB_PROCESSES:-1}"
+# Workers of each of them on its one port (make dev WEB_WORKERS=2, or auto: every usable core).
+export WEB_WORKERS="${WEB_WORKERS:-1}"
 if ! [[ "$WEB_PROCESSES" =~ ^[1-9][0-9]*$ ]]; then
   echo "WEB_PROCESSES must be a positive number of web processes, got '${WEB_PROCESSES}'" >&2
   exit 2
@@ -18,7 +20,10 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 DEMO_RATE="${DEMO_RATE:-2}"
-STATE_DIR="${DEV_STATE_DIR:-.local/dev}"
+# Another Kafka release (make dev KAFKA_VERSION=3.9.1) gets a state dir of its own: an older broker
+# cannot read a newer one's data, and scripts.servers refuses to try.
+KAFKA_VERSION="${KAFKA_VERSION:-}"
+STATE_DIR="${DEV_STATE_DIR:-.local/dev${KAFKA_VERSION:+-kafka-$KAFKA_VERSION}}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
 
@@ -33,14 +38,15 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 python -m scripts.servers up --state-dir "$STATE_DIR" \
-  --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT"
+  --kafka-port "$KAFKA_PORT" --kafka-controller-port "$KAFKA_CONTROLLER_PORT" --redis-port "$REDIS_PORT" \
+  ${KAFKA_VERSION:+--kafka-version "$KAFKA_VERSION"}
 python manage.py migrate --noinput -v 0
 
 mkdir -p "$STATE_DIR/logs"
 web_ports=()
 for ((i = 0; i < WEB_PROCESSES; i++)); do
   web_ports+=($((PORT + i)))
-  python -m crm_events.server -b 127.0.0.1 -p "$((PORT + i))" &
+  python -m crm_events.server -b 127.0.0.1 -p "$((PORT + i))" --workers "$WEB_WORKERS" &
   pids+=($!)
 done
 python manage.py consume_events &
@@ -51,8 +57,10 @@ pids+=($!)
 if ((WEB_PROCESSES > 1)); then
   web_line="    web        ${WEB_PROCESSES} Daphne processes, each on its own port (no balancer in front):"
   web_line+=" ${web_ports[*]}; a stream resumes on any of them"
+elif [[ "$WEB_WORKERS" != 1 ]]; then
+  web_line="    web        ${WEB_WORKERS} workers sharing port ${PORT} (SO_REUSEPORT), under one supervisor"
 else
-  web_line="    web        one Daphne process on port ${PORT} (make dev WEB_PROCESSES=N for more)"
+  web_line="    web        one Daphne process on port ${PORT} (make dev WEB_WORKERS=N: N workers on it)"
 fi
 cat <<TXT
 

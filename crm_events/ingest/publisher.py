@@ -54,12 +54,15 @@ from crm_events.ingest.liveness import LoopProgress
 from crm_events.ingest.position_log import PositionLogWriter
 from crm_events.ingest.publish_watch import PublishWatch
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare
+from crm_events.kafka.diagnosis import failure_explain
 from crm_events.kafka.fetch import Fetched, records_fetch
 from crm_events.registry import registry_decoder
 
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
+KAFKA_REFUSED_LOG = "Kafka at %s refused this consumer: %s; retrying in %.1fs"
+KAFKA_UNREACHABLE_LOG = "Kafka at %s is unreachable (%s); retrying in %.1fs"
 HEARTBEAT_TIMEOUT_MIN = 2.0
 DEFAULT_STALL_SECONDS = 45.0
 
@@ -163,12 +166,19 @@ class EventPublisher:
             except (KafkaError, OSError) as error:
                 await consumer.stop()
                 delay = backoff.next_delay()
-                logger.warning(
-                    "Kafka at %s is unreachable (%s); retrying in %.1fs",
-                    ",".join(self.config.brokers_redacted), error, delay,
-                )
+                await self._connect_failure_log(error, delay)
                 await self._sleep_unless_stopping(delay)
         return None
+
+    async def _connect_failure_log(self, error: BaseException, delay: float) -> None:
+        """One line: the refusal's cause when Kafka (or the token endpoint) refused us, which
+        aiokafka reports only as `Unable to bootstrap`; else that Kafka is unreachable."""
+        brokers = ",".join(self.config.brokers_redacted)
+        refused = await failure_explain(self.config, error)
+        if refused is not None:
+            logger.error(KAFKA_REFUSED_LOG, brokers, refused, delay)
+        else:
+            logger.warning(KAFKA_UNREACHABLE_LOG, brokers, error, delay)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         tracker = PositionTracker(consumer, on_assigned=self.position_log.snapshot_due)

@@ -1,8 +1,10 @@
 """Building the Kafka clients the service uses, and making sure its topics exist.
 
-Every Kafka client the service creates (group consumer, producer, admin, and the
-readers that replay history) is built from one `KafkaConfig` here, so connection
-settings are given in one place.
+Every Kafka client the service creates (group consumer, producers, the dead-letter and
+canary producers, admin, the readers that replay history and look offsets up, the
+positions log) is built from one `KafkaConfig` here, so connection and security settings
+(TLS files and key password, SASL PLAIN/SCRAM, OAUTHBEARER tokens, MSK IAM) are applied in
+one place: `security_options`.
 
 Every consumer reads committed data only (`read_committed`): records of aborted
 transactions never reach a client, and a transaction still open holds every reader
@@ -16,14 +18,17 @@ aborted records, compacted-away records) are holes, not losses.
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
 
 from crm_events.config import KafkaConfig, KafkaSecurity
+from crm_events.kafka.tokens import ClientCredentialsTokenProvider, MskIamTokenProvider
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +51,29 @@ def security_options(security: KafkaSecurity) -> dict[str, Any]:
             cafile=security.ssl_cafile or None,
             certfile=security.ssl_certfile or None,
             keyfile=security.ssl_keyfile or None,
+            password=security.ssl_key_password or None,
         )
-    if security.uses_sasl:
+    if security.uses_sasl and security.sasl_mechanism in ("OAUTHBEARER", "AWS_MSK_IAM"):
+        # MSK IAM is OAUTHBEARER on the wire, with a signed URL as the token.
+        options.update(sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=token_provider(security))
+    elif security.uses_sasl:
         options.update(
             sasl_mechanism=security.sasl_mechanism,
             sasl_plain_username=security.sasl_username,
             sasl_plain_password=security.sasl_password,
         )
     return options
+
+
+@cache
+def token_provider(security: KafkaSecurity) -> AbstractTokenProvider:
+    """The process's one token source for these settings: every client and connection shares its
+    token, so a process fetches one token per lifetime, not one per connection."""
+    if security.sasl_mechanism == "AWS_MSK_IAM":
+        return MskIamTokenProvider(security.aws_region)
+    if security.oauth is None:
+        raise ValueError("OAUTHBEARER needs the OAuth client settings (KAFKA_OAUTH_*)")
+    return ClientCredentialsTokenProvider(security.oauth)
 
 
 def client_options(config: KafkaConfig) -> dict[str, Any]:

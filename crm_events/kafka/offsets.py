@@ -17,8 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from crm_events.config import KafkaConfig
-from crm_events.exceptions import KafkaUnavailable
+from crm_events.exceptions import KafkaRefused, KafkaUnavailable
 from crm_events.kafka.clients import admin_create, reader_create
+from crm_events.kafka.diagnosis import failure_explain
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class OffsetLookup:
                 return await call(*await self._clients())
         except (KafkaError, OSError, TimeoutError) as error:
             await self.close()
+            refused = await failure_explain(self.config, error)
+            if refused is not None:
+                raise KafkaRefused(refused) from error
             raise KafkaUnavailable(f"Kafka did not answer ({what}): {error or 'timeout'}") from error
 
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crm_events.config import CanaryConfig, ReadinessConfig, redis_config
 from crm_events.core import canary
-from crm_events.exceptions import KafkaUnavailable
+from crm_events.exceptions import KafkaRefused, KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
 from crm_events.redis_clients import redis_connected
@@ -91,6 +91,7 @@ def consumer_check(hub: EventHub, config: ReadinessConfig) -> str:
 # Short: /status is asked by people and monitors, who should not wait for Kafka's own timeouts.
 KAFKA_CHECK_TIMEOUT = 2.0
 KAFKA_UNREACHABLE = "kafka unreachable: {}"
+KAFKA_REFUSES = "kafka refuses this service: {}"
 
 
 async def kafka_check(hub: EventHub) -> str:
@@ -99,6 +100,8 @@ async def kafka_check(hub: EventHub) -> str:
         async with asyncio.timeout(KAFKA_CHECK_TIMEOUT):
             await hub.offsets.cluster_id()
         return CHECK_OK
+    except KafkaRefused as error:
+        return KAFKA_REFUSES.format(error)
     except KafkaUnavailable as error:
         return KAFKA_UNREACHABLE.format(error)
     except TimeoutError:

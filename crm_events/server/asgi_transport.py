@@ -24,7 +24,7 @@ from crm_events.core.tasks import task_stop
 from crm_events.core.transport import StreamTransport
 
 logger = logging.getLogger(__name__)
-_WRITES_BODY = metrics.STREAM_WRITES.labels(path="body")
+_WRITES = metrics.STREAM_WRITE_TALLY
 
 TRANSPORT_EXTENSION = "aetherlink.stream_transport"
 PLAIN_SERVER = (
@@ -55,7 +55,7 @@ class QueueTransport:
         self._room.set()
 
     def write(self, chunk: bytes) -> None:
-        _WRITES_BODY.inc()
+        _WRITES.body += 1
         self._chunks.append(chunk)
         self._size += len(chunk)
         self._ready.set()

@@ -17,7 +17,10 @@
   open-files limit raised to the hard limit (`os_limits.py`, one log line), and the
   start-up probe of what the direct socket writes need from Twisted.
 - `endpoints`: each listening socket Daphne opens gets `WEB_LISTEN_BACKLOG` (Twisted's
-  default of 50 overflows when thousands of clients reconnect at once).
+  default of 50 overflows when thousands of clients reconnect at once). With `reuse_port`
+  (`aetherlink-web --reuse-port`, every worker of `--workers N`), the `tcp:` ones are bound
+  here with `SO_REUSEPORT` instead (reuse_port.py) and adopted by Twisted through Daphne's
+  `ready_callable` argument, the moment before the reactor runs.
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ from crm_events.server.head_refusals import refusals_build
 from crm_events.server.inbox import ApplicationInbox
 from crm_events.server.os_limits import backlog_add, nofile_raise
 from crm_events.server.request_limits import limited_protocol, request_limits_enabled
+from crm_events.server.reuse_port import TcpAddress, reuse_port_listen, tcp_endpoint_parse
 
 logger = logging.getLogger(__name__)
 
 ERROR_CODES = {400: "bad_request", 500: "server_error", 503: "unavailable"}
+REUSE_PORT_FAILED = "Listen failure: %s:%d with SO_REUSEPORT: %s"
 
 
 class JsonErrorRequest(WebRequest):
@@ -87,12 +92,20 @@ class JsonErrorHTTPFactory(HTTPFactory):
 class AetherlinkServer(Server):
     def __init__(
         self, application: Any, endpoints: list[str] | None = None, *args: Any, action_logger: Any = None,
-        **kwargs: Any,
+        reuse_port: bool = False, **kwargs: Any,
     ) -> None:
         # Daphne's CLI hands its stdout logger when it wants an access log: ours logs instead.
-        endpoints = backlog_add(list(endpoints or []), server_config().listen_backlog)
+        backlog = server_config().listen_backlog
+        endpoints = backlog_add(list(endpoints or []), backlog)
+        parsed = [(tcp_endpoint_parse(description, backlog) if reuse_port else None, description)
+                  for description in endpoints]
+        self.reuse_port_addresses = [address for address, _ in parsed if address is not None]
+        if self.reuse_port_addresses:
+            kwargs["ready_callable"] = partial(self._reuse_port_adopt, kwargs.get("ready_callable"))
         super().__init__(
             application, endpoints, *args, action_logger=AccessLog() if action_logger else None, **kwargs)
+        # Daphne refuses an empty list above; the `tcp:` ones it must not open are ours to bind.
+        self.endpoints = [description for address, description in parsed if address is None]
         self.direct_send = direct_send_enabled()
         self.request_head = server_config().request_head if request_limits_enabled() else None
         self.shutdown_grace = stream_config().shutdown_grace
@@ -111,6 +124,31 @@ class AetherlinkServer(Server):
         nofile_raise()
         gc_tune()
         super().run()
+
+    def _reuse_port_adopt(self, ready_callable: Any) -> None:
+        """Daphne calls this once its own endpoints listen, just before the reactor runs."""
+        for address in self.reuse_port_addresses:
+            if not self._reuse_port_listen(address):
+                return
+        if ready_callable is not None:
+            ready_callable()
+
+    def _reuse_port_listen(self, address: TcpAddress) -> bool:
+        from twisted.internet import reactor as installed  # the asyncio reactor Daphne installed
+
+        reactor: Any = installed
+
+        try:
+            sock = reuse_port_listen(address)
+        except OSError as error:
+            logger.critical(REUSE_PORT_FAILED, address.host, address.port, error)
+            self.abort_start = True  # the command line exits 1
+            reactor.callWhenRunning(reactor.stop)
+            return False
+        sock.setblocking(False)  # as Twisted's own adopted endpoints do: its accepts must not block
+        with sock:  # Twisted listens on a copy of its own
+            self.listen_success(reactor.adoptStreamPort(sock.fileno(), sock.family, self.http_factory))
+        return True
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationInbox | None:
         """Daphne 4.2's, step for step, with the inbox for its queue and the transport factory."""

@@ -13,6 +13,7 @@ report, with no polling and no reading of buffer sizes.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -21,10 +22,15 @@ from zope.interface import implementer
 
 from crm_events import metrics
 from crm_events.core.flag import Flag
-from crm_events.server.direct_send import chunk_send_now, pause_threshold_set, send_buffer_set, tcp_transport
+from crm_events.server.direct_send import (
+    chunk_send_now,
+    chunked_started,
+    pause_threshold_set,
+    send_buffer_set,
+    tcp_transport,
+)
 
-_WRITES_SOCKET = metrics.STREAM_WRITES.labels(path="socket")
-_WRITES_TWISTED = metrics.STREAM_WRITES.labels(path="twisted")
+_WRITES = metrics.STREAM_WRITE_TALLY
 
 
 @implementer(IPushProducer)
@@ -38,6 +44,11 @@ class DaphneTransport:
         self._room = Flag(is_set=True)  # the session is its one waiter
         self._producing = False  # registered with the request
         self._gone = False
+        # Read once (the first write), not per write: the connection's TCP transport and socket
+        # for the direct sends, and whether its body is chunked (known once its headers are out).
+        self._tcp: Any = None
+        self._socket: socket.socket | None = None
+        self._chunked: bool | None = None
 
     # --- StreamTransport --------------------------------------------------------------
 
@@ -46,12 +57,12 @@ class DaphneTransport:
             return  # Daphne is telling the application so
         if not self._producing:
             self._start()
-        transport = tcp_transport(self._protocol) if self._direct else None
-        if transport is not None and chunk_send_now(self._protocol, transport, chunk):
-            _WRITES_SOCKET.inc()
+        if self._socket is not None and self._chunked_body() and chunk_send_now(
+                self._protocol, self._tcp, self._socket, chunk):
+            _WRITES.socket += 1
             return
         self._protocol.handle_reply({"type": "http.response.body", "body": chunk, "more_body": True})
-        _WRITES_TWISTED.inc()
+        _WRITES.twisted += 1
 
     def has_room(self) -> bool:
         return self._room.is_set()
@@ -98,8 +109,15 @@ class DaphneTransport:
         transport = tcp_transport(self._protocol)
         if transport is not None:
             pause_threshold_set(transport, self._limit)
+            if self._direct:
+                self._tcp, self._socket = transport, transport.getHandle()
         send_buffer_set(self._protocol, self._send_buffer)
         self._protocol.registerProducer(self, True)
+
+    def _chunked_body(self) -> bool:
+        if self._chunked is None:
+            self._chunked = chunked_started(self._protocol)
+        return bool(self._chunked)
 
     def _client_left(self) -> bool:
         connection = self._server.connections.get(self._protocol)

@@ -68,21 +68,26 @@ def tcp_transport(protocol: Any) -> tcp.Server | None:
     return transport if isinstance(transport, tcp.Server) else None
 
 
-def unsent_bytes(transport: tcp.Server) -> int:
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+def chunked_started(protocol: Any) -> bool | None:
+    """Whether the response's body went out chunked: None while its headers are not out yet
+    (then it is asked again), and once out the answer never changes."""
+    if not protocol.startedWriting:
+        return None
+    return bool(protocol.chunked)
 
 
-def chunk_send_now(protocol: Any, transport: tcp.Server, body: bytes) -> bool:
-    """Send one chunk of a chunked HTTP/1.1 response into its socket now; False: not possible."""
-    if not (
-        protocol.startedWriting and protocol.chunked and not protocol.finished
-        and transport.connected and not transport.disconnecting and not transport._writeDisconnected
-        and unsent_bytes(transport) == 0
+def chunk_send_now(protocol: Any, transport: tcp.Server, sock: socket.socket, body: bytes) -> bool:
+    """Send one chunk of a chunked HTTP/1.1 response (`chunked_started` said so) into its socket
+    (`transport.getHandle()`, read once per connection) now; False: not possible."""
+    if (
+        protocol.finished or not transport.connected or transport.disconnecting
+        or transport._writeDisconnected
+        or len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # bytes still unsent
     ):
         return False
     data = b"%x\r\n%s\r\n" % (len(body), body)
     try:
-        sent = transport.getHandle().send(data)
+        sent = sock.send(data)
     except BlockingIOError:
         sent = 0
     except OSError:

@@ -130,6 +130,7 @@ class StreamSession:
                 token = await self._token()
                 if subscriber.writes == writes:  # still: an id older than a frame would go back
                     subscriber.write(heartbeat_frame(token))
+                    metrics.stream_writes_flush()  # an idle process's writes are counted too
 
     async def _farewell(self) -> None:
         """What is still queued (unless sent away as slow), then the `reconnect` frame."""

@@ -8,7 +8,7 @@ its own PID. The module imports only the standard library: the Kafka readiness c
 Kafka wire protocol itself, so the CLI works from any Python 3.11.
 
     python -m scripts.servers up --state-dir .local/dev [--kafka-port 9092]
-        [--kafka-controller-port 9093] [--redis-port 6379]
+        [--kafka-controller-port 9093] [--redis-port 6379] [--kafka-version 4.4.0]
     python -m scripts.servers status --state-dir .local/dev
     python -m scripts.servers down --state-dir .local/dev
 """
@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts.servers.base import KAFKA_VERSION
 from scripts.servers.kafka import KafkaServer
 from scripts.servers.redis import RedisServer
 
@@ -39,11 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kafka-port", type=int, default=9092)
     parser.add_argument("--kafka-controller-port", type=int, default=9093)
     parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument(
+        "--kafka-version",
+        default=KAFKA_VERSION,
+        help="the Apache Kafka release to run, 3.9.1 or newer (its jars are fetched once per machine)",
+    )
     return parser
 
 
 def _services(args: argparse.Namespace) -> list[tuple[str, KafkaServer | RedisServer, str]]:
-    kafka = KafkaServer(args.kafka_port, args.kafka_controller_port, args.state_dir / "kafka")
+    kafka = KafkaServer(
+        args.kafka_port, args.kafka_controller_port, args.state_dir / "kafka", version=args.kafka_version
+    )
     redis = RedisServer(args.redis_port, args.state_dir / "redis")
     return [("kafka", kafka, kafka.bootstrap), ("redis", redis, redis.url)]
 

@@ -11,7 +11,10 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+# The broker `make dev`, the tests and the benchmark run; KAFKA_OLDEST_VERSION is the oldest one
+# the README promises, and the tests marked `kafka_oldest` run on it too (tests/integration/conftest.py).
 KAFKA_VERSION = "4.4.0"
+KAFKA_OLDEST_VERSION = "3.9.1"
 LOOPBACK = "127.0.0.1"
 
 KAFKA_CONF_DIR = Path(__file__).resolve().parents[1] / "kafka"
@@ -24,6 +27,11 @@ POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 10.0
 
 MVN_MISSING = "Maven (mvn) is needed once per machine to fetch the Kafka jars: apt-get install -y maven"
+KAFKA_DATA_OF_ANOTHER_VERSION = (
+    "{data_dir} holds the data of a Kafka {found} broker, which is started only with that release, "
+    "not {wanted} (an older broker cannot read a newer one's data): ask for Kafka {found}, "
+    "use another state dir, or remove this one"
+)
 JAVA_MISSING = "Java 17 or newer is needed to run Kafka: apt-get install -y openjdk-17-jre-headless"
 REDIS_MISSING = (
     "redis-server is not installed and we are not root, so it cannot be installed for you: "

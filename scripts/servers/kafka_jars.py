@@ -31,23 +31,23 @@ def cache_dir() -> Path:
     return Path(override) if override else Path.home() / ".cache" / "aetherlink"
 
 
-def kafka_home() -> Path:
-    return cache_dir() / f"kafka-{KAFKA_VERSION}"
+def kafka_home(version: str = KAFKA_VERSION) -> Path:
+    return cache_dir() / f"kafka-{version}"
 
 
-def kafka_jars_dir() -> Path:
-    """The folder of all Kafka runtime jars, fetched with Maven on first use.
+def kafka_jars_dir(version: str = KAFKA_VERSION) -> Path:
+    """The folder of all runtime jars of Kafka `version`, fetched with Maven on first use.
 
     Maven writes into a temporary sibling that is renamed to ``libs`` only on success, so an
     existing ``libs`` is always complete; a lock file makes concurrent first runs fetch once.
     """
-    libs = kafka_home() / "libs"
+    libs = kafka_home(version) / "libs"
     if libs.is_dir():
         return libs
     libs.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(libs.parent / ".lock"):
         if not libs.is_dir():  # another process may have fetched while we waited for the lock
-            _jars_fetch(libs)
+            _jars_fetch(libs, version)
     return libs
 
 
@@ -58,13 +58,13 @@ def file_lock(path: Path) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
-def _jars_fetch(libs: Path) -> None:
+def _jars_fetch(libs: Path, version: str) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise RuntimeError(MVN_MISSING)
     logger.info(
         "Fetching Apache Kafka %s jars from Maven Central into %s (once per machine, ~10s)",
-        KAFKA_VERSION,
+        version,
         libs,
     )
     for stale in libs.parent.glob("libs.partial-*"):  # left by a fetch that was killed; we hold the lock
@@ -78,7 +78,7 @@ def _jars_fetch(libs: Path) -> None:
                 "-B",
                 "-f",
                 str(KAFKA_CONF_DIR / "pom.xml"),
-                f"-Dkafka.version={KAFKA_VERSION}",
+                f"-Dkafka.version={version}",
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={staging}",
@@ -98,16 +98,16 @@ def java_binary() -> str:
     return java
 
 
-def cds_archive() -> Path:
-    """Where the class-data-sharing archive for this JVM build and jar folder lives.
+def cds_archive(version: str = KAFKA_VERSION) -> Path:
+    """Where the class-data-sharing archive for this JVM build and Kafka's jar folder lives.
 
     Keyed by the java binary, its mtime and the jar folder's path: a JVM refuses (with a warning)
     an archive dumped by another build or for another class path, and would never get a fresh one.
     """
     java = os.path.realpath(java_binary())
-    identity = f"{java}:{os.stat(java).st_mtime_ns}:{kafka_home()}"
+    identity = f"{java}:{os.stat(java).st_mtime_ns}:{kafka_home(version)}"
     key = hashlib.sha1(identity.encode()).hexdigest()[:12]
-    return kafka_home() / "cds" / f"kafka-{key}.jsa"
+    return kafka_home(version) / "cds" / f"kafka-{key}.jsa"
 
 
 def classpath(libs: Path) -> str:
@@ -116,7 +116,7 @@ def classpath(libs: Path) -> str:
     return os.pathsep.join(sorted(str(jar) for jar in libs.glob("*.jar")))
 
 
-def cds_usable(archive: Path) -> bool:
+def cds_usable(archive: Path, version: str = KAFKA_VERSION) -> bool:
     """Try the archive once (~0.1s): a truncated one crashes the JVM instead of being ignored."""
     argv = [
         java_binary(),
@@ -124,7 +124,7 @@ def cds_usable(archive: Path) -> bool:
         f"-XX:SharedArchiveFile={archive}",
         "-Xshare:on",
         "-cp",
-        classpath(kafka_jars_dir()),
+        classpath(kafka_jars_dir(version)),
         "-version",
     ]
     with tempfile.TemporaryDirectory() as scratch:  # a crash writes hs_err_pid*.log into cwd

@@ -20,10 +20,10 @@ _METADATA_BODY = struct.pack(">hhih", 3, 4, 1, len(_CLIENT_ID)) + _CLIENT_ID + s
 _METADATA_REQUEST = struct.pack(">i", len(_METADATA_BODY)) + _METADATA_BODY
 
 
-def kafka_metadata_ok(port: int, timeout: float = 2.0) -> bool:
-    """True once a Metadata request to 127.0.0.1:port lists a live broker and a controller."""
+def kafka_metadata_ok(port: int, timeout: float = 2.0, *, host: str = LOOPBACK) -> bool:
+    """True once a Metadata request to host:port lists a live broker and a controller."""
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(_METADATA_REQUEST)
             (size,) = struct.unpack(">i", _recv_exact(sock, 4))
             return _metadata_ready(_recv_exact(sock, size))

@@ -71,6 +71,9 @@ class RedisServer(ProcessBacked):
     password: str = ""
     replica_of: int = 0
     tls: TlsFiles | None = None
+    # Where clients reach it: another address of this machine (a bridge's, for pods in network
+    # namespaces) is listened on as well as loopback.
+    host: str = LOOPBACK
     _process: ServerProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +83,7 @@ class RedisServer(ProcessBacked):
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def ready(self) -> bool:
         """True if the server answers PING (no client library needed)."""
@@ -116,6 +119,8 @@ class RedisServer(ProcessBacked):
             *tls,
             "--bind",
             LOOPBACK,
+            # Beyond loopback, protected mode would refuse every client: this Redis has no password.
+            *([self.host, "--protected-mode", "no"] if self.host != LOOPBACK else []),
             "--save",
             "",
             "--appendonly",

@@ -52,8 +52,6 @@ KINDS["production"] = sorted([*KINDS["minimal"], "Ingress", "PrometheusRule", *[
 KINDS["everything"] = sorted([*KINDS["production"], "HTTPRoute", "HorizontalPodAutoscaler", *["Secret"] * 2])
 # Read by Django's `createsuperuser --noinput` (docker/init.sh runs it) rather than our code.
 CREATESUPERUSER_SETTINGS = {"DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
-# WEB_WORKERS is read by `aetherlink-web --workers` (issue 22), which may land after the chart.
-PENDING_SETTINGS = {"WEB_WORKERS"}
 SECRET_SETTINGS = {"DJANGO_SECRET_KEY", "DATABASE_URL", "METRICS_TOKEN", "DJANGO_SUPERUSER_USERNAME",
                    "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
 NOT_PUBLIC = ["/metrics", "/status", "/readyz", "/healthz", "/metrics/", "/statusx", "/admin-x"]
@@ -242,7 +240,7 @@ def test_never_more_consumers_than_partitions():
 
 
 def unread_variables(docs: list[dict]) -> dict[str, set[str]]:
-    read = settings_read() | CREATESUPERUSER_SETTINGS | PENDING_SETTINGS
+    read = settings_read() | CREATESUPERUSER_SETTINGS
     found = {where: set(chart_environment(docs, container)) - read for where, container in containers(docs)}
     return {where: names for where, names in found.items() if names}
 

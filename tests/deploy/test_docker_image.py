@@ -39,15 +39,17 @@ def test_dependencies_are_installed_before_the_code_is_copied():
     deps = next(i for i, (op, args) in enumerate(steps) if op == "RUN" and "-r /tmp/requirements.txt" in args)
     copied_before = [args for op, args in steps[:deps] if op == "COPY"]
     assert deps < first_code and copied_before == ["pyproject.toml constraints.txt ./"]
-    # The layer's command lists exactly pyproject's dependencies and the `postgres` extra, each
-    # pinned by constraints.txt.
+    # The layer's command lists exactly pyproject's dependencies and the `postgres` and `msk`
+    # extras, each pinned by constraints.txt.
     command = re.search(r'python -c "(.+?)"\s*>', steps[deps][1]).group(1)  # as sh passes it
     listed = subprocess.run([sys.executable, "-c", command], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split("\n")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["postgres"]
+    extras = project["optional-dependencies"]
+    declared = project["dependencies"] + extras["postgres"] + extras["msk"]
     assert [line for line in listed if line] == declared
     assert any(requirement.startswith("psycopg[binary]") for requirement in declared)
+    assert any(requirement.startswith("aws-msk-iam-sasl-signer-python") for requirement in declared)
     pinned = {line.split("==")[0].lower().replace("_", "-") for line in
               (ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
     for requirement in declared:

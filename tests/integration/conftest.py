@@ -1,5 +1,8 @@
 """The real stack for integration tests: Kafka (KRaft) and Redis for the whole session,
-and per test a fresh topic, Redis namespace, Daphne and `consume_events`."""
+and per test a fresh topic, Redis namespace, Daphne and `consume_events`.
+
+A test marked `kafka_oldest` runs twice: on the newest Kafka (KAFKA_VERSION) and on the oldest
+release the README promises (KAFKA_OLDEST_VERSION), each a broker of its own for the session."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from scripts.servers import KafkaServer, RedisServer, free_port
+from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, KafkaServer, RedisServer, free_port
 from scripts.servers.apicurio import ApicurioServer
 from scripts.topics import topic_create as topic_create_with
 from tests.support.postgres import PostgresServer
@@ -51,13 +54,49 @@ def started(make: Callable[[int], KafkaServer | RedisServer | ApicurioServer], a
     raise AssertionError("unreachable")
 
 
+class KafkaBrokers:
+    """One broker per Kafka version for the session, each started when a test first needs it."""
+
+    def __init__(self, stack_dir: Path) -> None:
+        self.stack_dir = stack_dir
+        self.running: dict[str, KafkaServer] = {}
+
+    def broker(self, version: str) -> KafkaServer:
+        if version not in self.running:
+            self.running[version] = started(lambda n: KafkaServer(
+                port=free_port(), controller_port=free_port(),
+                data_dir=self.stack_dir / f"kafka-{version}-{n}", version=version,
+            ))
+        return self.running[version]
+
+    def stop_all(self) -> None:
+        for server in self.running.values():
+            server.stop()
+
+
 @pytest.fixture(scope="session")
-def kafka(stack_dir: Path) -> Iterator[KafkaServer]:
-    server = started(
-        lambda n: KafkaServer(port=free_port(), controller_port=free_port(), data_dir=stack_dir / f"kafka{n}")
-    )
-    yield server
-    server.stop()
+def kafka_brokers(stack_dir: Path) -> Iterator[KafkaBrokers]:
+    brokers = KafkaBrokers(stack_dir)
+    yield brokers
+    brokers.stop_all()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("kafka_oldest") and "kafka_version" in metafunc.fixturenames:
+        versions = [KAFKA_VERSION, KAFKA_OLDEST_VERSION]
+        metafunc.parametrize("kafka_version", versions, indirect=True, ids=[f"kafka{v}" for v in versions])
+
+
+@pytest.fixture
+def kafka_version(request: pytest.FixtureRequest) -> str:
+    """The Kafka release this test runs on: the newest, unless `kafka_oldest` parametrizes it."""
+    return str(getattr(request, "param", KAFKA_VERSION))
+
+
+@pytest.fixture
+def kafka(kafka_brokers: KafkaBrokers, kafka_version: str) -> KafkaServer:
+    """The session's broker of this test's Kafka version (shared: each test makes its own topic)."""
+    return kafka_brokers.broker(kafka_version)
 
 
 @pytest.fixture(scope="session")

@@ -233,6 +233,7 @@ def assignment(process: ServiceProcess) -> list[str]:
     return re.findall(r"'([^']+)'", found[-1]) if found else []
 
 
+@pytest.mark.kafka_oldest
 async def test_scale_out_two_consumers_two_web_processes_and_a_rebalance(fault_stack, env, capsys):
     consumers = [fault_stack.consumer("consumer-a"), fault_stack.consumer("consumer-b")]
     ports = web(fault_stack, 2)

@@ -163,6 +163,7 @@ def lags(port: int) -> list[float]:
     return [float(v) for v in re.findall(r"^aetherlink_consumer_lag\{[^}]*\} (\S+)$", text, re.M)]
 
 
+@pytest.mark.kafka_oldest
 async def test_hostile_records_from_a_foreign_client_arrive_once_live_and_replayed(
     stack, kafka, topic, capsys
 ):

@@ -104,6 +104,7 @@ async def _stable_log(bootstrap: str, topic: str, timeout: float = 30) -> dict:
         previous = current
 
 
+@pytest.mark.kafka_oldest
 async def test_streams_of_a_compacted_topic_get_every_surviving_record_once_and_no_gap(
     stack, kafka, topic
 ):

@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
@@ -40,6 +41,7 @@ async def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
     return admin
 
 
+@pytest.mark.kafka_oldest
 async def test_partitions_added_while_streams_are_open_reach_open_new_and_resumed_streams(
     stack, kafka, topic
 ):
@@ -105,6 +107,7 @@ async def topic_recreate(bootstrap: str, topic: str, partitions: int) -> None:
         await admin.close()
 
 
+@pytest.mark.kafka_oldest
 async def test_a_resume_id_from_before_the_topic_was_recreated_gets_a_reset_gap_then_the_new_records(
     stack, kafka, topic
 ):

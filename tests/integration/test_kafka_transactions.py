@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.integration.conftest import PARTITIONS
@@ -89,6 +90,7 @@ def assert_no_repair_no_resync(log: str) -> None:
     assert "started over" not in log and "no longer exists" not in log
 
 
+@pytest.mark.kafka_oldest
 async def test_only_committed_and_plain_records_reach_live_replayed_and_resumed_streams(stack, kafka, topic):
     stack.env.update(WATCH_OFTEN)
     stack.consumer()

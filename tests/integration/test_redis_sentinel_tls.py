@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -79,7 +80,12 @@ async def test_each_readiness_probe_closes_its_connections_to_the_sentinels(tls_
     hold its connections until then (redis-py warns of each one it finds unclosed)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        for _ in range(3):
-            assert await redis_check() == CHECK_OK
+        # Three probes that reached the master; on a loaded machine one may outlast the probe's
+        # own timeout, which must close its connections just the same.
+        answers: list[str] = []
+        deadline = time.monotonic() + 60
+        while answers.count(CHECK_OK) < 3 and time.monotonic() < deadline:
+            answers.append(await redis_check())
+        assert answers.count(CHECK_OK) == 3, answers
         gc.collect()
     assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -108,6 +109,7 @@ def domain(connection: SseConnection) -> list[dict]:
     return [e.json() for e in connection.parser.events if e.data and '"domain_event"' in e.data]
 
 
+@pytest.mark.kafka_oldest
 async def test_replay_from_earliest_then_live(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()
@@ -121,6 +123,7 @@ async def test_replay_from_earliest_then_live(stack, kafka, topic):
     assert_exact(domain(connection), set(before) | set(after))
 
 
+@pytest.mark.kafka_oldest
 async def test_since_starts_at_the_first_event_at_or_after_the_time(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()
@@ -136,6 +139,29 @@ async def test_since_starts_at_the_first_event_at_or_after_the_time(stack, kafka
     iso = "2026-05-28T20:26:50Z"  # base + 10 s, as ISO-8601
     connection = await stream_until(port, f"/crm-events?since={iso}", 10)
     assert_exact(domain(connection), set(positions[10:]))
+
+
+@pytest.mark.kafka_oldest
+async def test_offset_starts_its_partitions_there_and_the_others_where_from_says(stack, kafka, topic):
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    # `from=latest` (the default, for partition 0) is the hub's live edge: a stream that starts
+    # there and then gets all 12 got them from the hub, so the hub has passed them all.
+    watcher = await SseConnection.open("127.0.0.1", port, "/crm-events")
+    await watcher.events_until(lambda e: any('"connected"' in x.data for x in e), 10)
+    before = await produce(kafka.bootstrap, topic, typed_values(12), partitions=[i % 3 for i in range(12)])
+    await watcher.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 12, 30)
+    watcher.close()
+    chosen = {(1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)}  # 4 records per partition: offsets 0..3
+    assert chosen < set(before)
+    connection = await SseConnection.open("127.0.0.1", port, f"/crm-events?offset=1:2&offset={topic}/2:0")
+    assert connection.status == 200
+    await connection.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 6, 30)
+    after = await produce(kafka.bootstrap, topic, typed_values(3, 12), partitions=[0, 1, 2])
+    await connection.events_until(lambda e: len([x for x in e if '"domain_event"' in x.data]) >= 9, 30)
+    connection.close()
+    assert_exact(domain(connection), chosen | set(after))
 
 
 async def produce_at(bootstrap, topic, value, *, partition, timestamp_ms):
@@ -166,6 +192,7 @@ async def test_resume_with_last_event_id_header_or_query_gets_exactly_the_rest(s
         assert_exact(got_first + domain(resumed), set(first) | set(rest))
 
 
+@pytest.mark.kafka_oldest
 async def test_a_token_older_than_retention_gets_a_gap_then_the_retained_events(stack, kafka, topic):
     stack.consumer()
     _, port = stack.daphne()

@@ -59,6 +59,7 @@ def positions_of(events) -> list[tuple[int, int]]:
     return [(e.json()["partition"], e.json()["offset"]) for e in events]
 
 
+@pytest.mark.kafka_oldest
 async def test_ids_stay_short_and_resume_exactly_by_header_query_and_version_1(wide, kafka):
     stack, topic = wide
     port_a, port_b = consumer_and_two_web_processes(stack)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from tests.integration.conftest import json_values, produce
 from tests.support.sse_client import SseConnection
 
@@ -23,6 +25,7 @@ async def connected_stream(port: int) -> SseConnection:
     return connection
 
 
+@pytest.mark.kafka_oldest
 async def test_every_event_arrives_once_in_partition_order_with_the_old_frame_shape(
     stack, kafka, topic
 ):
@@ -92,6 +95,7 @@ async def test_bad_records_are_delivered_marked_and_the_consumer_keeps_going(sta
     assert consumer.is_running()
 
 
+@pytest.mark.kafka_oldest
 async def test_consumer_stops_cleanly_on_sigterm_with_everything_published_committed(stack, kafka, topic):
     consumer = stack.consumer()
     _, port = stack.daphne()

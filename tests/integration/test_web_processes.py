@@ -1,5 +1,6 @@
-"""Several web processes on one host: `make dev WEB_PROCESSES=N` (scripts/dev.sh), and N Daphne
-processes sharing one listening socket (`daphne --fd`), the README's systemd recipe."""
+"""Several web processes on one host: `make dev WEB_PROCESSES=N` (scripts/dev.sh), `make dev
+WEB_WORKERS=N` (aetherlink-web --workers on one port), and N Daphne processes sharing one
+listening socket (`daphne --fd`), the README's systemd recipe."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from scripts.servers import free_port
 from tests.integration.conftest import Stack
 from tests.support.processes import ROOT, http_get, http_status_or_none, wait_until
+from tests.support.worker_sockets import listeners
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +78,29 @@ def test_make_dev_starts_web_processes_on_consecutive_ports_and_stops_them_all(t
     status = subprocess.run([sys.executable, "-m", "scripts.servers", "status", "--state-dir",
                              env["DEV_STATE_DIR"]], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert status.stdout.splitlines() == ["kafka: not running", "redis: not running"], status.stdout
+
+
+def test_make_dev_with_workers_serves_them_on_one_port_and_stops_them_all(tmp_path):
+    port = consecutive_free_ports(1)
+    env = dev_env(tmp_path, PORT=str(port), WEB_WORKERS="2")
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: listeners(port) == 2 or dev.poll() is not None, timeout=120,
+                   what="make dev's two workers to listen")
+        wait_until(lambda: http_status_or_none(port, "/readyz") == 200 or dev.poll() is not None,
+                   timeout=120, what="make dev's workers to be ready")
+        assert dev.poll() is None, (tmp_path / "dev.log").read_text()
+        shown = f"2 workers sharing port {port} (SO_REUSEPORT), under one supervisor"
+        assert shown in (tmp_path / "dev.log").read_text()
+    finally:
+        dev.send_signal(signal.SIGINT)  # Ctrl-C
+        code = dev.wait(60)
+        log.close()
+    assert code in (0, 130), (tmp_path / "dev.log").read_text()
+    assert listeners(port) == 0 and http_status_or_none(port, "/healthz") is None
+    assert "stopping 2 workers (SIGTERM)" in (tmp_path / "dev.log").read_text()
 
 
 def test_make_dev_refuses_a_bad_process_count(tmp_path):

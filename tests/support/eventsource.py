@@ -22,6 +22,7 @@ Position = tuple[int, int]  # (partition, offset)
 
 CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRY_MS = 3000  # what a browser waits when the server sent no `retry:`
+HEARTBEAT = b": heartbeat\n"  # the comment line of the service's heartbeat frame
 
 
 class BrowserClient:
@@ -31,15 +32,18 @@ class BrowserClient:
     `cuts` are body byte counts at which its first connections are cut abruptly.
     `idle_timeout` is a watchdog: a connection that sends nothing (not even a heartbeat) for
     that long is dropped and counted in `stalls`, since a healthy server never goes silent.
-    `tls` makes it an https client (of nginx, say).
+    `tls` makes it an https client (of nginx, say). `host` is the address it connects to;
+    `headers` go with every request (a `Host` of a virtual server, a session cookie).
     """
 
     def __init__(
         self, name: str, ports: list[int], query: str, wants: Callable[[Any], bool], *,
         cuts: list[int] | None = None, seed: int = 0, idle_timeout: float = 15.0,
-        tls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.host = host
+        self.headers = dict(headers or {})
         self.ports = ports
         self.path = "/crm-events?from=earliest" + (f"&{query}" if query else "")
         self.wants = wants
@@ -58,11 +62,25 @@ class BrowserClient:
         self.stalls = 0
         self.statuses: Counter[int] = Counter()
         self.farewells: Counter[str] = Counter()
+        self.heartbeats = 0
+        self.silences: list[float] = []  # seconds between two reads (a reconnection's wait included)
+        self._last_read = 0.0
         self._connection: SseConnection | None = None
 
     @property
     def connected(self) -> bool:
         return self.last_id is not None
+
+    @property
+    def local_port(self) -> int | None:
+        """The client's port of its current connection (None between connections)."""
+        if self._connection is None:
+            return None
+        return int(self._connection.writer.get_extra_info("sockname")[1])
+
+    def steady(self) -> bool:
+        """Reading a stream, with no planned cut left."""
+        return not self.cuts and self._connection is not None
 
     def drop(self) -> None:
         """Cut the current connection now (a network blip, a page reload)."""
@@ -85,10 +103,10 @@ class BrowserClient:
                 await asyncio.sleep(self.retry_ms / 1000)
 
     async def _connect(self) -> SseConnection | None:
-        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        headers = {**self.headers, **({"Last-Event-ID": self.last_id} if self.last_id else {})}
         try:
             connection = await asyncio.wait_for(
-                SseConnection.open("127.0.0.1", self.port, self.path, headers, tls=self.tls), CONNECT_TIMEOUT
+                SseConnection.open(self.host, self.port, self.path, headers, tls=self.tls), CONNECT_TIMEOUT
             )
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             self.connect_failures += 1
@@ -120,6 +138,10 @@ class BrowserClient:
 
     def _take(self, connection: SseConnection, data: bytes) -> None:
         now = time.monotonic()
+        if self._last_read:
+            self.silences.append(now - self._last_read)
+        self._last_read = now
+        self.heartbeats += data.count(HEARTBEAT)
         for event in connection.feed(data):
             self._event(event, now)
         self.last_id = connection.parser.last_id or self.last_id

@@ -197,13 +197,17 @@ FLEET = [  # query, what it lets through, whether its connections get cut now an
 ]
 
 
-def fleet(ports: list[int], *, seed: int, tls: ssl.SSLContext | None = None) -> list[BrowserClient]:
+def fleet(
+    ports: list[int], *, seed: int, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1",
+    headers: dict[str, str] | None = None, idle_timeout: float = 15.0,
+) -> list[BrowserClient]:
     """Eight browsers spread over the web processes, half filtered, half cut five times early on."""
     rng = random.Random(seed)
     return [
         BrowserClient(
             f"client-{i}", ports, query, wants, seed=seed + i,
-            cuts=[rng.randint(1, 30_000) for _ in range(5)] if cut else None, tls=tls,
+            cuts=[rng.randint(1, 30_000) for _ in range(5)] if cut else None, tls=tls, host=host,
+            headers=headers, idle_timeout=idle_timeout,
         )
         for i, (query, wants, cut) in enumerate(FLEET)
     ]
@@ -216,12 +220,15 @@ Fault = Callable[["Production", list[BrowserClient]], Awaitable[tuple[float, dic
 async def scenario_run(
     name: str, *, bootstrap: str, topic: str, ports: list[int], fault: Fault, capsys: Any,
     rate: float = 60.0, tail: int = 300, timeout: float = 240.0, seed: int = 7,
-    tls: ssl.SSLContext | None = None,
+    tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", headers: dict[str, str] | None = None,
+    idle_timeout: float = 15.0,
 ) -> Figures:
     """Browsers read while events flow; `fault` waits for a moment mid-stream, breaks something,
     and returns when it healed (with its own figures); then `tail` more events, and the verdict.
-    With `tls` the browsers speak https to `ports` (a proxy in front of the web processes)."""
-    clients = fleet(ports, seed=seed, tls=tls)
+    With `tls` the browsers speak https to `ports` (a proxy in front of the web processes), on
+    `host`, with `headers` on every request (a virtual server's Host, a session cookie);
+    `idle_timeout` is the browsers' watchdog (longer than the service's heartbeat interval)."""
+    clients = fleet(ports, seed=seed, tls=tls, host=host, headers=headers, idle_timeout=idle_timeout)
     deadline = time.monotonic() + timeout
     tasks = [asyncio.create_task(client.run(deadline), name=client.name) for client in clients]
     production = Production(bootstrap, topic, total=1 << 62, rate=rate)

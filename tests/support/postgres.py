@@ -9,6 +9,7 @@ tmp (which that user could not enter), and removed at stop.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from scripts.servers import free_port
+from scripts.servers import LOOPBACK, free_port
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.tools import postgres_ensure
 
@@ -28,9 +29,13 @@ SERVER_USER = "postgres"  # made by Debian's package; used only when we are root
 
 
 class PostgresServer:
-    def __init__(self, log_dir: Path) -> None:
+    """`host`: another address of this machine to listen on as well (a bridge's, for pods in
+    network namespaces), trusted from its /24 as loopback is."""
+
+    def __init__(self, log_dir: Path, *, host: str = LOOPBACK) -> None:
         self.bindir = postgres_ensure()
         self.log_dir = log_dir
+        self.host = host
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="aetherlink-pg-"))
         self.process: ServiceProcess | None = None
@@ -50,9 +55,14 @@ class PostgresServer:
                                   "--auth=trust", "--encoding=UTF8", "--no-sync"]),
             check=True, capture_output=True, timeout=120,
         )
+        if self.host != LOOPBACK:
+            network = ipaddress.ip_network(f"{self.host}/24", strict=False)
+            with (pgdata / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {network} trust\n")
+        listen = LOOPBACK if self.host == LOOPBACK else f"{LOOPBACK},{self.host}"
         self.process = ServiceProcess("postgres", self._as_server_user([
             str(self.bindir / "postgres"), "-D", str(pgdata), "-p", str(self.port), "-k", str(self.data_dir),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
+            "-c", f"listen_addresses={listen}", "-c", "fsync=off", "-c", "max_connections=200",
         ]), dict(os.environ), self.log_dir)
         wait_until(lambda: self._accepts() or not self.process.is_running(), timeout=60, what="PostgreSQL")
         assert self.process.is_running(), self.process.log_text()
@@ -65,7 +75,7 @@ class PostgresServer:
             return False
 
     def url(self, database: str) -> str:
-        return f"postgres://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return f"postgres://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
     def database_create(self, name: str) -> str:
         """A new, empty database; its URL (DATABASE_URL)."""

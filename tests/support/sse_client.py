@@ -105,7 +105,9 @@ class SseConnection:
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
         tls_options = {"ssl": tls, "server_hostname": host} if tls is not None else {}
         reader, writer = await asyncio.open_connection(sock=sock, **tls_options)
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
+        lines = [f"GET {path} HTTP/1.1", "Accept: text/event-stream"]
+        if "Host" not in (headers or {}):
+            lines.insert(1, f"Host: {host}:{port}")
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await writer.drain()

@@ -9,7 +9,9 @@
 - Apicurio Registry (the Schema Registry of tests/integration/test_schema_registry*.py): its
   prebuilt distribution from Maven Central, unpacked into the same cache (scripts/servers/apicurio.py);
 - helm: built once from the Go module proxy (`go install`) into the same per-machine cache
-  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests.
+  as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests;
+- the Kafka jars themselves, of both versions the tests run (KAFKA_VERSION, KAFKA_OLDEST_VERSION),
+  fetched with Maven (scripts/servers/kafka_jars.py), so no test's timeout pays for the download.
 
 `make test` runs this module first (`python -m tests.support.tools`), outside any test's timeout:
 the first helm build takes a few minutes; after that every call returns at once.
@@ -27,7 +29,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.servers import cache_dir, file_lock
+from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, cache_dir, file_lock, kafka_jars_dir
 from scripts.servers.apicurio import apicurio_home
 from tests.support.browser import apt_get
 
@@ -157,6 +159,8 @@ def _go_install(go: str, module: str, name: str, binary: Path) -> None:
 
 if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for version in (KAFKA_VERSION, KAFKA_OLDEST_VERSION):
+        print(f"kafka {version}: {kafka_jars_dir(version)}")
     print(f"nginx: {nginx_ensure()}")
     print(f"docker-compose: {docker_compose_ensure()}")
     print(f"postgresql: {postgres_ensure()}")

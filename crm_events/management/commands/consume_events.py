@@ -27,7 +27,8 @@ IN_MEMORY_LAYER_ERROR = (
     "configure the Redis layer (REDIS_URL)."
 )
 KAFKA_TLS_ERROR = (
-    "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable: {}"
+    "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable, "
+    "or KAFKA_SSL_KEY_PASSWORD does not open the key: {}"
 )
 METRICS_PORT_ERROR = (
     "Cannot serve consumer metrics on {address} port {port} "

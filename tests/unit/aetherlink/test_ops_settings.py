@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from crm_events.config import KafkaConfig, KafkaSecurity
 from crm_events.kafka.clients import connection_options
+from tests.support.certificates import TestAuthority
 from tests.support.processes import ROOT
 
 PRINT = (
@@ -83,12 +84,33 @@ def test_jwt_key_from_a_file(tmp_path):
         ({"KAFKA_SECURITY_PROTOCOL": "TLS"},
          "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'."),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "svc"},
-         "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD."),
+         "KAFKA_SECURITY_PROTOCOL=SASL_SSL with KAFKA_SASL_MECHANISM=PLAIN needs KAFKA_SASL_USERNAME "
+         "and KAFKA_SASL_PASSWORD."),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+          "KAFKA_OAUTH_TOKEN_ENDPOINT": "https://idp/token", "KAFKA_OAUTH_CLIENT_ID": "svc"},
+         "KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_OAUTH_TOKEN_ENDPOINT, KAFKA_OAUTH_CLIENT_ID "
+         "and KAFKA_OAUTH_CLIENT_SECRET"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+          "KAFKA_OAUTH_TOKEN_ENDPOINT": "idp/token", "KAFKA_OAUTH_CLIENT_ID": "svc",
+          "KAFKA_OAUTH_CLIENT_SECRET": "s"},
+         "KAFKA_OAUTH_TOKEN_ENDPOINT must be an https:// (or http://) URL, not 'idp/token'."),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+          "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "pw"},
+         "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SECURITY_PROTOCOL is SASL_SSL and "
+         "KAFKA_SASL_MECHANISM OAUTHBEARER"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "AWS_MSK_IAM",
+          "KAFKA_AWS_REGION": "eu-west-1"},
+         "KAFKA_SASL_MECHANISM=AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_AWS_REGION"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "AWS_MSK_IAM"},
+         "KAFKA_SASL_MECHANISM=AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL and KAFKA_AWS_REGION"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEY_PASSWORD": "pw"},
+         "KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SSL_KEYFILE is not: it decrypts that key."),
         ({"KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "pw"},
          "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "GSSAPI",
           "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "pw"},
-         "KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got 'GSSAPI'."),
+         "KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM, "
+         "got 'GSSAPI'."),
         ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": "/missing/ca.pem"},
          "KAFKA_SSL_CAFILE points to '/missing/ca.pem', which is not a readable file."),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "TRUSTED_PROXIES must list IP networks like 10.0.0.0/8"),
@@ -140,6 +162,19 @@ def test_unusable_tls_files_fail_consume_events_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert "The Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) are unusable" in (
         result.stderr)
+
+
+def test_a_wrong_key_password_fails_consume_events_with_a_clear_message(tmp_path):
+    client = TestAuthority(tmp_path).client("svc", key_password="right")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_"))}
+    env.update(DJANGO_SECRET_KEY="k", KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_CERTFILE=str(client.certfile),
+               KAFKA_SSL_KEYFILE=str(client.keyfile), KAFKA_SSL_KEY_PASSWORD="wrong",
+               REDIS_URL="redis://127.0.0.1:1/0")
+    result = subprocess.run([sys.executable, "manage.py", "consume_events"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "or KAFKA_SSL_KEY_PASSWORD does not open the key: " in result.stderr
+    assert "wrong" not in result.stderr
 
 
 def test_a_taken_metrics_port_fails_consume_events_with_the_address_and_port():

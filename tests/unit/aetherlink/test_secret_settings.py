@@ -18,7 +18,8 @@ PRINT = (
     "import json; from aetherlink import settings as s; print(json.dumps({"
     "'secret_key': s.SECRET_KEY, 'jwt_key': s.SSE_JWT_KEY, 'sasl_password': s.KAFKA_SASL_PASSWORD,"
     " 'metrics_token': s.METRICS_TOKEN, 'db_password': s.DATABASES['default'].get('PASSWORD'),"
-    " 'redis': s.REDIS_URL, 'sentinel_password': s.REDIS_SENTINEL_PASSWORD, 'group': s.KAFKA_GROUP}))"
+    " 'redis': s.REDIS_URL, 'sentinel_password': s.REDIS_SENTINEL_PASSWORD, 'group': s.KAFKA_GROUP,"
+    " 'key_password': s.KAFKA_SSL_KEY_PASSWORD, 'oauth_secret': s.KAFKA_OAUTH_CLIENT_SECRET}))"
 )
 KEY = "0123456789abcdef" * 4  # what `openssl rand -hex 32` writes, before its newline
 
@@ -88,6 +89,16 @@ def test_secrets_starting_with_a_dollar_are_taken_literally():
             values["db_password"], values["redis"], values["sentinel_password"]) == (
         "$KAFKA_GROUP", "$$" + KEY, "$ecret", "$METRICS", "$p", "redis+sentinel://:$pw@s:26379/m/0",
         "$OTHER_REDIS_URL")
+
+
+def test_kafka_key_password_and_oauth_secret_are_taken_literally(tmp_path: Path):
+    key = tmp_path / "client.key"
+    key.write_text("not read by the settings")
+    values = loaded(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM="OAUTHBEARER",
+                    KAFKA_OAUTH_TOKEN_ENDPOINT="https://idp/token", KAFKA_OAUTH_CLIENT_ID="svc",
+                    KAFKA_OAUTH_CLIENT_SECRET="$KAFKA_GROUP", KAFKA_SSL_CERTFILE=str(key),
+                    KAFKA_SSL_KEYFILE=str(key), KAFKA_SSL_KEY_PASSWORD="$$kp", KAFKA_GROUP="a-group")
+    assert (values["oauth_secret"], values["key_password"]) == ("$KAFKA_GROUP", "$$kp")
 
 
 def test_a_redis_url_starting_with_a_dollar_is_taken_literally_and_so_refused():

@@ -69,6 +69,8 @@ def test_environment_overrides():
         ({"DJANGO_SECRET_KEY": "k", "REDIS_URL": "redis+sentinel://s:26379"},
          SENTINEL_URL_INVALID.format(problem=SENTINEL_NO_MASTER)),
         ({"DJANGO_SECRET_KEY": "k", "REDIS_SENTINEL_PASSWORD": "x"}, SENTINEL_PASSWORD_UNUSED),
+        ({"DJANGO_SECRET_KEY": "k", "WEB_WORKERS": "0"},
+         "WEB_WORKERS must be a positive number of web processes or auto, got '0'."),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
@@ -114,3 +116,15 @@ def test_a_sentinel_url_gives_the_channel_layer_the_sentinels_and_the_master():
         "socket_timeout": 15.0, "socket_connect_timeout": 5.0,
         "sentinel_kwargs": {"password": "$spw", **sentinel_sockets},
     }]
+
+
+def test_web_workers_is_a_number_or_auto_the_usable_cores():
+    code = "from aetherlink import settings as s; print(s.WEB_WORKERS)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DJANGO_", "REDIS", "WEB_"))}
+    for overrides, shown in [({}, "1"), ({"WEB_WORKERS": "3"}, "3"),
+                             ({"WEB_WORKERS": "auto"}, str(len(os.sched_getaffinity(0))))]:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=60,
+            env={**env, "DJANGO_SECRET_KEY": "k", "PYTHONPATH": str(ROOT), **overrides},
+        )
+        assert result.stdout.strip() == shown, result.stderr
