@@ -26,9 +26,9 @@ dev: install
 browser: install
 	$(BIN)/python -m tests.support.browser
 
-## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download) and the jars of both
-## Kafka versions the tests run (mvn), when missing; Prometheus's server (go install, once per machine;
-## slow the first time) for the cluster test.
+## nginx, docker-compose (apt-get), helm (go install), the CRD schemas (go mod download), the jars of both
+## Kafka versions the tests run and Apicurio Registry (mvn), when missing; Prometheus's server (go install,
+## once per machine; slow the first time) for the cluster test.
 tools: install
 	$(BIN)/python -m tests.support.tools
 	$(BIN)/python -m tests.support.prometheus_server

@@ -479,6 +479,30 @@ if KAFKA_SSL_KEY_PASSWORD and not KAFKA_SSL_KEYFILE:
         "KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SSL_KEYFILE is not: it decrypts that key."
     )
 
+# --- Schema Registry ----------------------------------------------------------
+# Values and keys in the Confluent wire format (magic byte 0, a 4-byte schema id) are decoded
+# with their schema from this Confluent-compatible registry (crm_events/registry/); empty: they
+# are carried as bytes, like any other value.
+SCHEMA_REGISTRY_URL = env.str("SCHEMA_REGISTRY_URL", default="").rstrip("/")
+if SCHEMA_REGISTRY_URL and not SCHEMA_REGISTRY_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"SCHEMA_REGISTRY_URL must be an http:// or https:// URL, not {SCHEMA_REGISTRY_URL!r}."
+    )
+# Basic auth (`user:password`, Confluent's USER_INFO form) or a bearer token: one or neither.
+SCHEMA_REGISTRY_BASIC_AUTH = env.str("SCHEMA_REGISTRY_BASIC_AUTH", default="")
+SCHEMA_REGISTRY_BEARER_TOKEN = env.str("SCHEMA_REGISTRY_BEARER_TOKEN", default="")
+if SCHEMA_REGISTRY_BASIC_AUTH and SCHEMA_REGISTRY_BEARER_TOKEN:
+    raise ImproperlyConfigured("Set SCHEMA_REGISTRY_BASIC_AUTH or SCHEMA_REGISTRY_BEARER_TOKEN, not both.")
+if SCHEMA_REGISTRY_BASIC_AUTH and ":" not in SCHEMA_REGISTRY_BASIC_AUTH:
+    raise ImproperlyConfigured("SCHEMA_REGISTRY_BASIC_AUTH is `user:password`.")
+SCHEMA_REGISTRY_CAFILE = _file_path("SCHEMA_REGISTRY_CAFILE")
+# Seconds a schema is asked for again and again, with backoff, while the registry cannot be
+# reached, before the records that need it are delivered marked (and dead-lettered). The
+# consume loop waits meanwhile (order is kept), so it must stay under CONSUMER_LIVENESS_MAX_AGE.
+SCHEMA_REGISTRY_RETRY_SECONDS = _positive_float("SCHEMA_REGISTRY_RETRY_SECONDS", 30.0)
+# Schemas kept per process (compiled readers, least recently used dropped first).
+SCHEMA_REGISTRY_CACHE_SIZE = _positive_int("SCHEMA_REGISTRY_CACHE_SIZE", 1000)
+
 # --- Channel layer (Redis) ---------------------------------------------------
 
 # redis://, rediss:// (TLS) or unix://: one Redis. redis+sentinel:// or rediss+sentinel://: the
@@ -541,6 +565,12 @@ if CONSUMER_LIVENESS_MAX_AGE <= KAFKA_RETRY_BACKOFF_MAX:
     raise ImproperlyConfigured(
         f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}) must be longer than "
         f"KAFKA_RETRY_BACKOFF_MAX ({KAFKA_RETRY_BACKOFF_MAX:g}): a loop waiting to reconnect to Kafka "
+        "is not stuck."
+    )
+if SCHEMA_REGISTRY_RETRY_SECONDS >= CONSUMER_LIVENESS_MAX_AGE:
+    raise ImproperlyConfigured(
+        f"SCHEMA_REGISTRY_RETRY_SECONDS ({SCHEMA_REGISTRY_RETRY_SECONDS:g}) must be shorter than "
+        f"CONSUMER_LIVENESS_MAX_AGE ({CONSUMER_LIVENESS_MAX_AGE:g}): a loop waiting for the registry "
         "is not stuck."
     )
 # Seconds between canary events produced by consume_events; 0 turns the canary off.

@@ -194,6 +194,22 @@ class CanaryConfig:
         return self.interval > 0
 
 
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """A Confluent-compatible Schema Registry, for values and keys in the Confluent wire format."""
+
+    url: str = ""
+    basic_auth: str = field(default="", repr=False)
+    bearer_token: str = field(default="", repr=False)
+    cafile: str = ""
+    retry_seconds: float = 30.0
+    cache_size: int = 1000
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 # --- Redis: one server by URL, or a master found through Sentinel ------------------------------
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -524,6 +540,18 @@ def redis_config() -> RedisConfig:
 
 
 @cache
+def registry_config() -> RegistryConfig:
+    return RegistryConfig(
+        url=settings.SCHEMA_REGISTRY_URL,
+        basic_auth=settings.SCHEMA_REGISTRY_BASIC_AUTH,
+        bearer_token=settings.SCHEMA_REGISTRY_BEARER_TOKEN,
+        cafile=settings.SCHEMA_REGISTRY_CAFILE,
+        retry_seconds=settings.SCHEMA_REGISTRY_RETRY_SECONDS,
+        cache_size=settings.SCHEMA_REGISTRY_CACHE_SIZE,
+    )
+
+
+@cache
 def viewer_config() -> ViewerConfig:
     # Public only while DEBUG is on, even if the settings changed after start-up.
     return ViewerConfig(
@@ -535,6 +563,6 @@ def viewer_config() -> ViewerConfig:
 def config_cache_clear(**_signal_kwargs: object) -> None:
     for build in (
         kafka_config, stream_config, readiness_config, auth_config, limits_config, metrics_config,
-        canary_config, viewer_config, server_config, redis_config,
+        canary_config, viewer_config, server_config, redis_config, registry_config,
     ):
         build.cache_clear()

@@ -274,3 +274,35 @@ STREAM_WRITES = Counter(
 
 HEARTBEATS = HeartbeatCollector()
 REGISTRY.register(HEARTBEATS)
+
+
+SCHEMA_REGISTRY_UNREACHABLE = Gauge(
+    "aetherlink_schema_registry_unreachable",
+    "1 while this process cannot reach the Schema Registry for a schema it needs (retrying, or "
+    "past SCHEMA_REGISTRY_RETRY_SECONDS and delivering such records marked); 0 once it answers.",
+    multiprocess_mode="livemax",  # under --workers: 1 while any worker cannot reach it
+)
+SCHEMA_FETCHES = Counter(
+    "aetherlink_schema_registry_fetches_total",
+    "Schemas this process asked the Schema Registry for, by outcome (ok, unknown, unreachable, invalid).",
+    ["outcome"],
+)
+RECORDS_REGISTRY_UNDECODED = Counter(
+    "aetherlink_records_registry_undecoded_total",
+    "Values or keys in the Confluent wire format delivered marked registry_undecoded, by reason "
+    "(unknown: the registry does not know the id; unreachable; invalid: a schema we cannot read; "
+    "mismatch: bytes that do not fit their schema).",
+    ["reason"],
+)
+
+
+def schema_registry_unreachable_set(unreachable: bool) -> None:
+    SCHEMA_REGISTRY_UNREACHABLE.set(1 if unreachable else 0)
+
+
+def schema_fetched(outcome: str) -> None:
+    SCHEMA_FETCHES.labels(outcome=outcome).inc()
+
+
+def registry_undecoded(reason: str) -> None:
+    RECORDS_REGISTRY_UNDECODED.labels(reason=reason).inc()

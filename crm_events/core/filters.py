@@ -89,6 +89,16 @@ def key_form(key: object) -> Hashable:
     return key if isinstance(key, str) else None
 
 
+def payload_key_form(payload: dict[str, Any]) -> Hashable:
+    """The `key_form` of a payload's key. A key decoded with its registry schema (`key_format`)
+    matches `key=` when it decoded to text, and nothing else: a decoded object that happens to
+    read `{"base64": ...}` is not a binary key."""
+    key = payload.get("key")
+    if "key_format" in payload:
+        return key if isinstance(key, str) else None
+    return key_form(key)
+
+
 def key_form_of_bytes(raw: bytes) -> Hashable:
     """The `key_form` of a record whose key is exactly `raw` (what `key_base64=` asks for)."""
     return key_form(bytes_encode(raw))
@@ -151,7 +161,7 @@ class EventFilter:
     def matches(self, payload: dict[str, Any]) -> bool:
         if self.partitions and payload["partition"] not in self.partitions:
             return False
-        if self.keys and key_form(payload.get("key")) not in self.keys:
+        if self.keys and payload_key_form(payload) not in self.keys:
             return False
         if self.kinds and not kind_matches(payload.get("type"), self.kinds):
             return False

@@ -12,7 +12,7 @@ from typing import Any
 
 from crm_events.core.frames import data_frame
 from crm_events.core.positions import Position
-from crm_events.core.records import KafkaRecord, record_decode, undecodable_payload
+from crm_events.core.records import KafkaRecord, WireDecoder, record_decode, undecodable_payload
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ class LiveEvent:
         self.data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
     @classmethod
-    def of_record(cls, record: KafkaRecord) -> LiveEvent:
-        """A record read from Kafka as an event: as it is, or marked if it cannot be sent."""
-        payload = record_decode(record)
+    def of_record(cls, record: KafkaRecord, wire: WireDecoder | None = None) -> LiveEvent:
+        """A record read from Kafka as an event: as it is, or marked if it cannot be sent.
+        `wire` decodes values in the Confluent wire format (the schemas must be at hand)."""
+        payload = record_decode(record, wire)
         try:
             return cls(payload)
         except (TypeError, ValueError) as error:  # record_decode's rules should make this unreachable

@@ -26,6 +26,8 @@ it the hole, which it repairs from Kafka: the same record, read the same way.
 
 A heartbeat's `stalled` (additive) says the consumer has had records to publish and the
 layer accepted none of them for longer than its threshold: how long, and the last reason.
+Its `registry` (additive, same shape) says the consumer cannot reach the Schema Registry:
+for how long, and why (records that need a schema wait, then go marked).
 
 Receivers must treat every message as untrusted input: `record_item_check` and
 `heartbeat_check` say what is wrong with one, or None.
@@ -40,7 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from crm_events.core.positions import MAX_OFFSET, MAX_PARTITION
-from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, VALUE_FORMATS
+from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, REGISTRY_FORMATS, VALUE_FORMATS
 
 BROADCAST_GROUP = "crm-events.broadcast"
 MESSAGE_RECORDS = "crm.records"
@@ -127,6 +129,7 @@ def batches_split(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, An
 def heartbeat_message(
     *, consumer_id: str, lag: dict[str, int], published: Iterable[tuple[str, int, int]] = (),
     source: str = "", stalled: tuple[float, str] | None = None,
+    registry: tuple[float, str] | None = None,
 ) -> dict[str, Any]:
     """Proof that a consumer is alive and talking to Kafka, with its lag per partition.
 
@@ -145,6 +148,9 @@ def heartbeat_message(
         "lag": lag,
         "published": [list(position) for position in published],
         "stalled": None if stalled is None else {"seconds": stalled[0], "reason": stalled[1][:MAX_REASON]},
+        "registry": None if registry is None else {
+            "seconds": registry[0], "reason": registry[1][:MAX_REASON],
+        },
     }
 
 
@@ -209,6 +215,13 @@ def _headers_valid(headers: object) -> bool:
     return True
 
 
+def _key_valid(event: dict[str, Any]) -> bool:
+    """A key as `bytes_encode` writes it, or any JSON when it was decoded with its schema."""
+    if "key_format" in event:
+        return _is_one_of(event["key_format"], REGISTRY_FORMATS)
+    return _is_encoded_bytes(event.get("key"))
+
+
 def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
     """What is wrong with one record of a records message, or None.
 
@@ -224,7 +237,7 @@ def record_item_check(item: object, *, served: frozenset[str]) -> str | None:
         return FOREIGN_RECORD_MALFORMED
     if not (
         _is_int(event.get("partition"), MAX_PARTITION) and _is_int(event.get("offset"), MAX_OFFSET)
-        and type(event.get("timestamp")) is int and _is_encoded_bytes(event.get("key"))
+        and type(event.get("timestamp")) is int and _key_valid(event)
         and _is_optional_str(event.get("type")) and _is_one_of(event.get("value_format"), VALUE_FORMATS)
         and _headers_valid(event.get("headers")) and isinstance(event.get("topic"), str)
     ):
@@ -264,6 +277,8 @@ def heartbeat_check(message: dict[str, Any]) -> str | None:
     if not all(isinstance(k, str) and type(v) is int for k, v in lag.items()):
         return FOREIGN_MALFORMED
     if not isinstance(published, list) or not _stalled_valid(message.get("stalled")):
+        return FOREIGN_MALFORMED
+    if not _stalled_valid(message.get("registry")):
         return FOREIGN_MALFORMED
     for entry in published:
         if not (

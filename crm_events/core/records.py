@@ -14,12 +14,22 @@ UTF-8. `value_format` says honestly what was done with the value:
 - `text`: UTF-8 that is not such JSON (the original text, untouched);
 - `base64`: bytes that are not UTF-8;
 - `empty`: no value (a tombstone, or zero bytes);
+- `avro`, `protobuf`, `json_schema`: a value in the Confluent wire format (magic byte 0, a
+  4-byte schema id), decoded with its schema from the Schema Registry into JSON (see
+  `crm_events.registry` for the mapping); `value_schema` says which: `{"id", "subject",
+  "version"}` (subject and version null when the registry does not say);
+- `registry_undecoded`: a value in that wire format that could not be decoded (an id the
+  registry does not know, a registry out of reach, bytes that do not fit the schema): the
+  bytes in standard base64, `value_schema` with the id, and `value_error` saying why;
 - `undecodable`: a record the Kafka client could not even parse (see
   `UnparseableRecord`), or one with a header name that is not valid Unicode; it is
   delivered with its position and the reason, so a client's position moves past it
   and nothing after it is held up.
 
-The key and each header value are encoded so that no two inputs look alike (see
+A key in the wire format is decoded the same way, when a registry is configured: `key` is then
+the decoded JSON, and `key_format` and `key_schema` (and `key_error`) say so, as for the value.
+
+The key (any other) and each header value are encoded so that no two inputs look alike (see
 `bytes_encode`): `null` for none, the text for UTF-8, `{"base64": ...}` for other bytes.
 Header names are the producer's text, unchanged.
 """
@@ -41,7 +51,13 @@ VALUE_TEXT = "text"
 VALUE_BASE64 = "base64"
 VALUE_EMPTY = "empty"
 VALUE_UNDECODABLE = "undecodable"
-VALUE_FORMATS = frozenset({VALUE_JSON, VALUE_TEXT, VALUE_BASE64, VALUE_EMPTY, VALUE_UNDECODABLE})
+VALUE_AVRO = "avro"
+VALUE_PROTOBUF = "protobuf"
+VALUE_JSON_SCHEMA = "json_schema"
+VALUE_REGISTRY_UNDECODED = "registry_undecoded"
+# What a value or key in the Confluent wire format becomes (`key_format` takes only these).
+REGISTRY_FORMATS = frozenset({VALUE_AVRO, VALUE_PROTOBUF, VALUE_JSON_SCHEMA, VALUE_REGISTRY_UNDECODED})
+VALUE_FORMATS = REGISTRY_FORMATS | {VALUE_JSON, VALUE_TEXT, VALUE_BASE64, VALUE_EMPTY, VALUE_UNDECODABLE}
 
 # The one name of the object that carries a key or header value that is not UTF-8.
 BINARY_FIELD = "base64"
@@ -93,6 +109,25 @@ class UnparseableRecord:
     key: None = None
     value: None = None
     headers: tuple[()] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WireDecoded:
+    """A value or key in the Confluent wire format as clients see it: the decoded JSON (or, when
+    it could not be decoded, the bytes in base64 and the reason), its format and its schema."""
+
+    value: Any
+    format: str
+    schema: dict[str, Any]
+    error: str | None = None
+
+
+class WireDecoder(Protocol):
+    """Decodes values in the Confluent wire format (`crm_events.registry.RegistryDecoder`)."""
+
+    def wire_decode(self, raw: bytes | None) -> WireDecoded | None:
+        """The decoded value, or None when `raw` is not in the wire format. Never raises."""
+        ...
 
 
 class _NotFaithful(ValueError):
@@ -237,8 +272,17 @@ def undecodable_payload(*, topic: str, partition: int, offset: int, error: str) 
     }
 
 
-def record_decode(record: KafkaRecord) -> dict[str, Any]:
-    """Build the client payload of one Kafka record. Never raises for bad content."""
+def _wire_fields(decoded: WireDecoded, prefix: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {f"{prefix}_schema": decoded.schema}
+    if decoded.error is not None:
+        fields[f"{prefix}_error"] = decoded.error
+    return fields
+
+
+def record_decode(record: KafkaRecord, wire: WireDecoder | None = None) -> dict[str, Any]:
+    """Build the client payload of one Kafka record. Never raises for bad content.
+
+    With `wire`, a value or key in the Confluent wire format is decoded with its schema."""
     if isinstance(record, UnparseableRecord):
         return undecodable_payload(
             topic=record.topic, partition=record.partition, offset=record.offset, error=record.error
@@ -248,16 +292,27 @@ def record_decode(record: KafkaRecord) -> dict[str, Any]:
         return undecodable_payload(
             topic=record.topic, partition=record.partition, offset=record.offset, error=HEADER_NAME_INVALID
         )
-    value, value_format = value_decode(record.value)
-    return {
+    value_wire = wire.wire_decode(record.value) if wire is not None else None
+    key_wire = wire.wire_decode(record.key) if wire is not None else None
+    if value_wire is None:
+        value, value_format = value_decode(record.value)
+    else:
+        value, value_format = value_wire.value, value_wire.format
+    payload = {
         "kind": KIND_DOMAIN_EVENT,
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": bytes_encode(record.key),
+        "key": bytes_encode(record.key) if key_wire is None else key_wire.value,
         "headers": headers_decode(headers),
         "type": event_type_of(value),
         "value": value,
         "value_format": value_format,
     }
+    if value_wire is not None:
+        payload.update(_wire_fields(value_wire, "value"))
+    if key_wire is not None:
+        payload["key_format"] = key_wire.format
+        payload.update(_wire_fields(key_wire, "key"))
+    return payload

@@ -104,6 +104,8 @@ class EventHub:
         self._lag_heard_at: dict[str, float] = {}  # per consumer: when its lag last came
         # Per consumer whose last heartbeat said publishing is stalled: (seconds, reason, heard at).
         self.consumer_stalls: dict[str, tuple[float, str, float]] = {}
+        # Per consumer whose last heartbeat said the Schema Registry is out of reach: the same.
+        self.consumer_registry: dict[str, tuple[float, str, float]] = {}
         self.subscription = LayerSubscription(layer, broadcast.BROADCAST_GROUP, self.message_handle)
         self.served = frozenset(config.topics)
         self.source = ""  # the Kafka cluster id; messages from another cluster are skipped
@@ -229,6 +231,13 @@ class EventHub:
                       key=stalls.__getitem__, default=None)
         return None if longest is None else (stalls[longest], self.consumer_stalls[longest][1])
 
+    def registry_outage(self, max_age: float) -> tuple[float, str] | None:
+        """The longest Schema Registry outage a consumer heard from in `max_age` seconds reports."""
+        now = time.monotonic()
+        outages = [(seconds + now - heard, reason) for consumer, (seconds, reason, heard)
+                   in self.consumer_registry.items() if consumer in self.consumer_lag_current(max_age)]
+        return max(outages, default=None)
+
     # --- positions -------------------------------------------------------------------
 
     async def _positions_init(self) -> None:
@@ -335,6 +344,13 @@ class EventHub:
         else:
             heard = self.last_heartbeat_at
             self.consumer_stalls[message["consumer"]] = (stalled["seconds"], stalled["reason"], heard)
+        registry = message.get("registry")
+        if registry is None:
+            self.consumer_registry.pop(message["consumer"], None)
+        else:
+            self.consumer_registry[message["consumer"]] = (
+                registry["seconds"], registry["reason"], self.last_heartbeat_at
+            )
         await self.published_check(message.get("published", []))
 
     async def _repair_from_kafka(self, position: Position, start: int, stop: int) -> None:

@@ -24,8 +24,8 @@ from crm_events.core.filters import (
     ANCHOR_WHERE,
     Anchor,
     FieldMatch,
-    key_form,
     kind_prefixes,
+    payload_key_form,
 )
 from crm_events.core.filters import ANCHOR_KEY as KEY
 from crm_events.core.filters import ANCHOR_KIND as KIND
@@ -107,7 +107,7 @@ class TopicIndex(Generic[S]):
 
     def _lookups(self, payload: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
         yield ALWAYS
-        yield (KEY, key_form(payload.get("key")))
+        yield (KEY, payload_key_form(payload))
         yield (PARTITION, payload.get("partition"))
         event_type = payload.get("type")
         if event_type is not None:

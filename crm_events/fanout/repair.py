@@ -77,7 +77,7 @@ async def _replay_range(hub: Repairable, tp: TopicPartition, start: int, stop: i
             for record in (await reader.fetch([tp])).get(tp, []):
                 if record.offset >= stop:
                     break
-                hub.event_pass(LiveEvent.of_record(record))
+                hub.event_pass(LiveEvent.of_record(record, reader.wire))
             hub.flush_all()
             reached = min(await reader.position(tp), stop)
             hub.positions[position] = max(hub.positions[position], reached)

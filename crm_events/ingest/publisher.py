@@ -39,9 +39,11 @@ from crm_events.config import KafkaConfig
 from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.records import (
+    VALUE_REGISTRY_UNDECODED,
     VALUE_UNDECODABLE,
     KafkaRecord,
     UnparseableRecord,
+    WireDecoder,
     record_decode,
     undecodable_payload,
 )
@@ -54,6 +56,7 @@ from crm_events.ingest.publish_watch import PublishWatch
 from crm_events.kafka.clients import group_consumer_create, kafka_prepare
 from crm_events.kafka.diagnosis import failure_explain
 from crm_events.kafka.fetch import Fetched, records_fetch
+from crm_events.registry import registry_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class EventPublisher:
         self.stopping = asyncio.Event()
         self.source = ""  # the Kafka cluster id, once known
         self.dead_letters = DeadLetters(config)
+        # Values in the Confluent wire format are decoded here, once, before the layer.
+        self.wire = registry_decoder()
         self.position_log = PositionLogWriter(config, consumer_id=self.consumer_id)
         self.consumed = 0  # records published, for the status line
         self.last_lag: dict[str, int] | None = None  # per partition, from the last heartbeat
@@ -205,12 +210,16 @@ class EventPublisher:
         """Publish one poll's records, each partition's in order; False if stopped before all
         were accepted (then nothing is committed, and they are published again later)."""
         items, records, next_offsets = [], {}, {}
+        # Every schema this poll needs, before any record is decoded (waits out a registry
+        # restart within SCHEMA_REGISTRY_RETRY_SECONDS; the records keep their order).
+        await self.wire.prepare(record for polled in batches.values() for record in polled)
+        self.progress.beat()
         for tp, polled in batches.items():
             # Below what we last published only when the log started over (its topic recreated,
             # say): our position was reset to the new log's start, at or before this record.
             prev = min(tracker.next_offsets.get(tp, polled[0].offset), polled[0].offset)
             for record in polled:
-                item = _record_item(record, prev=prev)
+                item = _record_item(record, prev=prev, wire=self.wire)
                 items.append(item)
                 records[id(item)] = record
                 prev = record.offset + 1
@@ -249,11 +258,22 @@ class EventPublisher:
             )
         elif item["event"]["value_format"] == VALUE_UNDECODABLE:
             await self._undecodable_report(record, item["event"].get("error", ""))
+        elif VALUE_REGISTRY_UNDECODED in (item["event"]["value_format"], item["event"].get("key_format")):
+            await self._registry_undecoded_report(record, item["event"])
 
     async def _undecodable_report(self, record: KafkaRecord, reason: str) -> None:
         metrics.record_undecodable(record.topic)
         logger.warning(
             "record %s:%s@%s delivered marked undecodable: %s", record.topic, record.partition,
+            record.offset, reason,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        await self.dead_letters.send(record, reason)
+
+    async def _registry_undecoded_report(self, record: KafkaRecord, event: dict[str, Any]) -> None:
+        reason = event.get("value_error") or event.get("key_error") or ""
+        logger.warning(
+            "record %s:%s@%s delivered marked registry_undecoded: %s", record.topic, record.partition,
             record.offset, reason,
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
         )
@@ -287,7 +307,7 @@ class EventPublisher:
                     broadcast.BROADCAST_GROUP,
                     broadcast.heartbeat_message(
                         consumer_id=self.consumer_id, lag=lag, published=published, source=self.source,
-                        stalled=stalled,
+                        stalled=stalled, registry=self.wire.outage(),
                     ),
                 )
             except (KafkaError, RedisError, OSError, TimeoutError) as error:
@@ -302,10 +322,12 @@ class EventPublisher:
                 await self.stopping.wait()
 
 
-def _record_item(record: ConsumerRecord | UnparseableRecord, *, prev: int) -> dict[str, Any]:
+def _record_item(
+    record: ConsumerRecord | UnparseableRecord, *, prev: int, wire: WireDecoder | None = None
+) -> dict[str, Any]:
     size = len(record.value or b"") + len(record.key or b"")
     try:
-        event = record_decode(record)
+        event = record_decode(record, wire)
     except Exception as error:  # noqa: BLE001 - one bad record must never stop the consumer
         logger.exception(
             "record %s:%s@%s could not be decoded; delivering it marked",

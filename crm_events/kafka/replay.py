@@ -16,10 +16,13 @@ from crm_events.config import KafkaConfig
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.kafka.clients import reader_create
 from crm_events.kafka.fetch import Fetched, records_fetch
+from crm_events.registry import RegistryDecoder, registry_decoder
 
 FETCH_TIMEOUT_MS = 500
 FETCH_MAX_RECORDS = 500
 START_TIMEOUT = 10.0
+# The hub's repair has REPAIR_TIMEOUT in all (fanout/repair.py): it waits for the registry less long.
+REPAIR_REGISTRY_SECONDS = 10.0
 
 # Each reader holds broker connections and fetch buffers: bound how many run at once.
 readers_running = asyncio.Semaphore(16)
@@ -36,6 +39,8 @@ class ReplayReader:
         self.starts = starts
         self._slots = readers_running if limited else None
         self._consumer: AIOKafkaConsumer = reader_create(config)
+        # What decodes values in the Confluent wire format: `fetch` has their schemas at hand.
+        self.wire: RegistryDecoder = registry_decoder()
 
     async def __aenter__(self) -> ReplayReader:
         if self._slots is not None:
@@ -71,12 +76,17 @@ class ReplayReader:
         a record the client cannot parse comes as an `UnparseableRecord` (see kafka_fetch)."""
         try:
             positions = {tp: await self._consumer.position(tp) for tp in tps}
-            return await records_fetch(
+            fetched = await records_fetch(
                 self._consumer, tps, positions=positions,
                 timeout_ms=FETCH_TIMEOUT_MS, max_records=FETCH_MAX_RECORDS,
             )
         except (KafkaError, OSError) as error:
             raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error
+        await self.wire.prepare(
+            (record for records in fetched.values() for record in records),
+            within=None if self._slots is not None else REPAIR_REGISTRY_SECONDS,
+        )
+        return fetched
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         try:

@@ -12,6 +12,7 @@ write probe then says why."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError, ResponseError
@@ -22,6 +23,7 @@ from crm_events.exceptions import KafkaRefused, KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.observer import HubObserver
 from crm_events.redis_clients import redis_connected
+from crm_events.registry import registry_decoder
 
 REDIS_PING_TIMEOUT = 1.0
 # The write probe: one small key of this deployment's, kept no longer than a probe period.
@@ -32,6 +34,7 @@ CHECK_OK = "ok"
 REDIS_UNREACHABLE = "redis unreachable: {}"
 REDIS_REFUSES_WRITES = "redis refuses writes: {}"
 PUBLISHING_STALLED = "publishing stalled for {seconds:.0f} s: {reason}"
+REGISTRY_UNREACHABLE = "Schema Registry unreachable for {seconds}s: {error}"
 
 
 async def redis_check() -> str:
@@ -115,7 +118,23 @@ async def upstream_checks(
     }
     if canary_config.enabled:
         checks["canary"] = canary_check(hub.observer, canary_config)
+    registry = registry_decoder().status()
+    if registry["configured"]:
+        checks["schema_registry"] = registry_check(registry)
+    consumer_outage = hub.registry_outage(config.heartbeat_max_age)
+    if consumer_outage is not None:
+        checks["consumer_schema_registry"] = REGISTRY_UNREACHABLE.format(
+            seconds=round(consumer_outage[0], 1), error=consumer_outage[1]
+        )
     return checks
+
+
+def registry_check(status: dict[str, Any]) -> str:
+    """This process's Schema Registry (its replays decode with it): ok, or why not."""
+    if status["reachable"]:
+        return CHECK_OK
+    marked = "; delivering records that need it marked" if status["delivering_marked"] else "; retrying"
+    return REGISTRY_UNREACHABLE.format(error=status["error"], seconds=status["unreachable_seconds"]) + marked
 
 
 def canary_check(observer: HubObserver, config: CanaryConfig) -> str:

@@ -112,7 +112,7 @@ async def _replay_batch(
     frames = []
     for records in (await reader.fetch(lagging)).values():
         for record in records:
-            event = LiveEvent.of_record(record)
+            event = LiveEvent.of_record(record, reader.wire)
             if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                 frames.append(event.frame(subscriber.token()))
     for tp in lagging:

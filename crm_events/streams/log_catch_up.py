@@ -31,6 +31,7 @@ from crm_events.core.records import KafkaRecord
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
+from crm_events.registry import registry_decoder
 
 # Log records per round, and records read from Kafka per round at most (a round's records are
 # held until its frames are built).
@@ -110,7 +111,7 @@ async def _replay_window(
             for kafka_record in fetched.get(segment.position, []):
                 if not segment.start <= kafka_record.offset < segment.end:
                     continue
-                event = LiveEvent.of_record(kafka_record)
+                event = LiveEvent.of_record(kafka_record, registry_decoder())
                 if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                     point = LogPoint(number, index, kafka_record.offset)
                     frames.append(event.frame(log_token_encode(point, log_topic=log_topic)))

@@ -104,7 +104,7 @@ async def round_replay(
                 for record in (await reader.fetch([tp])).get(tp, []):
                     if record.offset >= stop:
                         break  # the next round's
-                    event = LiveEvent.of_record(record)
+                    event = LiveEvent.of_record(record, reader.wire)
                     if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                         frames.append(event.frame(token(position, record.offset + 1)))
                 subscriber.token_known(token(position, subscriber.positions[position]))

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, KafkaServer, RedisServer, free_port
+from scripts.servers.apicurio import ApicurioServer
 from scripts.topics import topic_create as topic_create_with
 from tests.support.postgres import PostgresServer
 from tests.support.processes import (
@@ -38,7 +39,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
-def started(make: Callable[[int], KafkaServer | RedisServer], attempts: int = 3):
+def started(make: Callable[[int], KafkaServer | RedisServer | ApicurioServer], attempts: int = 3):
     """Start a server; a port picked free can be taken by another process before the
     server binds it (other test runs share this machine), so try again with new ports."""
     for attempt in range(1, attempts + 1):
@@ -103,6 +104,14 @@ def postgres(stack_dir: Path) -> Iterator[PostgresServer]:
     """One real PostgreSQL for the session; each test makes its own database in it."""
     server = PostgresServer(stack_dir)
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def apicurio(stack_dir: Path) -> Iterator[ApicurioServer]:
+    """One real Schema Registry (Apicurio, its Confluent API) for the session's registry tests."""
+    server = started(lambda n: ApicurioServer(stack_dir / f"apicurio{n}"))
     yield server
     server.stop()
 

@@ -23,9 +23,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from crm_events.streams.request import INTEGER_INVALID, PARTITION_MAX
+from scripts.servers.apicurio import ApicurioServer
 from tests.integration.conftest import produce
 from tests.support.browser import CHROMIUM_ARGS, chromium_ensure
 from tests.support.processes import ROOT, ServiceProcess, daphne_start, service_env, wait_until
+from tests.support.registry_producer import ForeignProducer, avro_deal_json, confluent_produce
 
 ARTIFACTS = ROOT / "artifacts"
 VIEWER = "/admin/live-events/"
@@ -745,3 +747,29 @@ def test_binary_keys_and_none_empty_and_binary_header_values_are_shown_apart(vie
         "cells => cells.map(c => getComputedStyle(c, '::before').content)",
     )
     assert marks == ['"null"', "none", '"base64"', "none", "none"]
+
+
+@pytest.fixture
+def registry_env(env: dict[str, str], apicurio: ApicurioServer) -> ApicurioServer:
+    """The registry in the service's environment (asked for before `viewer`, which starts it)."""
+    env["SCHEMA_REGISTRY_URL"] = apicurio.url
+    return apicurio
+
+
+def test_registry_values_are_shown_decoded_with_their_schema_id(registry_env, viewer, kafka, topic):
+    apicurio = registry_env
+    viewer.login()
+    viewer.open()
+    producer = ForeignProducer(apicurio.url)
+    avro, unknown = producer.avro(f"{topic}-viewer", 1, 0), b"\x00\x00\x0f\x42\x40?"
+    confluent_produce(kafka.bootstrap, topic, [avro, unknown], partition=2)
+    expect(viewer.row(2, 1)).to_have_count(1, timeout=WAIT_MS)
+    schema_id = int.from_bytes(avro[1:5], "big")
+    cells = [viewer.row(2, offset).locator("td").last.text_content() for offset in (0, 1)]
+    assert cells[0].startswith(f"avro #{schema_id} ") and '"amount":"12.30"' in cells[0], cells[0]
+    assert cells[1] == (
+        "(registry_undecoded #1000000 undecoded: unknown: the registry does not know schema id 1000000)"
+    )
+    viewer.row(2, 0).click()
+    event = json.loads(viewer.page.locator("#viewer-detail-json").text_content())
+    assert event["value"] == avro_deal_json(1, 0) and event["value_schema"]["id"] == schema_id

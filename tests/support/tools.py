@@ -6,6 +6,8 @@
   not on PATH), for the tests that run a real PostgreSQL as a plain process (tests/support/postgres.py);
 - the Prometheus Operator's and the Gateway API's CRDs: their Go modules, downloaded once per
   machine into Go's module cache;
+- Apicurio Registry (the Schema Registry of tests/integration/test_schema_registry*.py): its
+  prebuilt distribution from Maven Central, unpacked into the same cache (scripts/servers/apicurio.py);
 - helm: built once from the Go module proxy (`go install`) into the same per-machine cache
   as the Kafka jars (`~/.cache/aetherlink`, or $AETHERLINK_CACHE_DIR), for the chart's tests;
 - the Kafka jars themselves, of both versions the tests run (KAFKA_VERSION, KAFKA_OLDEST_VERSION),
@@ -28,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, cache_dir, file_lock, kafka_jars_dir
+from scripts.servers.apicurio import apicurio_home
 from tests.support.browser import apt_get
 
 logger = logging.getLogger(__name__)
@@ -162,5 +165,6 @@ if __name__ == "__main__":  # `make test` runs this first, outside any test's ti
     print(f"docker-compose: {docker_compose_ensure()}")
     print(f"postgresql: {postgres_ensure()}")
     print(f"helm: {helm_ensure()}")
+    print(f"apicurio registry: {apicurio_home()}")
     for group in CRD_MODULES:
         print(f"{group} CRDs: {crd_dir(group)}")

@@ -127,9 +127,24 @@ export function valueSummary(event, limit = SUMMARY_CHARS) {
       return `(binary, ${sizeFormat(Math.floor((event.value.length * 3) / 4))})`;
     case "empty":
       return "(empty)";
+    case "avro":
+    case "protobuf":
+    case "json_schema": {
+      const label = `${schemaLabel(event)} `;
+      return label + jsonSummary(event.value, Math.max(limit - label.length, 1));
+    }
+    case "registry_undecoded":
+      return oneLine(`(${schemaLabel(event)} undecoded: ${event.value_error ?? ""})`, limit);
     default:
       return jsonSummary(event.value ?? null, limit);
   }
+}
+
+/** A value decoded with a registry schema: its format and schema, `avro #3 deals-value v2`. */
+export function schemaLabel(event) {
+  const schema = event.value_schema ?? {};
+  const filed = typeof schema.subject === "string" ? ` ${schema.subject} v${schema.version}` : "";
+  return `${event.value_format} #${schema.id}${filed}`;
 }
 
 function gapDetails(event) {

@@ -3,7 +3,7 @@ from django.http import QueryDict
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from crm_events.core.filters import EventFilter, FieldMatch
+from crm_events.core.filters import EventFilter, FieldMatch, payload_key_form
 from crm_events.exceptions import StreamRequestError
 from crm_events.streams.request import stream_request_parse
 
@@ -90,3 +90,9 @@ def test_any_parsed_where_filter_matches_any_json_value_without_raising(wheres, 
     assert event_filter.matches(payload) in (True, False)
     for field in event_filter.fields:
         assert field.matches(value) in (True, False)
+
+
+def test_a_key_decoded_with_its_schema_matches_key_as_text_and_never_as_binary():
+    assert payload_key_form({"key": "deal-1", "key_format": "avro"}) == "deal-1"
+    assert payload_key_form({"key": {"base64": "/w=="}, "key_format": "json_schema"}) is None
+    assert payload_key_form({"key": {"base64": "/w=="}}) == ("base64", "/w==")

@@ -76,3 +76,28 @@ def test_a_heartbeat_says_whether_publishing_is_stalled_and_the_check_holds_it_t
     for bad in ({"seconds": -1, "reason": "r"}, {"seconds": float("nan"), "reason": "r"},
                 {"seconds": True, "reason": "r"}, {"seconds": 1, "reason": 5}, {"seconds": 1}, "stalled", []):
         assert broadcast.heartbeat_check({**calm, "stalled": bad}) == broadcast.FOREIGN_MALFORMED, bad
+
+
+def test_a_heartbeat_says_whether_the_schema_registry_is_out_of_reach_in_the_same_shape():
+    calm = broadcast.heartbeat_message(consumer_id="c", lag={})
+    out = broadcast.heartbeat_message(consumer_id="c", lag={}, registry=(12.0, "refused"))
+    assert calm["registry"] is None and out["registry"] == {"seconds": 12.0, "reason": "refused"}
+    assert broadcast.heartbeat_check(out) is None
+    without = dict(calm)
+    del without["registry"]
+    assert broadcast.heartbeat_check(without) is None, "consumers before the field existed"
+    for bad in ({"seconds": -1, "reason": "r"}, {"seconds": 1}, "down", []):
+        assert broadcast.heartbeat_check({**calm, "registry": bad}) == broadcast.FOREIGN_MALFORMED, bad
+
+
+def test_a_decoded_key_travels_only_with_a_registry_key_format():
+    item = broadcast.record_item({
+        "kind": "domain_event", "topic": "t", "partition": 0, "offset": 0, "timestamp": 0,
+        "key": {"id": 7}, "key_format": "avro", "headers": {}, "type": None, "value": None,
+        "value_format": "empty",
+    }, prev=0, size=1)
+    assert broadcast.record_item_check(item, served=frozenset({"t"})) is None
+    item["event"]["key_format"] = "json"
+    assert broadcast.record_item_check(item, served=frozenset({"t"})) == broadcast.FOREIGN_RECORD_MALFORMED
+    del item["event"]["key_format"]
+    assert broadcast.record_item_check(item, served=frozenset({"t"})) == broadcast.FOREIGN_RECORD_MALFORMED
