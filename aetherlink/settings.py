@@ -42,6 +42,7 @@ _FLAG_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0"
 _SECRETS = frozenset({
     "DJANGO_SECRET_KEY", "SSE_JWT_KEY", "KAFKA_SASL_PASSWORD", "METRICS_TOKEN", "DATABASE_URL", "REDIS_URL",
     "REDIS_SENTINEL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD", "KAFKA_OAUTH_CLIENT_SECRET",
+    "SCHEMA_REGISTRY_BASIC_AUTH", "SCHEMA_REGISTRY_BEARER_TOKEN",
 })
 
 
@@ -708,7 +709,8 @@ LOGGING = {
             "()": "crm_events.ops.log_format.RedactFilter",
             "secrets": [
                 KAFKA_SASL_PASSWORD, KAFKA_SSL_KEY_PASSWORD, KAFKA_OAUTH_CLIENT_SECRET, SSE_JWT_KEY,
-                METRICS_TOKEN, SECRET_KEY,
+                METRICS_TOKEN, SECRET_KEY, REDIS_SENTINEL_PASSWORD, SCHEMA_REGISTRY_BASIC_AUTH,
+                SCHEMA_REGISTRY_BEARER_TOKEN,
             ],
         },
     },

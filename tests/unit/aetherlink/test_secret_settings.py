@@ -19,7 +19,8 @@ PRINT = (
     "'secret_key': s.SECRET_KEY, 'jwt_key': s.SSE_JWT_KEY, 'sasl_password': s.KAFKA_SASL_PASSWORD,"
     " 'metrics_token': s.METRICS_TOKEN, 'db_password': s.DATABASES['default'].get('PASSWORD'),"
     " 'redis': s.REDIS_URL, 'sentinel_password': s.REDIS_SENTINEL_PASSWORD, 'group': s.KAFKA_GROUP,"
-    " 'key_password': s.KAFKA_SSL_KEY_PASSWORD, 'oauth_secret': s.KAFKA_OAUTH_CLIENT_SECRET}))"
+    " 'key_password': s.KAFKA_SSL_KEY_PASSWORD, 'oauth_secret': s.KAFKA_OAUTH_CLIENT_SECRET,"
+    " 'registry_auth': s.SCHEMA_REGISTRY_BASIC_AUTH, 'registry_token': s.SCHEMA_REGISTRY_BEARER_TOKEN}))"
 )
 KEY = "0123456789abcdef" * 4  # what `openssl rand -hex 32` writes, before its newline
 
@@ -99,6 +100,12 @@ def test_kafka_key_password_and_oauth_secret_are_taken_literally(tmp_path: Path)
                     KAFKA_OAUTH_CLIENT_SECRET="$KAFKA_GROUP", KAFKA_SSL_CERTFILE=str(key),
                     KAFKA_SSL_KEYFILE=str(key), KAFKA_SSL_KEY_PASSWORD="$$kp", KAFKA_GROUP="a-group")
     assert (values["oauth_secret"], values["key_password"]) == ("$KAFKA_GROUP", "$$kp")
+
+
+def test_schema_registry_credentials_are_taken_literally():
+    values = loaded(SCHEMA_REGISTRY_BASIC_AUTH="$KAFKA_GROUP:pw", KAFKA_GROUP="a-group")
+    assert values["registry_auth"] == "$KAFKA_GROUP:pw"
+    assert loaded(SCHEMA_REGISTRY_BEARER_TOKEN="$$t")["registry_token"] == "$$t"
 
 
 def test_a_redis_url_starting_with_a_dollar_is_taken_literally_and_so_refused():
