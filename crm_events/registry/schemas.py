@@ -22,6 +22,7 @@ from crm_events.core.records import (
     json_faithful_loads,
 )
 from crm_events.core.wire_format import message_indexes_parse
+from crm_events.registry.avro_guard import ZERO_WIDTH_ITEMS, zero_width_array
 from crm_events.registry.avro_json import avro_to_json
 from crm_events.registry.client import RegisteredSchema
 from crm_events.registry.protobuf_files import SchemaInvalid, file_descriptors
@@ -50,6 +51,9 @@ class AvroReader:
             self.schema = fastavro.parse_schema(json.loads(schema.text), named_schemas=named)
         except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as error:
             raise SchemaInvalid(AVRO_SCHEMA_INVALID.format(error=error)) from None
+        items = zero_width_array(self.schema, named)
+        if items is not None:
+            raise SchemaInvalid(ZERO_WIDTH_ITEMS.format(items=items))
 
     def read(self, body: bytes) -> Any:
         stream = io.BytesIO(body)
