@@ -15,7 +15,7 @@ from crm_events.core.live_event import LiveEvent
 from crm_events.core.records import REGISTRY_FORMATS, record_decode
 from crm_events.core.wire_format import INDEXES_TRUNCATED, framed_parse, message_indexes_parse
 from crm_events.registry.client import RegisteredSchema, RegistryUnreachable, SchemaUnknown
-from crm_events.registry.decoder import RegistryDecoder
+from crm_events.registry.decoder import RegistryDecoder, registry_decoder
 
 AVRO = json.dumps({"type": "record", "name": "R", "fields": [
     {"name": "s", "type": "string"}, {"name": "xs", "type": {"type": "array", "items": "long"}},
@@ -146,3 +146,7 @@ def test_a_caller_with_less_time_waits_for_the_registry_less_long():
     asyncio.run(decoder.prepare([record], within=0.5))
     assert time.monotonic() - began < 5.0
     assert record_decode(record, decoder)["value_format"] == "registry_undecoded"
+
+
+def test_a_process_has_one_decoder_so_each_schema_is_fetched_once_per_process():
+    assert registry_decoder() is registry_decoder()
