@@ -18,6 +18,7 @@ import redis
 from crm_events.ingest.liveness import LOOP_STALE
 from scripts.servers import RedisServer, free_port
 from tests.integration.conftest import Stack, json_values, produce, started
+from tests.support.kafka_log import log_read
 from tests.support.processes import wait_until
 
 MAX_AGE = 3.0
@@ -32,6 +33,13 @@ def livez(port: int) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
     except OSError:
         return 0, {}
+
+
+def positions_logged(bootstrap: str, topic: str) -> bool:
+    try:
+        return bool(asyncio.run(log_read(bootstrap, topic, timeout=10)))
+    except Exception:  # noqa: BLE001 - not created or not answering yet: not logged yet
+        return False
 
 
 @pytest.fixture
@@ -50,6 +58,12 @@ def test_livez_follows_the_consume_loop_not_the_process(env, kafka, topic, own_r
         consumer = stack.consumer()
         wait_until(lambda: "assigned partitions" in consumer.log_text(), timeout=60,
                    what="partitions assigned")
+        # After an assignment the first idle poll writes a snapshot to the positions log (a
+        # producer's start, which a loaded machine may take longer than MAX_AGE over): idle
+        # means after that.
+        positions_topic = env.get("KAFKA_POSITIONS_TOPIC") or f"{env['KAFKA_GROUP']}.positions"
+        wait_until(lambda: positions_logged(kafka.bootstrap, positions_topic), timeout=60,
+                   what="the assignment's snapshot in the positions log")
         # Idle: no records at all, for longer than the maximum age; every answer is 200.
         idle_until = time.monotonic() + 2 * MAX_AGE
         while time.monotonic() < idle_until:

@@ -71,12 +71,21 @@ def test_environment_overrides():
         ({"DJANGO_SECRET_KEY": "k", "REDIS_SENTINEL_PASSWORD": "x"}, SENTINEL_PASSWORD_UNUSED),
         ({"DJANGO_SECRET_KEY": "k", "WEB_WORKERS": "0"},
          "WEB_WORKERS must be a positive number of web processes or auto, got '0'."),
+        ({"DJANGO_SECRET_KEY": "k", "SCHEMA_REGISTRY_URL": "http://registry:8080",
+          "KAFKA_RETRY_BACKOFF_MAX": "1", "CONSUMER_LIVENESS_MAX_AGE": "20"},
+         "SCHEMA_REGISTRY_RETRY_SECONDS (30) must be shorter than CONSUMER_LIVENESS_MAX_AGE (20)"),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(overrides, message):
     result = settings_load(PYTHONPATH=str(ROOT), **overrides)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_without_a_registry_its_retry_bound_does_not_limit_the_liveness_age():
+    result = settings_load(PYTHONPATH=str(ROOT), DJANGO_SECRET_KEY="k", KAFKA_RETRY_BACKOFF_MAX="1",
+                           CONSUMER_LIVENESS_MAX_AGE="3")
+    assert result.returncode == 0, result.stderr
 
 
 def test_debug_needs_no_secret_key():
