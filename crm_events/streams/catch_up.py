@@ -30,7 +30,7 @@ from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
-from crm_events.streams.log_catch_up import LogChase, replay_along_log
+from crm_events.streams.log_catch_up import replay_along_log
 from crm_events.streams.ordered_catch_up import round_plan, round_replay
 
 logger = logging.getLogger(__name__)
@@ -64,21 +64,15 @@ async def replay_until_live(
     With short ids first: along the log from a log `point`; from other positions, a round
     partition by partition to the hub's log point, then along the log from there. If that
     does not get the stream to the hub (the log does not account for the hub's positions,
-    say, or the hub moves on faster than the log is followed), by positions, with
-    full-length ids until it joins."""
+    say), by positions, with full-length ids."""
     if _partitions_changed(hub, subscriber):
         return
     for _ in range(ROUNDS):
-        chase = LogChase()
         if point is not None:
-            async for chunk in replay_along_log(
-                hub, subscriber, config, point, is_cancelled=is_cancelled, chase=chase
-            ):
+            async for chunk in replay_along_log(hub, subscriber, config, point, is_cancelled=is_cancelled):
                 yield chunk
         if subscriber.in_sync or is_cancelled() or _partitions_changed(hub, subscriber):
             return
-        if chase.behind_live:
-            break  # the consumer publishes faster than the log is followed: Kafka's end gets there
         try:
             plan = await round_plan(hub, subscriber)
         except KafkaUnavailable as error:  # the log refuses this process's records, say

@@ -11,18 +11,13 @@ as the hub skips them.
 
 When the hub has no log point of its own (the log does not account for its positions
 right now) this returns without joining, and the positions-based catch-up
-(`catch_up.py`) finishes the job with full-length ids. So it does when the stream has read
-as far as the hub stood and the hub has passed on more batches meanwhile: while the consumer
-publishes steadily, each window would end one batch behind again, for ever (the stream
-never joins, and a Kafka outage then ends it with `resync`); Kafka's end is at or past the
-hub's position, so the catch-up by positions gets there.
+(`catch_up.py`) finishes the job with full-length ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
@@ -36,7 +31,7 @@ from crm_events.core.records import KafkaRecord
 from crm_events.fanout.hub import EventHub
 from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
-from crm_events.registry import RegistryDecoder
+from crm_events.registry import registry_decoder
 
 # Log records per round, and records read from Kafka per round at most (a round's records are
 # held until its frames are built).
@@ -47,26 +42,17 @@ AHEAD_WAIT = 5.0
 AHEAD_POLL = 0.02
 
 
-@dataclass
-class LogChase:
-    """How a catch-up along the log ended, for its caller."""
-
-    # It read as far as the hub stood, and the hub had moved on by then: go on by positions.
-    behind_live: bool = False
-
-
 async def replay_along_log(
     hub: EventHub, subscriber: StreamSubscriber, config: KafkaConfig, point: LogPoint,
-    *, is_cancelled: Callable[[], bool], chase: LogChase | None = None,
+    *, is_cancelled: Callable[[], bool],
 ) -> AsyncIterator[bytes]:
     """Yield replayed frames until the stream joins the hub in sync, or the log cannot take it
-    further (then the caller goes on by positions; `chase` says whether it fell behind live)."""
+    further (then the caller goes on by positions)."""
     log_topic = config.positions_topic
     subscriber.token_known(log_token_encode(point, log_topic=log_topic))
     # The stream has had batch `point.batch`, whole or (with a segment) in part: what is left
     # of it is read again, and what it already had skipped by offset.
     at, following = point.batch, point.batch if point.segment is not None else point.batch + 1
-    reached = False  # the last window ended where the hub stood when it was read
     while not is_cancelled():
         hub_at = await _hub_batch(hub, at)
         if hub_at is None:
@@ -75,19 +61,12 @@ async def replay_along_log(
             if subscriber.positions == hub.positions_for(subscriber.topics):
                 hub.subscribe(subscriber)
             return
-        if reached:
-            # The hub passed on more batches while the window was read: another window
-            # would end behind again as long as the consumer publishes.
-            if chase is not None:
-                chase.behind_live = True
-            return
         records = await _window(hub, following, hub_at)
         if not records:
             return  # the log no longer holds what comes next
         chunk = await _replay_window(records, subscriber, config, log_topic)
         at = records[-1][0]
         following = at + 1
-        reached = at >= hub_at
         subscriber.token_known(log_token_encode(LogPoint(at), log_topic=log_topic))
         if chunk:
             yield chunk
@@ -123,7 +102,7 @@ async def _replay_window(
     records: list[tuple[int, LogRecord]], subscriber: StreamSubscriber, config: KafkaConfig, log_topic: str
 ) -> bytes:
     ranges = _ranges(records, subscriber)
-    fetched, wire = await _fetch(ranges, config) if ranges else ({}, None)
+    fetched = await _fetch(ranges, config) if ranges else {}
     frames = []
     for number, record in records:
         for index, segment in enumerate(record.segments):
@@ -132,7 +111,7 @@ async def _replay_window(
             for kafka_record in fetched.get(segment.position, []):
                 if not segment.start <= kafka_record.offset < segment.end:
                     continue
-                event = LiveEvent.of_record(kafka_record, wire)
+                event = LiveEvent.of_record(kafka_record, registry_decoder())
                 if subscriber.advance(event) and subscriber.event_filter.matches(event.payload):
                     point = LogPoint(number, index, kafka_record.offset)
                     frames.append(event.frame(log_token_encode(point, log_topic=log_topic)))
@@ -160,9 +139,8 @@ def _ranges(
 
 async def _fetch(
     ranges: dict[Position, tuple[int, int]], config: KafkaConfig
-) -> tuple[dict[Position, list[KafkaRecord]], RegistryDecoder]:
-    """Kafka's records in each range, in offset order (what retention removed is simply absent),
-    and the decoder the reader prepared their schemas in."""
+) -> dict[Position, list[KafkaRecord]]:
+    """Kafka's records in each range, in offset order (what retention removed is simply absent)."""
     starts = {TopicPartition(*position): low for position, (low, _high) in ranges.items()}
     found: dict[Position, list[KafkaRecord]] = {position: [] for position in ranges}
     async with ReplayReader(config, starts) as reader:
@@ -174,4 +152,4 @@ async def _fetch(
             for tp, records in (await reader.fetch(pending)).items():
                 found[(tp.topic, tp.partition)].extend(records)
             pending = [tp for tp in pending if await reader.position(tp) < stops[tp]]
-    return found, reader.wire
+    return found
