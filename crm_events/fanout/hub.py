@@ -57,6 +57,7 @@ from crm_events.core.tasks import task_stop
 from crm_events.core.tokens import token_encode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.foreign import ForeignMessages
+from crm_events.fanout.live_tap import LiveTap
 from crm_events.fanout.log_cursor import LogCursor
 from crm_events.fanout.log_follow import batches_missed, log_follow
 from crm_events.fanout.matching import SubscriberIndex
@@ -117,6 +118,7 @@ class EventHub:
         self.observer = HubObserver()
         self.observers: list[Callable[[dict[str, Any]], None]] = [self.observer.event_seen]
         self._shared_frames: dict[tuple[str, ...], bytes] = {}
+        self.taps: list[LiveTap] = []  # streams about to join (see live_tap.py)
         self._tasks: list[asyncio.Task[None]] = []
         # Where the records a heartbeat says never came are read back from: Kafka (unit tests
         # give their own).
@@ -189,6 +191,22 @@ class EventHub:
         """Register a new stream that is still catching up (so shutdown can reach it)."""
         self.catching_up.add(subscriber)
         self.drained.clear()
+
+    def tap_open(self, topics: tuple[str, ...], *, limit: int) -> LiveTap:
+        """A tap on what this hub passes on for `topics`, from the end of its current batch
+        (at once when it is between batches)."""
+        tap = LiveTap(topics, limit=limit)
+        self.taps.append(tap)
+        if not self.cursor.in_batch:
+            self._tap_start(tap)
+        return tap
+
+    def tap_close(self, tap: LiveTap) -> None:
+        if tap in self.taps:
+            self.taps.remove(tap)
+
+    def _tap_start(self, tap: LiveTap) -> None:
+        tap.start(self.cursor.point(), self.positions_for(tap.topics))
 
     def unsubscribe(self, subscriber: StreamSubscriber) -> None:
         self.subscribers.discard(subscriber)
@@ -328,6 +346,9 @@ class EventHub:
             else:
                 await self.record_handle(item)
         self.cursor.batch_end()
+        for tap in self.taps:
+            if not tap.started.is_set():
+                self._tap_start(tap)
         self.flush_soon()
 
     async def heartbeat_handle(self, message: dict[str, Any]) -> None:
@@ -412,6 +433,9 @@ class EventHub:
                 self._subscriber_failed(subscriber, "offer")
         while self._failed:
             self.index.discard(self._failed.pop())
+        for tap in self.taps:
+            if event.topic in tap.topics and tap.started.is_set():
+                tap.add(event, self.resume_token(tap.topics))
         for subscriber in list(self.unsynced):
             try:
                 if subscriber.offer(event, self):

@@ -105,6 +105,11 @@ class LogCursor:
             else:
                 self.mismatched.discard(position)
 
+    @property
+    def in_batch(self) -> bool:
+        """Between `batch_begin` and `batch_end`: the hub is passing a batch on."""
+        return self._open
+
     def point(self) -> LogPoint | None:
         """The hub's positions as a log point, or None while the log does not account for them."""
         if self.based and not self.mismatched:

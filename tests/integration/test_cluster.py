@@ -278,17 +278,6 @@ def live(client: BrowserClient, production: Production, within: float = 1.0) -> 
         client.arrivals[position] - production.acked.get(position, now) < within for position in recent)
 
 
-# Known defect, issue 19 stays open for it: a stream catching up along the positions log joins
-# the hub only when a window ends where the hub stands, so under a steady flow it can chase the
-# hub; when Kafka goes, such a stream is sent away (`resync`, then `unavailable`) instead of
-# heartbeating. Handing its last stretch to the by-positions catch-up fixed that but gave
-# spelled-out ids (test_resume_ids.py), so it was reverted.
-CATCH_UP_CHASES_THE_HUB = (
-    "known defect (issue 19): streams still catching up along the positions log when Kafka went "
-    "were sent away instead of heartbeating: {figures}"
-)
-
-
 def test_kafka_outage_keeps_the_pods_ready_and_streams_resume(cluster: Cluster, host: str, capsys) -> None:
     log_from = len(cluster.ingress.access_log())
     heartbeats: dict[str, int] = {}
@@ -322,8 +311,7 @@ def test_kafka_outage_keeps_the_pods_ready_and_streams_resume(cluster: Cluster, 
     # long as the ingress waits before it cuts a stream, and each had a heartbeat at least every
     # half of the outage.
     assert ingress_5xx(cluster, log_from) == []
-    sent_away = (figures.extra["stalls"], figures.extra["reconnects_in_outage"]) != (0, 0)
-    if sent_away or min(heartbeats.values()) < 2:
-        # Everything above (readiness, exactly once, no 5xx) held; only the known defect did not.
-        pytest.xfail(CATCH_UP_CHASES_THE_HUB.format(figures={**figures.extra, "heartbeats": heartbeats}))
+    # None was sent away: each had joined its hub (a stream still catching up needs Kafka).
+    assert (figures.extra["stalls"], figures.extra["reconnects_in_outage"]) == (0, 0), figures.extra
+    assert min(heartbeats.values()) >= 2, heartbeats
     assert figures.extra["longest_silence_s"] < ingress_read_timeout(cluster), figures.extra
