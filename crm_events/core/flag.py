@@ -1,8 +1,8 @@
 """`Flag`: an `asyncio.Event` for one waiter, that costs almost nothing while nobody waits.
 
 Every idle stream holds two such signals (the subscriber's wakeup and the transport's room).
-`asyncio.Event` gives each a deque of waiters up front, about 0.8 KB, so 1.5 KB of every idle
-connection went to two empty deques. A `Flag` is two slots; a future exists only while its one
+`asyncio.Event` gives each a deque of waiters up front, so every idle connection carried two
+empty deques. A `Flag` is two slots; a future exists only while its one
 waiter waits.
 """
 

@@ -492,7 +492,7 @@ class EventHub:
             metrics.WRITE_ROUND.observe(finished - started)
         self._flush_not_before = finished + (finished - started)
 
-    # --- partitions added, gone or started over (found by partition_watch.py) --------
+    # --- partitions added, gone or started over (found by partitions.py) --------
 
     def partition_add(self, position: Position, offset: int) -> int:
         """A partition this hub has never seen, so has passed nothing on from: every live

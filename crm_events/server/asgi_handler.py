@@ -3,8 +3,8 @@
 Django runs every request inside asgiref's `ThreadSensitiveContext`, which gives the
 request an executor thread of its own the first time sync code runs in it (the
 `request_started` signal always does) and keeps it until the response ends. For a
-stream that lasts an hour, that is one idle OS thread per connected client: 2,000
-threads for 2,000 clients, measured by the benchmark. Stream requests skip that
+stream that lasts an hour, that is one idle OS thread per connected client. Stream
+requests skip that
 context: their little sync work (signals, a session lookup) runs on asgiref's one
 shared thread, as any async code outside a request does. Every other request keeps
 Django's behaviour.
@@ -12,8 +12,8 @@ Django's behaviour.
 A stream also lets go of what it no longer needs once its response exists. Django's
 `handle()` keeps the request (its META, GET, session, user, resolver match, messages),
 its body file, the response and its headers in the frames of coroutines and generators
-that live as long as the stream: about 10 KB of every idle connection, measured by the
-benchmark's memory mode. `_stream_handle` is Django 5.2's `handle()` (django is bounded
+that live as long as the stream, so every idle connection would carry them (the
+benchmark's memory mode shows how much). `_stream_handle` is Django 5.2's `handle()` (django is bounded
 to 5.2.x) step for step, signals alike, except that:
 - the response is made and sent in the handler's own task, which the disconnect listener
   cancels if it ends first (Django makes it in a task of its own and waits on both);

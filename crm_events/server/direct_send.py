@@ -2,7 +2,7 @@
 
 Twisted would queue each write, register the socket with the event loop for writing,
 send on the next pass and unregister: two epoll changes and a callback per write,
-which the benchmark measured at about half of the cost of a delivery. When nothing
+a large share of the cost of a delivery (see the benchmark page). When nothing
 is queued ahead of a chunk of a chunked HTTP/1.1 response over plain TCP, we send it
 at once and hand Twisted only what the kernel did not take, so the order of bytes
 never changes. Anything else (TLS, HTTP/2, HTTP/1.0, headers not yet out, a closing
@@ -11,7 +11,7 @@ connection, bytes still queued) takes Twisted's own path.
 Whether Twisted still has what this relies on is checked at start-up against the
 real classes (`direct_send_missing`): a release that renamed one of them turns the
 fast path off, with a warning and `aetherlink_direct_send_enabled` at 0, instead of
-failing inside the hub or quietly losing the measured capacity.
+failing inside the hub or quietly losing capacity.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ TRANSPORT_ATTRIBUTES = ("dataBuffer", "offset", "_tempDataLen", "_writeDisconnec
 REQUEST_ATTRIBUTES = ("startedWriting", "chunked", "finished", "sentLength", "registerProducer")
 FAST_PATH_OFF = (
     "direct socket writes are off: this Twisted (%s) lacks %s; every write takes Twisted's own "
-    "path, correct but measured at about half the capacity"
+    "path, which is correct but slower (the benchmark page says by how much)"
 )
 
 

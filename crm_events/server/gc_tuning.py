@@ -1,8 +1,8 @@
 """Garbage collection for a process that holds thousands of long-lived streams.
 
-With the interpreter's defaults such a process ran a full collection every few seconds
-under load, each pausing every stream for 200-250 ms (measured by the benchmark at
-1,000 clients). Freezing what start-up created (it lives as long as the process) and
+With the interpreter's defaults such a process ran full collections often under load,
+each pausing every stream while it walked every live object (the benchmark's page says
+how long). Freezing what start-up created (it lives as long as the process) and
 collecting the young generation less often keeps objects that die young from being
 promoted, so fewer full collections come due.
 """

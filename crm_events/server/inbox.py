@@ -2,12 +2,11 @@
 
 Daphne gives every connection an `asyncio.Queue` for the messages its application
 `receive()`s (the request body, then `http.disconnect`). A Queue holds four deques (its
-items, getters, putters, and the waiters of its `join()` event): about 3 KB that every
-idle stream kept, measured by the benchmark's memory mode, for what carries two
-messages in its life. Daphne's protocols use only `put_nowait()` and the truthiness of
-the queue, and hand `get` to the application as `receive`; `ApplicationInbox` is that
-much: unbounded, first in first out, any number of concurrent getters, and the deque
-and waiters made only when needed.
+items, getters, putters, and the waiters of its `join()` event) that every idle stream
+kept, for what carries two messages in its life. Daphne's protocols use only
+`put_nowait()` and the truthiness of the queue, and hand `get` to the application as
+`receive`; `ApplicationInbox` is that much: unbounded, first in first out, any number of
+concurrent getters, and the deque and waiters made only when needed.
 """
 
 from __future__ import annotations
