@@ -31,7 +31,8 @@ from crm_events.ops import asyncapi_view
 from crm_events.streams.request import REPEATABLE, SINGLE
 from tests.support.foreign_producer import ForeignRecord, RawHeaderName, foreign_produce
 from tests.support.node import TEST_TOOLS, node_ensure, npm_ensure
-from tests.support.processes import http_get
+from tests.support.processes import async_wait_until, http_get
+from tests.support.prometheus import metric_value, metrics_text
 from tests.support.sse_client import SseConnection
 
 pytestmark = pytest.mark.integration
@@ -192,7 +193,8 @@ async def test_frames_of_a_real_stream_validate_against_the_document(stack, kafk
     future = token_encode({(topic, 0): 2, (topic, 1): 1000, (topic, 2): 0})
     bodies.append(await body_until_server_ends(port, f"/crm-events?last_event_id={future}"))
     shutdown = asyncio.create_task(body_until_server_ends(port, "/crm-events"))
-    await asyncio.sleep(1)
+    await async_wait_until(lambda: metric_value(metrics_text(port), "aetherlink_sse_streams_connected") >= 1,
+                           timeout=10, what="the stream the shutdown ends")
     await asyncio.to_thread(daphne.stop)
     bodies.append(await shutdown)
 

@@ -1,17 +1,20 @@
 import asyncio
 import contextlib
 import gc
+import hashlib
+import inspect
 import threading
 import weakref
 
 import pytest
 from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
 from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import path
 
 from crm_events.responses import EventStreamResponse
-from crm_events.server.asgi_handler import StreamAwareASGIHandler
+from crm_events.server.asgi_handler import DJANGO_HANDLE_FOLLOWED, StreamAwareASGIHandler
 from tests.support.processes import async_wait_until
 
 
@@ -181,3 +184,14 @@ async def test_a_message_other_than_a_disconnect_during_a_stream_is_an_error_as_
     with pytest.raises(AssertionError, match="Invalid ASGI message"):
         await asyncio.wait_for(handler(scope, receive, send), 5)
     assert watched.body_closed
+
+
+DJANGO_HANDLE_CHANGED = (
+    "Django's ASGIHandler.handle() is not the one StreamAwareASGIHandler._stream_handle follows: "
+    "compare the two, carry any change over, then record the new digest in DJANGO_HANDLE_FOLLOWED"
+)
+
+
+def test_the_django_handle_that_the_stream_handler_follows_is_the_installed_one():
+    source = inspect.getsource(ASGIHandler.handle)
+    assert hashlib.sha256(source.encode()).hexdigest() == DJANGO_HANDLE_FOLLOWED, DJANGO_HANDLE_CHANGED
