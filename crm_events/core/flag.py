@@ -42,3 +42,13 @@ class Flag:
             await self._waiter
         finally:
             self._waiter = None
+
+async def set_within(flag: Flag | asyncio.Event, timeout: float) -> bool:
+    """Wait up to `timeout` for `flag`; True if it is set by then."""
+    try:
+        # asyncio.timeout, unlike wait_for, starts no task.
+        async with asyncio.timeout(timeout):
+            await flag.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from django.http import HttpRequest
 
 from crm_events import metrics
+from crm_events.core.flag import set_within
 from crm_events.core.tasks import task_stop
 from crm_events.core.transport import StreamTransport
 
@@ -66,12 +67,7 @@ class QueueTransport:
         return self._size <= self.limit
 
     async def writable(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await self._room.wait()
-            return True
-        except TimeoutError:
-            return False
+        return await set_within(self._room, timeout)
 
     def close(self) -> None:
         self._ready.set()

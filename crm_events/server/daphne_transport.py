@@ -12,7 +12,6 @@ report, with no polling and no reading of buffer sizes.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -21,7 +20,7 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from crm_events import metrics
-from crm_events.core.flag import Flag
+from crm_events.core.flag import Flag, set_within
 from crm_events.server.direct_send import (
     chunk_send_now,
     chunked_started,
@@ -68,12 +67,7 @@ class DaphneTransport:
         return self._room.is_set()
 
     async def writable(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await self._room.wait()
-            return True
-        except TimeoutError:
-            return False
+        return await set_within(self._room, timeout)
 
     def close(self) -> None:
         if not self._producing:

@@ -137,7 +137,7 @@ class _LogWalk:
                 else:
                     self.stopped = True  # the hub moved without an event (a partition added, say)
                 return
-            chunk = _tap_frames(entries, self.subscriber)
+            chunk = tap_frames(entries, self.subscriber)
             if chunk:
                 yield chunk
 
@@ -153,7 +153,7 @@ async def _tap_start(tap: LiveTap) -> LogPoint | None:
     return tap.point
 
 
-def _tap_frames(entries: list[tuple[LiveEvent, str]], subscriber: StreamSubscriber) -> bytes:
+def tap_frames(entries: list[tuple[LiveEvent, str]], subscriber: StreamSubscriber) -> bytes:
     """The frames of the tapped events this stream has not had and its filter matches, each
     with the id the hub gave it."""
     frames = [

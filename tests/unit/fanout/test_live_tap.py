@@ -13,7 +13,7 @@ from crm_events.core.position_log import LogPoint
 from crm_events.core.tokens import token_decode
 from crm_events.fanout.live_tap import LiveTap
 from crm_events.fanout.subscriber import StreamSubscriber
-from crm_events.streams.log_catch_up import _tap_frames
+from crm_events.streams.log_catch_up import tap_frames
 from tests.support.payloads import domain_payload
 from tests.support.transports import RecordingTransport
 from tests.unit.fanout.test_hub_position_log import P0, P1, TOPICS, batch, hub_at, ids_of, short
@@ -163,7 +163,7 @@ def test_a_stream_joining_through_a_tap_gets_the_bytes_a_live_stream_got_and_sta
         )
         hub.flush_all()  # a round of writes may have been put off to its timer
         entries = tap.take()
-        given_bytes = _tap_frames(entries, joining) if entries else b""
+        given_bytes = tap_frames(entries, joining) if entries else b""
         assert given_bytes == b"".join(live.transport.chunks)
         # Where the hub stands: it joins in sync, and its ids are the hub's from then on.
         assert joining.positions == hub.positions_for(TOPICS)
