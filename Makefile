@@ -7,18 +7,18 @@ WEB_WORKERS ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-faults test-chaos install browser tools node promtool lint typecheck smoke bench clean
+.PHONY: dev docs test test-faults test-chaos install browser tools node promtool lint typecheck smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres,msk]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,postgres,msk,docs]"
 	touch $@
 
 install: $(BIN)/.installed
 
 ## Install, start Kafka, Redis, Daphne (WEB_PROCESSES of them, WEB_WORKERS each), the consumer and demo events; Ctrl-C stops them.
-## make dev KAFKA_VERSION=3.9.1 runs that Kafka release instead of the newest (README "Which Kafka").
+## make dev KAFKA_VERSION=3.9.1 runs that Kafka release instead of the newest (docs/production.md "Which Kafka").
 dev: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PROCESSES="$(WEB_PROCESSES)" WEB_WORKERS="$(WEB_WORKERS)" KAFKA_VERSION="$(KAFKA_VERSION)" bash scripts/dev.sh
 
@@ -67,10 +67,14 @@ lint: install
 typecheck: install
 	DJANGO_DEBUG=true $(BIN)/mypy
 
-## Fan-out benchmark on its own Kafka, Redis, consume_events and Daphne (README "Benchmark").
+## Fan-out benchmark on its own Kafka, Redis, consume_events and Daphne (docs/benchmarks.md).
 ## Quick by default (< 2 min); the issue's sizes: make bench BENCH_ARGS=--full
 bench: install
 	$(BIN)/python -m bench.fanout $(BENCH_ARGS)
+
+## The documentation site (docs/) on http://127.0.0.1:8000, rebuilt as its pages change.
+docs: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## Check a running `make dev` stack end to end.
 smoke: install

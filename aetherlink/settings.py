@@ -239,7 +239,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # --- Behind a TLS proxy (production) ---------------------------------------------
-# The names are Django's with a DJANGO_ prefix. README "Running in production" lists what
+# The names are Django's with a DJANGO_ prefix. docs/production.md lists what
 # `manage.py check --deploy` needs; docker/nginx.conf sets the headers these trust.
 
 # Origins (scheme://host[:port]) whose unsafe requests (the admin's login form) pass the CSRF
@@ -606,7 +606,7 @@ WEB_LISTEN_BACKLOG = _positive_int("WEB_LISTEN_BACKLOG", 4096)
 # process starts them, restarts one that dies, and passes SIGTERM on (crm_events/server/workers.py).
 WEB_WORKERS = _workers("WEB_WORKERS", "1")
 # Set for every worker by that supervisor (or by you): prometheus_client's multiprocess mode,
-# where /metrics reports every worker of the host (README "Several workers on one port").
+# where /metrics reports every worker of the host (docs/production.md "Several workers on one port").
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # How large a request's head may be (bytes of each line without its CRLF): a longer request line
 # is answered 414, a longer header line, larger headers or more of them 431, in the JSON error

@@ -1,1 +1,1 @@
-"""Benchmarks of the fan-out against the real stack (see bench/fanout.py and README "Benchmark")."""
+"""Benchmarks of the fan-out against the real stack (see bench/fanout.py and docs/benchmarks.md)."""

@@ -1,4 +1,4 @@
-"""The rules of ARCHITECTURE.md, checked on the real import graph (grimp, import-linter's engine).
+"""The rules of docs/architecture.md, checked on the real import graph (grimp, import-linter's engine).
 
 Every import counts, including those under `if TYPE_CHECKING:`: a cycle that only the type
 checker sees is still two modules that cannot be understood apart.

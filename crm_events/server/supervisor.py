@@ -1,6 +1,6 @@
 """A small supervisor: N copies of one command, each restarted when it dies, SIGTERM passed on.
 
-The rules (README "Several workers on one port"):
+The rules (docs/production.md "Several workers on one port"):
 - A worker that exits while nobody asked it to is logged with why (its exit status or the
   signal that killed it) and started again after a backoff: `backoff_first` seconds, doubled
   for each further death in a row, at most `backoff_max`. A worker that stayed up

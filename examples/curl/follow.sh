@@ -3,7 +3,7 @@
 #
 #   examples/curl/follow.sh kind=deal where=deal.stage:won | jq .
 #
-# Arguments are query parameters (README, "Parameters"). CRM_EVENTS_URL is the stream
+# Arguments are query parameters (docs/stream.md, "Parameters"). CRM_EVENTS_URL is the stream
 # (default http://localhost:9010/crm-events), CRM_EVENTS_TOKEN a JWT for SSE_AUTH_MODE=jwt,
 # LAST_EVENT_ID a resume id to start from. When the stream ends (the server's `reconnect`
 # frame, a restart, a dropped connection) it waits the server's `retry:` and reconnects with

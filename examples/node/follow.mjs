@@ -4,7 +4,7 @@
 //   npm install eventsource@3
 //   node examples/node/follow.mjs kind=deal where=deal.stage:won
 //
-// Arguments are query parameters (README, "Parameters"). CRM_EVENTS_URL is the stream (default
+// Arguments are query parameters (docs/stream.md, "Parameters"). CRM_EVENTS_URL is the stream (default
 // http://localhost:9010/crm-events), CRM_EVENTS_TOKEN a JWT for SSE_AUTH_MODE=jwt, LAST_EVENT_ID a
 // resume id to start from. EventSource reconnects by itself after the stream ends (the server's
 // `reconnect` frame, a restart, a dropped connection), waiting the server's `retry:` and sending

@@ -3,7 +3,7 @@
     pip install httpx httpx-sse
     python examples/python/follow.py kind=deal where=deal.stage:won
 
-Arguments are query parameters (README, "Parameters"). CRM_EVENTS_URL is the stream (default
+Arguments are query parameters (docs/stream.md, "Parameters"). CRM_EVENTS_URL is the stream (default
 http://localhost:9010/crm-events), CRM_EVENTS_TOKEN a JWT for SSE_AUTH_MODE=jwt, LAST_EVENT_ID
 a resume id to start from. Whenever the stream ends (the server's `reconnect` frame, a server
 restart, a dropped connection) it waits the server's `retry:` and reconnects with

@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 
 
 # The broker `make dev`, the tests and the benchmark run; KAFKA_OLDEST_VERSION is the oldest one
-# the README promises, and the tests marked `kafka_oldest` run on it too (tests/integration/conftest.py).
+# docs/production.md promises ("Which Kafka"), and the tests marked `kafka_oldest` run on it too
+# (tests/integration/conftest.py).
 KAFKA_VERSION = "4.4.0"
 KAFKA_OLDEST_VERSION = "3.9.1"
 LOOPBACK = "127.0.0.1"

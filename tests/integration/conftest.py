@@ -2,7 +2,7 @@
 and per test a fresh topic, Redis namespace, Daphne and `consume_events`.
 
 A test marked `kafka_oldest` runs twice: on the newest Kafka (KAFKA_VERSION) and on the oldest
-release the README promises (KAFKA_OLDEST_VERSION), each a broker of its own for the session."""
+release docs/production.md promises (KAFKA_OLDEST_VERSION), each a broker of its own for the session."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The chaos run (README "Fault tolerance"): faults at moments drawn from a seed, then the verdict.
+"""The chaos run (docs/fault-tolerance.md): faults at moments drawn from a seed, then the verdict.
 
 `CHAOS_SECONDS` (default 180), `CHAOS_SEED` (default a fresh one, printed first), `CHAOS_ACTIONS`
 (default all: kafka,redis,consumer,daphne,record,layer). `make test-chaos` runs only this test,

@@ -4,7 +4,7 @@ Valid JSON, JSON that is not an object, text, binary, empty values, tombstones, 
 NaN, absurd nesting, a 1 MB JSON value and a 1 MB binary value, null, empty and binary keys, and
 hundreds of headers (repeated names, binary, empty and null values). The consumer must stay up,
 every record must reach every browser whose filter wants it, and each must come marked with
-what it was (`value_format` json / text / base64 / empty), decoded exactly as the README says.
+what it was (`value_format` json / text / base64 / empty), decoded exactly as docs/stream.md says.
 """
 
 from __future__ import annotations

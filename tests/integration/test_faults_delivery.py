@@ -3,7 +3,7 @@
 Each scenario ends with the same verdict: every browser received exactly the produced events
 its filter lets through, once each, in offset order per partition, and the service healed
 itself (the test only restarts what it broke, as a supervisor would). Figures go to
-`artifacts/faults/`; the README's "Fault tolerance" table quotes them.
+`artifacts/faults/`; the docs/fault-tolerance.md table quotes them.
 """
 
 from __future__ import annotations

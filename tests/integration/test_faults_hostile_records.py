@@ -5,7 +5,7 @@ overflowing numbers, 64-bit-plus integers, repeated names, deep nesting), bytes 
 UTF-8 in values, keys and header values, keys and header values that once arrived alike (none and
 empty, binary and text that looks like a marker), and header NAMES that are not UTF-8, which the
 service's own Kafka client cannot even parse. Every record must arrive exactly once, live and
-replayed, as what the README says (`value_format` json / text / base64 / undecodable); the
+replayed, as what docs/stream.md says (`value_format` json / text / base64 / undecodable); the
 consumer must stay up (also across a restart), its lag must return to 0, and every undecodable
 record must be copied to the dead-letter topic with headers saying where it came from.
 """
@@ -104,7 +104,7 @@ def hostile_batch(seq: int) -> list[list[Hostile]]:
 def collateral(seq: int) -> list[Hostile]:
     """A record batch holding a good record, an unparseable one, then a good one. The Kafka client
     parses a batch as a whole, so the record after the unparseable one cannot be read either: it
-    arrives marked too (README); the one before it arrives whole."""
+    arrives marked too (docs/stream.md); the one before it arrives whole."""
     after = unparseable(seq + 2)
     after.headers = [("seq", str(seq + 2).encode())]  # itself fine: only its batch is not
     return [normal(seq), unparseable(seq + 1), after]

@@ -6,7 +6,7 @@ test Kafka and Redis, `aetherlink smoke`, then the admin index's viewer link, an
 file inside site-packages.
 
 `PACKAGING_PYTHON=/path/to/python3.13` installs into a virtualenv of that interpreter instead
-(how the Python versions in README "Installing and packaging" were tried).
+(how the Python versions in docs/development.md "Installing and packaging" were tried).
 """
 
 from __future__ import annotations

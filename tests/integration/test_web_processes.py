@@ -1,6 +1,6 @@
 """Several web processes on one host: `make dev WEB_PROCESSES=N` (scripts/dev.sh), `make dev
 WEB_WORKERS=N` (aetherlink-web --workers on one port), and N Daphne processes sharing one
-listening socket (`daphne --fd`), the README's systemd recipe."""
+listening socket (`daphne --fd`), the systemd recipe of docs/production.md."""
 
 from __future__ import annotations
 

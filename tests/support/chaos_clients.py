@@ -74,7 +74,7 @@ def _ordinary(payload: dict[str, Any]) -> bool:
 
 BINARY_KEY = HOSTILE_RECORDS["binary-key"].key
 KEYS_WANTED = (b"acct-3", BINARY_KEY)
-# A text key by its text, the binary one by its bytes in URL-safe base64 (README, "Parameters").
+# A text key by its text, the binary one by its bytes in URL-safe base64 (docs/stream.md, "Parameters").
 KEY_QUERY = urllib.parse.urlencode(
     [("key", "acct-3"), ("key_base64", base64.urlsafe_b64encode(BINARY_KEY).decode().rstrip("="))]
 )

@@ -350,7 +350,7 @@ def claim_values(names: tuple[str, ...]) -> st.SearchStrategy:
 
 
 def claimed(value) -> bool:
-    """The claim as the README states it: absent, or a list of non-empty strings."""
+    """The claim as docs/security.md states it: absent, or a list of non-empty strings."""
     if value is ABSENT:
         return True
     return isinstance(value, list) and all(isinstance(item, str) and item != "" for item in value)
@@ -433,7 +433,7 @@ def time_claims_text(claims: dict) -> str:
 
 
 def is_date(value) -> bool:
-    """RFC 7519's NumericDate, as the README states it: a JSON number of seconds in the years 1-9999."""
+    """RFC 7519's NumericDate, as docs/security.md states it: a JSON number of seconds in the years 1-9999."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return -62135596800 <= value <= 253402300799  # false for NaN; exact for any int

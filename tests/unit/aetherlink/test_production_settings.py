@@ -17,7 +17,7 @@ from django.urls import path
 from aetherlink import probes
 from tests.support.processes import ROOT
 
-# What README "Running in production" lists (the secret key: 50+ random characters).
+# What docs/production.md lists (the secret key: 50+ random characters).
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "3v9Qm2cXr7TqLw0ZpKf8Hs1YbN4uJd6EoGi5Ra-Vx_Ct7Wz2Mn8Bk",
