@@ -122,7 +122,11 @@ def _value_cell(value: str, commented: bool) -> str:
 def render(sections: list[Section]) -> str:
     out = [BEGIN, ""]
     for section in sections:
-        out += [f"### {_escape(section.title)}", ""]
+        # A heading's parenthesis (what the part applies to, where it is explained) is no title.
+        title, _, note = section.title.partition(" (")
+        out += [f"### {_escape(title)}", ""]
+        if note:
+            out += [f"({_escape(note)}", ""]
         out += ["| variable | `.env.example` | what it is |", "|---|---|---|"]
         for entry in section.entries:
             names = "<br>".join(f"`{name}`" for name, _, _ in entry.lines)
