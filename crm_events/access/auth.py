@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -39,6 +39,7 @@ from django.http import HttpRequest
 from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
+from crm_events.access.grants import StreamGrant
 from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
 from crm_events.core.filters import kind_matches
@@ -74,6 +75,14 @@ class Principal:
     allowed_kinds: frozenset[str] | None = None
     # Unix time until which the credentials are accepted (a token's exp plus the leeway); None: no end.
     expires_at: float | None = None
+    # Mandatory filters AND-ed with the client's (see access/grants.py); None: only topics and kinds limit.
+    grant: StreamGrant | None = None
+    # The topics readable under both the topics claim and the grant (None: every topic), set once.
+    topics_limit: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        limit = self.allowed_topics if self.grant is None else self.grant.topics_within(self.allowed_topics)
+        object.__setattr__(self, "topics_limit", limit)
 
     @property
     def is_anonymous(self) -> bool:
@@ -85,9 +94,10 @@ class Principal:
         Use it for the live topics, for replay, and for the topics decoded from a resume
         token alike, so a token cannot reach a topic by smuggling it into `Last-Event-ID`.
         """
-        if self.allowed_topics is None:
+        limit = self.topics_limit
+        if limit is None:
             return
-        forbidden = sorted(set(topics) - self.allowed_topics)
+        forbidden = sorted(set(topics) - limit)
         if forbidden:
             metrics.auth_failed("topic_forbidden")
             raise StreamForbidden(TOPICS_FORBIDDEN, topics=forbidden)
@@ -98,7 +108,8 @@ class Principal:
         A topics claim of `[]`, or one naming only topics this service does not serve,
         grants nothing: the stream is refused rather than opened onto no topic.
         """
-        readable = tuple(t for t in served if self.allowed_topics is None or t in self.allowed_topics)
+        limit = self.topics_limit
+        readable = tuple(t for t in served if limit is None or t in limit)
         if not readable:
             metrics.auth_failed("topic_forbidden")
             raise StreamForbidden(NO_TOPIC_READABLE)
@@ -117,8 +128,8 @@ class Principal:
 
     @property
     def reads_all(self) -> bool:
-        """No topic or kind restriction: every event is allowed."""
-        return self.allowed_topics is None and self.allowed_kinds is None
+        """No topic, kind or grant restriction: every event is allowed."""
+        return self.allowed_topics is None and self.allowed_kinds is None and self.grant is None
 
     def event_allowed(self, payload: dict[str, Any]) -> bool:
         """Per-event check for live and replayed events: topic and type must both be allowed.
@@ -127,7 +138,8 @@ class Principal:
         """
         if payload.get("kind") != "domain_event":
             return True
-        topic_ok = self.allowed_topics is None or payload.get("topic") in self.allowed_topics
+        limit = self.topics_limit
+        topic_ok = limit is None or payload.get("topic") in limit
         return topic_ok and self.kind_allowed(payload.get("type"))
 
     def expires_in(self, now: float | None = None) -> float | None:
