@@ -40,6 +40,7 @@ from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
 from crm_events.access.grants import StreamGrant
+from crm_events.access.jwt_grants import token_grant
 from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
 from crm_events.core.filters import kind_matches
@@ -210,6 +211,7 @@ def jwt_principal(token: str, config: AuthConfig) -> Principal:
         allowed_topics=_string_set_claim(claims, config.topics_claim),
         allowed_kinds=_string_set_claim(claims, config.kinds_claim),
         expires_at=expires_at,
+        grant=token_grant(claims, config),
     )
 
 

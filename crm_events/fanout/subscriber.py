@@ -35,6 +35,7 @@ CLOSE_SLOW = "slow"
 CLOSE_SHUTDOWN = "shutdown"
 CLOSE_RESYNC = "resync"
 CLOSE_LIFETIME = "lifetime"
+CLOSE_AUTH_EXPIRED = "auth_expired"
 
 
 class PayloadFilter(Protocol):

@@ -9,7 +9,8 @@
      only wakes to wait for room, to send a heartbeat (with a fresh id) when idle, or
      to close;
   5. a `reconnect` frame with the resume id when the server ends the stream
-     (slow client, lifetime reached, shutdown), so the client resumes elsewhere;
+     (slow client, lifetime reached, credentials expired, shutdown), so the client resumes
+     elsewhere (with fresh credentials: nothing lost, nothing twice);
   6. however it ended: its slot under the concurrency limits released, its end counted.
 A client that leaves no room for `SSE_STALL_TIMEOUT` seconds is sent away as slow.
 """
@@ -39,7 +40,13 @@ from crm_events.core.stream_frames import (
 )
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
+from crm_events.fanout.subscriber import (
+    CLOSE_AUTH_EXPIRED,
+    CLOSE_LIFETIME,
+    CLOSE_RESYNC,
+    CLOSE_SLOW,
+    StreamSubscriber,
+)
 from crm_events.streams.catch_up import replay_until_live
 from crm_events.streams.ordered_catch_up import short_token
 
@@ -99,8 +106,9 @@ class StreamSession:
         subscriber = self.subscriber
         try:
             replay = replay_until_live(
-                self.hub, subscriber, self.kafka, is_cancelled=lambda: subscriber.close_reason is not None,
-                point=self.point,
+                self.hub, subscriber, self.kafka, point=self.point,
+                # A catch-up ends when the credentials do too; the stream then ends as live ones do.
+                is_cancelled=lambda: subscriber.close_reason is not None or self._lifetime_left() <= 0,
             )
             async for chunk in replay:
                 # Written whatever the room: the replay already counts these as given. A client
@@ -116,7 +124,7 @@ class StreamSession:
         while subscriber.close_reason is None:
             remaining = self._lifetime_left()
             if remaining <= 0:
-                subscriber.close(CLOSE_LIFETIME)
+                subscriber.close(CLOSE_AUTH_EXPIRED if self.config.credentials_end else CLOSE_LIFETIME)
                 break
             writes = subscriber.writes
             await subscriber.wait(timeout=min(self.config.heartbeat_interval, remaining))
