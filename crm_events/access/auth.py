@@ -12,6 +12,8 @@
   The optional topics claim (`SSE_JWT_TOPICS_CLAIM`) lists the readable topics and the optional
   kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable event types, with the meaning of the
   stream's `kind=` parameter (`deal` covers `deal.won`).
+  The optional grant claim (`SSE_JWT_GRANT_CLAIM`, or a grant made from other claims by
+  `SSE_JWT_GRANT_TEMPLATE`: see `jwt_grants`) adds mandatory filters (`access.grants`).
   A token in the query string is refused: query strings end up in access logs.
 
 Claims fail closed. An absent topics or kinds claim means no restriction; a present one
