@@ -114,9 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--filtered-baseline", type=int, default=50,
                    help="filtered mode: unfiltered clients measured at the same rate")
     p.add_argument("--filtered-variants", default="key,where",
-                   help="filtered mode: key (key=o<n>), where (where=owner:o<n>) and/or tenant (a JWT "
-                        "grant where=owner:o<n %% tenants>; the web process then wants tokens: not with "
-                        "churn or nginx), comma separated")
+                   help="filtered mode: key (key=o<n>), where (where=owner:o<n>), tenant (a JWT grant "
+                        "where=owner:o<n %% tenants>; the web process then wants tokens: not with churn or "
+                        "nginx) and/or tenant_filter (the same audience by where=), comma separated")
     p.add_argument("--filtered-tenants", type=int,
                    help="filtered mode's tenant variant: tenants (default: filtered clients / 10)")
     p.add_argument("--web-processes", type=int, default=2,
@@ -157,12 +157,13 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
         raise SystemExit("--step-designs takes service, inproc and groups")
     args.filtered_variants = [name.strip() for name in args.filtered_variants.split(",") if name.strip()]
     if not args.filtered_variants or set(args.filtered_variants) - set(VARIANTS):
-        raise SystemExit("--filtered-variants takes key, where and tenant")
+        raise SystemExit("--filtered-variants takes key, where, tenant and tenant_filter")
     args.filtered_tenants = args.filtered_tenants or max(1, args.filtered_clients // 10)
     args.jwt = "filtered" in args.modes and "tenant" in args.filtered_variants
+    tenancy = "filtered" in args.modes and bool({"tenant", "tenant_filter"} & set(args.filtered_variants))
     if args.jwt and {"churn", "nginx"} & set(args.modes):
         raise SystemExit("the tenant variant wants JWTs of every stream, which churn and nginx do not send")
-    if args.jwt and args.filtered_clients % args.filtered_tenants:
+    if tenancy and args.filtered_clients % args.filtered_tenants:
         raise SystemExit("--filtered-clients must be a multiple of --filtered-tenants")
     if args.web_processes < 2:
         raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")

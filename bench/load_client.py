@@ -8,7 +8,8 @@ parse only what the benchmark needs: every benchmark event carries
 records produce->receive latency and marks `seq` as seen (duplicates counted). An event
 meant for one client only ends its marker in `:<owner>`; a client opened as number n (an
 `open` whose path holds `{n}`) is owner `o<n>` (`o<n % owners>` when the `open` names `owners`:
-clients sharing an owner, as a tenant's do), and an event for another owner is counted as
+clients sharing an owner, as a tenant's do; `{t}` in its path is then `n % owners`), and an
+event for another owner is counted as
 a wrong-client delivery, not as delivered. An `open` with `bearer` sends client n the token
 `bearer[n % len(bearer)]` in `Authorization` (a web process with SSE_AUTH_MODE=jwt).
 
@@ -249,7 +250,8 @@ class Worker:
         tokens = cmd.get("bearer") or []
 
         async def one(number: int) -> None:
-            path = cmd["path"].replace("{n}", str(number))
+            tenant = str(number % owners) if owners else ""
+            path = cmd["path"].replace("{n}", str(number)).replace("{t}", tenant)
             owner = f"o{number % owners if owners else number}".encode() if numbered else None
             bearer = tokens[number % len(tokens)] if tokens else None
             async with gate:

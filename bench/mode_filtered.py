@@ -9,7 +9,9 @@ The same run measures, one window after the other at the same rate R through Kaf
               whose grant is `{"where": ["owner:o<n % T>"]}` (issue 21): event `seq` is tenant
               `o<seq % T>`'s, and reaches its N / T clients by their grants alone. Its run starts
               the web process with SSE_AUTH_MODE=jwt, so every window's clients send a token
-              (the others' without a grant).
+              (the others' without a grant);
+  tenant_filter  the same audience by a client filter instead, `/crm-events?where=owner:o<n % T>`
+              and tokens without a grant: what the grant itself costs, apart from the audience.
 A filtered window passes when every event reached exactly its clients: delivered equals the
 events produced times the clients each is meant for, no duplicate, no delivery to a client it
 was not meant for (the load clients check each event's owner, bench/load_client.py), and p99
@@ -29,7 +31,9 @@ from bench.context import Bench
 from bench.stats import ON_TIME_MS
 
 STREAMS_TIMEOUT = 60.0
-VARIANTS = {"key": "/crm-events?key=o{n}", "where": "/crm-events?where=owner:o{n}", "tenant": "/crm-events"}
+VARIANTS = {"key": "/crm-events?key=o{n}", "where": "/crm-events?where=owner:o{n}", "tenant": "/crm-events",
+            "tenant_filter": "/crm-events?where=owner:o{t}"}
+TENANT_VARIANTS = ("tenant", "tenant_filter")
 TOKEN_LIFETIME = 86_400  # seconds: longer than any run, so no stream ends for its token
 
 
@@ -51,8 +55,10 @@ async def _window(
 ) -> dict[str, Any]:
     rss_before = bench.server_rss_kb()
     bench.say(f"{name}: opening {clients} streams on {path}")
-    grants = {"owners": tenants, "bearer": tenant_tokens(bench.stack.jwt_key, tenants)} if tenants else {}
-    opened = await bench.pool.open(path, clients, concurrency=32, **grants)
+    tenancy: dict[str, Any] = {"owners": tenants} if tenants else {}
+    if tenants and name == "tenant":
+        tenancy["bearer"] = tenant_tokens(bench.stack.jwt_key, tenants)
+    opened = await bench.pool.open(path, clients, concurrency=32, **tenancy)
     held = await bench.streams_wait("service", opened["opened"], STREAMS_TIMEOUT)
     bench.say(f"{name}: opened {opened['opened']} (errors: {opened['errors'] or 'none'}); "
               f"the server holds {held}")
@@ -89,11 +95,12 @@ async def filtered_mode(
         await asyncio.sleep(1.0)  # let the layer and the allocator settle between windows
         windows[name] = await _window(bench, name, VARIANTS[name], clients=clients, owners=True,
                                       rate=rate, seconds=seconds, drain=drain,
-                                      tenants=tenants if name == "tenant" else 0)
+                                      tenants=tenants if name in TENANT_VARIANTS else 0)
     baseline_cpu = windows["unfiltered"]["cpu_percent"]["daphne"]
     for name in variants:
         window = windows[name]
         window["daphne_cpu_vs_unfiltered"] = round(window["cpu_percent"]["daphne"] / baseline_cpu, 2) \
             if baseline_cpu else None
+    tenancy = tenants if set(TENANT_VARIANTS) & set(variants) else None
     return {"clients": clients, "baseline_clients": baseline_clients, "rate": rate, "seconds": seconds,
-            "variants": variants, "tenants": tenants if "tenant" in variants else None, "windows": windows}
+            "variants": variants, "tenants": tenancy, "windows": windows}

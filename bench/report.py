@@ -88,8 +88,9 @@ def _filtered_targets(filtered: dict[str, Any] | None) -> list[dict[str, Any]]:
     baseline = filtered["windows"]["unfiltered"]
     for name in filtered["variants"]:
         m = filtered["windows"][name]
-        audience = "one client per event" if name != "tenant" else \
-            f"{m['clients'] // filtered['tenants']} clients per event (the tenant's, by their JWT grants)"
+        audience = "one client per event" if not name.startswith("tenant") else \
+            f"{m['clients'] // filtered['tenants']} clients per event (a tenant's" + \
+            (", by their JWT grants)" if name == "tenant" else ", by their client filters)")
         rows.append(_target(
             f"filtered ({name}), {m['clients']} clients x {m['rate']:g} ev/s, {audience}",
             "each event to its clients only, p99 <= 250 ms",
@@ -112,7 +113,8 @@ def filtered_table(filtered: dict[str, Any]) -> str:
             m["cpu_percent"]["daphne"], m["daphne_cpu_us"]["per_produced_event"],
             m["daphne_cpu_us"]["per_delivered_event"], m["kb_per_idle_connection"], m["loadavg"]["before"][0],
         ])
-    return "filtered streams (each event meant for one client; for tenant, its tenant's clients):\n" + _table(
+    title = "filtered streams (each event meant for one client; for tenant*, its tenant's clients):\n"
+    return title + _table(
         ["window", "clients", "ev/s", "delivered", "dups", "wrong client", "p50 ms", "p99 ms", "max ms",
          "daphne CPU%", "CPU us/produced", "CPU us/delivered", "KB/conn", "load1"], rows)
 
