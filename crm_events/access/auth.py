@@ -3,7 +3,9 @@
 `SSE_AUTH_MODE` picks one of three modes:
 
 - `none`: everyone is the anonymous principal and may read everything (development);
-- `session`: any authenticated, active Django user (a logged-in session cookie), all topics;
+- `session`: an authenticated, active Django user (a logged-in session cookie), reading what
+  their stream grant allows (`session_grants`: superusers everything, anyone else only under a
+  grant, none meaning a 403); the stream ends when the session expires;
 - `jwt`: a JWT in `Authorization: Bearer <token>`, or in the cookie named by `SSE_JWT_COOKIE`.
   It is verified with the one configured algorithm and key; `exp` and `sub` are required,
   `aud`/`iss` are checked when configured. `exp`, `nbf` and `iat` are dates in seconds (a JSON
@@ -37,12 +39,16 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
 from crm_events.access.grants import StreamGrant
 from crm_events.access.jwt_grants import token_grant
+from crm_events.access.revocation import session_tag
+from crm_events.access.session_grants import session_grant_find
 from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
 from crm_events.core.filters import kind_matches
@@ -65,6 +71,7 @@ TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non
 TOKEN_DATE_MALFORMED = "the token's exp, nbf and iat claims must be numbers of seconds in the years 1 to 9999"
 TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
 SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
+SESSION_EXPIRED = "session_expired"
 TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
 NO_TOPIC_READABLE = "these credentials may not read any topic this service serves"
 
@@ -78,6 +85,12 @@ class Principal:
     allowed_kinds: frozenset[str] | None = None
     # Unix time until which the credentials are accepted (a token's exp plus the leeway); None: no end.
     expires_at: float | None = None
+    # Why a stream ends when `expires_at` comes, as its `reconnect` frame says (None: `auth_expired`).
+    expiry_reason: str | None = None
+    # A session user's grant row in force (`user:NAME`, `group:NAME`) or `superuser`; None for tokens.
+    grant_owner: str | None = None
+    # A session user's session, hashed (`session_tag`): a logout ends the streams it opened.
+    session: str | None = None
     # Mandatory filters AND-ed with the client's (see access/grants.py); None: only topics and kinds limit.
     grant: StreamGrant | None = None
     # The topics readable under both the topics claim and the grant (None: every topic), set once.
@@ -170,7 +183,29 @@ async def _session_principal(request: HttpRequest) -> Principal:
     user = await request.auser()
     if not user.is_authenticated or not user.is_active:
         raise AuthenticationFailed(SESSION_REQUIRED, reason="session")
-    return Principal(subject=f"user:{user.get_username()}")
+    found = await session_grant_find(user)
+    if found.refused:
+        metrics.auth_failed("no_grant")
+        raise StreamForbidden(found.refusal or "", grant_owner=found.owner)
+    grant = found.grant
+    expires_at = await session_expiry(request.session)
+    return Principal(
+        subject=f"user:{user.get_username()}",
+        # Also stated as topics and kinds: what every path already enforces for a token's claims.
+        allowed_topics=(grant.topics or None) if grant else None,
+        allowed_kinds=(grant.kinds or None) if grant else None,
+        grant=grant, grant_owner=found.owner or found.rule,
+        expires_at=expires_at, expiry_reason=SESSION_EXPIRED,
+        session=session_tag(request.session.session_key),
+    )
+
+
+async def session_expiry(session: SessionBase) -> float:
+    """When the session stops being accepted: its row's `expire_date` (set when it was last
+    saved, which is not every request), else what the session itself computes."""
+    key = session.session_key
+    stored = await Session.objects.filter(session_key=key).values_list("expire_date", flat=True).afirst()
+    return (stored or await session.aget_expiry_date()).timestamp()
 
 
 def _bearer_token(request: HttpRequest, config: AuthConfig) -> str:

@@ -75,6 +75,7 @@ class StreamSubscriber:
         self.chunk_bytes = chunk_bytes
         self.close_reason: str | None = None
         self.writes = 0  # chunks written: tells the session whether it was idle
+        self.delivered = 0  # events written or replayed to it, for its audit line
         # Each queued frame with the event it carries, so unsent frames can be given back. A list,
         # not a deque: an idle stream's empty list is 56 bytes, an empty deque about 0.8 KB.
         self._queued: list[tuple[bytes, Position, int]] = []
@@ -191,6 +192,7 @@ class StreamSubscriber:
             self.transport.write(self._chunk_pop())
             written -= len(self._queued)
             self.writes += 1
+            self.delivered += written
         if self._queued:
             self._wakeup.set()
         return written
