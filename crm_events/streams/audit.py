@@ -8,8 +8,9 @@ each is a field of the line; see README "Audit"):
 - `grant_rule`: what limits the stream: `superuser`, `user`, `group` (a session user's grant
   row), `token_grant`, `claims` (a token's topics and kinds only), `none` (no authentication);
 - `grant_owner`: the grant row in force (`user:NAME`, `group:NAME`), or null;
-- `grant`: the grant in force in the stream's filter language, or null;
-- `topics`: the stream's topics; `filters`: the client's own filter parameters, as asked;
+- `grant`: the grant in force in the stream's filter language (JSON text), or null;
+- `topics`: the stream's topics (JSON text); `filters`: the client's own filter parameters,
+  as asked (JSON text: `{"kind": ["deal.won"], "where": [...]}`);
 - `resumed`: whether it resumed, and `resume_id`: from which id (null if it did not);
 - `stream_id`: the same for both lines of one stream;
 and on `stream_end` also `reason` (why it ended: `client` when the client left), `events`
@@ -20,6 +21,7 @@ and on `stream_end` also `reason` (why it ended: `client` when the client left),
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -46,6 +48,11 @@ def grant_rule(principal: Principal) -> str:
     return "token_grant" if principal.grant is not None else "claims"
 
 
+def _json(value: object) -> str:
+    # Containers go as JSON text: the log's redaction turns any other container into its repr.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass
 class StreamAudit:
     principal: Principal
@@ -67,8 +74,8 @@ class StreamAudit:
         return {
             "stream_id": self.stream_id, "subject": principal.subject, "grant_rule": grant_rule(principal),
             "grant_owner": principal.grant_owner if principal.grant_owner != "superuser" else None,
-            "grant": principal.grant.as_object() if principal.grant is not None else None,
-            "topics": list(self.topics), "filters": self.filters,
+            "grant": _json(principal.grant.as_object()) if principal.grant is not None else None,
+            "topics": _json(list(self.topics)), "filters": _json(self.filters),
             "resumed": self.resume_id is not None, "resume_id": self.resume_id,
         }
 

@@ -17,8 +17,8 @@ from crm_events.access.grants import (
     GRANT_VALUES_INVALID,
     grant_parse,
 )
-from crm_events.core.filter_query import MAX_VALUE_CHARS, MAX_VALUES
 from crm_events.access.revocation import session_tag
+from crm_events.core.filter_query import MAX_VALUE_CHARS, MAX_VALUES
 from crm_events.exceptions import StreamForbidden
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +58,10 @@ def test_no_grant_grants_nothing_staff_included(flags):
 
 
 def test_the_one_group_grant_applies():
-    found = session_grants.session_grant_find_sync(member_of(group_with("sales", SALES), group_with("x", None)))
-    assert (found.rule, found.owner, found.grant) == (session_grants.RULE_GROUP, "group:sales", grant_parse(SALES))
+    user = member_of(group_with("sales", SALES), group_with("x", None))
+    found = session_grants.session_grant_find_sync(user)
+    assert (found.rule, found.owner) == (session_grants.RULE_GROUP, "group:sales")
+    assert found.grant == grant_parse(SALES)
 
 
 def test_several_group_grants_without_one_of_the_users_own_are_refused():
@@ -68,13 +70,15 @@ def test_several_group_grants_without_one_of_the_users_own_are_refused():
     assert found.refusal == session_grants.GRANT_SEVERAL.format(owners="group:sales, group:support")
     AccessGrant.objects.create(user=user, grant=SUPPORT)  # the user's own replaces the groups'
     found = session_grants.session_grant_find_sync(user)
-    assert (found.rule, found.owner, found.grant) == (session_grants.RULE_USER, "user:ana", grant_parse(SUPPORT))
+    assert (found.rule, found.owner) == (session_grants.RULE_USER, "user:ana")
+    assert found.grant == grant_parse(SUPPORT)
 
 
 def test_a_stored_grant_that_does_not_parse_grants_nothing():
     AccessGrant.objects.create(group=(group := group_with("sales", None)), grant={})  # saved around the form
     found = session_grants.session_grant_find_sync(member_of(group))
-    assert found.refusal == session_grants.GRANT_STORED_MALFORMED.format(owner="group:sales", reason=GRANT_EMPTY)
+    message = session_grants.GRANT_STORED_MALFORMED.format(owner="group:sales", reason=GRANT_EMPTY)
+    assert found.refusal == message
 
 
 async def session_request(user: User):
@@ -105,7 +109,8 @@ async def test_the_session_principal_carries_the_grant_its_owner_expiry_and_sess
     principal = await auth.stream_principal(request)
     assert principal.subject == "user:ana"
     assert (principal.grant, principal.grant_owner) == (grant_parse(SALES), "group:sales")
-    assert (principal.allowed_topics, principal.allowed_kinds) == (frozenset({"crm.deals"}), frozenset({"deal"}))
+    assert principal.allowed_topics == frozenset({"crm.deals"})
+    assert principal.allowed_kinds == frozenset({"deal"})
     stored = await Session.objects.aget(session_key=request.session.session_key)
     assert principal.expires_at == stored.expire_date.timestamp()  # the row's: not renewed by a request
     assert principal.expiry_reason == auth.SESSION_EXPIRED
