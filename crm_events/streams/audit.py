@@ -20,9 +20,9 @@ and on `stream_end` also `reason` (why it ended: `client` when the client left),
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +34,6 @@ from crm_events.access.auth import Principal
 from crm_events.access.grants import GRANT_PARAMETERS
 
 logger = logging.getLogger("crm_events.audit")
-
-_ids = itertools.count(1)
 
 
 def grant_rule(principal: Principal) -> str:
@@ -59,7 +57,8 @@ class StreamAudit:
     topics: tuple[str, ...]
     filters: dict[str, list[str]]
     resume_id: str | None
-    stream_id: int = field(default_factory=lambda: next(_ids))
+    # Random, not a counter: unique across web processes and their restarts.
+    stream_id: str = field(default_factory=lambda: secrets.token_hex(8))
     started_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -81,14 +80,14 @@ class StreamAudit:
 
     def started(self) -> None:
         metrics.stream_granted(grant_rule(self.principal))
-        logger.info("stream %d started for %s", self.stream_id, self.principal.subject,
+        logger.info("stream %s started for %s", self.stream_id, self.principal.subject,
                     extra={"audit": "stream_start", **self.fields()})
 
     def ended(self, *, reason: str, events: int) -> None:
         ended_at = time.time()
         metrics.stream_audit_ended(grant_rule(self.principal), events)
         logger.info(
-            "stream %d ended for %s (%s): %d events", self.stream_id, self.principal.subject, reason, events,
+            "stream %s ended for %s (%s): %d events", self.stream_id, self.principal.subject, reason, events,
             extra={
                 "audit": "stream_end", **self.fields(), "reason": reason, "events": events,
                 "started_at": round(self.started_at, 3), "ended_at": round(ended_at, 3),
