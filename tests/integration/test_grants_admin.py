@@ -25,6 +25,7 @@ from tests.integration.test_viewer import (  # noqa: F401  (fixtures, used by na
     browser,
     django_run,
     events_produce,
+    grant_give,
     service,
     viewer_db_template,
     viewer_env,
@@ -208,3 +209,33 @@ def session_cookie_or_old(tab: ViewerPage, old: str) -> str:
     """After a logout the browser may hold no session cookie: the old one is what a thief would send."""
     return next((c["value"] for c in tab.page.context.cookies() if c["name"] == "sessionid"), old)
 
+
+
+@pytest.mark.viewer_env(SSE_AUTH_MODE="session")
+def test_a_stream_ends_when_its_session_expires_and_resumes_after_a_new_login(
+    admin_and_member, service, viewer_env, kafka, topic  # noqa: F811
+):
+    _, member = admin_and_member
+    grant_give(viewer_env, STAFF, {"topic": [topic]})
+    expiring = session_cookie(member)
+    django_run(viewer_env, (
+        "import datetime; from django.contrib.sessions.models import Session; "
+        "from django.utils import timezone; "
+        f"Session.objects.filter(session_key={expiring!r})"
+        ".update(expire_date=timezone.now() + datetime.timedelta(seconds=6))"
+    ))
+    raw = RawStream(service.base_url, expiring)
+    raw.wait_connected()
+    produced = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, partition=0)
+    last = raw.wait_end()
+    assert json.loads(last["data"]) == {"kind": "reconnect", "reason": "session_expired"} and last["id"]
+    refused = RawStream(service.base_url, expiring)
+    assert refused.ended.wait(30) and refused.status == 401
+
+    member.login()  # a fresh session resumes from the id: every event once, in order
+    more = events_produce(kafka.bootstrap, topic, ["deal.lost"] * 2, first=3, partition=0)
+    resumed = RawStream(service.base_url, session_cookie(member), last_event_id=last["id"])
+    resumed.wait_connected()
+    wanted = [(*p, "deal.won") for p in produced] + [(*p, "deal.lost") for p in more]
+    wait_until(lambda: len(raw.events() + resumed.events()) >= len(wanted), timeout=30, what="the events")
+    assert raw.events() + resumed.events() == wanted
