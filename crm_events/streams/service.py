@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from django.http import HttpRequest
@@ -44,6 +45,7 @@ NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 async def stream_open(request: HttpRequest) -> EventStreamResponse:
     """The streaming response for a `/crm-events` request; raises `ApiError` to refuse it."""
+    requested = time.monotonic()  # before the credentials are read: see fanout/owners.py
     kafka = kafka_config()
     admission = await stream_admit(request, served=kafka.topics)
     wanted = stream_request_parse(
@@ -72,6 +74,7 @@ async def stream_open(request: HttpRequest) -> EventStreamResponse:
     session = StreamSession(
         hub=hub, subscriber=subscriber, slot=slot, kafka=kafka, config=config, gaps=plan.gaps,
         resets=plan.resets, point=plan.point, principal=admission.principal, audit=audit,
+        requested=requested,
     )
     return EventStreamResponse(transport.body(session.run()))
 

@@ -71,6 +71,7 @@ class StreamSession:
     point: LogPoint | None = None  # the log point it resumes from, when it can follow the log
     started: float = field(default_factory=time.monotonic)
     principal: Principal | None = None  # who streams: access messages and its expiry end it
+    requested: float | None = None  # time.monotonic() when its request began (fanout/owners.py)
     audit: StreamAudit | None = None
 
     async def run(self) -> None:
@@ -80,7 +81,10 @@ class StreamSession:
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
         if self.principal is not None:
-            hub.owners.add(subscriber, subject=self.principal.subject, session=self.principal.session)
+            principal = self.principal
+            hub.owners.add(
+                subscriber, subject=principal.subject, session=principal.session, since=self.requested
+            )
         if self.audit is not None:
             self.audit.started()
         logger.info("stream started at %s", positions_text(subscriber.positions))

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from crm_events.core import messages as broadcast
-from crm_events.fanout.owners import StreamOwners
+from crm_events.fanout.owners import REMEMBERED_SECONDS, StreamOwners
 from crm_events.fanout.subscriber import CLOSE_SLOW
 from tests.unit.fanout.test_hub import hub_at, subscriber_at
 
@@ -94,3 +94,19 @@ def test_any_access_message_is_judged_without_raising(fields):
         and isinstance(fields.get("reason"), str) and fields["reason"] in broadcast.ACCESS_REASONS
     )
     assert (problem is None) == valid
+
+
+def test_a_stream_registering_after_a_revocation_of_its_names_since_its_request_began_is_closed_at_once():
+    now = [100.0]
+    owners = StreamOwners(clock=lambda: now[0])
+    owners.revoke(subjects=["user:ana"], sessions=[], reason="grants_changed")
+    before, after, other = Stream(), Stream(), Stream()
+    owners.add(before, subject="user:ana", session="s1", since=99.0)  # began before: read the old grant
+    owners.add(after, subject="user:ana", session="s2", since=100.5)  # began after: read the new one
+    owners.add(other, subject="user:bo", session="s3", since=99.0)
+    assert (before.reasons, after.reasons, other.reasons) == (["grants_changed"], [], [])
+    now[0] = 100.0 + REMEMBERED_SECONDS + 1  # forgotten once no stream can still be on its way
+    owners.revoke(subjects=["user:cy"], sessions=[], reason="logged_out")
+    late = Stream()
+    owners.add(late, subject="user:ana", session=None, since=0.0)
+    assert late.reasons == []
