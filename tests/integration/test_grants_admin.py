@@ -148,7 +148,7 @@ def test_a_groups_grant_given_shrunk_and_a_logout(admin_and_member, service, kaf
     grant_save(admin, {"topic": []})
     reason = GRANT_VALUES_INVALID.format(name="topic", most=MAX_VALUES, longest=MAX_VALUE_CHARS)
     expect(admin.page.locator(".field-grant .errorlist")).to_have_text(reason)
-    granted = {"topic": [topic], "kind": ["deal"]}
+    granted = {"topic": [topic], "kind": ["deal"], "where": ["tenant_id:acme"]}
     grant_save(admin, granted)
     expect(admin.page.locator(".messagelist .success")).to_be_visible()
 
@@ -158,23 +158,30 @@ def test_a_groups_grant_given_shrunk_and_a_logout(admin_and_member, service, kaf
     expect(member.page.locator("#viewer-access")).to_have_text(
         ACCESS_GRANTED.format(owner=f"group:{GROUP}", grant=shown)
     )
-    types = ["deal.won", "ticket.opened", "deal.lost", "contact.added"]
-    produced = events_produce(kafka.bootstrap, topic, types, partition=0)
+    def tenant_produce(first: int, tenant: str, types: list[str]) -> list[tuple[int, int]]:
+        extra = {"tenant_id": tenant}
+        return events_produce(kafka.bootstrap, topic, types, first=first, partition=0, extra=extra)
+
+    acme = tenant_produce(0, "acme", ["deal.won", "ticket.opened"])
+    beta = tenant_produce(2, "beta", ["deal.lost", "deal.won"])
+    acme += tenant_produce(4, "acme", ["deal.lost", "contact.added"])
     member.expect_rows(2)
-    assert member.positions() == [produced[2], produced[0]]
+    assert member.positions() == [acme[2], acme[0]] and beta
     assert member.kinds() == ["deal.lost", "deal.won"]
 
     # Shrink it: the member's open streams end with `grants_changed` and their resume id.
     raw = RawStream(service.base_url, session_cookie(member))
     raw.wait_connected()
-    grant_save(admin, {"topic": [topic], "kind": ["deal.lost"]}, change=True)
+    grant_save(admin, {"topic": [topic], "kind": ["deal.lost"], "where": ["tenant_id:acme"]}, change=True)
+    # (the same grant as `shrunk` below, in the order the admin typed it)
     expect(admin.page.locator(".messagelist .success")).to_be_visible()
     last = raw.wait_end()
     assert json.loads(last["data"]) == {"kind": "reconnect", "reason": "grants_changed"} and last["id"]
     assert raw.events() == []  # opened after the events: nothing of them
 
     # What comes meanwhile is not lost: the id resumes under the new grant, which the viewer follows too.
-    more = events_produce(kafka.bootstrap, topic, ["deal.won", "deal.lost"], first=4, partition=0)
+    tenant_produce(6, "beta", ["deal.lost"])
+    more = tenant_produce(7, "acme", ["deal.won", "deal.lost"])
     resumed = RawStream(service.base_url, session_cookie(member), last_event_id=last["id"])
     resumed.wait_connected()
     wait_until(lambda: resumed.events(), timeout=30, what="the resumed event")
@@ -200,7 +207,8 @@ def test_a_groups_grant_given_shrunk_and_a_logout(admin_and_member, service, kaf
         )
     logged_out = next(line for line in revoked if line["reason"] == "logged_out" and line["resumed"])
     assert logged_out["resume_id"] == resumed.last_event_id and logged_out["events"] == 1
-    assert json.loads(logged_out["grant"]) == {"kind": ["deal.lost"], "topic": [topic]}
+    shrunk = {"kind": ["deal.lost"], "topic": [topic], "where": ["tenant_id:acme"]}
+    assert json.loads(logged_out["grant"]) == shrunk
     assert json.loads(logged_out["filters"]) == {} and json.loads(logged_out["topics"]) == [topic]
     assert logged_out["started_at"] <= logged_out["ended_at"]
 
