@@ -7,6 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.test import AsyncRequestFactory
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from crm_events.access import auth, session_grants
 from crm_events.access.grant_store import OWNER_REQUIRED, AccessGrant
@@ -163,3 +165,36 @@ def test_the_admin_form_wants_exactly_one_owner(admin_client):
         assert answer.context["adminform"].form.non_field_errors() == [OWNER_REQUIRED]
     assert admin_client.post(ADD, {"group": group.pk, "grant": '{"kind": ["deal"]}'}).status_code == 302
     assert AccessGrant.objects.get().grant == {"kind": ["deal"]}
+
+
+# --- the rule over any set of rows ----------------------------------------------------------------
+
+VALID = [{"kind": ["deal"]}, {"where": ["tenant_id:acme"]}, {"topic": ["crm.deals"], "partition": ["0"]}]
+INVALID = [{}, {"kind": []}, {"tenant": ["acme"]}, ["deal"], "deal", None, {"partition": ["x"]}]
+
+
+ABSENT = object()  # no row (a row's grant may itself be null)
+
+
+@given(
+    own=st.sampled_from([ABSENT, *VALID, *INVALID]),
+    groups=st.lists(st.sampled_from(VALID + INVALID), max_size=4),
+)
+@example(own=ABSENT, groups=[None])
+def test_the_rule_grants_one_parsed_row_or_refuses_with_a_reason(own, groups):
+    """Unsaved rows, as the query returns them: whatever they hold, the outcome is one row's own
+    grant, parsed, or a refusal that says why; never a mix, never 'no restriction'."""
+    rows = [AccessGrant(user=User(pk=1, username="ana"), grant=own)] if own is not ABSENT else []
+    rows += [AccessGrant(group=Group(pk=i + 1, name=f"g{i}"), grant=g) for i, g in enumerate(groups)]
+    found = session_grants.session_grant_choose(rows)
+    chosen = own if own is not ABSENT else (groups[0] if len(groups) == 1 else ABSENT)
+    if chosen is ABSENT:
+        owners = ", ".join(f"group:g{i}" for i in range(len(groups)))
+        several = session_grants.GRANT_SEVERAL.format(owners=owners)
+        assert found.refused and found.refusal == (several if groups else session_grants.GRANT_NONE)
+    elif chosen in VALID:
+        assert (found.refused, found.grant) == (False, grant_parse(chosen))
+        assert found.rule == (session_grants.RULE_USER if own is not ABSENT else session_grants.RULE_GROUP)
+    else:
+        assert found.refused and found.grant is None
+        assert found.refusal.startswith(f"this user's stream grant ({found.owner}) is not a valid grant: ")
