@@ -2,9 +2,9 @@
 
 - an `AccessGrant` saved or deleted: its user, or every member of its group (and, when a row
   moved to another owner, the old one's too): `grants_changed`;
-- a user added to or removed from groups, made or unmade superuser, deactivated, renamed or
-  deleted: `grants_changed` (any change, not only a shrinking one: a client resumes at once
-  under its new grant, with nothing lost);
+- a user added to or removed from groups, made or unmade superuser, deactivated, renamed,
+  given a new password or deleted: `grants_changed` (any change, not only a shrinking one: a
+  client resumes at once under its new grant, with nothing lost);
 - a logout: the streams opened with that session: `logged_out`.
 Session expiry needs no message: each stream ends itself when its session expires.
 """
@@ -23,8 +23,10 @@ from crm_events.access.revocation import access_revoke_on_commit, session_tag
 from crm_events.core.messages import ACCESS_GRANTS_CHANGED, ACCESS_LOGGED_OUT
 
 User = get_user_model()
-# A user's fields that change what they may read (last_login, which a login saves, does not).
-USER_ACCESS_FIELDS = ("is_active", "is_superuser", User.USERNAME_FIELD)
+# A user's fields that change what they may read, or whether their other sessions stay valid
+# (a new password ends them: Django checks a session's password hash on its next request).
+# Not last_login, which every login saves.
+USER_ACCESS_FIELDS = ("is_active", "is_superuser", "password", User.USERNAME_FIELD)
 
 
 def user_subject(username: str) -> str:

@@ -93,8 +93,10 @@ def test_membership_and_account_changes_name_the_user_but_a_login_does_not(
         ana.save()  # nothing that changes what she reads
         ana.is_superuser = True
         ana.save()
+        ana.set_password("new")
+        ana.save(update_fields=["password"])
         ana.delete()
-    assert named(sent(callbacks)) == [(["user:ana"], [], CHANGED)] * 4
+    assert named(sent(callbacks)) == [(["user:ana"], [], CHANGED)] * 5
 
 
 def test_a_logout_names_its_session_hashed(sent, client, django_capture_on_commit_callbacks):
