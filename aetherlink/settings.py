@@ -11,6 +11,7 @@ itself when this package runs from one (also an editable install); else, for an 
 wheel, `$XDG_STATE_HOME/aetherlink` (`~/.local/state/aetherlink`).
 """
 
+import json
 import math
 import os
 from ipaddress import ip_address, ip_network
@@ -22,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ImproperlyConfigured
 
+from crm_events.access.grants import GRANT_PARAMETERS
+from crm_events.access.jwt_grants import PLACEHOLDER
 from crm_events.config import RedisTls, redis_url_parse
 
 # --- Paths: the code, the .env file and the data directory ---------------------------
@@ -195,6 +198,33 @@ def _ip_address(name: str, default: str) -> str:
         message += f"got {value!r}."
         raise ImproperlyConfigured(message) from None
     return value
+
+
+def _grant_template(name: str) -> dict[str, tuple[str, ...]] | None:
+    """A grant (JSON) whose strings may name token claims as `{claim}`; each token's values are
+    checked when it is filled. Empty: no template."""
+    text = env.str(name, default="").strip()
+    if not text:
+        return None
+    message = (f"{name} must be a JSON object whose keys are among {', '.join(GRANT_PARAMETERS)} and whose "
+               f"values are non-empty lists of non-empty strings (claims named as {{claim}}), got {text!r}.")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ImproperlyConfigured(message) from None
+    if not isinstance(value, dict) or not value or not all(
+        key in GRANT_PARAMETERS and isinstance(values, list) and values
+        and all(isinstance(v, str) and v and _braces_balanced(v) for v in values)
+        for key, values in value.items()
+    ):
+        raise ImproperlyConfigured(message)
+    return {key: tuple(values) for key, values in value.items()}
+
+
+def _braces_balanced(text: str) -> bool:
+    """Every brace belongs to a `{claim}` with a name: a stray one would be taken literally."""
+    rest = PLACEHOLDER.sub("", text)
+    return "{" not in rest and "}" not in rest
 
 
 def _file_path(name: str) -> str:
@@ -649,6 +679,9 @@ SSE_JWT_LEEWAY = env.float("SSE_JWT_LEEWAY", default=30.0)
 SSE_JWT_COOKIE = env.str("SSE_JWT_COOKIE", default="")
 SSE_JWT_TOPICS_CLAIM = env.str("SSE_JWT_TOPICS_CLAIM", default="topics")
 SSE_JWT_KINDS_CLAIM = env.str("SSE_JWT_KINDS_CLAIM", default="kinds")
+SSE_JWT_GRANT_CLAIM = env.str("SSE_JWT_GRANT_CLAIM", default="grant")
+SSE_JWT_GRANT_TEMPLATE = _grant_template("SSE_JWT_GRANT_TEMPLATE")
+SSE_JWT_GRANT_REQUIRED = env.bool("SSE_JWT_GRANT_REQUIRED", default=False)
 if SSE_AUTH_MODE == "jwt" and not SSE_JWT_KEY:
     raise ImproperlyConfigured("SSE_AUTH_MODE=jwt needs SSE_JWT_KEY or SSE_JWT_KEY_FILE.")
 if SSE_AUTH_MODE == "jwt" and SSE_JWT_ALGORITHM == "HS256" and len(SSE_JWT_KEY.encode()) < 32:

@@ -120,6 +120,7 @@ class ClientPool:
         self.host = host
         self.port = port
         self.cafile: str | None = None  # streams opened over TLS, trusting this certificate
+        self.bearer: list[str] = []  # tokens the streams send, when the web process wants a JWT
 
     @contextlib.contextmanager
     def target(self, port: int, *, cafile: str | None = None) -> Iterator[None]:
@@ -150,7 +151,8 @@ class ClientPool:
         deadline = open_deadline(max(shares))
         replies = await asyncio.gather(*(
             process.call({"op": "open", "host": self.host, "port": self.port, "path": path, "count": share,
-                          "first": first, "deadline": deadline, "cafile": self.cafile, **options},
+                          "first": first, "deadline": deadline, "cafile": self.cafile, "bearer": self.bearer,
+                          **options},
                          wait=deadline + REPLY_MARGIN)
             for process, share, first in zip(self.processes, shares, firsts, strict=True)
         ))

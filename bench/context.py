@@ -125,7 +125,8 @@ class Bench:
         profile: str | None = None, owners: int = 0, path: str | None = None,
     ) -> dict[str, Any]:
         run, count = self.run_id(), max(1, round(rate * seconds))
-        expected = count if owners else count * clients
+        # With owners, each event is meant for the clients of its owner alone (clients / owners of them).
+        expected = count * max(1, clients // owners) if owners else count * clients
         self.say(f"{run}: {design}, {clients} clients, {count} events at {rate:g}/s: producing")
         sampler = RssSampler(self.daphne_pid)
         backlog = LayerBacklogProbe(self.stack.redis_url, self.stack.env["REDIS_PREFIX"])

@@ -14,7 +14,8 @@ writes a table and JSON:
   churn   C connect/disconnect cycles; leaked subscribers, RSS growth
   filtered  F clients each with its own filter (key=, then where=owner:), F' ev/s through Kafka
           spread so each event matches one client, beside 50 unfiltered clients at that rate;
-          Daphne CPU per produced and per delivered event (bench/mode_filtered.py)
+          Daphne CPU per produced and per delivered event (bench/mode_filtered.py); the `tenant`
+          variant (not by default): F clients of F/10 tenants limited by their JWT grants
   memory  N idle clients with tracemalloc on in the web process: where an idle stream's bytes
           go, by file, line and traceback (bench/mode_memory.py); not run unless named
   nginx   the kafka mode's N x R through nginx (docker/nginx.conf), with 1 and then W web
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import secrets
 import shutil
 import signal
 import sys
@@ -45,7 +47,7 @@ from bench.events import FRAME_BYTES, frame_size, pad_for
 from bench.layer_probe import groups_purge
 from bench.meta import run_meta
 from bench.mode_fanout import fanout_mode, step_mode
-from bench.mode_filtered import VARIANTS, filtered_mode
+from bench.mode_filtered import VARIANTS, filtered_mode, plain_token
 from bench.mode_memory import memory_mode, memory_summary
 from bench.mode_nginx import nginx_mode
 from bench.mode_stress import churn_mode, slow_mode
@@ -111,8 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--filtered-rate", type=float, help="filtered mode: events/s (quick 50, full 500)")
     p.add_argument("--filtered-baseline", type=int, default=50,
                    help="filtered mode: unfiltered clients measured at the same rate")
-    p.add_argument("--filtered-variants", default=",".join(VARIANTS),
-                   help="filtered mode: key (key=o<n>) and/or where (where=owner:o<n>), comma separated")
+    p.add_argument("--filtered-variants", default="key,where",
+                   help="filtered mode: key (key=o<n>), where (where=owner:o<n>), tenant (a JWT grant "
+                        "where=owner:o<n %% tenants>; the web process then wants tokens: not with churn or "
+                        "nginx) and/or tenant_filter (the same audience by where=), comma separated")
+    p.add_argument("--filtered-tenants", type=int,
+                   help="filtered mode's tenant variant: tenants (default: filtered clients / 10)")
     p.add_argument("--web-processes", type=int, default=2,
                    help="nginx mode: web processes behind nginx in its second window (the first has 1)")
     p.add_argument("--nginx-tls", action="store_true",
@@ -151,7 +157,14 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
         raise SystemExit("--step-designs takes service, inproc and groups")
     args.filtered_variants = [name.strip() for name in args.filtered_variants.split(",") if name.strip()]
     if not args.filtered_variants or set(args.filtered_variants) - set(VARIANTS):
-        raise SystemExit("--filtered-variants takes key and where")
+        raise SystemExit("--filtered-variants takes key, where, tenant and tenant_filter")
+    args.filtered_tenants = args.filtered_tenants or max(1, args.filtered_clients // 10)
+    args.jwt = "filtered" in args.modes and "tenant" in args.filtered_variants
+    tenancy = "filtered" in args.modes and bool({"tenant", "tenant_filter"} & set(args.filtered_variants))
+    if args.jwt and {"churn", "nginx"} & set(args.modes):
+        raise SystemExit("the tenant variant wants JWTs of every stream, which churn and nginx do not send")
+    if tenancy and args.filtered_clients % args.filtered_tenants:
+        raise SystemExit("--filtered-clients must be a multiple of --filtered-tenants")
     if args.web_processes < 2:
         raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")
     return args
@@ -240,7 +253,7 @@ async def modes_run(bench: Bench, args: argparse.Namespace, record: RunRecord) -
         await record.mode_run("filtered", lambda: filtered_mode(
             bench, clients=args.filtered_clients, baseline_clients=args.filtered_baseline,
             rate=args.filtered_rate, seconds=args.duration, drain=args.drain,
-            variants=args.filtered_variants))
+            variants=args.filtered_variants, tenants=args.filtered_tenants))
     if "nginx" in args.modes:
         print(f"{time.strftime('%X')} -- nginx: {args.clients} x {args.rate:g} ev/s for {args.duration:g} s "
               f"through nginx ({'TLS' if args.nginx_tls else 'plain HTTP'}), 1 and {args.web_processes} "
@@ -295,12 +308,15 @@ async def run(args: argparse.Namespace) -> RunRecord:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = RESULTS / f"run-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    stack = BenchStack(run_dir, kafka_bootstrap=args.kafka, redis_url=args.redis)
+    jwt_key = secrets.token_hex(32) if args.jwt else ""
+    stack = BenchStack(run_dir, kafka_bootstrap=args.kafka, redis_url=args.redis, jwt_key=jwt_key)
     pool = ticker = None
     try:
         print(f"{time.strftime('%X')} starting the stack in {run_dir}", flush=True)
         await stack.start()
         pool = await ClientPool.start(args.client_procs, "127.0.0.1", stack.port)
+        if jwt_key:
+            pool.bearer = [plain_token(jwt_key)]
         ticker = KafkaTicker(stack.kafka_bootstrap)
         await ticker.start()
         pad = pad_for(stack.topic, args.frame_bytes)

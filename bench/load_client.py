@@ -7,8 +7,11 @@ parse only what the benchmark needs: every benchmark event carries
 `"bench":"<run>:<seq>:<sent_ns>"` in its value, so a client finds that marker,
 records produce->receive latency and marks `seq` as seen (duplicates counted). An event
 meant for one client only ends its marker in `:<owner>`; a client opened as number n (an
-`open` whose path holds `{n}`) is owner `o<n>`, and an event for another owner is counted as
-a wrong-client delivery, not as delivered.
+`open` whose path holds `{n}`) is owner `o<n>` (`o<n % owners>` when the `open` names `owners`:
+clients sharing an owner, as a tenant's do; `{t}` in its path is then `n % owners`), and an
+event for another owner is counted as
+a wrong-client delivery, not as delivered. An `open` with `bearer` sends client n the token
+`bearer[n % len(bearer)]` in `Authorization` (a web process with SSE_AUTH_MODE=jwt).
 
 Commands (`op`): open, progress, stats, close, churn, drain_stalled, exit. Every command ends
 within a deadline of its own (open and churn take `deadline`, seconds for the whole command),
@@ -187,6 +190,7 @@ class Worker:
     async def connect(
         self, host: str, port: int, path: str, *, stall: bool = False, rcvbuf: int | None = None,
         timeout: float = CONNECT_TIMEOUT, cafile: str | None = None, owner: bytes | None = None,
+        bearer: str | None = None,
     ) -> StreamClient:
         """An open stream that has received its `connected` frame, within `timeout` seconds;
         over TLS (HTTP/1.1, the certificate checked against `cafile`) when `cafile` is given.
@@ -207,7 +211,9 @@ class Worker:
                 tls = _tls_context(cafile) if cafile else None
                 await loop.create_connection(lambda: client, sock=sock, ssl=tls,
                                              server_hostname=host if tls else None)
-                request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+                authorization = f"Authorization: Bearer {bearer}\r\n" if bearer else ""
+                request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+                           f"{authorization}\r\n")
                 client.connection.write(request.encode())
                 step = "response head"
                 await client.connected
@@ -239,11 +245,15 @@ class Worker:
         errors: Counter[str] = Counter()
         started = time.monotonic()
         deadline = started + cmd.get("deadline", OPEN_TIMEOUT)
-        numbered = "{n}" in cmd["path"]
+        numbered = "{n}" in cmd["path"] or bool(cmd.get("owners"))
+        owners = cmd.get("owners") or 0
+        tokens = cmd.get("bearer") or []
 
         async def one(number: int) -> None:
-            path = cmd["path"].replace("{n}", str(number)) if numbered else cmd["path"]
-            owner = f"o{number}".encode() if numbered else None
+            tenant = str(number % owners) if owners else ""
+            path = cmd["path"].replace("{n}", str(number)).replace("{t}", tenant)
+            owner = f"o{number % owners if owners else number}".encode() if numbered else None
+            bearer = tokens[number % len(tokens)] if tokens else None
             async with gate:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -254,6 +264,7 @@ class Worker:
                         cmd["host"], cmd["port"], path,
                         stall=cmd.get("stall", False), rcvbuf=cmd.get("rcvbuf"),
                         timeout=min(CONNECT_TIMEOUT, left), cafile=cmd.get("cafile"), owner=owner,
+                        bearer=bearer,
                     )
                     self.clients.append(client)
                 except (OSError, TimeoutError) as error:

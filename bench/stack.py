@@ -53,7 +53,9 @@ def _ours_alive(pid: int) -> bool:
 
 
 class BenchStack:
-    def __init__(self, run_dir: Path, *, kafka_bootstrap: str | None, redis_url: str | None) -> None:
+    def __init__(
+        self, run_dir: Path, *, kafka_bootstrap: str | None, redis_url: str | None, jwt_key: str = ""
+    ) -> None:
         self.run_dir = run_dir
         # Servers of its own, unless it was given running ones.
         self.kafka: KafkaServer | None = None
@@ -81,6 +83,9 @@ class BenchStack:
             # 20,000 and more of them, see --client-procs).
             SSE_MAX_STREAMS="50000", SSE_MAX_STREAMS_PER_CLIENT="50000",
         )
+        if jwt_key:  # streams need a token (the tenant variant's grants); many share a subject
+            self.env.update(SSE_AUTH_MODE="jwt", SSE_JWT_KEY=jwt_key, SSE_MAX_STREAMS_PER_SUBJECT="50000")
+        self.jwt_key = jwt_key
         self.processes: list[ServiceProcess] = []
         self.webs: list[tuple[ServiceProcess, int]] = []  # (process, port); the first is `daphne`
         self.consumer: ServiceProcess | None = None

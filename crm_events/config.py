@@ -112,6 +112,8 @@ class StreamConfig:
     stall_timeout: float
     max_lifetime: float
     shutdown_grace: float
+    # `max_lifetime` is when the credentials stop being accepted: the stream ends as `auth_expired`.
+    credentials_end: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,10 @@ class AuthConfig:
     jwt_cookie: str = ""
     topics_claim: str = "topics"
     kinds_claim: str = "kinds"
+    grant_claim: str = "grant"  # mandatory filters (see access/grants.py); empty: none read from tokens
+    # A grant whose `{claim}` placeholders are filled from each token (SSE_JWT_GRANT_TEMPLATE); None: off.
+    grant_template: dict[str, tuple[str, ...]] | None = None
+    grant_required: bool = False  # a token without a grant is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,6 +501,9 @@ def auth_config() -> AuthConfig:
         jwt_cookie=settings.SSE_JWT_COOKIE,
         topics_claim=settings.SSE_JWT_TOPICS_CLAIM,
         kinds_claim=settings.SSE_JWT_KINDS_CLAIM,
+        grant_claim=settings.SSE_JWT_GRANT_CLAIM,
+        grant_template=settings.SSE_JWT_GRANT_TEMPLATE,
+        grant_required=settings.SSE_JWT_GRANT_REQUIRED,
     )
 
 

@@ -95,3 +95,14 @@ class RequestHeadTooLarge(ApiError):
 
 class WorkersError(CrmEventsError):
     """`aetherlink-web --workers N` cannot start as asked (its binding options, its port)."""
+
+
+class GrantMalformed(CrmEventsError):
+    """A grant (a credential's mandatory filters) that is not one: it grants nothing, so whoever
+    holds it is refused. The message is one of `access.grants`' constants; `parameter` names the
+    grant's parameter at fault when one is."""
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter

@@ -54,6 +54,22 @@ EVENTS_RECEIVED = Counter(
 EVENTS_DELIVERED = Counter(
     "aetherlink_sse_events_delivered_total", "Events written to SSE clients (one per client)."
 )
+STREAMS_REVOKED = Counter(
+    "aetherlink_sse_streams_revoked_total",
+    "SSE streams ended because their credentials changed (grants_changed, logged_out).",
+    ["reason"],
+)
+STREAMS_GRANTED = Counter(
+    "aetherlink_sse_streams_granted_total",
+    "SSE streams started, by what limits them: superuser, user or group (a session user's grant in "
+    "force), token_grant (a token's grant), claims (only a token's topics and kinds), none (no auth).",
+    ["rule"],
+)
+STREAM_AUDIT_EVENTS = Counter(
+    "aetherlink_sse_stream_audit_events_total",
+    "Events delivered to streams that ended, by what limited them (as aetherlink_sse_streams_granted_total).",
+    ["rule"],
+)
 RESUMES = Counter("aetherlink_sse_resumes_total", "Streams that resumed from a resume id.")
 GAPS = Counter("aetherlink_sse_gaps_total", "Gaps reported to clients (events that could not be replayed).")
 CONSUMER_LAG_HELP = "Records not yet consumed, per partition, as the consumer's last heartbeat measured."
@@ -146,6 +162,18 @@ def events_delivered(count: int) -> None:
     """Events just written to clients (one per client): a round of writes, or one stream's."""
     EVENTS_DELIVERED.inc(count)
     stream_writes_flush()
+
+
+def streams_revoked(reason: str, count: int) -> None:
+    STREAMS_REVOKED.labels(reason=reason).inc(count)
+
+
+def stream_granted(rule: str) -> None:
+    STREAMS_GRANTED.labels(rule=rule).inc()
+
+
+def stream_audit_ended(rule: str, events: int) -> None:
+    STREAM_AUDIT_EVENTS.labels(rule=rule).inc(events)
 
 
 def resume_served() -> None:

@@ -3,7 +3,9 @@
 `SSE_AUTH_MODE` picks one of three modes:
 
 - `none`: everyone is the anonymous principal and may read everything (development);
-- `session`: any authenticated, active Django user (a logged-in session cookie), all topics;
+- `session`: an authenticated, active Django user (a logged-in session cookie), reading what
+  their stream grant allows (`session_grants`: superusers everything, anyone else only under a
+  grant, none meaning a 403); the stream ends when the session expires;
 - `jwt`: a JWT in `Authorization: Bearer <token>`, or in the cookie named by `SSE_JWT_COOKIE`.
   It is verified with the one configured algorithm and key; `exp` and `sub` are required,
   `aud`/`iss` are checked when configured. `exp`, `nbf` and `iat` are dates in seconds (a JSON
@@ -12,6 +14,8 @@
   The optional topics claim (`SSE_JWT_TOPICS_CLAIM`) lists the readable topics and the optional
   kinds claim (`SSE_JWT_KINDS_CLAIM`) the readable event types, with the meaning of the
   stream's `kind=` parameter (`deal` covers `deal.won`).
+  The optional grant claim (`SSE_JWT_GRANT_CLAIM`, or a grant made from other claims by
+  `SSE_JWT_GRANT_TEMPLATE`: see `jwt_grants`) adds mandatory filters (`access.grants`).
   A token in the query string is refused: query strings end up in access logs.
 
 Claims fail closed. An absent topics or kinds claim means no restriction; a present one
@@ -29,16 +33,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 from jwt.exceptions import InvalidSubjectError
 
 from crm_events import metrics
+from crm_events.access.grants import StreamGrant
+from crm_events.access.jwt_grants import token_grant
+from crm_events.access.revocation import session_tag
+from crm_events.access.session_grants import session_grant_find
 from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
 from crm_events.core.filters import kind_matches
@@ -61,6 +71,7 @@ TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non
 TOKEN_DATE_MALFORMED = "the token's exp, nbf and iat claims must be numbers of seconds in the years 1 to 9999"
 TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
 SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
+SESSION_EXPIRED = "session_expired"
 TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
 NO_TOPIC_READABLE = "these credentials may not read any topic this service serves"
 
@@ -74,6 +85,20 @@ class Principal:
     allowed_kinds: frozenset[str] | None = None
     # Unix time until which the credentials are accepted (a token's exp plus the leeway); None: no end.
     expires_at: float | None = None
+    # Why a stream ends when `expires_at` comes, as its `reconnect` frame says (None: `auth_expired`).
+    expiry_reason: str | None = None
+    # A session user's grant row in force (`user:NAME`, `group:NAME`) or `superuser`; None for tokens.
+    grant_owner: str | None = None
+    # A session user's session, hashed (`session_tag`): a logout ends the streams it opened.
+    session: str | None = None
+    # Mandatory filters AND-ed with the client's (see access/grants.py); None: only topics and kinds limit.
+    grant: StreamGrant | None = None
+    # The topics readable under both the topics claim and the grant (None: every topic), set once.
+    topics_limit: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        limit = self.allowed_topics if self.grant is None else self.grant.topics_within(self.allowed_topics)
+        object.__setattr__(self, "topics_limit", limit)
 
     @property
     def is_anonymous(self) -> bool:
@@ -85,9 +110,10 @@ class Principal:
         Use it for the live topics, for replay, and for the topics decoded from a resume
         token alike, so a token cannot reach a topic by smuggling it into `Last-Event-ID`.
         """
-        if self.allowed_topics is None:
+        limit = self.topics_limit
+        if limit is None:
             return
-        forbidden = sorted(set(topics) - self.allowed_topics)
+        forbidden = sorted(set(topics) - limit)
         if forbidden:
             metrics.auth_failed("topic_forbidden")
             raise StreamForbidden(TOPICS_FORBIDDEN, topics=forbidden)
@@ -98,7 +124,8 @@ class Principal:
         A topics claim of `[]`, or one naming only topics this service does not serve,
         grants nothing: the stream is refused rather than opened onto no topic.
         """
-        readable = tuple(t for t in served if self.allowed_topics is None or t in self.allowed_topics)
+        limit = self.topics_limit
+        readable = tuple(t for t in served if limit is None or t in limit)
         if not readable:
             metrics.auth_failed("topic_forbidden")
             raise StreamForbidden(NO_TOPIC_READABLE)
@@ -117,8 +144,8 @@ class Principal:
 
     @property
     def reads_all(self) -> bool:
-        """No topic or kind restriction: every event is allowed."""
-        return self.allowed_topics is None and self.allowed_kinds is None
+        """No topic, kind or grant restriction: every event is allowed."""
+        return self.allowed_topics is None and self.allowed_kinds is None and self.grant is None
 
     def event_allowed(self, payload: dict[str, Any]) -> bool:
         """Per-event check for live and replayed events: topic and type must both be allowed.
@@ -127,7 +154,8 @@ class Principal:
         """
         if payload.get("kind") != "domain_event":
             return True
-        topic_ok = self.allowed_topics is None or payload.get("topic") in self.allowed_topics
+        limit = self.topics_limit
+        topic_ok = limit is None or payload.get("topic") in limit
         return topic_ok and self.kind_allowed(payload.get("type"))
 
     def expires_in(self, now: float | None = None) -> float | None:
@@ -155,7 +183,29 @@ async def _session_principal(request: HttpRequest) -> Principal:
     user = await request.auser()
     if not user.is_authenticated or not user.is_active:
         raise AuthenticationFailed(SESSION_REQUIRED, reason="session")
-    return Principal(subject=f"user:{user.get_username()}")
+    found = await session_grant_find(user)
+    if found.refused:
+        metrics.auth_failed("no_grant")
+        raise StreamForbidden(found.refusal or "", grant_owner=found.owner)
+    grant = found.grant
+    expires_at = await session_expiry(request.session)
+    return Principal(
+        subject=f"user:{user.get_username()}",
+        # Also stated as topics and kinds: what every path already enforces for a token's claims.
+        allowed_topics=(grant.topics or None) if grant else None,
+        allowed_kinds=(grant.kinds or None) if grant else None,
+        grant=grant, grant_owner=found.owner or found.rule,
+        expires_at=expires_at, expiry_reason=SESSION_EXPIRED,
+        session=session_tag(request.session.session_key),
+    )
+
+
+async def session_expiry(session: SessionBase) -> float:
+    """When the session stops being accepted: its row's `expire_date` (set when it was last
+    saved, which is not every request), else what the session itself computes."""
+    key = session.session_key
+    stored = await Session.objects.filter(session_key=key).values_list("expire_date", flat=True).afirst()
+    return (stored or await session.aget_expiry_date()).timestamp()
 
 
 def _bearer_token(request: HttpRequest, config: AuthConfig) -> str:
@@ -198,6 +248,7 @@ def jwt_principal(token: str, config: AuthConfig) -> Principal:
         allowed_topics=_string_set_claim(claims, config.topics_claim),
         allowed_kinds=_string_set_claim(claims, config.kinds_claim),
         expires_at=expires_at,
+        grant=token_grant(claims, config),
     )
 
 

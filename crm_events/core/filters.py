@@ -178,3 +178,46 @@ def kind_matches(event_type: str | None, kinds: frozenset[str]) -> bool:
     if event_type in kinds:
         return True
     return any(event_type.startswith(kind + ".") for kind in kinds)
+
+
+def filters_and(first: EventFilter, second: EventFilter) -> EventFilter | None:
+    """The one filter matching exactly the events both match; None when no event can.
+
+    Used to AND a grant's mandatory filter with a client's: within a parameter the values
+    are alternatives, so the result keeps those allowed by both (for kinds, the narrower of
+    two related ones: `deal` AND `deal.won` is `deal.won`); `where` conditions all apply.
+    """
+    kinds = _kinds_and(first.kinds, second.kinds)
+    keys = _alternatives_and(first.keys, second.keys)
+    partitions = _alternatives_and(first.partitions, second.partitions)
+    fields = first.fields + tuple(f for f in second.fields if f not in first.fields)
+    if kinds is None or keys is None or partitions is None or _fields_conflict(fields):
+        return None
+    return EventFilter(kinds=kinds, keys=keys, partitions=partitions, fields=fields)
+
+
+def _alternatives_and(first: frozenset[Any], second: frozenset[Any]) -> frozenset[Any] | None:
+    """Values allowed by both (an empty set: no condition); None when none are."""
+    if not first or not second:
+        return first or second
+    return (first & second) or None
+
+
+def _kinds_and(first: frozenset[str], second: frozenset[str]) -> frozenset[str] | None:
+    """The kinds an event type must match to match both sets: of two kinds where one covers the
+    other (`deal` covers `deal.won`), the covered one; kinds unrelated to each other match nothing."""
+    if not first or not second:
+        return first or second
+    both = {b if _covers(a, b) else a for a in first for b in second if _covers(a, b) or _covers(b, a)}
+    return frozenset(both) or None
+
+
+def _covers(kind: str, other: str) -> bool:
+    """`kind=kind` matches every event `kind=other` does."""
+    return other == kind or other.startswith(kind + ".")
+
+
+def _fields_conflict(fields: tuple[FieldMatch, ...]) -> bool:
+    """Two conditions on one path that want different texts: no value equals both."""
+    wanted: dict[tuple[str, ...], str] = {}
+    return any(wanted.setdefault(f.path, f.expected) != f.expected for f in fields)

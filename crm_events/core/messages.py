@@ -29,6 +29,11 @@ layer accepted none of them for longer than its threshold: how long, and the las
 Its `registry` (additive, same shape) says the consumer cannot reach the Schema Registry:
 for how long, and why (records that need a schema wait, then go marked).
 
+An access message (`MESSAGE_ACCESS`, sent by a web process when an administrator changes a
+grant, or a user logs out) names subjects and hashed sessions whose open streams must end, and
+the reason their `reconnect` frame gives. One per change, whatever the number of streams; an
+older web process skips it as of an unknown type.
+
 Receivers must treat every message as untrusted input: `record_item_check` and
 `heartbeat_check` say what is wrong with one, or None.
 """
@@ -47,6 +52,13 @@ from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, REGISTRY_FO
 BROADCAST_GROUP = "crm-events.broadcast"
 MESSAGE_RECORDS = "crm.records"
 MESSAGE_HEARTBEAT = "crm.heartbeat"
+MESSAGE_ACCESS = "crm.access"
+# Names in one access message: a group's members beyond this are sent in several messages.
+ACCESS_NAMES_MAX = 1000
+# Why an access message ends streams: the `reconnect` frame's reason (a closed set: a metric label).
+ACCESS_GRANTS_CHANGED = "grants_changed"
+ACCESS_LOGGED_OUT = "logged_out"
+ACCESS_REASONS = frozenset({ACCESS_GRANTS_CHANGED, ACCESS_LOGGED_OUT})
 # 2: keys and header values are null, text or {"base64": ...} (in 1, binary was a "base64:"
 # string); batches may carry their positions-log number. A web process of this version reads
 # version 1 messages as they are, binary keys as the text they were.
@@ -154,6 +166,25 @@ def heartbeat_message(
     }
 
 
+def access_message(
+    *, subjects: Iterable[str] = (), sessions: Iterable[str] = (), reason: str
+) -> dict[str, Any]:
+    """End the open streams of these subjects (`user:NAME`) and hashed sessions, with `reason`."""
+    return {
+        "type": MESSAGE_ACCESS, "v": MESSAGE_VERSION, "source": "",
+        "subjects": sorted(set(subjects)), "sessions": sorted(set(sessions)), "reason": reason,
+    }
+
+
+def access_check(message: dict[str, Any]) -> str | None:
+    """What is wrong with an access message, or None."""
+    names = [message.get("subjects"), message.get("sessions")]
+    if not all(isinstance(v, list) and len(v) <= ACCESS_NAMES_MAX and all(isinstance(n, str) for n in v)
+               for v in names):
+        return FOREIGN_MALFORMED
+    return None if _is_one_of(message.get("reason"), ACCESS_REASONS) else FOREIGN_MALFORMED
+
+
 # --- checking what arrives -------------------------------------------------------------------
 
 
@@ -178,7 +209,7 @@ def envelope_check(message: object, *, source: str) -> str | None:
     """What makes a message unusable to this receiver as a whole, or None."""
     if not isinstance(message, dict):
         return FOREIGN_NOT_A_DICT
-    if message.get("type") not in (MESSAGE_RECORDS, MESSAGE_HEARTBEAT):
+    if message.get("type") not in (MESSAGE_RECORDS, MESSAGE_HEARTBEAT, MESSAGE_ACCESS):
         return FOREIGN_UNKNOWN_TYPE
     version = message.get("v", 1)
     if type(version) is not int or version < 1:

@@ -62,6 +62,7 @@ from crm_events.fanout.log_cursor import LogCursor
 from crm_events.fanout.log_follow import batches_missed, log_follow
 from crm_events.fanout.matching import SubscriberIndex
 from crm_events.fanout.observer import HubObserver
+from crm_events.fanout.owners import StreamOwners
 from crm_events.fanout.partitions import PartitionWatch
 from crm_events.fanout.repair import live_path_repair, referenced_record_pass
 from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
@@ -86,6 +87,7 @@ class EventHub:
         self.offsets = OffsetLookup(config)
         self.subscribers: set[StreamSubscriber] = set()  # live: indexed, or not yet in sync
         self.catching_up: set[StreamSubscriber] = set()
+        self.owners = StreamOwners()  # whose streams these are: access messages end them
         # The live ones in sync, found by what they match.
         self.index: SubscriberIndex[StreamSubscriber] = SubscriberIndex()
         self.unsynced: set[StreamSubscriber] = set()  # live, positions of their own: asked per event
@@ -325,9 +327,23 @@ class EventHub:
             self.foreign.skipped(problem, message)
         elif message["type"] == broadcast.MESSAGE_RECORDS:  # type: ignore[index]
             await self.records_handle(message)  # type: ignore[arg-type]
+        elif message["type"] == broadcast.MESSAGE_ACCESS:  # type: ignore[index]
+            self.access_handle(message)  # type: ignore[arg-type]
         else:
             await self.heartbeat_handle(message)  # type: ignore[arg-type]
         self.receive_failure = None
+
+    def access_handle(self, message: dict[str, Any]) -> None:
+        """End the open streams an access message names (a grant changed, a logout)."""
+        problem = broadcast.access_check(message)
+        if problem is not None:
+            self.foreign.skipped(problem, message)
+            return
+        closed = self.owners.revoke(
+            subjects=message["subjects"], sessions=message["sessions"], reason=message["reason"]
+        )
+        metrics.streams_revoked(message["reason"], closed)
+        logger.info("access message (%s): ended %d stream(s)", message["reason"], closed)
 
     async def records_handle(self, message: dict[str, Any]) -> None:
         records = broadcast.records_of(message)

@@ -35,6 +35,7 @@ CLOSE_SLOW = "slow"
 CLOSE_SHUTDOWN = "shutdown"
 CLOSE_RESYNC = "resync"
 CLOSE_LIFETIME = "lifetime"
+CLOSE_AUTH_EXPIRED = "auth_expired"
 
 
 class PayloadFilter(Protocol):
@@ -74,6 +75,7 @@ class StreamSubscriber:
         self.chunk_bytes = chunk_bytes
         self.close_reason: str | None = None
         self.writes = 0  # chunks written: tells the session whether it was idle
+        self.delivered = 0  # events written or replayed to it, for its audit line
         # Each queued frame with the event it carries, so unsent frames can be given back. A list,
         # not a deque: an empty deque allocates a block up front, an empty list nothing.
         self._queued: list[tuple[bytes, Position, int]] = []
@@ -190,6 +192,7 @@ class StreamSubscriber:
             self.transport.write(self._chunk_pop())
             written -= len(self._queued)
             self.writes += 1
+            self.delivered += written
         if self._queued:
             self._wakeup.set()
         return written

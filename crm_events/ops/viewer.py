@@ -12,6 +12,7 @@ is async: it reads this process's hub, which lives on the event loop.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -24,6 +25,8 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from crm_events.access.auth import MODE_SESSION
+from crm_events.access.session_grants import RULE_SUPERUSER, session_grant_find_sync
 from crm_events.config import ViewerConfig, auth_config, kafka_config, readiness_config, viewer_config
 from crm_events.exceptions import StreamForbidden
 from crm_events.fanout.registry import hub_get
@@ -33,6 +36,9 @@ from crm_events.responses import error_response, get_only
 VIEWER_TITLE = "Live events"
 VIEWER_TEMPLATE = "crm_events/viewer.html"
 VIEWER_FORBIDDEN = "the live viewer's data is for active staff users: log in to the admin first"
+ACCESS_SUPERUSER = "You read every event: superusers are not limited by stream grants."
+ACCESS_GRANTED = "You read only what the stream grant of {owner} allows: {grant}"
+ACCESS_NONE = "This viewer shows you nothing: {refusal}."
 FAVICON = "crm_events/favicon.svg"
 
 
@@ -52,6 +58,23 @@ def viewer_settings(*, config: ViewerConfig) -> dict[str, Any]:
     }
 
 
+def viewer_access(user: AbstractBaseUser | AnonymousUser) -> dict[str, Any] | None:
+    """What the user's stream shows under session auth, and why (None under other modes).
+
+    Said on the page because the stream's own 403 is only a line in the status bar.
+    """
+    if auth_config().mode != MODE_SESSION or not user.is_authenticated:
+        return None
+    found = session_grant_find_sync(user)
+    if found.refused:
+        return {"rule": "none", "refused": True, "text": ACCESS_NONE.format(refusal=found.refusal)}
+    if found.rule == RULE_SUPERUSER or found.grant is None:
+        return {"rule": RULE_SUPERUSER, "refused": False, "text": ACCESS_SUPERUSER}
+    grant = json.dumps(found.grant.as_object(), sort_keys=True)
+    text = ACCESS_GRANTED.format(owner=found.owner, grant=grant)
+    return {"rule": found.rule, "refused": False, "text": text}
+
+
 @never_cache
 @get_only
 def event_viewer(request: HttpRequest) -> HttpResponse:
@@ -62,6 +85,7 @@ def event_viewer(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": VIEWER_TITLE,
         "viewer_settings": viewer_settings(config=config),
+        "viewer_access": viewer_access(request.user),
     }
     return render(request, VIEWER_TEMPLATE, context)
 

@@ -121,4 +121,5 @@ async def _replay_batch(
         subscriber.position_raise(position, await reader.position(tp))
     if frames:
         metrics.events_delivered(len(frames))
+        subscriber.delivered += len(frames)
     return b"".join(frames)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from django.http import HttpRequest
 
 from crm_events.access.auth import Principal, stream_principal
+from crm_events.access.grants import StreamGrant
 from crm_events.access.limits import StreamSlot, stream_slot_acquire
 from crm_events.config import StreamConfig
 from crm_events.core.canary import is_canary
@@ -29,6 +30,7 @@ from crm_events.core.filters import (
     ANCHOR_NOTHING,
     Anchor,
     EventFilter,
+    filters_and,
 )
 from crm_events.core.tokens import ResumeTokenError, token_decode
 
@@ -73,34 +75,69 @@ async def stream_admit(request: HttpRequest, *, served: tuple[str, ...]) -> Admi
 
 @dataclass(frozen=True, slots=True)
 class GuardedFilter:
-    """The client's own filter, narrowed to what the principal may read, canaries hidden."""
+    """The client's own filter, narrowed to what the principal may read, canaries hidden.
+
+    The principal's grant is AND-ed with the client's filter once, here, so the hub indexes
+    the stream by the narrowed filter's anchor and live, replayed and resumed events are all
+    asked the same `matches`: no parameter the client sends can widen the grant.
+    """
 
     inner: PayloadFilter
     principal: Principal
     show_canary: bool = False
     # Nothing to check but canaries: the usual stream, asked per event; set from the above.
     unfiltered: bool = field(init=False, default=False)
+    # The client's filter AND the grant; None: no event can match both.
+    effective: PayloadFilter | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        unfiltered = isinstance(self.inner, EventFilter) and self.inner.is_empty and self.principal.reads_all
+        effective = _granted(self.inner, self.principal.grant)
+        unfiltered = isinstance(effective, EventFilter) and effective.is_empty and self.principal.reads_all
+        object.__setattr__(self, "effective", effective)
         object.__setattr__(self, "unfiltered", unfiltered)
 
     def matches(self, payload: dict[str, Any]) -> bool:
         if not self.show_canary and is_canary(payload):
             return False
-        return self.unfiltered or (self.principal.event_allowed(payload) and self.inner.matches(payload))
+        if self.unfiltered:
+            return True
+        if self.effective is None:  # frames the service makes itself still pass, as event_allowed says
+            return payload.get("kind") != "domain_event"
+        return self.principal.event_allowed(payload) and self.effective.matches(payload)
 
     def anchor(self) -> Anchor:
         """What the hub indexes this stream by; `matches` stays the one definition of a match."""
         kinds = self.principal.allowed_kinds
-        if kinds is not None and not kinds:
-            return Anchor(ANCHOR_NOTHING)  # the credentials grant no event type
+        if (kinds is not None and not kinds) or self.effective is None:
+            return Anchor(ANCHOR_NOTHING)  # the credentials grant no event type, or the filters exclude all
         if self.unfiltered:
             return Anchor(ANCHOR_EVERYONE, canaries=self.show_canary)
-        anchor = self.inner.anchor() if isinstance(self.inner, EventFilter) else Anchor(ANCHOR_ALL)
+        anchor = self.effective.anchor() if isinstance(self.effective, EventFilter) else Anchor(ANCHOR_ALL)
         if anchor.kind == ANCHOR_ALL and kinds:
             return Anchor(ANCHOR_KIND, kinds)
         return anchor
+
+
+@dataclass(frozen=True, slots=True)
+class _BothFilters:
+    """A grant's filter AND a client filter that is no `EventFilter` (indexed by the grant's)."""
+
+    grant: EventFilter
+    other: PayloadFilter
+
+    def matches(self, payload: dict[str, Any]) -> bool:
+        return self.grant.matches(payload) and self.other.matches(payload)
+
+    def anchor(self) -> Anchor:
+        return self.grant.anchor()
+
+
+def _granted(inner: PayloadFilter, grant: StreamGrant | None) -> PayloadFilter | None:
+    if grant is None:
+        return inner
+    if isinstance(inner, EventFilter):
+        return filters_and(inner, grant.event_filter)
+    return _BothFilters(grant.event_filter, inner)
 
 
 def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfig:
@@ -110,6 +147,6 @@ def stream_config_for(principal: Principal, config: StreamConfig) -> StreamConfi
     if left is None:
         return config
     lifetime = max(0.001, left)
-    if config.max_lifetime > 0:
-        lifetime = min(lifetime, config.max_lifetime)
-    return replace(config, max_lifetime=lifetime)
+    if 0 < config.max_lifetime < lifetime:
+        return config
+    return replace(config, max_lifetime=lifetime, credentials_end=True)

@@ -212,6 +212,7 @@ async def _replay_window(
             subscriber.position_raise(segment.position, segment.end)
     if frames:
         metrics.events_delivered(len(frames))
+        subscriber.delivered += len(frames)
     return b"".join(frames)
 
 

@@ -110,6 +110,7 @@ async def round_replay(
                 subscriber.token_known(token(position, subscriber.positions[position]))
                 if frames:
                     metrics.events_delivered(len(frames))
+                    subscriber.delivered += len(frames)
                     yield b"".join(frames)
             if is_cancelled():
                 return

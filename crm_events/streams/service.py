@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from django.http import HttpRequest
@@ -30,6 +31,7 @@ from crm_events.fanout.registry import hub_get
 from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.responses import EventStreamResponse
 from crm_events.server.asgi_transport import stream_transport
+from crm_events.streams.audit import StreamAudit
 from crm_events.streams.guard import Admission, GuardedFilter, stream_admit, stream_config_for
 from crm_events.streams.positioning import StartPlan, start_plan
 from crm_events.streams.request import StreamRequest, stream_request_parse
@@ -43,6 +45,7 @@ NOT_POSITIONED = "the service has not reached Kafka yet to learn its positions"
 
 async def stream_open(request: HttpRequest) -> EventStreamResponse:
     """The streaming response for a `/crm-events` request; raises `ApiError` to refuse it."""
+    requested = time.monotonic()  # before the credentials are read: see fanout/owners.py
     kafka = kafka_config()
     admission = await stream_admit(request, served=kafka.topics)
     wanted = stream_request_parse(
@@ -65,9 +68,13 @@ async def stream_open(request: HttpRequest) -> EventStreamResponse:
         max_frames=config.client_buffer, transport=transport, chunk_bytes=config.write_buffer_bytes,
     )
     _count(wanted, plan)
+    audit = StreamAudit.of_request(
+        admission.principal, request.GET, topics=wanted.topics, resume_id=wanted.resume_token
+    )
     session = StreamSession(
         hub=hub, subscriber=subscriber, slot=slot, kafka=kafka, config=config, gaps=plan.gaps,
-        resets=plan.resets, point=plan.point,
+        resets=plan.resets, point=plan.point, principal=admission.principal, audit=audit,
+        requested=requested,
     )
     return EventStreamResponse(transport.body(session.run()))
 

@@ -9,8 +9,12 @@
      only wakes to wait for room, to send a heartbeat (with a fresh id) when idle, or
      to close;
   5. a `reconnect` frame with the resume id when the server ends the stream
-     (slow client, lifetime reached, shutdown), so the client resumes elsewhere;
-  6. however it ended: its slot under the concurrency limits released, its end counted.
+     (slow client, lifetime reached, shutdown; the credentials' expiry: `auth_expired`,
+     `session_expired`; an access message: `grants_changed`, `logged_out`), so the client
+     resumes elsewhere; what was queued for it under credentials no longer in force is
+     dropped, and its resume id stops before it (nothing is lost: it is replayed if allowed);
+  6. however it ended: its slot under the concurrency limits released, its end counted,
+     its audit line written (streams/audit.py).
 A client that leaves no room for `SSE_STALL_TIMEOUT` seconds is sent away as slow.
 """
 
@@ -22,10 +26,12 @@ import time
 from dataclasses import dataclass, field
 
 from crm_events import metrics
+from crm_events.access.auth import Principal
 from crm_events.access.limits import StreamSlot
 from crm_events.config import KafkaConfig, StreamConfig
 from crm_events.core.frames import retry_encode
 from crm_events.core.log_tokens import log_token_encode
+from crm_events.core.messages import ACCESS_REASONS
 from crm_events.core.position_log import LogPoint
 from crm_events.core.positions import positions_text
 from crm_events.core.stream_frames import (
@@ -39,7 +45,14 @@ from crm_events.core.stream_frames import (
 )
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_LIFETIME, CLOSE_RESYNC, CLOSE_SLOW, StreamSubscriber
+from crm_events.fanout.subscriber import (
+    CLOSE_AUTH_EXPIRED,
+    CLOSE_LIFETIME,
+    CLOSE_RESYNC,
+    CLOSE_SLOW,
+    StreamSubscriber,
+)
+from crm_events.streams.audit import StreamAudit
 from crm_events.streams.catch_up import replay_until_live
 from crm_events.streams.ordered_catch_up import short_token
 
@@ -57,6 +70,9 @@ class StreamSession:
     resets: list[Reset] = field(default_factory=list)
     point: LogPoint | None = None  # the log point it resumes from, when it can follow the log
     started: float = field(default_factory=time.monotonic)
+    principal: Principal | None = None  # who streams: access messages and its expiry end it
+    requested: float | None = None  # time.monotonic() when its request began (fanout/owners.py)
+    audit: StreamAudit | None = None
 
     async def run(self) -> None:
         """The whole stream; returns when it ended (by the server, or the client leaving). Its
@@ -64,6 +80,13 @@ class StreamSession:
         never ran releases its slot when it is collected: see access/limits.py)."""
         subscriber, hub = self.subscriber, self.hub
         hub.attach(subscriber)
+        if self.principal is not None:
+            principal = self.principal
+            hub.owners.add(
+                subscriber, subject=principal.subject, session=principal.session, since=self.requested
+            )
+        if self.audit is not None:
+            self.audit.started()
         logger.info("stream started at %s", positions_text(subscriber.positions))
         try:
             await self._hello()
@@ -72,11 +95,14 @@ class StreamSession:
             await self._farewell()
         finally:
             hub.unsubscribe(subscriber)
+            hub.owners.discard(subscriber)
             subscriber.transport.close()
             self.slot.release()
             metrics.stream_closed(subscriber.close_reason or "client")
             reason = subscriber.close_reason or "client left"
             logger.info("stream ended (%s) at %s", reason, positions_text(subscriber.positions))
+            if self.audit is not None:
+                self.audit.ended(reason=subscriber.close_reason or "client", events=subscriber.delivered)
 
     async def _hello(self) -> None:
         subscriber, hub = self.subscriber, self.hub
@@ -99,8 +125,9 @@ class StreamSession:
         subscriber = self.subscriber
         try:
             replay = replay_until_live(
-                self.hub, subscriber, self.kafka, is_cancelled=lambda: subscriber.close_reason is not None,
-                point=self.point,
+                self.hub, subscriber, self.kafka, point=self.point,
+                # A catch-up ends when the credentials do too; the stream then ends as live ones do.
+                is_cancelled=lambda: subscriber.close_reason is not None or self._lifetime_left() <= 0,
             )
             async for chunk in replay:
                 # Written whatever the room: the replay already counts these as given. A client
@@ -116,7 +143,7 @@ class StreamSession:
         while subscriber.close_reason is None:
             remaining = self._lifetime_left()
             if remaining <= 0:
-                subscriber.close(CLOSE_LIFETIME)
+                subscriber.close(self._lifetime_reason())
                 break
             writes = subscriber.writes
             await subscriber.wait(timeout=min(self.config.heartbeat_interval, remaining))
@@ -135,7 +162,7 @@ class StreamSession:
     async def _farewell(self) -> None:
         """What is still queued (unless sent away as slow), then the `reconnect` frame."""
         subscriber = self.subscriber
-        if subscriber.close_reason == CLOSE_SLOW:
+        if subscriber.close_reason == CLOSE_SLOW or self._credentials_ended():
             subscriber.drop_queued()
         while subscriber.queued:
             if not await self._room():
@@ -159,6 +186,20 @@ class StreamSession:
             return True
         self.subscriber.close(CLOSE_SLOW)
         return False
+
+    def _lifetime_reason(self) -> str:
+        """`lifetime`, or, when the credentials' expiry ended it, the principal's reason for that
+        (`session_expired`), else `auth_expired`."""
+        if not self.config.credentials_end:
+            return CLOSE_LIFETIME
+        expiry = self.principal.expiry_reason if self.principal is not None else None
+        return expiry or CLOSE_AUTH_EXPIRED
+
+    def _credentials_ended(self) -> bool:
+        """Ended because its credentials are no longer in force (changed, logged out, expired)."""
+        reason = self.subscriber.close_reason
+        expiry = self.principal.expiry_reason if self.principal is not None else None
+        return reason in ACCESS_REASONS or (expiry is not None and reason == expiry)
 
     def _lifetime_left(self) -> float:
         if self.config.max_lifetime <= 0:

@@ -35,6 +35,7 @@ from tests.integration.test_viewer import (  # noqa: F401  (fixtures, used by na
     ViewerPage,
     browser,
     events_produce,
+    grant_give,
     viewer_db_template,
 )
 from tests.support.faults import Production, scenario_run
@@ -271,6 +272,7 @@ def staff_database(env: dict[str, str], tmp_path: Path, viewer_db_template: Path
     database = tmp_path / "db.sqlite3"
     shutil.copyfile(viewer_db_template, database)
     env["DATABASE_URL"] = f"sqlite:///{database}"
+    grant_give(env, STAFF, {"topic": [env["KAFKA_TOPIC"]]})  # under session auth staff read under a grant
 
 
 def csrf_token(html: str) -> str:

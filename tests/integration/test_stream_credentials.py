@@ -78,6 +78,6 @@ async def test_a_stream_admitted_inside_the_leeway_lives_until_exp_plus_leeway(l
     assert connection.parser.comments.count("heartbeat") >= 2  # live meanwhile, every 0.5 s
     last = connection.parser.events[-1]
     # ... and ends with its resume id, like any stream whose credentials run out.
-    assert (last.json(), bool(last.id)) == ({"kind": "reconnect", "reason": "lifetime"}, True)
+    assert (last.json(), bool(last.id)) == ({"kind": "reconnect", "reason": "auth_expired"}, True)
     refused_now = await refused(leeway_port, "/crm-events", bearer(KEY, exp=exp))
     assert (refused_now.status, refused_now.body["error"]) == (401, auth.TOKEN_EXPIRED)

@@ -139,7 +139,7 @@ async def test_the_stream_ends_at_token_expiry_with_its_resume_id(guarded):
     await connection.events_until(lambda _: connection.ended, timeout=20)
     connection.close()
     last = connection.parser.events[-1]
-    assert last.json() == {"kind": "reconnect", "reason": "lifetime"}
+    assert last.json() == {"kind": "reconnect", "reason": "auth_expired"}
     assert last.id  # the client resumes with a fresh token from here, missing nothing
 
 

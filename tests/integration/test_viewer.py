@@ -40,6 +40,23 @@ USERS_CREATE = (
 )
 WAIT_MS = 30_000
 
+
+def django_run(env: dict[str, str], code: str) -> None:
+    """Run Django code against the test's database (`env`'s DATABASE_URL), in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env={**env, "DJANGO_SETTINGS_MODULE": "aetherlink.settings"},
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def grant_give(env: dict[str, str], username: str, grant: dict) -> None:
+    """Give a user a stream grant of their own (under SSE_AUTH_MODE=session, staff need one)."""
+    django_run(env, (
+        "from django.contrib.auth.models import User; from crm_events.models import AccessGrant; "
+        f"AccessGrant.objects.create(user=User.objects.get(username={username!r}), grant={grant!r})"
+    ))
+
 pytestmark = pytest.mark.integration
 
 
@@ -423,8 +440,10 @@ def test_large_values_are_cut_in_the_table_and_shown_whole_on_demand(
 
 
 @pytest.mark.viewer_env(SSE_AUTH_MODE="session")
-def test_the_viewer_streams_with_session_auth_on_the_stream(viewer, kafka, topic):
-    """With SSE_AUTH_MODE=session the page's EventSource is let in by the staff login's cookie."""
+def test_the_viewer_streams_with_session_auth_on_the_stream(viewer, viewer_env, kafka, topic):
+    """With SSE_AUTH_MODE=session the page's EventSource is let in by the staff login's cookie
+    (and staff read under a grant: test_grants_admin.py)."""
+    grant_give(viewer_env, STAFF, {"topic": [topic]})
     viewer.login()
     viewer.open()
     produced = events_produce(kafka.bootstrap, topic, ["deal.won"] * 3, partition=0)

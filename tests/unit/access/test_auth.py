@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import AsyncRequestFactory
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
@@ -240,11 +241,12 @@ async def test_public_key_algorithms(jwt_mode, algorithm, generate):
     assert (await refused(bearer(confused))).message == auth.TOKEN_INVALID
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # async: its queries run outside the test's transaction
 async def test_session_mode_needs_a_logged_in_active_user(settings):
     settings.SSE_AUTH_MODE = "session"
-    user = await User.objects.acreate(username="ana")
+    user = await User.objects.acreate(username="ana", is_superuser=True)  # grants: test_session_grants.py
     request = factory.get("/crm-events")
+    request.session = SessionStore()
 
     async def logged_in():
         return user
@@ -253,7 +255,8 @@ async def test_session_mode_needs_a_logged_in_active_user(settings):
         return AnonymousUser()
 
     request.auser = logged_in
-    assert await auth.stream_principal(request) == auth.Principal(subject="user:ana")
+    principal = await auth.stream_principal(request)
+    assert (principal.subject, principal.reads_all, principal.grant_owner) == ("user:ana", True, "superuser")
     request.auser = anonymous
     error = await refused(request)
     assert (error.status, error.message) == (401, auth.SESSION_REQUIRED)

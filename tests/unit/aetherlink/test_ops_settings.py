@@ -28,12 +28,12 @@ PRINT = (
 HS_KEY = "k" * 32
 
 
-def load(**overrides: str) -> subprocess.CompletedProcess:
+def load(code: str = PRINT, **overrides: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KAFKA_", "DJANGO_", "REDIS", "SSE_", "CORS", "METRICS", "CANARY", "LOG_",
                                 "CONSUMER_"))}
     env.update(DJANGO_SECRET_KEY="k", PYTHONPATH=str(ROOT), **overrides)
-    return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT / "tests", env=env,
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -188,3 +188,28 @@ def test_a_taken_metrics_port_fails_consume_events_with_the_address_and_port():
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"Cannot serve consumer metrics on 127.0.0.1 port {port} " in result.stderr
+
+
+GRANT_TEMPLATE_INVALID = (
+    "SSE_JWT_GRANT_TEMPLATE must be a JSON object whose keys are among topic, kind, key, key_base64, "
+    "partition, where and whose values are non-empty lists of non-empty strings (claims named as {{claim}}), "
+    "got {text!r}."
+)
+
+
+def test_a_grant_template_is_read_at_start():
+    template = '{"where": ["tenant_id:{tenant}"], "kind": ["deal"]}'
+    result = load("from aetherlink import settings as s; print(s.SSE_JWT_GRANT_TEMPLATE)",
+                  SSE_JWT_GRANT_TEMPLATE=template)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'where': ('tenant_id:{tenant}',), 'kind': ('deal',)}"
+
+
+@pytest.mark.parametrize("text", [
+    "tenant_id:{tenant}", "[]", "{}", '{"tenant": ["{tenant}"]}', '{"where": []}', '{"where": "x:{t}"}',
+    '{"where": [""]}', '{"where": ["tenant_id:{"]}', '{"where": ["tenant_id:{}"]}', '{"where": ["x:{a}}"]}',
+])
+def test_a_grant_template_that_is_no_grant_stops_the_start(text):
+    result = load(SSE_JWT_GRANT_TEMPLATE=text)
+    assert result.returncode != 0
+    assert GRANT_TEMPLATE_INVALID.format(text=text) in result.stderr

@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_events.access.auth import Principal
+from crm_events.access.grants import grant_parse
 from crm_events.core.canary import CANARY_HEADER, CANARY_TYPE, is_canary
 from crm_events.core.filters import EventFilter, FieldMatch
 from crm_events.fanout.matching import SubscriberIndex
 from crm_events.streams.guard import GuardedFilter
+from tests.support.grant_strategies import grant_objects
 from tests.support.payloads import domain_payload
 
 TOPICS = ("a", "b")
@@ -43,6 +45,7 @@ filters = st.builds(
 principals = st.builds(
     Principal, subject=st.just("jwt:x"),
     allowed_topics=st.none() | small_sets(TOPICS), allowed_kinds=st.none() | small_sets(KINDS),
+    grant=st.none() | grant_objects.map(grant_parse),  # indexed by the filter it narrows the client's to
 )
 streams = st.builds(
     Stream, topics=st.lists(st.sampled_from(TOPICS), min_size=1, max_size=2, unique=True).map(tuple),

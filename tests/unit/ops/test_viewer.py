@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import AsyncClient, Client, override_settings
 from django.urls import reverse, set_script_prefix
 
+from crm_events.access.grant_store import AccessGrant
+from crm_events.access.session_grants import GRANT_NONE
 from crm_events.config import ViewerConfig
 from crm_events.ops import viewer
 from crm_events.ops.viewer import VIEWER_FORBIDDEN, viewer_access_allowed
@@ -200,3 +203,32 @@ async def test_favicon_ico_is_sent_to_the_static_icon():
     icon = await client.get("/static/crm_events/favicon.svg")
     assert icon.status_code == 200
     assert icon["Content-Type"].startswith("image/svg+xml")
+
+
+@pytest.mark.parametrize(
+    ("superuser", "grant", "rule", "text"),
+    [
+        (True, None, "superuser", viewer.ACCESS_SUPERUSER),
+        (False, None, "none", viewer.ACCESS_NONE.format(refusal=GRANT_NONE)),
+        (False, {"kind": ["deal"]}, "user",
+         viewer.ACCESS_GRANTED.format(owner="user:boss", grant='{"kind": ["deal"]}')),
+    ],
+)
+def test_under_session_auth_the_page_says_which_grant_is_in_force_or_why_it_shows_nothing(
+    db, settings, superuser, grant, rule, text
+):
+    settings.SSE_AUTH_MODE = "session"
+    user = User.objects.create_user("boss", password="pw", is_staff=True, is_superuser=superuser)
+    if grant is not None:
+        AccessGrant.objects.create(user=user, grant=grant)
+    client = Client()
+    client.force_login(user)
+    page = client.get(VIEWER).content.decode()
+    note = re.search(r'<p id="viewer-access" class="([^"]*)" data-rule="([^"]*)">([^<]*)</p>', page)
+    assert note and (note.group(2), unescape(note.group(3))) == (rule, text)
+    assert ("viewer-notice" in note.group(1)) is (rule == "none")  # a refusal shows as a warning
+
+
+def test_other_auth_modes_say_nothing_of_grants(staff_client, settings):
+    settings.SSE_AUTH_MODE = "none"
+    assert 'id="viewer-access"' not in staff_client.get(VIEWER).content.decode()

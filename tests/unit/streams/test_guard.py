@@ -100,10 +100,10 @@ def test_a_stream_lives_until_the_credentials_are_refused_or_its_max_lifetime():
                           socket_send_buffer=1024, stall_timeout=30, max_lifetime=3600.0, shutdown_grace=5)
     # Admitted inside the leeway (exp 5 s ago, leeway 30): it lives until exp + leeway, not 0 s.
     inside = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 25), config)
-    assert 24 < inside.max_lifetime <= 25
+    assert 24 < inside.max_lifetime <= 25 and inside.credentials_end
     far = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 10**6), config)
-    assert far.max_lifetime == 3600.0
+    assert far.max_lifetime == 3600.0 and not far.credentials_end
     unlimited = replace(config, max_lifetime=0)
     never = stream_config_for(Principal(subject="jwt:ui", expires_at=now + 10**6), unlimited)
-    assert 10**6 - 1 < never.max_lifetime <= 10**6
+    assert 10**6 - 1 < never.max_lifetime <= 10**6 and never.credentials_end
     assert stream_config_for(Principal(subject="anonymous"), config) is config
