@@ -1,7 +1,7 @@
 """Row-level grants on a real Daphne, Kafka and Redis: a JWT's grant limits its stream live and
 on resume whatever the client asks (a grant made from an ordinary claim too), and a stream whose
-token expires ends with `auth_expired`
-and its id, from which a fresh token resumes with nothing lost and nothing twice."""
+token expires ends with `auth_expired` and its id, from which a fresh token resumes with nothing
+lost and nothing twice."""
 
 from __future__ import annotations
 
