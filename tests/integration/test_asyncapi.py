@@ -257,6 +257,8 @@ async def test_refusals_validate_against_the_document(stack, kafka, topic):
         (f"/crm-events?{too_many}", token("a"), 400),  # Django's own 400
         ("/crm-events", {}, 401),
         ("/crm-events", {"Authorization": "Basic x"}, 401),
+        ("/crm-events", token("a", grant={"where": []}), 401),  # a grant that is none: `detail`
+        ("/crm-events", token("a", grant="tenant_id:acme"), 401),
         ("/crm-events", token("a", topics=["not-served"]), 403),
         ("/crm-events", token("a"), 429),
     ]

@@ -1,6 +1,7 @@
 """Row-level grants on a real Daphne, Kafka and Redis: a JWT's grant limits its stream live and
-on resume whatever the client asks, and a stream whose token expires ends with `auth_expired`
-and its id, from which a fresh token resumes with nothing lost and nothing twice."""
+on resume whatever the client asks (a grant made from an ordinary claim too), and a stream whose
+token expires ends with `auth_expired` and its id, from which a fresh token resumes with nothing
+lost and nothing twice."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def deals(start: int, count: int) -> list[bytes]:
             for i in range(start, start + count)]
 
 
+def ends_of(topic: str, positions: list[tuple[int, int]]) -> dict[tuple[str, int], int]:
+    """Each partition's position after the records produced at `positions`."""
+    return {(topic, p): max(o for q, o in positions if q == p) + 1 for p in range(3)}
+
+
 def seqs(connection: SseConnection) -> list[int]:
     return [e.json()["value"]["seq"] for e in connection.parser.events
             if e.data and e.json().get("kind") == "domain_event"]
@@ -77,7 +83,7 @@ async def test_a_grant_limits_live_and_resumed_streams_whatever_the_client_asks(
     sneaky = await open_stream(port, "/crm-events?where=tenant_id:beta", bearer("acme-2", ACME))
     try:
         positions = await produce(kafka.bootstrap, topic, deals(0, 12), partitions=[i % 3 for i in range(12)])
-        ends = {(topic, p): max(o for q, o in positions if q == p) + 1 for p in range(3)}
+        ends = ends_of(topic, positions)
         await wide.events_until(lambda _: len(seqs(wide)) >= 12, timeout=30)
         await own.events_until(lambda _: len(seqs(own)) >= 4, timeout=30)
         await past(sneaky, ends, stack.env)
@@ -116,7 +122,7 @@ async def test_a_stream_ends_at_expiry_and_a_fresh_token_resumes_exactly(granted
     assert (last.json(), bool(last.id)) == ({"kind": "reconnect", "reason": "auth_expired"}, True)
     # Deals go on while the client fetches a fresh token; it resumes from the farewell's id.
     positions = await produce(kafka.bootstrap, topic, deals(9, 9), partitions=[i % 3 for i in range(9)])
-    ends = {(topic, p): max(o for q, o in positions if q == p) + 1 for p in range(3)}
+    ends = ends_of(topic, positions)
     expired = await refused(port, "/crm-events", {**bearer("acme-1", ACME, ttl=-5), "Last-Event-ID": last.id})
     assert expired.status == 401
     second = await open_stream(port, "/crm-events", {**bearer("acme-1", ACME), "Last-Event-ID": last.id})
@@ -126,3 +132,34 @@ async def test_a_stream_ends_at_expiry_and_a_fresh_token_resumes_exactly(granted
         second.close()
     # Nothing lost, nothing twice (partitions interleave as they come, so compared sorted).
     assert sorted(seqs(first) + seqs(second)) == acme(range(18))
+
+
+@pytest.fixture
+def templated(stack, topic):
+    stack.env.update(SSE_AUTH_MODE="jwt", SSE_JWT_KEY=KEY, SSE_JWT_LEEWAY="0", SSE_HEARTBEAT_INTERVAL="0.5",
+                     SSE_JWT_GRANT_TEMPLATE='{"where": ["tenant_id:{tenant}"]}')
+    stack.consumer()
+    _, port = stack.daphne()
+    stack.wait_ready(port)
+    return port
+
+
+def signed(**claims) -> dict[str, str]:
+    body = {"sub": "rep", "exp": int(time.time() + 600), **claims}
+    return {"Authorization": "Bearer " + jwt.encode(body, KEY, algorithm="HS256")}
+
+
+async def test_a_grant_made_from_an_ordinary_claim_limits_the_stream(templated, stack, kafka, topic):
+    port = templated
+    missing = await refused(port, "/crm-events", signed())
+    assert (missing.status, missing.body["reason"], missing.body["claim"]) == (
+        401, "claim_malformed", "tenant")
+    carried = await refused(port, "/crm-events", signed(tenant="beta", grant={"kind": ["deal"]}))
+    assert (carried.status, carried.body["claim"]) == (401, "grant")
+    beta = await open_stream(port, "/crm-events", signed(tenant="beta"))
+    try:
+        positions = await produce(kafka.bootstrap, topic, deals(0, 9), partitions=[i % 3 for i in range(9)])
+        await past(beta, ends_of(topic, positions), stack.env)
+    finally:
+        beta.close()
+    assert sorted(seqs(beta)) == [n for n in range(9) if TENANTS[n % 3] == "beta"]
