@@ -530,7 +530,7 @@ REDIS_PREFIX = env.str("REDIS_PREFIX", default="aetherlink")
 REDIS_SOCKET_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "crm_events.channel_layer.RedisChannelLayer",
         "CONFIG": {
             "hosts": [
                 _REDIS.connection_options(socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=5.0)
