@@ -20,22 +20,28 @@ from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 
 logger = logging.getLogger(__name__)
 
-# channels_redis' group-send script with the expiry of each channel's old messages moved in:
+# channels_redis' group-send script with the expiry of each channel's old messages moved in.
 # KEYS are the channels' keys; ARGV their messages, then their capacities, then the time now,
-# the oldest score to keep and the expiry in seconds.
+# the newest score that has expired and the expiry in seconds. The expired messages are not
+# counted against the capacity and are removed last: a script's first write is the one Redis
+# refuses when it is out of memory (later ones pass, for the script's atomicity), so the first
+# write must be an add, as in channels_redis' script, or a full Redis would take any message.
 GROUP_SEND_LUA = """
 local over_capacity = 0
 local current_time = ARGV[#ARGV - 2]
-local keep_after = ARGV[#ARGV - 1]
+local expired = ARGV[#ARGV - 1]
 local expiry = ARGV[#ARGV]
 for i=1,#KEYS do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, keep_after)
-    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+    local held = redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') - redis.call('ZCOUNT', KEYS[i], 0, expired)
+    if held < tonumber(ARGV[i + #KEYS]) then
         redis.call('ZADD', KEYS[i], current_time, ARGV[i])
         redis.call('EXPIRE', KEYS[i], expiry)
     else
         over_capacity = over_capacity + 1
     end
+end
+for i=1,#KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired)
 end
 return over_capacity
 """

@@ -8,13 +8,18 @@ and expiry; and it must survive Redis forgetting its script.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from channels_redis.core import RedisChannelLayer as StockLayer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.exceptions import OutOfMemoryError
 
 from crm_events.channel_layer import RedisChannelLayer
+from scripts.servers import RedisServer, free_port
+from tests.integration.conftest import started
 
 GROUP = "crm-events.broadcast"
 
@@ -87,5 +92,44 @@ async def test_an_empty_group_is_no_error(redis_server):
     ours, stock = layers(redis_server.url)
     try:
         await ours.group_send(GROUP, {"type": "t"})
+    finally:
+        await close(ours, stock)
+
+
+async def test_an_expired_message_is_neither_counted_against_the_capacity_nor_kept(redis_server):
+    ours, stock = layers(redis_server.url, capacity=1, expiry=60)
+    key = stock.prefix + "test.expiring"
+    try:
+        await stock.group_add(GROUP, "test.expiring")
+        await stock.connection(0).zadd(key, {b"an expired message": 1.0})
+        await ours.group_send(GROUP, {"type": "t", "n": 1})
+        assert await stock.connection(0).zcard(key) == 1
+        assert (await stock.receive("test.expiring"))["n"] == 1
+    finally:
+        await close(ours, stock)
+
+
+TIGHT = 3 * 1024 * 1024
+
+
+@pytest.fixture
+def tight_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = started(
+        lambda n: RedisServer(port=free_port(), data_dir=tmp_path / f"redis{n}", maxmemory=TIGHT))
+    yield server
+    server.stop()
+
+
+async def test_a_full_redis_refuses_a_message_too_big_for_it_as_it_refuses_channels_redis(tight_redis):
+    """Found by the Redis refusal fault test: a script's first write is the one Redis checks
+    against maxmemory, so expiring old messages first let any message in."""
+    ours, stock = layers(tight_redis.url)
+    big = {"type": "t", "blob": "b" * (TIGHT + TIGHT // 2)}
+    try:
+        await stock.group_add(GROUP, "test.big")
+        for layer in (stock, ours, ours):  # ours twice: loading the script, then by its digest
+            with pytest.raises(OutOfMemoryError):
+                await layer.group_send(GROUP, big)
+        assert await stock.connection(0).zcard(stock.prefix + "test.big") == 0
     finally:
         await close(ours, stock)
