@@ -560,7 +560,7 @@ REDIS_PREFIX = env.str("REDIS_PREFIX", default="aetherlink")
 REDIS_SOCKET_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "crm_events.channel_layer.RedisChannelLayer",
         "CONFIG": {
             "hosts": [
                 _REDIS.connection_options(socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=5.0)
@@ -578,6 +578,12 @@ CHANNEL_LAYERS = {
 CONSUMER_HEARTBEAT_INTERVAL = _positive_float("CONSUMER_HEARTBEAT_INTERVAL", 5.0)
 READY_HEARTBEAT_MAX_AGE = _positive_float("READY_HEARTBEAT_MAX_AGE", 15.0)
 CONSUMER_BATCH_MAX_RECORDS = _positive_int("CONSUMER_BATCH_MAX_RECORDS", 500)
+# Milliseconds Kafka may hold a fetch for more records to come before answering with what it has
+# (fetch.max.wait.ms; it answers at once when a full layer message is waiting). Every poll costs
+# the consumer a layer publish, a positions-log append and a commit whatever its size, so under
+# a steady flow fuller polls cost it far less per record, for at most this much added latency.
+# 0: answer as soon as any record is there.
+CONSUMER_BATCH_WAIT_MS = round(_non_negative_float("CONSUMER_BATCH_WAIT_MS", 50.0, "no wait"))
 # Seconds consume_events may have records to publish with the channel layer accepting none
 # before its heartbeats, and so every web process's /readyz, say that publishing is stalled.
 CONSUMER_PUBLISH_STALL_SECONDS = _positive_float("CONSUMER_PUBLISH_STALL_SECONDS", 45.0)

@@ -20,6 +20,8 @@ writes a table and JSON:
           go, by file, line and traceback (bench/mode_memory.py); not run unless named
   nginx   the kafka mode's N x R through nginx (docker/nginx.conf), with 1 and then W web
           processes behind it (--web-processes W); not run unless named in --modes
+  ingest  `consume_events` alone: its CPU per event at I events/s, and the rate at which it takes
+          a backlog of B events, losslessly (bench/mode_ingest.py); not run unless named
 
 Defaults are small (a quick run takes under two minutes); `--full` sets the issue's sizes.
 The JSON is written again as each mode ends (bench/run_record.py): a mode that fails is kept
@@ -48,6 +50,7 @@ from bench.layer_probe import groups_purge
 from bench.meta import run_meta
 from bench.mode_fanout import fanout_mode, step_mode
 from bench.mode_filtered import VARIANTS, filtered_mode, plain_token
+from bench.mode_ingest import ingest_mode, ingest_summary
 from bench.mode_memory import memory_mode, memory_summary
 from bench.mode_nginx import nginx_mode
 from bench.mode_stress import churn_mode, slow_mode
@@ -68,17 +71,19 @@ from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory")
-# nginx needs the nginx binary and starts more processes, memory traces every allocation: only
-# when asked for.
+ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory", "ingest")
+# nginx needs the nginx binary and starts more processes, memory traces every allocation, ingest
+# pauses the consumer: only when asked for.
 DEFAULT_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered")
 QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
          "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
-         "churn_cycles": 500, "filtered_clients": 200, "filtered_rate": 50.0}
+         "churn_cycles": 500, "filtered_clients": 200, "filtered_rate": 50.0, "ingest_seconds": 5.0,
+         "ingest_backlog": 40_000}
 FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
         "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
         "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000,
-        "filtered_clients": 2000, "filtered_rate": 500.0}
+        "filtered_clients": 2000, "filtered_rate": 500.0, "ingest_seconds": 30.0,
+        "ingest_backlog": 100_000}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,6 +128,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="nginx mode: web processes behind nginx in its second window (the first has 1)")
     p.add_argument("--nginx-tls", action="store_true",
                    help="nginx mode: clients speak TLS to nginx (default: plain HTTP; bench/mode_nginx.py)")
+    p.add_argument("--ingest-rate", type=float, default=1000.0,
+                   help="ingest mode: events/s of its steady window")
+    p.add_argument("--ingest-seconds", type=float,
+                   help="ingest mode: seconds of its steady window (quick 5, full 30)")
+    p.add_argument("--ingest-backlog", type=int,
+                   help="ingest mode: events produced while the consumer is paused (quick 40,000, "
+                        "full 100,000)")
+    p.add_argument("--ingest-drain", type=float, default=60.0,
+                   help="ingest mode: seconds to wait for the commits and the deliveries")
     p.add_argument("--client-procs", type=int, default=1, help="load-client processes")
     p.add_argument("--frame-bytes", type=int, default=FRAME_BYTES)
     p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
@@ -261,6 +275,12 @@ async def modes_run(bench: Bench, args: argparse.Namespace, record: RunRecord) -
         await record.mode_run("nginx", lambda: nginx_mode(
             bench, clients=args.clients, rate=args.rate, seconds=args.duration, drain=args.drain,
             web_processes=args.web_processes, tls=args.nginx_tls))
+    if "ingest" in args.modes:
+        print(f"{time.strftime('%X')} -- ingest: {args.ingest_rate:g} ev/s for {args.ingest_seconds:g} s, "
+              f"then a backlog of {args.ingest_backlog} events", flush=True)
+        await record.mode_run("ingest", lambda: ingest_mode(
+            bench, rate=args.ingest_rate, seconds=args.ingest_seconds, backlog=args.ingest_backlog,
+            drain=args.ingest_drain, profile=args.profile))
     if "memory" in args.modes:  # last: tracing slows the process, and its memory is its own
         print(f"{time.strftime('%X')} -- memory: {args.clients} idle clients, tracemalloc on", flush=True)
         await record.mode_run("memory", lambda: memory_mode(bench, clients=args.clients))
@@ -365,6 +385,8 @@ def _print(result: dict[str, Any]) -> None:
         print("\n" + filtered_table(modes["filtered"]))
     if "nginx" in modes:
         print("\n" + nginx_table(modes["nginx"]))
+    if "ingest" in modes:
+        print("\n" + ingest_summary(modes["ingest"]))
     if "memory" in modes:
         print("\n" + memory_summary(modes["memory"]))
     if result["targets"]:  # none for the nginx mode alone

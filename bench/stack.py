@@ -71,6 +71,8 @@ class BenchStack:
         self.redis_url: str = redis_url
         unique = uuid.uuid4().hex[:10]
         self.topic = f"bench-{unique}"
+        # The consumer's own /metrics: the ingest mode reads what it has published from there.
+        self.consumer_metrics_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS"))}
         self.env.update(
             KAFKA_BROKERS=self.kafka_bootstrap, KAFKA_TOPIC=self.topic, KAFKA_GROUP=f"bench-{unique}",
@@ -82,6 +84,7 @@ class BenchStack:
             # limits (200 and 2,000 by default) would refuse the benchmark's own clients (up to
             # 20,000 and more of them, see --client-procs).
             SSE_MAX_STREAMS="50000", SSE_MAX_STREAMS_PER_CLIENT="50000",
+            CONSUMER_METRICS_PORT=str(self.consumer_metrics_port),
         )
         if jwt_key:  # streams need a token (the tenant variant's grants); many share a subject
             self.env.update(SSE_AUTH_MODE="jwt", SSE_JWT_KEY=jwt_key, SSE_MAX_STREAMS_PER_SUBJECT="50000")

@@ -88,6 +88,8 @@ class KafkaConfig:
     positions_topic: str = "crm-events-sse.positions"
     # Seconds between metadata refreshes: how soon partitions added to a topic are noticed.
     metadata_max_age: float = 30.0
+    # How long Kafka may hold the group consumer's fetch for more records (CONSUMER_BATCH_WAIT_MS).
+    batch_wait_ms: int = 0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -428,6 +430,7 @@ def kafka_config() -> KafkaConfig:
         topic_replication=settings.KAFKA_TOPIC_REPLICATION,
         retry_backoff_max=settings.KAFKA_RETRY_BACKOFF_MAX,
         batch_max_records=settings.CONSUMER_BATCH_MAX_RECORDS,
+        batch_wait_ms=settings.CONSUMER_BATCH_WAIT_MS,
         dead_letter_topic=settings.KAFKA_DEAD_LETTER_TOPIC,
         positions_topic=settings.KAFKA_POSITIONS_TOPIC,
         metadata_max_age=settings.KAFKA_METADATA_MAX_AGE,

@@ -19,7 +19,7 @@ PACKAGE = "crm_events"
 LAYERS = {  # higher may import lower, never the reverse
     "core": 0,
     "config": 1, "exceptions": 1, "metrics": 1,
-    "responses": 2, "apps": 2, "redis_clients": 2, "registry": 2,
+    "responses": 2, "apps": 2, "redis_clients": 2, "channel_layer": 2, "registry": 2,
     "kafka": 3,
     "ingest": 4, "fanout": 4, "access": 4,
     "streams": 5, "ops": 5,

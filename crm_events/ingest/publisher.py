@@ -3,9 +3,12 @@
 Reads the configured topics as one consumer-group member and publishes each poll's
 records (every partition's in order) to every web process through the channel layer,
 as one message when they fit: each message costs a web process several Redis round
-trips to receive, so fewer, fuller messages keep its intake ahead at high rates.
-Offsets are committed only after the layer accepted the records, so a crash
-replays rather than loses (web processes drop the replayed duplicates by offset).
+trips to receive, so fewer, fuller messages keep its intake ahead at high rates. Kafka
+holds a fetch briefly for more records (CONSUMER_BATCH_WAIT_MS) for the same reason on
+this side: a poll costs the consumer its round trips whatever it holds.
+Offsets are committed only after the layer accepted the records, in batches
+(`commits.py`), so a crash replays rather than loses (web processes drop the replayed
+duplicates by offset).
 
 Nothing a record contains can stop it. Every record becomes exactly one payload
 (`crm_events.core.records`); one the Kafka client cannot parse is published marked
@@ -25,12 +28,12 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from channels.layers import BaseChannelLayer
 from redis.exceptions import RedisError
 
@@ -48,6 +51,7 @@ from crm_events.core.records import (
     undecodable_payload,
 )
 from crm_events.core.tasks import task_stop
+from crm_events.ingest.commits import Commits
 from crm_events.ingest.dead_letters import DeadLetters
 from crm_events.ingest.layer_send import RecordsSender
 from crm_events.ingest.liveness import LoopProgress
@@ -63,15 +67,20 @@ logger = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 1000
 KAFKA_REFUSED_LOG = "Kafka at %s refused this consumer: %s; retrying in %.1fs"
 KAFKA_UNREACHABLE_LOG = "Kafka at %s is unreachable (%s); retrying in %.1fs"
+REVOKED_COMMIT_LOG = "could not commit the revoked partitions (%s); their next owner replays more"
 HEARTBEAT_TIMEOUT_MIN = 2.0
 DEFAULT_STALL_SECONDS = 45.0
 
 class PositionTracker(ConsumerRebalanceListener):
     """Knows, per assigned partition, the consumer's position before the next record."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, *, on_assigned: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, *, on_assigned: Callable[[], None] = lambda: None,
+        on_revoked: Callable[[list[TopicPartition]], Awaitable[None]] | None = None,
+    ) -> None:
         self._consumer = consumer
         self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
         self.next_offsets: dict[TopicPartition, int] = {}
 
     def standing(self) -> dict[tuple[str, int], int]:
@@ -83,6 +92,11 @@ class PositionTracker(ConsumerRebalanceListener):
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self._on_revoked is not None:
+            try:
+                await self._on_revoked(revoked)  # what we published of them: their next owner goes on
+            except (KafkaError, OSError) as error:
+                logger.warning(REVOKED_COMMIT_LOG, error)
         for tp in revoked:
             self.next_offsets.pop(tp, None)
 
@@ -181,7 +195,9 @@ class EventPublisher:
             logger.warning(KAFKA_UNREACHABLE_LOG, brokers, error, delay)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        tracker = PositionTracker(consumer, on_assigned=self.position_log.snapshot_due)
+        commits = Commits(consumer)
+        tracker = PositionTracker(
+            consumer, on_assigned=self.position_log.snapshot_due, on_revoked=commits.flush)
         self.watch.idle()  # what a failed session left waiting is polled again, from now
         consumer.subscribe(topics=list(self.config.topics), listener=tracker)
         heartbeat = asyncio.create_task(self._heartbeat_loop(consumer, tracker), name="consumer-heartbeat")
@@ -193,9 +209,14 @@ class EventPublisher:
                 )
                 self.progress.beat()  # a poll that came back, with records or none (an idle topic)
                 if batches and await self.publish_poll(tracker, batches):
-                    await self._commit(consumer, tracker, list(batches))
-                elif not batches and self.position_log.snapshot_pending and tracker.next_offsets:
-                    await self.snapshot_publish(tracker)
+                    commits.published(
+                        {tp: tracker.next_offsets[tp] for tp in batches if tp in tracker.next_offsets})
+                    await commits.due()
+                elif not batches:
+                    await commits.flush()  # the flow paused: nothing to share the round trip with
+                    if self.position_log.snapshot_pending and tracker.next_offsets:
+                        await self.snapshot_publish(tracker)
+            await commits.flush()  # told to stop: everything published is committed
         finally:
             await task_stop(heartbeat)
 
@@ -278,17 +299,6 @@ class EventPublisher:
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
         )
         await self.dead_letters.send(record, reason)
-
-    async def _commit(
-        self, consumer: AIOKafkaConsumer, tracker: PositionTracker, tps: list[TopicPartition]
-    ) -> None:
-        offsets = {tp: tracker.next_offsets[tp] for tp in tps if tp in tracker.next_offsets}
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as error:
-            # A rebalance took the partitions away; their new owner replays from the last
-            # commit, and web processes drop what they already have.
-            logger.warning("commit of %s failed after a rebalance: %s", offsets, error)
 
     async def _heartbeat_loop(self, consumer: AIOKafkaConsumer, tracker: PositionTracker) -> None:
         while True:

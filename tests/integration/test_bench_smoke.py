@@ -31,8 +31,9 @@ SMALLEST = [
     "--slow-clients", "2", "--slow-readers", "2", "--slow-seconds", "2", "--slow-drain", "20",
     "--slow-read-seconds", "1", "--churn-cycles", "20", "--churn-concurrency", "5",
     "--filtered-clients", "5", "--filtered-rate", "10", "--filtered-baseline", "2",
+    "--ingest-rate", "50", "--ingest-seconds", "1", "--ingest-backlog", "200", "--ingest-drain", "30",
     "--settle", "0.2", "--progress",
-    "--modes", "kafka,inproc,groups,step,slow,churn,filtered,nginx,memory", "--web-processes", "2",
+    "--modes", "kafka,inproc,groups,step,slow,churn,filtered,nginx,memory,ingest", "--web-processes", "2",
 ]
 FANOUT_KEYS = {
     "design", "clients", "rate", "expected", "delivered", "lost", "duplicates", "latency",
@@ -87,7 +88,8 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert (result["complete"], result["failed"]) == (True, {})
     assert set(result["meta"]) >= {"date", "cpus", "loadavg_start", "loadavg_end", "frame_bytes"}
     modes = result["modes"]
-    assert set(modes) == {"kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory"}
+    assert set(modes) == {
+        "kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory", "ingest"}
     for name in ("kafka", "inproc", "groups"):
         mode = modes[name]
         assert set(mode) >= FANOUT_KEYS, name
@@ -124,6 +126,13 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
         assert {"daphne", "nginx-1"} <= set(window["cpu_percent"]), window["cpu_percent"]
     assert "daphne-2" in nginx["windows"]["2"]["cpu_percent"]
     assert "through nginx (plain HTTP from the clients)" in printed
+    ingest = modes["ingest"]
+    steady, intake = ingest["steady"], ingest["intake"]
+    assert (steady["events"], steady["delivered"], steady["duplicates"]) == (50, 50, 0), steady
+    assert steady["consumer_us_per_event"] > 0 and ingest["idle_cpu_percent"] >= 0, ingest
+    assert (intake["backlog"], intake["delivered"], intake["duplicates"]) == (200, 200, 0), intake
+    assert intake["lossless"] and intake["intake_per_s"] > 0, intake
+    assert "ingest: idle" in printed
 
 
 async def test_layer_backlog_probe_stops_even_when_stopped_inside_a_redis_command(redis_server):

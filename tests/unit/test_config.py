@@ -1,9 +1,18 @@
+import dataclasses
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from crm_events.config import broker_redact, kafka_config
-from crm_events.kafka.clients import admin_create, group_consumer_create, producer_create, reader_create
+from crm_events.core.messages import BATCH_MAX_BYTES
+from crm_events.kafka.clients import (
+    FETCH_MAX_WAIT_MS,
+    admin_create,
+    group_consumer_create,
+    producer_create,
+    reader_create,
+)
 
 SCHEMES = ["", "sasl://", "SASL_SSL://", "sasl_plaintext://", "redis://", "rediss://", "postgres://", "http://"]
 # Any printable text without `/` or whitespace (which end a URL's authority).
@@ -49,6 +58,22 @@ async def test_every_kafka_client_refreshes_metadata_at_the_configured_age_and_r
             await consumer.stop()
         await producer.stop()
         await admin.close()
+
+
+@pytest.mark.parametrize("wait_ms", [0, 1, 50, 100])
+async def test_the_group_consumer_lets_kafka_hold_a_fetch_for_a_full_batch_as_long_as_configured(wait_ms):
+    consumer = group_consumer_create(dataclasses.replace(kafka_config(), batch_wait_ms=wait_ms))
+    try:
+        if wait_ms:
+            assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (wait_ms, BATCH_MAX_BYTES)
+        else:
+            assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (FETCH_MAX_WAIT_MS, 1)
+    finally:
+        await consumer.stop()
+
+
+def test_the_batch_wait_defaults_to_50_ms():
+    assert kafka_config().batch_wait_ms == 50
 
 
 @example(scheme="sasl://", user="user", password="p@ss")
