@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from channels.layers import InMemoryChannelLayer
@@ -49,7 +50,10 @@ def records(*offsets: int, **payload) -> dict:
 
 
 def offsets_in(chunk: bytes) -> list[int]:
-    return [int(part.split(b",", 1)[0]) for part in chunk.split(b'"offset":')[1:]]
+    """The offsets of the domain events in `chunk`, in order (whatever order their fields came in)."""
+    lines = chunk.split(b"\n")
+    payloads = [json.loads(line.removeprefix(b"data: ")) for line in lines if line.startswith(b"data: ")]
+    return [payload["offset"] for payload in payloads if payload.get("kind") == "domain_event"]
 
 
 # Layer messages as another version of us, or a stray publisher, might send them.
