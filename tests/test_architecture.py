@@ -30,7 +30,6 @@ LAYERS = {  # higher may import lower, never the reverse
 WEB = ("fanout", "streams", "access", "ops", "server")
 FRAMEWORKS = ("django", "aiokafka", "redis", "channels", "channels_redis", "twisted", "daphne", "asgiref",
               "whitenoise", "prometheus_client", "jwt")
-TRANSPORT_FOR_STREAMS = "crm_events.server.asgi_transport"
 SERVER_ONLY = ("daphne", "twisted", "asgiref", "whitenoise")
 
 
@@ -63,9 +62,6 @@ def test_imports_go_down_the_layers_never_up(module):
         if imported.startswith(PACKAGE + ".") and part(imported) != part(module)
         and LAYERS[part(imported)] >= LAYERS[part(module)]
     ]
-    # One exception, by design: streams use the transport the server gives them (asgi_transport
-    # knows no Daphne); it is checked below that nothing in server imports streams.
-    upward = [m for m in upward if not (part(module) == "streams" and m == TRANSPORT_FOR_STREAMS)]
     assert upward == [], f"{module} imports a layer at or above its own"
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -51,12 +52,18 @@ from crm_events.access.revocation import session_tag
 from crm_events.access.session_grants import session_grant_find
 from crm_events.access.token_dates import Verdict, token_window
 from crm_events.config import AuthConfig, auth_config
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.filters import kind_matches
 from crm_events.exceptions import AuthenticationFailed, StreamForbidden
 
-MODE_NONE = "none"
-MODE_SESSION = "session"
-MODE_JWT = "jwt"
+
+class AuthMode(StrEnum):
+    """`SSE_AUTH_MODE`: who may open a stream (see the module's docstring)."""
+
+    NONE = "none"
+    SESSION = "session"
+    JWT = "jwt"
+
 
 ANONYMOUS = "anonymous"
 QUERY_TOKEN_NAMES = ("access_token", "token", "jwt", "bearer")
@@ -71,7 +78,6 @@ TOKEN_CLAIM_MALFORMED = "the token's topics or kinds claim must be a list of non
 TOKEN_DATE_MALFORMED = "the token's exp, nbf and iat claims must be numbers of seconds in the years 1 to 9999"
 TOKEN_SUBJECT_INVALID = "the token's sub claim must be a non-empty string"
 SESSION_REQUIRED = "log in first: this stream needs an authenticated session"
-SESSION_EXPIRED = "session_expired"
 TOPICS_FORBIDDEN = "these credentials may not read the requested topics"
 NO_TOPIC_READABLE = "these credentials may not read any topic this service serves"
 
@@ -169,9 +175,9 @@ async def stream_principal(request: HttpRequest) -> Principal:
     """Authenticate a stream request by `SSE_AUTH_MODE`; raise `AuthenticationFailed` (401)."""
     config = auth_config()
     try:
-        if config.mode == MODE_SESSION:
+        if config.mode == AuthMode.SESSION:
             return await _session_principal(request)
-        if config.mode == MODE_JWT:
+        if config.mode == AuthMode.JWT:
             return jwt_principal(_bearer_token(request, config), config)
     except AuthenticationFailed as error:
         metrics.auth_failed(error.details.get("reason", "invalid"))  # type: ignore[arg-type]
@@ -195,7 +201,7 @@ async def _session_principal(request: HttpRequest) -> Principal:
         allowed_topics=(grant.topics or None) if grant else None,
         allowed_kinds=(grant.kinds or None) if grant else None,
         grant=grant, grant_owner=found.owner or found.rule,
-        expires_at=expires_at, expiry_reason=SESSION_EXPIRED,
+        expires_at=expires_at, expiry_reason=CloseReason.SESSION_EXPIRED,
         session=session_tag(request.session.session_key),
     )
 

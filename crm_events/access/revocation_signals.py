@@ -20,7 +20,7 @@ from django.dispatch import receiver
 
 from crm_events.access.grant_store import AccessGrant
 from crm_events.access.revocation import access_revoke_on_commit, session_tag
-from crm_events.core.messages import ACCESS_GRANTS_CHANGED, ACCESS_LOGGED_OUT
+from crm_events.core.close_reasons import CloseReason
 
 User = get_user_model()
 # A user's fields that change what they may read, or whether their other sessions stay valid
@@ -54,14 +54,14 @@ def grant_saved(sender: Any, instance: AccessGrant, **kwargs: Any) -> None:
     subjects = grant_subjects(instance, instance.user_id, instance.group_id)
     subjects |= grant_subjects(instance, *instance.loaded_owner)  # type: ignore[attr-defined]
     instance.loaded_owner = (instance.user_id, instance.group_id)  # type: ignore[attr-defined]
-    access_revoke_on_commit(subjects=subjects, reason=ACCESS_GRANTS_CHANGED)
+    access_revoke_on_commit(subjects=subjects, reason=CloseReason.GRANTS_CHANGED)
 
 
 @receiver(pre_delete, sender=AccessGrant, dispatch_uid="crm_events_grant_deleted")
 def grant_deleted(sender: Any, instance: AccessGrant, **kwargs: Any) -> None:
     # Before the delete: a group's members are still there to be named.
     subjects = grant_subjects(instance, instance.user_id, instance.group_id)
-    access_revoke_on_commit(subjects=subjects, reason=ACCESS_GRANTS_CHANGED)
+    access_revoke_on_commit(subjects=subjects, reason=CloseReason.GRANTS_CHANGED)
 
 
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="crm_events_groups_changed")
@@ -76,7 +76,7 @@ def groups_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_se
     else:  # group.user_set.add/remove(users...)
         names = User.objects.filter(pk__in=pk_set or ()).values_list(User.USERNAME_FIELD, flat=True)
         subjects = {user_subject(name) for name in names}
-    access_revoke_on_commit(subjects=subjects, reason=ACCESS_GRANTS_CHANGED)
+    access_revoke_on_commit(subjects=subjects, reason=CloseReason.GRANTS_CHANGED)
 
 
 @receiver(pre_save, sender=User, dispatch_uid="crm_events_user_saving")
@@ -88,15 +88,16 @@ def user_saving(sender: Any, instance: Any, update_fields: Any = None, **kwargs:
     before = User.objects.filter(pk=instance.pk).values(*USER_ACCESS_FIELDS).first()
     if before is not None and any(before[f] != getattr(instance, f) for f in USER_ACCESS_FIELDS):
         subject = user_subject(before[User.USERNAME_FIELD])
-        access_revoke_on_commit(subjects={subject}, reason=ACCESS_GRANTS_CHANGED)
+        access_revoke_on_commit(subjects={subject}, reason=CloseReason.GRANTS_CHANGED)
 
 
 @receiver(post_delete, sender=User, dispatch_uid="crm_events_user_deleted")
 def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    access_revoke_on_commit(subjects={user_subject(instance.get_username())}, reason=ACCESS_GRANTS_CHANGED)
+    subjects = {user_subject(instance.get_username())}
+    access_revoke_on_commit(subjects=subjects, reason=CloseReason.GRANTS_CHANGED)
 
 
 @receiver(user_logged_out, dispatch_uid="crm_events_logged_out")
 def logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     tag = session_tag(getattr(getattr(request, "session", None), "session_key", None))
-    access_revoke_on_commit(sessions={tag} if tag else set(), reason=ACCESS_LOGGED_OUT)
+    access_revoke_on_commit(sessions={tag} if tag else set(), reason=CloseReason.LOGGED_OUT)

@@ -11,11 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from crm_events.core.records import BINARY_FIELD, bytes_encode
 
 MISSING = object()
+
+
+class PayloadFilter(Protocol):
+    """What a stream asks of an event: an `EventFilter`, or one narrowed by a grant."""
+
+    def matches(self, payload: dict[str, Any]) -> bool: ...
+
 # A list index is ASCII digits only: `str.isdigit()` also accepts `²` or `١`, which `int()` refuses
 # or reads as another number. More digits than this could never index a list anyway.
 _INDEX = re.compile(r"[0-9]{1,18}")
@@ -108,26 +116,31 @@ def key_form_of_bytes(raw: bytes) -> Hashable:
 class Anchor:
     """One condition without which a filter cannot match, for indexing subscribers by it.
 
-    `kind` is one of the ANCHOR_* names. `values` are the alternatives of that condition
+    `kind` says which condition (an `AnchorKind`). `values` are the alternatives of that condition
     (keys, kinds, partitions; for `where`, the one expected text), and `field` the `where`
     path. A filter with no condition at all anchors EVERYONE: it takes every event of its
     topics (canaries only if `canaries`); ALL: every event is a candidate, checked in full;
     NOTHING: no event can match.
     """
 
-    kind: str
+    kind: AnchorKind
     values: frozenset[Any] = frozenset()
     field: FieldMatch | None = None
     canaries: bool = False
 
 
-ANCHOR_EVERYONE = "everyone"
-ANCHOR_ALL = "all"
-ANCHOR_NOTHING = "nothing"
-ANCHOR_KEY = "key"
-ANCHOR_WHERE = "where"
-ANCHOR_KIND = "kind"
-ANCHOR_PARTITION = "partition"
+
+
+class AnchorKind(StrEnum):
+    """What an `Anchor` lists a filter under (see its docstring)."""
+
+    EVERYONE = "everyone"
+    ALL = "all"
+    NOTHING = "nothing"
+    KEY = "key"
+    WHERE = "where"
+    KIND = "kind"
+    PARTITION = "partition"
 
 
 def kind_prefixes(event_type: str) -> list[str]:
@@ -149,14 +162,14 @@ class EventFilter:
     def anchor(self) -> Anchor:
         """The most selective condition this filter has (keys, then a `where`, kinds, partitions)."""
         if self.keys:
-            return Anchor(ANCHOR_KEY, self.keys)
+            return Anchor(AnchorKind.KEY, self.keys)
         if self.fields:
-            return Anchor(ANCHOR_WHERE, frozenset({self.fields[0].expected}), self.fields[0])
+            return Anchor(AnchorKind.WHERE, frozenset({self.fields[0].expected}), self.fields[0])
         if self.kinds:
-            return Anchor(ANCHOR_KIND, self.kinds)
+            return Anchor(AnchorKind.KIND, self.kinds)
         if self.partitions:
-            return Anchor(ANCHOR_PARTITION, self.partitions)
-        return Anchor(ANCHOR_ALL)
+            return Anchor(AnchorKind.PARTITION, self.partitions)
+        return Anchor(AnchorKind.ALL)
 
     def matches(self, payload: dict[str, Any]) -> bool:
         if self.partitions and payload["partition"] not in self.partitions:

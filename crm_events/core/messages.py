@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.positions import MAX_OFFSET, MAX_PARTITION
 from crm_events.core.records import BINARY_FIELD, KIND_DOMAIN_EVENT, REGISTRY_FORMATS, VALUE_FORMATS
 
@@ -56,9 +57,7 @@ MESSAGE_ACCESS = "crm.access"
 # Names in one access message: a group's members beyond this are sent in several messages.
 ACCESS_NAMES_MAX = 1000
 # Why an access message ends streams: the `reconnect` frame's reason (a closed set: a metric label).
-ACCESS_GRANTS_CHANGED = "grants_changed"
-ACCESS_LOGGED_OUT = "logged_out"
-ACCESS_REASONS = frozenset({ACCESS_GRANTS_CHANGED, ACCESS_LOGGED_OUT})
+ACCESS_REASONS = frozenset({CloseReason.GRANTS_CHANGED, CloseReason.LOGGED_OUT})
 # 2: keys and header values are null, text or {"base64": ...} (in 1, binary was a "base64:"
 # string); batches may carry their positions-log number. A web process of this version reads
 # version 1 messages as they are, binary keys as the text they were.

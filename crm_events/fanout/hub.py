@@ -49,6 +49,7 @@ from crm_events.config import KafkaConfig
 from crm_events.core import messages as broadcast
 from crm_events.core.backoff import Backoff
 from crm_events.core.canary import is_canary
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.log_tokens import AMENDED_MAX, amended_token_encode, log_token_encode
 from crm_events.core.position_log import LogRecord
@@ -65,7 +66,7 @@ from crm_events.fanout.observer import HubObserver
 from crm_events.fanout.owners import StreamOwners
 from crm_events.fanout.partitions import PartitionWatch
 from crm_events.fanout.repair import live_path_repair, referenced_record_pass
-from crm_events.fanout.subscriber import CLOSE_RESYNC, CLOSE_SHUTDOWN, StreamSubscriber
+from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.fanout.subscription import LayerSubscription
 from crm_events.kafka.offsets import OffsetLookup
 from crm_events.kafka.position_log import PositionLogReader
@@ -167,7 +168,7 @@ class EventHub:
         return len(self.subscribers) + len(self.catching_up)
 
     async def stop(self) -> None:
-        self.close_all(CLOSE_SHUTDOWN)
+        self.close_all(CloseReason.SHUTDOWN)
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         await asyncio.gather(*(task_stop(task) for task in self._tasks))
@@ -475,7 +476,7 @@ class EventHub:
     def _subscriber_failed(self, subscriber: StreamSubscriber, stage: str) -> None:
         metrics.hub_error(stage)
         logger.exception("a stream failed in the hub (%s); sending it away to resume", stage)
-        subscriber.close(CLOSE_RESYNC)
+        subscriber.close(CloseReason.RESYNC)
         self._failed.append(subscriber)  # out of the index once the event is passed on
 
     def flush_soon(self) -> None:
@@ -547,4 +548,4 @@ class EventHub:
     def _topic_resync(self, topic: str) -> None:
         for subscriber in [*self.subscribers, *self.catching_up]:
             if topic in subscriber.topics:
-                subscriber.close(CLOSE_RESYNC)
+                subscriber.close(CloseReason.RESYNC)

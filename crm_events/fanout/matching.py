@@ -17,20 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from crm_events.core.filters import (
-    ANCHOR_ALL,
-    ANCHOR_EVERYONE,
-    ANCHOR_NOTHING,
-    ANCHOR_WHERE,
-    Anchor,
-    FieldMatch,
-    kind_prefixes,
-    payload_key_form,
-)
-from crm_events.core.filters import ANCHOR_KEY as KEY
-from crm_events.core.filters import ANCHOR_KIND as KIND
-from crm_events.core.filters import ANCHOR_PARTITION as PARTITION
+from crm_events.core.filters import Anchor, AnchorKind, FieldMatch, kind_prefixes, payload_key_form
 
+# The tags of an event's lookups, named once for the per-event path.
+KEY, KIND, PARTITION = AnchorKind.KEY, AnchorKind.KIND, AnchorKind.PARTITION
 EVERYONE = ("everyone",)  # no filter; canaries hidden
 EVERYONE_AND_CANARIES = ("everyone", "canaries")
 ALWAYS = ("always",)  # a candidate for every event
@@ -48,20 +38,20 @@ S = TypeVar("S", bound=Indexed)  # the hub's own subscriber type, handed back as
 
 def anchor_of(subscriber: Indexed) -> Anchor:
     anchor = getattr(subscriber.event_filter, "anchor", None)
-    return anchor() if anchor is not None else Anchor(ANCHOR_ALL)
+    return anchor() if anchor is not None else Anchor(AnchorKind.ALL)
 
 
 def groups_of(anchor: Anchor) -> list[tuple[Any, ...]]:
     """The group keys a stream with this anchor is listed under."""
-    if anchor.kind == ANCHOR_EVERYONE:
+    if anchor.kind == AnchorKind.EVERYONE:
         return [EVERYONE_AND_CANARIES if anchor.canaries else EVERYONE]
-    if anchor.kind == ANCHOR_ALL:
+    if anchor.kind == AnchorKind.ALL:
         return [ALWAYS]
-    if anchor.kind == ANCHOR_NOTHING:
+    if anchor.kind == AnchorKind.NOTHING:
         return []
-    if anchor.kind == ANCHOR_WHERE:
+    if anchor.kind == AnchorKind.WHERE:
         assert anchor.field is not None
-        return [(ANCHOR_WHERE, anchor.field.path, value) for value in anchor.values]
+        return [(AnchorKind.WHERE, anchor.field.path, value) for value in anchor.values]
     return [(anchor.kind, value) for value in anchor.values]
 
 
@@ -77,7 +67,7 @@ class TopicIndex(Generic[S]):
     def add(self, subscriber: S, anchor: Anchor) -> None:
         for group in groups_of(anchor):
             self.groups.setdefault(group, set()).add(subscriber)
-        if anchor.kind == ANCHOR_WHERE and anchor.field is not None:
+        if anchor.kind == AnchorKind.WHERE and anchor.field is not None:
             self.fields.setdefault(anchor.field.path, anchor.field)
             self._field_uses[anchor.field.path] += 1
         self.size += 1
@@ -89,7 +79,7 @@ class TopicIndex(Generic[S]):
                 members.discard(subscriber)
                 if not members:
                     del self.groups[group]
-        if anchor.kind == ANCHOR_WHERE and anchor.field is not None:
+        if anchor.kind == AnchorKind.WHERE and anchor.field is not None:
             self._field_uses[anchor.field.path] -= 1
             if self._field_uses[anchor.field.path] <= 0:
                 del self._field_uses[anchor.field.path], self.fields[anchor.field.path]
@@ -115,7 +105,7 @@ class TopicIndex(Generic[S]):
                 yield (KIND, kind)
         value = payload.get("value")
         for path, field in self.fields.items():  # each path read once, for every stream using it
-            yield (ANCHOR_WHERE, path, field.text_in(value))
+            yield (AnchorKind.WHERE, path, field.text_in(value))
 
     def unchecked(self, *, canary: bool) -> Iterator[S]:
         """The streams with no filter that take this event (canaries only if they asked)."""

@@ -9,8 +9,8 @@ import logging
 from channels.layers import get_channel_layer
 
 from crm_events.config import kafka_config
+from crm_events.core.close_reasons import CloseReason
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_SHUTDOWN
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def hubs_close(grace: float) -> None:
     """Send every stream of this process away with its resume id; wait up to `grace`."""
     _closing.set()
     for hub in _hubs.values():
-        hub.close_all(CLOSE_SHUTDOWN)
+        hub.close_all(CloseReason.SHUTDOWN)
     try:
         async with asyncio.timeout(grace):
             for hub in _hubs.values():

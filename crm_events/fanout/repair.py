@@ -21,10 +21,10 @@ from aiokafka import TopicPartition
 
 from crm_events import metrics
 from crm_events.config import KafkaConfig
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position
 from crm_events.exceptions import KafkaUnavailable
-from crm_events.fanout.subscriber import CLOSE_RESYNC
 from crm_events.kafka.replay import ReplayReader
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ async def _read_or_resync(hub: Repairable, position: Position, start: int, stop:
         # Without the missing records no client can be kept gap-free here: send every
         # client away with its resume id; reconnecting, each catches up from Kafka.
         logger.error("reading %s:%s from Kafka failed (%s); clients will resume from Kafka", *position, error)
-        hub.close_all(CLOSE_RESYNC)
+        hub.close_all(CloseReason.RESYNC)
         hub.positions[position] = stop
 
 

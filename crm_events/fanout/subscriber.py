@@ -22,24 +22,15 @@ as slow.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
-from crm_events.core.filters import EventFilter
+from crm_events.core.close_reasons import CloseReason
+from crm_events.core.filters import EventFilter, PayloadFilter
 from crm_events.core.flag import Flag
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.positions import Position
 from crm_events.core.tokens import token_encode
 from crm_events.core.transport import StreamTransport
-
-CLOSE_SLOW = "slow"
-CLOSE_SHUTDOWN = "shutdown"
-CLOSE_RESYNC = "resync"
-CLOSE_LIFETIME = "lifetime"
-CLOSE_AUTH_EXPIRED = "auth_expired"
-
-
-class PayloadFilter(Protocol):
-    def matches(self, payload: dict[str, Any]) -> bool: ...
 
 
 class SharedFrames(Protocol):
@@ -152,7 +143,7 @@ class StreamSubscriber:
             # resumes from Kafka instead. The event is not consumed: its id stops before it.
             self._detach()
             self._position_set(event.position, event.offset)
-            self.close(CLOSE_SLOW)
+            self.close(CloseReason.SLOW)
             return False
         self._queued.append((frame, event.position, event.offset))
         return True
@@ -166,7 +157,7 @@ class StreamSubscriber:
             return False
         if len(self._queued) >= self.max_frames:
             self._position_set(event.position, event.offset)
-            self.close(CLOSE_SLOW)
+            self.close(CloseReason.SLOW)
             return False
         self._queued.append((event.frame(self.token()), event.position, event.offset))
         return True

@@ -25,7 +25,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
-from crm_events.access.auth import MODE_SESSION
+from crm_events.access.auth import AuthMode
 from crm_events.access.session_grants import RULE_SUPERUSER, session_grant_find_sync
 from crm_events.config import ViewerConfig, auth_config, kafka_config, readiness_config, viewer_config
 from crm_events.exceptions import StreamForbidden
@@ -63,7 +63,7 @@ def viewer_access(user: AbstractBaseUser | AnonymousUser) -> dict[str, Any] | No
 
     Said on the page because the stream's own 403 is only a line in the status bar.
     """
-    if auth_config().mode != MODE_SESSION or not user.is_authenticated:
+    if auth_config().mode != AuthMode.SESSION or not user.is_authenticated:
         return None
     found = session_grant_find_sync(user)
     if found.refused:

@@ -38,9 +38,9 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from crm_events.config import RequestHeadLimits, server_config, stream_config
+from crm_events.core.transport import TRANSPORT_EXTENSION
 from crm_events.fanout.registry import hubs_close
 from crm_events.server.access_log import AccessLog
-from crm_events.server.asgi_transport import TRANSPORT_EXTENSION
 from crm_events.server.daphne_transport import DaphneTransportFactory
 from crm_events.server.direct_send import direct_send_enabled
 from crm_events.server.gc_tuning import gc_tune

@@ -24,11 +24,12 @@ from aiokafka import TopicPartition
 
 from crm_events import metrics
 from crm_events.config import KafkaConfig
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.position_log import LogPoint
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.kafka.replay import ReplayReader
 from crm_events.streams.log_catch_up import replay_along_log
 from crm_events.streams.ordered_catch_up import round_plan, round_replay
@@ -42,7 +43,7 @@ ROUNDS = 3
 def _partitions_changed(hub: EventHub, subscriber: StreamSubscriber) -> bool:
     if hub.positions_for(subscriber.topics).keys() == subscriber.positions.keys():
         return False
-    subscriber.close(CLOSE_RESYNC)
+    subscriber.close(CloseReason.RESYNC)
     return True
 
 

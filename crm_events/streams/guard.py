@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from django.http import HttpRequest
 
@@ -23,20 +23,8 @@ from crm_events.access.grants import StreamGrant
 from crm_events.access.limits import StreamSlot, stream_slot_acquire
 from crm_events.config import StreamConfig
 from crm_events.core.canary import is_canary
-from crm_events.core.filters import (
-    ANCHOR_ALL,
-    ANCHOR_EVERYONE,
-    ANCHOR_KIND,
-    ANCHOR_NOTHING,
-    Anchor,
-    EventFilter,
-    filters_and,
-)
+from crm_events.core.filters import Anchor, AnchorKind, EventFilter, PayloadFilter, filters_and
 from crm_events.core.tokens import ResumeTokenError, token_decode
-
-
-class PayloadFilter(Protocol):
-    def matches(self, payload: dict[str, Any]) -> bool: ...
 
 
 def request_topics(request: HttpRequest, served: tuple[str, ...]) -> set[str]:
@@ -109,12 +97,14 @@ class GuardedFilter:
         """What the hub indexes this stream by; `matches` stays the one definition of a match."""
         kinds = self.principal.allowed_kinds
         if (kinds is not None and not kinds) or self.effective is None:
-            return Anchor(ANCHOR_NOTHING)  # the credentials grant no event type, or the filters exclude all
+            # The credentials grant no event type, or the filters exclude all.
+            return Anchor(AnchorKind.NOTHING)
         if self.unfiltered:
-            return Anchor(ANCHOR_EVERYONE, canaries=self.show_canary)
-        anchor = self.effective.anchor() if isinstance(self.effective, EventFilter) else Anchor(ANCHOR_ALL)
-        if anchor.kind == ANCHOR_ALL and kinds:
-            return Anchor(ANCHOR_KIND, kinds)
+            return Anchor(AnchorKind.EVERYONE, canaries=self.show_canary)
+        effective = self.effective
+        anchor = effective.anchor() if isinstance(effective, EventFilter) else Anchor(AnchorKind.ALL)
+        if anchor.kind == AnchorKind.ALL and kinds:
+            return Anchor(AnchorKind.KIND, kinds)
         return anchor
 
 

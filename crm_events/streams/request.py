@@ -44,6 +44,7 @@ from crm_events.core.filter_query import WHERE_INVALID as WHERE_INVALID
 from crm_events.core.filters import EventFilter
 from crm_events.core.log_tokens import resume_id_decode
 from crm_events.core.position_log import Amended, Between, LogPoint
+from crm_events.core.positions import MAX_OFFSET
 from crm_events.core.tokens import MAX_TOKEN_CHARS, ResumeTokenError
 from crm_events.exceptions import StreamRequestError
 
@@ -53,7 +54,6 @@ START_EARLIEST = "earliest"
 REPEATABLE = frozenset({"topic", "kind", "key", "key_base64", "partition", "where", "offset"})
 SINGLE = frozenset({"from", "since", "last_event_id", "canary"})
 # Kafka's own bounds: offsets and timestamps are int64 (ms since 1970); partitions int32 (filter_query).
-OFFSET_MAX = 2**63 - 1
 SINCE_MAX_MS = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -170,7 +170,7 @@ def _offsets(query: QueryDict, topics: tuple[str, ...]) -> dict[tuple[str, int],
         if not colon:
             raise StreamRequestError(OFFSET_INVALID.format(text=text), parameter="offset")
         number = _int(partition, name="offset partition", maximum=PARTITION_MAX, parameter="offset")
-        offsets[(topic, number)] = _int(offset, name="offset", maximum=OFFSET_MAX, parameter="offset")
+        offsets[(topic, number)] = _int(offset, name="offset", maximum=MAX_OFFSET, parameter="offset")
     return offsets
 
 

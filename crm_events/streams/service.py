@@ -30,8 +30,8 @@ from crm_events.fanout.hub import EventHub
 from crm_events.fanout.registry import hub_get
 from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.responses import EventStreamResponse
-from crm_events.server.asgi_transport import stream_transport
 from crm_events.streams.audit import StreamAudit
+from crm_events.streams.body_transport import stream_transport
 from crm_events.streams.guard import Admission, GuardedFilter, stream_admit, stream_config_for
 from crm_events.streams.positioning import StartPlan, start_plan
 from crm_events.streams.request import StreamRequest, stream_request_parse

@@ -29,6 +29,7 @@ from crm_events import metrics
 from crm_events.access.auth import Principal
 from crm_events.access.limits import StreamSlot
 from crm_events.config import KafkaConfig, StreamConfig
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.frames import retry_encode
 from crm_events.core.log_tokens import log_token_encode
 from crm_events.core.messages import ACCESS_REASONS
@@ -45,13 +46,7 @@ from crm_events.core.stream_frames import (
 )
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import (
-    CLOSE_AUTH_EXPIRED,
-    CLOSE_LIFETIME,
-    CLOSE_RESYNC,
-    CLOSE_SLOW,
-    StreamSubscriber,
-)
+from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.streams.audit import StreamAudit
 from crm_events.streams.catch_up import replay_until_live
 from crm_events.streams.ordered_catch_up import short_token
@@ -136,7 +131,7 @@ class StreamSession:
                 await self._room()
         except KafkaUnavailable as error:
             logger.warning("replay failed: %s", error)
-            subscriber.close(CLOSE_RESYNC)
+            subscriber.close(CloseReason.RESYNC)
 
     async def _live(self) -> None:
         subscriber = self.subscriber
@@ -162,14 +157,14 @@ class StreamSession:
     async def _farewell(self) -> None:
         """What is still queued (unless sent away as slow), then the `reconnect` frame."""
         subscriber = self.subscriber
-        if subscriber.close_reason == CLOSE_SLOW or self._credentials_ended():
+        if subscriber.close_reason == CloseReason.SLOW or self._credentials_ended():
             subscriber.drop_queued()
         while subscriber.queued:
             if not await self._room():
                 subscriber.drop_queued()
                 break
             metrics.events_delivered(subscriber.write_queued())
-        subscriber.write(reconnect_frame(subscriber.close_reason or CLOSE_RESYNC, await self._token()))
+        subscriber.write(reconnect_frame(subscriber.close_reason or CloseReason.RESYNC, await self._token()))
 
     async def _token(self) -> str:
         return await short_token(self.hub, self.subscriber, log_topic=self.kafka.positions_topic)
@@ -180,20 +175,20 @@ class StreamSession:
         transport = self.subscriber.transport
         if transport.has_room():
             return True
-        if self.subscriber.close_reason == CLOSE_SLOW:
+        if self.subscriber.close_reason == CloseReason.SLOW:
             return False  # its queue overflowed meanwhile: no need to wait any longer
         if await transport.writable(self.config.stall_timeout):
             return True
-        self.subscriber.close(CLOSE_SLOW)
+        self.subscriber.close(CloseReason.SLOW)
         return False
 
     def _lifetime_reason(self) -> str:
         """`lifetime`, or, when the credentials' expiry ended it, the principal's reason for that
         (`session_expired`), else `auth_expired`."""
         if not self.config.credentials_end:
-            return CLOSE_LIFETIME
+            return CloseReason.LIFETIME
         expiry = self.principal.expiry_reason if self.principal is not None else None
-        return expiry or CLOSE_AUTH_EXPIRED
+        return expiry or CloseReason.AUTH_EXPIRED
 
     def _credentials_ended(self) -> bool:
         """Ended because its credentials are no longer in force (changed, logged out, expired)."""

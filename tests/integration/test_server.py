@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crm_events.server.asgi_transport import PLAIN_SERVER
 from crm_events.server.os_limits import NOFILE_RAISED
+from crm_events.streams.body_transport import PLAIN_SERVER
 from scripts.servers import free_port
 from tests.integration.conftest import json_values, produce
 from tests.support.processes import http_get

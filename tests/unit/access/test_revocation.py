@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, User
 from crm_events.access.grant_store import AccessGrant
 from crm_events.access.revocation import access_revoke, session_tag
 from crm_events.core import messages as broadcast
+from crm_events.core.close_reasons import CloseReason
 
 pytestmark = pytest.mark.django_db
 GRANT = {"kind": ["deal"]}
@@ -53,7 +54,7 @@ def named(messages: list[dict]) -> list[tuple[list[str], list[str], str]]:
     return [(m["subjects"], m["sessions"], m["reason"]) for m in messages]
 
 
-CHANGED = broadcast.ACCESS_GRANTS_CHANGED
+CHANGED = CloseReason.GRANTS_CHANGED
 
 
 def test_a_group_grant_saved_or_deleted_names_every_member(sent, django_capture_on_commit_callbacks):
@@ -105,7 +106,7 @@ def test_a_logout_names_its_session_hashed(sent, client, django_capture_on_commi
     key = client.session.session_key
     with django_capture_on_commit_callbacks() as callbacks:
         assert client.post("/admin/logout/").status_code == 200
-    assert named(sent(callbacks)) == [([], [session_tag(key)], broadcast.ACCESS_LOGGED_OUT)]
+    assert named(sent(callbacks)) == [([], [session_tag(key)], CloseReason.LOGGED_OUT)]
 
 
 def test_an_unreachable_layer_is_logged_as_an_error_never_raised(settings, caplog):

@@ -20,6 +20,7 @@ from crm_events.access.grants import (
     grant_parse,
 )
 from crm_events.access.revocation import session_tag
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.filter_query import MAX_VALUE_CHARS, MAX_VALUES
 from crm_events.exceptions import StreamForbidden
 
@@ -115,7 +116,7 @@ async def test_the_session_principal_carries_the_grant_its_owner_expiry_and_sess
     assert principal.allowed_kinds == frozenset({"deal"})
     stored = await Session.objects.aget(session_key=request.session.session_key)
     assert principal.expires_at == stored.expire_date.timestamp()  # the row's: not renewed by a request
-    assert principal.expiry_reason == auth.SESSION_EXPIRED
+    assert principal.expiry_reason == CloseReason.SESSION_EXPIRED
     assert principal.session == session_tag(request.session.session_key) and principal.session
     assert request.session.session_key not in principal.session  # hashed: a key is a credential
 

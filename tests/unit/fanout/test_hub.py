@@ -5,10 +5,11 @@ from channels.layers import InMemoryChannelLayer
 from prometheus_client import REGISTRY
 
 from crm_events.core import messages as broadcast
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.filters import EventFilter
 from crm_events.core.tokens import token_decode, token_encode
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_SLOW, StreamSubscriber
+from crm_events.fanout.subscriber import StreamSubscriber
 from tests.support.payloads import domain_payload, payload_json, serving
 from tests.support.processes import async_wait_until
 from tests.support.transports import RecordingTransport, delivered
@@ -94,7 +95,7 @@ async def test_a_full_buffer_closes_the_slow_subscriber_at_the_last_queued_event
     hub = hub_at({("t", 0): 0})
     slow = subscriber_at(hub, max_frames=2, room=False)
     await delivered(hub, broadcast.records_message([record(0), record(1), record(2), record(3)]))
-    assert slow.close_reason == CLOSE_SLOW
+    assert slow.close_reason == CloseReason.SLOW
     # Its resume position is right after what it was given: 2 and 3 come from Kafka later.
     assert slow.positions == {("t", 0): 2}
     # Sent away as slow, it gets none of its backlog: it resumes from the first unsent frame.
@@ -200,7 +201,7 @@ async def test_the_hub_writes_each_batch_as_one_chunk_and_hands_over_when_there_
     assert subscriber.queued == 1
 
     subscriber.transport.room = True
-    subscriber.close(CLOSE_SLOW)
+    subscriber.close(CloseReason.SLOW)
     await delivered(hub, broadcast.records_message([record(3)]))
     assert len(subscriber.transport.chunks) == 1, "a closing stream's last frames are its session's"
 

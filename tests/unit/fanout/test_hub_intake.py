@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from crm_events.core import messages as broadcast
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.filters import EventFilter
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.ops.process_checks import hub_ready_check
 from crm_events.ops.readiness import CHECK_OK, CONSUMER_UNKNOWN, ReadinessConfig, consumer_check, hub_check
 from tests.support.payloads import domain_payload, serving
@@ -175,7 +176,7 @@ async def test_a_stream_that_fails_in_the_hub_is_sent_away_alone():
     broken, healthy = subscribed(hub, Exploding()), subscribed(hub)
     errors = sample("aetherlink_hub_errors_total", stage="offer")
     await delivered(hub, records(0, 1))
-    assert broken.close_reason == CLOSE_RESYNC
+    assert broken.close_reason == CloseReason.RESYNC
     assert offsets_in(healthy.transport.take()) == [0, 1]
     assert sample("aetherlink_hub_errors_total", stage="offer") == errors + 1  # once: it is closed now
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from crm_events.core import messages as broadcast
+from crm_events.core.close_reasons import CloseReason
 from crm_events.fanout.owners import REMEMBERED_SECONDS, StreamOwners
-from crm_events.fanout.subscriber import CLOSE_SLOW
 from tests.unit.fanout.test_hub import hub_at, subscriber_at
 
 
@@ -57,12 +57,12 @@ async def test_the_hub_ends_the_named_streams_with_the_messages_reason():
     ana, bo = subscriber_at(hub), subscriber_at(hub)
     hub.owners.add(ana, subject="user:ana", session="s1")
     hub.owners.add(bo, subject="user:bo", session="s2")
-    message = broadcast.access_message(subjects=["user:ana"], reason=broadcast.ACCESS_GRANTS_CHANGED)
+    message = broadcast.access_message(subjects=["user:ana"], reason=CloseReason.GRANTS_CHANGED)
     await hub.message_handle(message)
-    assert (ana.close_reason, bo.close_reason) == (broadcast.ACCESS_GRANTS_CHANGED, None)
-    bo.close(CLOSE_SLOW)  # the first reason stays
-    await hub.message_handle(broadcast.access_message(sessions=["s2"], reason=broadcast.ACCESS_LOGGED_OUT))
-    assert bo.close_reason == CLOSE_SLOW
+    assert (ana.close_reason, bo.close_reason) == (CloseReason.GRANTS_CHANGED, None)
+    bo.close(CloseReason.SLOW)  # the first reason stays
+    await hub.message_handle(broadcast.access_message(sessions=["s2"], reason=CloseReason.LOGGED_OUT))
+    assert bo.close_reason == CloseReason.SLOW
 
 
 async def test_an_access_message_the_hub_cannot_trust_ends_nothing():
@@ -70,7 +70,7 @@ async def test_an_access_message_the_hub_cannot_trust_ends_nothing():
     ana = subscriber_at(hub)
     hub.owners.add(ana, subject="user:ana", session=None)
     before = {reason: skipped(reason) for reason in (broadcast.FOREIGN_MALFORMED, broadcast.FOREIGN_TOO_NEW)}
-    good = broadcast.access_message(subjects=["user:ana"], reason=broadcast.ACCESS_LOGGED_OUT)
+    good = broadcast.access_message(subjects=["user:ana"], reason=CloseReason.LOGGED_OUT)
     for bad in ({**good, "reason": "because"}, {**good, "subjects": "user:ana"}, {**good, "sessions": [1]},
                 {**good, "v": broadcast.MESSAGE_VERSION + 1}):
         await hub.message_handle(bad)

@@ -7,11 +7,12 @@ from channels.layers import InMemoryChannelLayer
 
 from crm_events.config import kafka_config
 from crm_events.core import messages as broadcast
+from crm_events.core.close_reasons import CloseReason
 from crm_events.core.filters import EventFilter
 from crm_events.core.tokens import token_decode
 from crm_events.exceptions import KafkaUnavailable
 from crm_events.fanout.hub import EventHub
-from crm_events.fanout.subscriber import CLOSE_RESYNC, StreamSubscriber
+from crm_events.fanout.subscriber import StreamSubscriber
 from crm_events.streams.catch_up import replay_until_live
 from tests.support.fake_offsets import Kafka
 from tests.support.payloads import domain_payload
@@ -86,7 +87,7 @@ async def test_a_stream_still_catching_up_when_the_partitions_change_is_sent_to_
     await hub.partition_watch.refresh()
     replay = replay_until_live(hub, subscriber, hub.config, is_cancelled=lambda: False)
     chunks = [chunk async for chunk in replay]
-    assert chunks == [] and subscriber.close_reason == CLOSE_RESYNC
+    assert chunks == [] and subscriber.close_reason == CloseReason.RESYNC
     assert subscriber not in hub.subscribers
     assert subscriber.positions == {("t", 0): 2}, "its id resumes where it was; the new plan adds the rest"
 
@@ -98,7 +99,7 @@ async def test_a_log_that_ends_before_the_hubs_position_is_started_over_and_its_
     of_t, of_u, of_both = live(hub), live(hub, ("u",)), live(hub, ("t", "u"))
     await hub.partition_watch.refresh()
     assert hub.positions == {("t", 0): 0, ("u", 0): 9}
-    assert of_t.close_reason == of_both.close_reason == CLOSE_RESYNC
+    assert of_t.close_reason == of_both.close_reason == CloseReason.RESYNC
     assert of_u.close_reason is None
     await hub.partition_watch.refresh()  # nothing changed since: nobody else is sent away
     assert hub.positions == {("t", 0): 0, ("u", 0): 9}
@@ -109,7 +110,7 @@ async def test_a_topic_that_no_longer_exists_loses_its_partitions():
     of_t = live(hub)
     await hub.partition_watch.refresh()
     assert hub.positions == {("u", 0): 9}
-    assert of_t.close_reason == CLOSE_RESYNC
+    assert of_t.close_reason == CloseReason.RESYNC
 
 
 class FailingOnce(Kafka):

@@ -7,6 +7,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from crm_events.core.filters import FieldMatch
+from crm_events.core.positions import MAX_OFFSET
 from crm_events.core.tokens import token_encode
 from crm_events.exceptions import StreamRequestError
 from crm_events.responses import error_response
@@ -115,10 +116,10 @@ def since_range(text: str) -> str:
         ("offset=crm.audit/1", "offset must look like PARTITION:OFFSET, got 'crm.audit/1'", "offset"),
         ("topic=crm.audit&offset=aetherlink.events/0:1",
          "offset 'aetherlink.events/0:1' names a topic outside this stream", "offset"),
-        ("topic=crm.audit&offset=0:%C2%B2", integer_invalid("offset", "²", sr.OFFSET_MAX), "offset"),
+        ("topic=crm.audit&offset=0:%C2%B2", integer_invalid("offset", "²", MAX_OFFSET), "offset"),
         ("topic=crm.audit&offset=%C2%B2:0", integer_invalid("offset partition", "²"), "offset"),
         ("topic=crm.audit&offset=0:9223372036854775808",
-         integer_invalid("offset", "9223372036854775808", sr.OFFSET_MAX), "offset"),
+         integer_invalid("offset", "9223372036854775808", MAX_OFFSET), "offset"),
         ("last_event_id=%C2%B2", None, "last_event_id"),
     ],
 )
@@ -143,7 +144,7 @@ def test_a_bad_header_token_names_the_header():
 def test_integers_at_their_bounds_and_with_leading_zeros():
     request = parse("topic=crm.audit&partition=2147483647&offset=0002:9223372036854775807")
     assert request.event_filter.partitions == {PARTITION_MAX}
-    assert request.offsets == {("crm.audit", 2): sr.OFFSET_MAX}
+    assert request.offsets == {("crm.audit", 2): MAX_OFFSET}
     assert parse("since=9223372036854775807").since_ms == sr.SINCE_MAX_MS
     assert parse("since=" + "0" * 30 + "5").since_ms == 5
 
@@ -203,5 +204,5 @@ def test_any_query_parses_or_fails_as_a_bad_request(pairs, last_event_id):
     assert all(value.isascii() for name, value in pairs if name in ("partition", "offset"))
     assert all(0 <= p <= sr.PARTITION_MAX for p in request.event_filter.partitions)
     for (_, partition), offset in request.offsets.items():
-        assert 0 <= partition <= sr.PARTITION_MAX and 0 <= offset <= sr.OFFSET_MAX
+        assert 0 <= partition <= sr.PARTITION_MAX and 0 <= offset <= MAX_OFFSET
     assert request.since_ms is None or 0 <= request.since_ms <= sr.SINCE_MAX_MS

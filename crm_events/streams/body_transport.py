@@ -1,11 +1,12 @@
-"""A stream's transport: over Daphne when it gives us one, else as a plain ASGI response body.
+"""A stream's transport: the server's when it offers one, else as a plain ASGI response body.
 
 `stream_transport(request)` is what a stream writes through. Under AetherLink's
 Daphne server (`aetherlink-web`) the scope carries a factory for a transport that
-writes into the connection itself (see `daphne_transport.py`); under any other ASGI
-server the chunks become the body of the streaming response (`BodyTransport`),
-and the server's own flow control applies. Both run the stream the same way:
-`transport.body(session)` is the response body.
+writes into the connection itself (`crm_events/server/daphne_transport.py`, offered
+under `core.transport.TRANSPORT_EXTENSION`); under any other ASGI server the chunks
+become the body of the streaming response (`QueueTransport`), and the server's own
+flow control applies. Both run the stream the same way: `transport.body(session)` is
+the response body.
 """
 
 from __future__ import annotations
@@ -15,33 +16,23 @@ import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from django.http import HttpRequest
 
 from crm_events import metrics
 from crm_events.core.flag import set_within
 from crm_events.core.tasks import task_stop
-from crm_events.core.transport import StreamTransport
+from crm_events.core.transport import TRANSPORT_EXTENSION, BodyTransport, TransportFactory
 
 logger = logging.getLogger(__name__)
 _WRITES = metrics.STREAM_WRITE_TALLY
 
-TRANSPORT_EXTENSION = "aetherlink.stream_transport"
 PLAIN_SERVER = (
     "this ASGI server gives streams no direct transport (served by plain `daphne`, say): streams "
     "work, written as response bodies, but without AetherLink's direct writes, socket flow control "
     "and goodbye frames on shutdown; run `aetherlink-web` for them"
 )
-
-
-class BodyTransport(StreamTransport, Protocol):
-    def body(self, session: Coroutine[Any, Any, None]) -> AsyncIterator[bytes]:
-        """The response body: runs `session` and yields what it writes."""
-
-
-class TransportFactory(Protocol):
-    def __call__(self, *, limit: int, send_buffer: int) -> BodyTransport: ...
 
 
 class QueueTransport:
