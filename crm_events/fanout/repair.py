@@ -79,5 +79,5 @@ async def _replay_range(hub: Repairable, tp: TopicPartition, start: int, stop: i
                     break
                 hub.event_pass(LiveEvent.of_record(record, reader.wire))
             hub.flush_all()
-            reached = min(await reader.position(tp), stop)
+            reached = min(await reader.next_offset(tp), stop)
             hub.positions[position] = max(hub.positions[position], reached)

@@ -204,7 +204,7 @@ class EventPublisher:
         try:
             while not self.stopping.is_set():
                 batches = await records_fetch(
-                    consumer, list(tracker.next_offsets), positions=tracker.next_offsets,
+                    consumer, list(tracker.next_offsets), next_offsets=tracker.next_offsets,
                     timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.batch_max_records,
                 )
                 self.progress.beat()  # a poll that came back, with records or none (an idle topic)

@@ -39,10 +39,10 @@ Fetched = dict[TopicPartition, list[ConsumerRecord | UnparseableRecord]]
 
 async def records_fetch(
     consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], *,
-    positions: Mapping[TopicPartition, int], timeout_ms: int, max_records: int,
+    next_offsets: Mapping[TopicPartition, int], timeout_ms: int, max_records: int,
 ) -> Fetched:
     """`consumer.getmany(*tps)`, but a record that cannot be parsed comes back as an
-    `UnparseableRecord` instead of failing the poll. `positions` is where the caller
+    `UnparseableRecord` instead of failing the poll. `next_offsets` is where the caller
     stands in each of `tps` (after the last record it has taken)."""
     try:
         return await consumer.getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)
@@ -53,7 +53,7 @@ async def records_fetch(
         logger.debug("a fetch hit a record the Kafka client cannot parse (%r): reading around it", error)
     fetched: Fetched = {}
     for tp in tps:
-        records = await _partition_read_around(consumer, tp, positions[tp], max_records)
+        records = await _partition_read_around(consumer, tp, next_offsets[tp], max_records)
         if records:
             fetched[tp] = records
     return fetched

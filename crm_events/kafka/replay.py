@@ -75,9 +75,9 @@ class ReplayReader:
         """The next records of some of `tps`, in offset order per partition (maybe none);
         a record the client cannot parse comes as an `UnparseableRecord` (see kafka_fetch)."""
         try:
-            positions = {tp: await self._consumer.position(tp) for tp in tps}
+            starts = {tp: await self._consumer.position(tp) for tp in tps}
             fetched = await records_fetch(
-                self._consumer, tps, positions=positions,
+                self._consumer, tps, next_offsets=starts,
                 timeout_ms=FETCH_TIMEOUT_MS, max_records=FETCH_MAX_RECORDS,
             )
         except (KafkaError, OSError) as error:
@@ -94,6 +94,6 @@ class ReplayReader:
         except (KafkaError, OSError) as error:
             raise KafkaUnavailable(f"Kafka failed during replay: {error}") from error
 
-    async def position(self, tp: TopicPartition) -> int:
+    async def next_offset(self, tp: TopicPartition) -> int:
         """Where the next fetch of `tp` starts: past records, control markers and compacted holes."""
         return await self._consumer.position(tp)

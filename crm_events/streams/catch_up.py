@@ -119,7 +119,7 @@ async def _replay_batch(
     for tp in lagging:
         # Skip offsets that hold no record (transaction markers, compacted holes).
         position = (tp.topic, tp.partition)
-        subscriber.position_raise(position, await reader.position(tp))
+        subscriber.position_raise(position, await reader.next_offset(tp))
     if frames:
         metrics.events_delivered(len(frames))
         subscriber.delivered += len(frames)

@@ -246,5 +246,5 @@ async def _fetch(
         while pending:
             for tp, records in (await reader.fetch(pending)).items():
                 found[(tp.topic, tp.partition)].extend(records)
-            pending = [tp for tp in pending if await reader.position(tp) < stops[tp]]
+            pending = [tp for tp in pending if await reader.next_offset(tp) < stops[tp]]
     return found

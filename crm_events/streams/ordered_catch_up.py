@@ -99,7 +99,7 @@ async def round_replay(
         for position in lagging:
             tp = TopicPartition(*position)
             stop = min(target[position], ends[tp])
-            while not is_cancelled() and await reader.position(tp) < stop:
+            while not is_cancelled() and await reader.next_offset(tp) < stop:
                 frames = []
                 for record in (await reader.fetch([tp])).get(tp, []):
                     if record.offset >= stop:
