@@ -1,7 +1,7 @@
 """Who streamed what: one structured line when a stream starts and one when it ends.
 
 Both go to the `crm_events.audit` logger with these `extra` fields (in the JSON log format,
-each is a field of the line; see README "Audit"):
+each is a field of the line; see docs/security.md, "Audit: who streamed what"):
 
 - `audit`: `stream_start` or `stream_end`;
 - `subject`: `user:NAME`, `jwt:SUB` or `anonymous`;

@@ -77,7 +77,7 @@ def events(draw: st.DrawFn, topics: tuple[str, ...] = TOPICS) -> dict[str, Any]:
 
 
 def grant_admits(grant: dict[str, list[str]], payload: dict[str, Any]) -> bool:
-    """The grant's meaning, written out from the README's words rather than from the code under
+    """The grant's meaning, written out from the words of docs/security.md rather than from the code under
     test: every parameter it names must hold (within one, any value; every `where`)."""
     if "topic" in grant and payload["topic"] not in grant["topic"]:
         return False

@@ -1,4 +1,4 @@
-"""A stream's audit lines carry what the README's "Audit" section says (streams/audit.py)."""
+"""A stream's audit lines carry what docs/security.md's "Audit" section says (streams/audit.py)."""
 
 from __future__ import annotations
 
