@@ -3,7 +3,7 @@
 - `create_application`: every HTTP scope gets a factory for its stream transport
   (`aetherlink.stream_transport`, see daphne_transport.py), so a stream writes into
   its connection directly, with Twisted's flow control; and every connection's
-  messages go through an `ApplicationInbox` (inbox.py), not a 3 KB asyncio.Queue.
+  messages go through an `ApplicationInbox` (inbox.py), not an asyncio.Queue of four deques.
 - `kill_all_applications` is Daphne's "before shutdown" trigger: on SIGTERM (Twisted's
   own handler stops the reactor) it first closes every stream, which each send their
   resume id, gives them `SSE_SHUTDOWN_GRACE` seconds, then lets Daphne cancel what is
