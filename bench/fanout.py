@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="peer mode: CLIENTSxRATE, comma separated (quick 200x10, full 1000x20,5000x10)")
     p.add_argument("--peer-repeats", type=int, help="peer mode: interleaved windows per server and workload")
     p.add_argument("--peer-workers", type=int, default=2, help="peer mode: aetherlink-web --workers")
+    p.add_argument("--peer-step", action="store_true",
+                   help="peer mode: then the step ladder per server (--step-clients, --step-rates, "
+                        "--step-seconds)")
     p.add_argument("--client-procs", type=int, default=1, help="load-client processes")
     p.add_argument("--frame-bytes", type=int, default=FRAME_BYTES)
     p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
@@ -309,7 +312,9 @@ async def modes_run(bench: Bench, args: argparse.Namespace, record: RunRecord) -
               f"{args.peer_repeats} interleaved repeats, --workers {args.peer_workers}", flush=True)
         await record.mode_run("peer", lambda: peer_mode(
             bench, binary=binary, workloads=args.peer_workloads, repeats=args.peer_repeats,
-            seconds=args.duration, drain=args.drain, workers=args.peer_workers))
+            seconds=args.duration, drain=args.drain, workers=args.peer_workers,
+            step_clients=args.step_clients if args.peer_step else 0, step_rates=tuple(args.step_rates),
+            step_seconds=args.step_seconds))
     if "memory" in args.modes:  # last: tracing slows the process, and its memory is its own
         print(f"{time.strftime('%X')} -- memory: {args.clients} idle clients, tracemalloc on", flush=True)
         await record.mode_run("memory", lambda: memory_mode(bench, clients=args.clients))

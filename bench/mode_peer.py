@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Bench
+from bench.mode_fanout import step_lossless, step_passed
 from bench.peer_centrifugo import RECORD_HEADERS, Centrifugo
 from bench.procstat import cpu_seconds, load_average, process_tree, rss_kb
 from bench.stats import latency_summary
@@ -78,37 +79,75 @@ async def centrifugo_start(bench: Bench, binary: Path) -> PeerServer:
 
 async def peer_window(bench: Bench, server: PeerServer, *, clients: int, rate: float, seconds: float,
                       drain: float) -> dict[str, Any]:
+    """Open `clients`, read the idle RSS, one measured window, close them."""
     rss_before = server.rss_kb()
     with bench.pool.target(server.port):
         opening = await bench.pool.open(server.path, clients, concurrency=OPEN_CONCURRENCY)
     try:
         await asyncio.sleep(bench.settle)
         rss_idle = server.rss_kb()
-        opened = opening["opened"]
-        run, count = bench.run_id(), max(1, round(rate * seconds))
-        expected = count * opened
-        load_before = load_average()
-        cpu_before, started = server.cpu_seconds(), time.monotonic()
-        produced = await bench.ticker.run(topic=server.topic, run=run, rate=rate, count=count, pad=bench.pad,
-                                          headers=RECORD_HEADERS)
-        delivered = await _drain(bench, run, expected, drain)
-        cpu = server.cpu_seconds() - cpu_before
-        wall = time.monotonic() - started
-        stats = await bench.pool.stats(run)
+        window = await _measure(bench, server, clients=opening["opened"], rate=rate, seconds=seconds,
+                                drain=drain)
     finally:
         await bench.pool.close()
+    window["open_errors"] = opening["errors"]
+    window["kb_per_idle_connection"] = round((rss_idle - rss_before) / max(opening["opened"], 1), 1)
+    window["rss_mib"] = {"before_open": round(rss_before / 1024, 1), "idle": round(rss_idle / 1024, 1)}
+    return window
+
+
+async def _measure(bench: Bench, server: PeerServer, *, clients: int, rate: float, seconds: float,
+                   drain: float) -> dict[str, Any]:
+    """`rate` ev/s for `seconds` to the open clients: deliveries, latency, CPU per delivery."""
+    run, count = bench.run_id(), max(1, round(rate * seconds))
+    expected = count * clients
+    load_before = load_average()
+    cpu_before, started = server.cpu_seconds(), time.monotonic()
+    produced = await bench.ticker.run(topic=server.topic, run=run, rate=rate, count=count, pad=bench.pad,
+                                      headers=RECORD_HEADERS)
+    delivered = await _drain(bench, run, expected, drain)
+    cpu = server.cpu_seconds() - cpu_before
+    wall = time.monotonic() - started
+    stats = await bench.pool.stats(run)
     latency = latency_summary(stats["latencies_us"])
     return {
-        "server": server.name, "clients": opened, "open_errors": opening["errors"], "rate": rate,
+        "server": server.name, "clients": clients, "rate": rate,
         "events": count, "expected": expected, "delivered": stats["delivered"],
         "lost": expected - stats["delivered"], "duplicates": stats["duplicates"],
         "progress_at_drain_end": delivered, "latency": latency, "producer": produced,
         "cpu_percent": round(100 * cpu / wall, 1),
         "cpu_us_per_delivery": round(cpu * 1e6 / stats["delivered"], 1) if stats["delivered"] else None,
-        "kb_per_idle_connection": round((rss_idle - rss_before) / max(opened, 1), 1),
-        "rss_mib": {"before_open": round(rss_before / 1024, 1), "idle": round(rss_idle / 1024, 1)},
         "processes": len(server.pids()), "ended_by_server": stats["ended"],
         "loadavg": {"before": load_before, "after": load_average()},
+    }
+
+
+async def peer_step(bench: Bench, server: PeerServer, *, clients: int, rates: list[float], seconds: float,
+                    drain: float) -> dict[str, Any]:
+    """The step mode's ladder for one server: the highest rate with every event delivered once to
+    every client and p99 <= 250 ms (`best_rate`), and the highest with nothing lost."""
+    with bench.pool.target(server.port):
+        opening = await bench.pool.open(server.path, clients, concurrency=OPEN_CONCURRENCY)
+    steps = []
+    try:
+        for rate in rates:
+            window = await _measure(bench, server, clients=opening["opened"], rate=rate, seconds=seconds,
+                                    drain=drain)
+            window["lossless"], window["passed"] = step_lossless(window), step_passed(window)
+            print(f"{time.strftime('%X')}    step {server.name} {rate:g} ev/s: {window['delivered']}/"
+                  f"{window['expected']}, p99 {window['latency']['p99_ms']} ms; load {load_average()}",
+                  flush=True)
+            steps.append(window)
+            if not window["lossless"]:
+                break
+            await asyncio.sleep(1.0)
+    finally:
+        await bench.pool.close()
+    return {
+        "clients": opening["opened"],
+        "best_rate": max((w["rate"] for w in steps if w["passed"]), default=0.0),
+        "best_rate_lossless": max((w["rate"] for w in steps if w["lossless"]), default=0.0),
+        "steps": steps,
     }
 
 
@@ -120,7 +159,8 @@ async def _drain(bench: Bench, run: str, expected: int, timeout: float) -> int:
 
 
 async def peer_mode(bench: Bench, *, binary: Path, workloads: list[tuple[int, float]], repeats: int,
-                    seconds: float, drain: float, workers: int) -> dict[str, Any]:
+                    seconds: float, drain: float, workers: int, step_clients: int = 0,
+                    step_rates: tuple[float, ...] = (), step_seconds: float = 10.0) -> dict[str, Any]:
     """Every workload `repeats` times, AetherLink then Centrifugo each time; medians and ranges."""
     servers = [await aetherlink_start(bench, workers), await centrifugo_start(bench, binary)]
     for server in servers:  # lazy set-up (first connections, first publications) is not measured
@@ -138,7 +178,13 @@ async def peer_mode(bench: Bench, *, binary: Path, workloads: list[tuple[int, fl
                 await asyncio.sleep(1.0)  # let the previous server's last writes settle
         results[name] = {"clients": clients, "rate": rate, "runs": runs,
                          "summary": {server: _summary(windows) for server, windows in runs.items()}}
-    return {"workers": workers, "repeats": repeats, "seconds": seconds, "drain": drain, "workloads": results}
+    steps = {}
+    if step_clients and step_rates:  # after the workloads: a ladder ends past a server's ceiling
+        for server in servers:
+            steps[server.name] = await peer_step(bench, server, clients=step_clients, rates=list(step_rates),
+                                                 seconds=step_seconds, drain=drain)
+    return {"workers": workers, "repeats": repeats, "seconds": seconds, "drain": drain, "workloads": results,
+            "step": steps}
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -170,6 +216,9 @@ def peer_table(mode: dict[str, Any]) -> str:
                                                       "kb_per_idle_connection")]
             delivered = summary["expected"] - summary["lost"]
             lines.append(f"{name} | {server} | {delivered}/{summary['expected']} | " + " | ".join(cells))
+    for server, ladder in mode.get("step", {}).items():
+        lines.append(f"step, {ladder['clients']} clients, {server}: best {ladder['best_rate']:g} ev/s "
+                     f"(p99 <= 250 ms, nothing lost), lossless up to {ladder['best_rate_lossless']:g} ev/s")
     return "\n".join(lines)
 
 

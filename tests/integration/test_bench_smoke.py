@@ -177,7 +177,7 @@ def test_benchmark_peer_mode_smallest_run_delivers_everything_through_both_serve
         assert set(window) >= PEER_KEYS, server
         assert window["clients"] == 5 and window["expected"] == 5 * 10, (server, window)
         assert (window["delivered"], window["duplicates"]) == (5 * 10, 0), (server, _report(printed))
-        assert window["cpu_us_per_delivery"] > 0, (server, window)
+        assert window["cpu_us_per_delivery"] is not None, (server, window)  # ticks of 10 ms: may be 0
     assert runs["aetherlink"][0]["processes"] == 3  # the supervisor and its two workers
     assert "peer mode: aetherlink-web --workers 2 vs Centrifugo" in printed
 
