@@ -7,7 +7,7 @@ WEB_WORKERS ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev docs test test-faults test-chaos install browser tools node promtool lint typecheck smoke bench clean
+.PHONY: dev docs test test-faults test-chaos install browser tools node promtool centrifugo lint typecheck smoke bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ node: install
 ## the monitoring tests use it to check the alert rules and the dashboard's PromQL when it is there.
 promtool: install
 	$(BIN)/python -m tests.support.promtool
+
+## Optional: Centrifugo (the peer of the benchmark's `peer` mode, docs/benchmarks.md "Peers") built with
+## Go into ~/.cache/aetherlink (slow, once per machine); never part of `make test`.
+centrifugo: install
+	$(BIN)/python -m bench.peer_centrifugo build
 
 ## Lint and type-check, then the whole suite (unit and integration, on its own Kafka, Redis and Daphne).
 test: install browser tools node

@@ -22,6 +22,9 @@ writes a table and JSON:
           processes behind it (--web-processes W); not run unless named in --modes
   ingest  `consume_events` alone: its CPU per event at I events/s, and the rate at which it takes
           a backlog of B events, losslessly (bench/mode_ingest.py); not run unless named
+  peer    `aetherlink-web --workers W` and Centrifugo (its Kafka consumer and uni SSE), interleaved,
+          for each N x R of --peer-workloads, --peer-repeats times (bench/mode_peer.py); needs
+          Centrifugo built (`make centrifugo`); not run unless named
 
 Defaults are small (a quick run takes under two minutes); `--full` sets the issue's sizes.
 The JSON is written again as each mode ends (bench/run_record.py): a mode that fails is kept
@@ -53,8 +56,10 @@ from bench.mode_filtered import VARIANTS, filtered_mode, plain_token
 from bench.mode_ingest import ingest_mode, ingest_summary
 from bench.mode_memory import memory_mode, memory_summary
 from bench.mode_nginx import nginx_mode
+from bench.mode_peer import peer_mode, peer_table
 from bench.mode_stress import churn_mode, slow_mode
 from bench.nofile import nofile_raise
+from bench.peer_centrifugo import NOT_BUILT, centrifugo_find
 from bench.procstat import load_average
 from bench.producer import KafkaTicker
 from bench.report import (
@@ -71,19 +76,20 @@ from bench.waits import NoAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory", "ingest")
+ALL_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered", "nginx", "memory", "ingest",
+             "peer")
 # nginx needs the nginx binary and starts more processes, memory traces every allocation, ingest
-# pauses the consumer: only when asked for.
+# pauses the consumer, peer needs Centrifugo: only when asked for.
 DEFAULT_MODES = ("kafka", "inproc", "groups", "step", "slow", "churn", "filtered")
 QUICK = {"clients": 200, "duration": 5.0, "drain": 5.0, "step_clients": 200, "step_rates": "5,10,20",
          "step_seconds": 3.0, "step_patience": 1, "slow_clients": 5, "slow_seconds": 8.0,
          "churn_cycles": 500, "filtered_clients": 200, "filtered_rate": 50.0, "ingest_seconds": 5.0,
-         "ingest_backlog": 40_000}
+         "ingest_backlog": 40_000, "peer_workloads": "200x10", "peer_repeats": 1}
 FULL = {"clients": 2000, "duration": 30.0, "drain": 10.0, "step_clients": 1000,
         "step_rates": "2,3,5,7,10,15,20,25,30,40,50,60,80,100,150,200,300,400", "step_seconds": 10.0,
         "step_patience": 2, "slow_clients": 20, "slow_seconds": 60.0, "churn_cycles": 10_000,
         "filtered_clients": 2000, "filtered_rate": 500.0, "ingest_seconds": 30.0,
-        "ingest_backlog": 100_000}
+        "ingest_backlog": 100_000, "peer_workloads": "1000x20,5000x10", "peer_repeats": 3}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
                         "full 100,000)")
     p.add_argument("--ingest-drain", type=float, default=60.0,
                    help="ingest mode: seconds to wait for the commits and the deliveries")
+    p.add_argument("--peer-workloads",
+                   help="peer mode: CLIENTSxRATE, comma separated (quick 200x10, full 1000x20,5000x10)")
+    p.add_argument("--peer-repeats", type=int, help="peer mode: interleaved windows per server and workload")
+    p.add_argument("--peer-workers", type=int, default=2, help="peer mode: aetherlink-web --workers")
+    p.add_argument("--peer-step", action="store_true",
+                   help="peer mode: then the step ladder per server (--step-clients, --step-rates, "
+                        "--step-seconds)")
     p.add_argument("--client-procs", type=int, default=1, help="load-client processes")
     p.add_argument("--frame-bytes", type=int, default=FRAME_BYTES)
     p.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
@@ -179,9 +192,20 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
         raise SystemExit("the tenant variant wants JWTs of every stream, which churn and nginx do not send")
     if tenancy and args.filtered_clients % args.filtered_tenants:
         raise SystemExit("--filtered-clients must be a multiple of --filtered-tenants")
+    args.peer_workloads = [_workload(text) for text in args.peer_workloads.split(",") if text.strip()]
+    if "peer" in args.modes and centrifugo_find() is None:
+        raise SystemExit(NOT_BUILT)
     if args.web_processes < 2:
         raise SystemExit("--web-processes must be 2 or more (the nginx mode's first window has 1)")
     return args
+
+
+def _workload(text: str) -> tuple[int, float]:
+    clients, _, rate = text.strip().partition("x")
+    try:
+        return int(clients), float(rate)
+    except ValueError:
+        raise SystemExit(f"--peer-workloads takes CLIENTSxRATE items, not {text!r}") from None
 
 
 async def _load_wait(max_load: float, wait: float) -> list[float]:
@@ -281,6 +305,16 @@ async def modes_run(bench: Bench, args: argparse.Namespace, record: RunRecord) -
         await record.mode_run("ingest", lambda: ingest_mode(
             bench, rate=args.ingest_rate, seconds=args.ingest_seconds, backlog=args.ingest_backlog,
             drain=args.ingest_drain, profile=args.profile))
+    if "peer" in args.modes:
+        binary = centrifugo_find()
+        assert binary is not None  # options_parse refused the run otherwise
+        print(f"{time.strftime('%X')} -- peer: {args.peer_workloads} for {args.duration:g} s, "
+              f"{args.peer_repeats} interleaved repeats, --workers {args.peer_workers}", flush=True)
+        await record.mode_run("peer", lambda: peer_mode(
+            bench, binary=binary, workloads=args.peer_workloads, repeats=args.peer_repeats,
+            seconds=args.duration, drain=args.drain, workers=args.peer_workers,
+            step_clients=args.step_clients if args.peer_step else 0, step_rates=tuple(args.step_rates),
+            step_seconds=args.step_seconds))
     if "memory" in args.modes:  # last: tracing slows the process, and its memory is its own
         print(f"{time.strftime('%X')} -- memory: {args.clients} idle clients, tracemalloc on", flush=True)
         await record.mode_run("memory", lambda: memory_mode(bench, clients=args.clients))
@@ -389,6 +423,8 @@ def _print(result: dict[str, Any]) -> None:
         print("\n" + ingest_summary(modes["ingest"]))
     if "memory" in modes:
         print("\n" + memory_summary(modes["memory"]))
+    if "peer" in modes:
+        print("\n" + peer_table(modes["peer"]))
     if result["targets"]:  # none for the nginx mode alone
         print("\n" + targets_table(result["targets"]))
     for name, reason in result["failed"].items():

@@ -36,6 +36,8 @@ from bench.nofile import nofile_raise
 
 MARK = b'"bench":"'
 CONNECTED = b'"kind":"connected"'
+# Centrifugo's uni SSE opens with its connect reply, `{"connect": {...}}` (bench/peer_centrifugo.py).
+PEER_CONNECTED = b'{"connect":{'
 RECONNECT = b'"kind":"reconnect"'
 REASON = b'"reason":"'
 CONNECT_TIMEOUT = 30.0  # TCP connect, response head and `connected` frame, together
@@ -140,7 +142,7 @@ class StreamClient(asyncio.Protocol):
             self.body = buffer
             return
         frames, self.body = buffer[:last], buffer[last + 2 :]
-        if not self.connected.done() and CONNECTED in frames:
+        if not self.connected.done() and (CONNECTED in frames or PEER_CONNECTED in frames):
             self.connected.set_result(None)
             if self.stall and self.transport is not None:
                 self.transport.pause_reading()

@@ -34,6 +34,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a supervisor and its workers), from /proc's children lists."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        task_dir = Path(f"/proc/{pids[index]}/task")
+        try:
+            tasks = list(task_dir.iterdir())
+        except OSError:
+            tasks = []
+        for task in tasks:
+            try:
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                continue
+        index += 1
+    return pids
+
+
 def open_fds(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))

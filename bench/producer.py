@@ -20,7 +20,8 @@ class KafkaTicker:
     A tick that is late (the machine is busy) is sent at once rather than skipped, so the
     offered count is exact; `late_max_ms` says how far behind schedule the sender fell.
     With `owners`, event `seq` is meant for one client only: its key and `owner` field are
-    `owner_of(seq, owners)` (bench/events.py).
+    `owner_of(seq, owners)` (bench/events.py). `headers` go on every record (the peer mode's
+    channel header, bench/peer_centrifugo.py).
     """
 
     def __init__(self, bootstrap: str) -> None:
@@ -35,7 +36,7 @@ class KafkaTicker:
 
     async def run(
         self, *, topic: str, run: str, rate: float, count: int, pad: int, stop: asyncio.Event | None = None,
-        owners: int = 0,
+        owners: int = 0, headers: list[tuple[str, bytes]] | None = None,
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -54,7 +55,7 @@ class KafkaTicker:
             key = owner.encode() if owner else None
             futures.append(await bounded(
                 self.producer.send(topic, value_bytes(run, seq, pad, owner=owner), key=key,
-                                   partition=seq % PARTITIONS),
+                                   partition=seq % PARTITIONS, headers=headers),
                 KAFKA_TIMEOUT, f"Kafka at {self.bootstrap} (taking event {seq} of {run})"))
         sending_seconds = loop.time() - started
         await bounded(asyncio.gather(*futures), KAFKA_TIMEOUT,

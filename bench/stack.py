@@ -144,6 +144,19 @@ class BenchStack:
         await asyncio.to_thread(self._wait_ready, process, port)
         return port
 
+    async def web_workers_start(self, workers: int) -> tuple[ServiceProcess, int]:
+        """`aetherlink-web --workers N` (bench/web.py) on a free port of its own, once ready: the
+        peer mode's AetherLink. Not one of `webs`: the other modes never see it."""
+        port = free_port()
+        process = self._spawn("aetherlink-workers", [sys.executable, "-m", "bench.web", "-b", "127.0.0.1",
+                                                     "-p", str(port), "--workers", str(workers)])
+        await asyncio.to_thread(self._wait_ready, process, port)
+        return process, port
+
+    def process_adopt(self, process: ServiceProcess) -> None:
+        """Stop `process` (started elsewhere: Centrifugo) with the stack."""
+        self.processes.append(process)
+
     async def webs_scale(self, count: int) -> None:
         """Run exactly `count` web processes: start new ones, or stop the last ones."""
         while len(self.webs) < count:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.layer_probe import LayerBacklogProbe
+from bench.peer_centrifugo import NOT_BUILT, centrifugo_find
 from bench.waits import task_stop
 from tests.support.processes import ROOT
 from tests.support.tools import nginx_ensure
@@ -133,6 +134,52 @@ def test_benchmark_smallest_run_delivers_everything_and_reports_every_mode(
     assert (intake["backlog"], intake["delivered"], intake["duplicates"]) == (200, 200, 0), intake
     assert intake["lossless"] and intake["intake_per_s"] > 0, intake
     assert "ingest: idle" in printed
+
+
+PEER_SMALLEST = ["--modes", "peer", "--peer-workloads", "5x5", "--peer-repeats", "1", "--peer-workers", "2",
+                 "--duration", "2", "--drain", "20", "--settle", "0.2", "--progress"]
+PEER_KEYS = {"server", "clients", "expected", "delivered", "lost", "duplicates", "latency",
+             "cpu_us_per_delivery", "kb_per_idle_connection", "loadavg", "processes"}
+
+
+def _bench_run(arguments: list[str], output: Path) -> str:
+    """Run the benchmark to its end (SIGTERM past BENCH_TIMEOUT); what it printed."""
+    bench = subprocess.Popen([sys.executable, "-m", "bench.fanout", *arguments, "--json", str(output)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        printed, _ = bench.communicate(timeout=BENCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        bench.send_signal(signal.SIGTERM)  # it cancels the run and stops its processes
+        printed, _ = bench.communicate(timeout=STOP_TIMEOUT)
+        raise AssertionError(
+            f"benchmark still running after {BENCH_TIMEOUT} s:\n{_report(printed)}") from None
+    assert bench.returncode == 0, _report(printed)
+    return printed
+
+
+@pytest.mark.timeout(BENCH_TIMEOUT + STOP_TIMEOUT + 30)
+def test_benchmark_peer_mode_smallest_run_delivers_everything_through_both_servers(
+    kafka, redis_server, tmp_path: Path
+):
+    """AetherLink (--workers 2) and Centrifugo each deliver every event of the smallest window
+    exactly once; only run where Centrifugo is already built (`make centrifugo`), never built here."""
+    if centrifugo_find() is None:
+        pytest.skip(NOT_BUILT)
+    output = tmp_path / "peer.json"
+    printed = _bench_run([*PEER_SMALLEST, "--kafka", kafka.bootstrap, "--redis", redis_server.url], output)
+    result = json.loads(output.read_text())
+    assert (result["complete"], result["failed"]) == (True, {}), _report(printed)
+    peer = result["modes"]["peer"]
+    runs = peer["workloads"]["5x5"]["runs"]
+    assert set(runs) == {"aetherlink", "centrifugo"}
+    for server, windows in runs.items():
+        (window,) = windows
+        assert set(window) >= PEER_KEYS, server
+        assert window["clients"] == 5 and window["expected"] == 5 * 10, (server, window)
+        assert (window["delivered"], window["duplicates"]) == (5 * 10, 0), (server, _report(printed))
+        assert window["cpu_us_per_delivery"] is not None, (server, window)  # ticks of 10 ms: may be 0
+    assert runs["aetherlink"][0]["processes"] == 3  # the supervisor and its two workers
+    assert "peer mode: aetherlink-web --workers 2 vs Centrifugo" in printed
 
 
 async def test_layer_backlog_probe_stops_even_when_stopped_inside_a_redis_command(redis_server):

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from scripts.servers import cache_dir, file_lock
+from scripts.servers import cache_dir
+from scripts.servers.go_build import go_tool_ensure
 from tests.support.promtool import PROMTOOL_VERSION
 
 logger = logging.getLogger(__name__)
 
 PROMETHEUS_VERSION = PROMTOOL_VERSION
 PROMETHEUS_MODULE = f"github.com/prometheus/prometheus/cmd/prometheus@{PROMETHEUS_VERSION}"
-NO_GO = "Go is needed once per machine to build Prometheus: install Go 1.26 or newer"
 
 
 def prometheus_find() -> str | None:
@@ -34,32 +29,10 @@ def prometheus_find() -> str | None:
 
 def prometheus_ensure() -> str:
     """The cached Prometheus server, built with `go install` on first use."""
-    home = cache_dir() / f"prometheus-{PROMETHEUS_VERSION}"
-    binary = home / "prometheus"
-    if binary.exists():
-        return str(binary)
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise RuntimeError(NO_GO)
-    home.mkdir(parents=True, exist_ok=True)
-    with file_lock(home / ".lock"):
-        if not binary.exists():
-            _build(go, binary)
-    return str(binary)
-
-
-def _build(go: str, binary: Path) -> None:
-    logger.warning("building %s with go install into %s (once per machine)", PROMETHEUS_MODULE, binary.parent)
-    with tempfile.TemporaryDirectory(dir=binary.parent) as staging:
-        # remove_all_sd leaves out the cloud service discoveries (and their SDKs), keeping the
-        # file and http ones: the cluster test's targets come from files.
-        env = {**os.environ, "GOBIN": staging, "GOFLAGS": "-buildvcs=false -tags=remove_all_sd",
-               "GOTOOLCHAIN": "local"}
-        done = subprocess.run([go, "install", PROMETHEUS_MODULE], env=env, capture_output=True, text=True,
-                              timeout=3600, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"go install {PROMETHEUS_MODULE} failed:\n{done.stderr[-3000:]}")
-        os.replace(Path(staging) / "prometheus", binary)  # atomic: never half a binary in the cache
+    binary = cache_dir() / f"prometheus-{PROMETHEUS_VERSION}" / "prometheus"
+    # remove_all_sd leaves out the cloud service discoveries (and their SDKs), keeping the
+    # file and http ones: the cluster test's targets come from files.
+    return str(go_tool_ensure(PROMETHEUS_MODULE, binary, tool="Prometheus", tags="remove_all_sd"))
 
 
 def api_get(base_url: str, path: str, **params: str) -> Any:

@@ -8,10 +8,10 @@ it the monitoring tests check names and labels with their own PromQL reading, an
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 from pathlib import Path
+
+from scripts.servers.go_build import go_tool_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +30,7 @@ def promtool_find() -> str | None:
 
 def promtool_build() -> str:
     """Build promtool with `go install` into the per-machine cache (slow: many minutes)."""
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError("building promtool needs Go on PATH")
-    PROMTOOL_DIR.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(PROMTOOL_DIR), "GOFLAGS": "-buildvcs=false"}
-    done = subprocess.run([go, "install", PROMTOOL_MODULE], env=env, capture_output=True, text=True,
-                          timeout=3600, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"go install {PROMTOOL_MODULE} failed:\n{done.stderr[-3000:]}")
-    return str(PROMTOOL_DIR / "promtool")
+    return str(go_tool_ensure(PROMTOOL_MODULE, PROMTOOL_DIR / "promtool", tool="promtool"))
 
 
 if __name__ == "__main__":  # `make promtool`

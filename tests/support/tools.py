@@ -31,6 +31,7 @@ from pathlib import Path
 
 from scripts.servers import KAFKA_OLDEST_VERSION, KAFKA_VERSION, cache_dir, file_lock, kafka_jars_dir
 from scripts.servers.apicurio import apicurio_home
+from scripts.servers.go_build import go_binary, go_tool_ensure
 from tests.support.browser import apt_get
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ logger = logging.getLogger(__name__)
 HELM_MODULE = "helm.sh/helm/v4/cmd/helm"
 # Helm 4's newest release whose module builds with the machines' Go 1.26.
 HELM_VERSION = "v4.3.2"
-
-NO_GO = "Go is needed once per machine to build {tool}: install Go 1.26 or newer"
 
 # The CRDs the chart renders objects of, as their projects publish them in their Go modules
 # (downloaded, not built, into Go's module cache): their schemas validate ServiceMonitor,
@@ -112,23 +111,15 @@ def postgres_ensure() -> Path:
 
 def helm_ensure() -> str:
     """helm from the cache, built there with `go install` on first use."""
-    home = cache_dir() / f"helm-{HELM_VERSION}"
-    binary = home / "helm"
-    if binary.exists():
-        return str(binary)
-    go = _go_binary("helm")
-    home.mkdir(parents=True, exist_ok=True)
-    with file_lock(home / ".lock"):
-        if not binary.exists():
-            _go_install(go, f"{HELM_MODULE}@{HELM_VERSION}", "helm", binary)
-    return str(binary)
+    binary = cache_dir() / f"helm-{HELM_VERSION}" / "helm"
+    return str(go_tool_ensure(f"{HELM_MODULE}@{HELM_VERSION}", binary, tool="helm"))
 
 
 @functools.cache
 def crd_dir(group: str) -> Path:
     """The folder of `group`'s CRD files in its Go module, downloaded once per machine."""
     module, version, folder = CRD_MODULES[group]
-    go = _go_binary("the CRD schemas")
+    go = go_binary("the CRD schemas")
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
     done = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], env=env,
                           cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False, timeout=900)
@@ -136,25 +127,6 @@ def crd_dir(group: str) -> Path:
         output = done.stdout[-1000:] + done.stderr[-1000:]
         raise RuntimeError(f"go mod download {module}@{version} failed:\n{output}")
     return Path(json.loads(done.stdout)["Dir"]) / folder
-
-
-def _go_binary(tool: str) -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise RuntimeError(NO_GO.format(tool=tool))
-    return go
-
-
-def _go_install(go: str, module: str, name: str, binary: Path) -> None:
-    logger.warning("building %s with go install into %s (once per machine)", module, binary.parent)
-    with tempfile.TemporaryDirectory(dir=binary.parent) as staging:
-        env = {**os.environ, "GOBIN": staging, "GOFLAGS": "-mod=mod -buildvcs=false", "GOTOOLCHAIN": "local"}
-        done = subprocess.run(
-            [go, "install", module], env=env, capture_output=True, text=True, check=False, timeout=1500,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"go install of {module} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        os.replace(Path(staging) / name, binary)  # atomic: never half a binary in the cache
 
 
 if __name__ == "__main__":  # `make test` runs this first, outside any test's timeout
