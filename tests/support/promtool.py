@@ -12,17 +12,21 @@ import shutil
 from pathlib import Path
 
 from scripts.servers.go_build import go_tool_ensure
+from scripts.servers.kafka_jars import cache_dir
 
 logger = logging.getLogger(__name__)
 
 PROMTOOL_VERSION = "v0.316.0"  # the Go module version of Prometheus 3.x's cmd/promtool
-PROMTOOL_DIR = Path.home() / ".cache" / "aetherlink" / f"promtool-{PROMTOOL_VERSION}"
 PROMTOOL_MODULE = f"github.com/prometheus/prometheus/cmd/promtool@{PROMTOOL_VERSION}"
+
+
+def promtool_path() -> Path:
+    return cache_dir() / f"promtool-{PROMTOOL_VERSION}" / "promtool"
 
 
 def promtool_find() -> str | None:
     """The cached promtool, or one on PATH; None when this machine has neither."""
-    cached = PROMTOOL_DIR / "promtool"
+    cached = promtool_path()
     if cached.exists():
         return str(cached)
     return shutil.which("promtool")
@@ -30,7 +34,7 @@ def promtool_find() -> str | None:
 
 def promtool_build() -> str:
     """Build promtool with `go install` into the per-machine cache (slow: many minutes)."""
-    return str(go_tool_ensure(PROMTOOL_MODULE, PROMTOOL_DIR / "promtool", tool="promtool"))
+    return str(go_tool_ensure(PROMTOOL_MODULE, promtool_path(), tool="promtool"))
 
 
 if __name__ == "__main__":  # `make promtool`
