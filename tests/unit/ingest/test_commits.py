@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import TopicPartition
@@ -9,23 +10,31 @@ from aiokafka.errors import CommitFailedError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_events.ingest.commits import COMMIT_FAILED_LOG, Commits
+from crm_events.ingest.commits import COMMIT_FAILED_LOG, COMMIT_GIVEN_UP_LOG, Commits
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
 
 class Consumer:
-    """What `Commits` uses of a consumer: `commit`, recorded (or refused after a rebalance)."""
+    """What `Commits` uses of a consumer: `commit`, recorded (or refused after a rebalance, or
+    never answered), and the partitions its metadata lists (None: not known yet)."""
 
-    def __init__(self, *, refuse: bool = False) -> None:
+    def __init__(self, *, refuse: bool = False, hang: bool = False) -> None:
         self.commits: list[dict[TopicPartition, int]] = []
         self.refuse = refuse
+        self.hang = hang
         self.refusal = CommitFailedError("rebalanced")
+        self.partitions: dict[str, set[int]] = {}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         if self.refuse:
             raise self.refusal
+        if self.hang:  # as aiokafka retrying a partition that no longer exists
+            await asyncio.Event().wait()
         self.commits.append(offsets)
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return self.partitions.get(topic)
 
 
 async def test_published_offsets_wait_for_the_interval_then_go_in_one_commit():
@@ -77,3 +86,26 @@ async def test_whatever_the_order_the_last_published_offset_of_each_partition_is
     for offsets in consumer.commits:
         committed.update(offsets)
     assert committed == last and commits.pending == {}
+
+
+async def test_a_partition_gone_from_the_metadata_is_not_committed():
+    consumer = Consumer()
+    consumer.partitions["t"] = {0}  # partition 1 deleted (the topic recreated with fewer, say)
+    commits = Commits(consumer, interval=0)
+    commits.published({A: 4, B: 6})
+    await commits.due()
+    assert consumer.commits == [{A: 4}] and commits.pending == {}
+
+
+async def test_a_commit_that_never_answers_is_given_up_with_a_warning_and_the_loop_goes_on(caplog):
+    consumer = Consumer(hang=True)
+    commits = Commits(consumer, interval=0, timeout=0.05)
+    commits.published({A: 3})
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(commits.due(), timeout=5)
+    assert commits.pending == {}
+    assert [r.getMessage() for r in caplog.records] == [COMMIT_GIVEN_UP_LOG % ({A: 3}, "TimeoutError")]
+    consumer.hang = False
+    commits.published({A: 8})
+    await commits.due()
+    assert consumer.commits == [{A: 8}]
