@@ -44,7 +44,25 @@ def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(NEEDS_HISTORY.format(commit=PREVIOUS_RELEASE, error=getattr(error, "stderr", error)))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(root, filter="data")
+    _stand_ins_write(root)
     return root
+
+
+def _stand_ins_write(root: Path) -> None:
+    """An empty module in the previous release for each module of this checkout's packages it
+    lacks (`crm_events.models`, say, which Django imports when it exists): the editable install's
+    finder maps a package's immediate children by name, and would hand it this checkout's."""
+    for package in ("crm_events", "aetherlink"):
+        for child in (ROOT / package).iterdir():
+            target = root / package / child.name
+            stem = root / package / child.stem
+            if stem.exists() or stem.with_suffix(".py").exists():  # a module then, a package now, say
+                continue
+            if child.suffix == ".py":
+                target.write_text("")
+            elif (child / "__init__.py").exists():
+                target.mkdir()
+                (target / "__init__.py").write_text("")
 
 
 def domain(connection: SseConnection) -> list[dict]:
