@@ -278,17 +278,6 @@ def live(client: BrowserClient, production: Production, within: float = 1.0) -> 
         client.arrivals[position] - production.acked.get(position, now) < within for position in recent)
 
 
-# Known defect, issue 19 stays open for it: run after the rolling restart (which leaves a history
-# of some 1,400 events; not when this test runs alone), half the browsers were still catching up
-# from `from=earliest` when Kafka went, though `live()` held; they ended without a farewell,
-# Daphne killed their sessions ("took too long to shut down") and they came back to
-# `unavailable` until Kafka did.
-STREAMS_LEFT_IN_THE_OUTAGE = (
-    "known defect (issue 19): streams still catching up when Kafka went ended without a "
-    "farewell instead of heartbeating: {figures}"
-)
-
-
 def test_kafka_outage_keeps_the_pods_ready_and_streams_resume(cluster: Cluster, host: str, capsys) -> None:
     log_from = len(cluster.ingress.access_log())
     heartbeats: dict[str, int] = {}
@@ -323,8 +312,6 @@ def test_kafka_outage_keeps_the_pods_ready_and_streams_resume(cluster: Cluster, 
     # half of the outage.
     assert ingress_5xx(cluster, log_from) == []
     # None was sent away: each had joined its hub (a stream still catching up needs Kafka).
-    sent_away = (figures.extra["stalls"], figures.extra["reconnects_in_outage"]) != (0, 0)
-    if sent_away or min(heartbeats.values()) < 2:
-        # Everything above (readiness, exactly once, no 5xx) held; only the known defect did not.
-        pytest.xfail(STREAMS_LEFT_IN_THE_OUTAGE.format(figures={**figures.extra, "heartbeats": heartbeats}))
+    assert (figures.extra["stalls"], figures.extra["reconnects_in_outage"]) == (0, 0), figures.extra
+    assert min(heartbeats.values()) >= 2, heartbeats
     assert figures.extra["longest_silence_s"] < ingress_read_timeout(cluster), figures.extra

@@ -66,6 +66,7 @@ class BrowserClient:
         self.silences: list[float] = []  # seconds between two reads (a reconnection's wait included)
         self._last_read = 0.0
         self._connection: SseConnection | None = None
+        self._cut: int | None = None  # the planned cut of the current connection, until it is made
 
     @property
     def connected(self) -> bool:
@@ -78,9 +79,11 @@ class BrowserClient:
             return None
         return int(self._connection.writer.get_extra_info("sockname")[1])
 
+    @property
     def steady(self) -> bool:
-        """Reading a stream, with no planned cut left."""
-        return not self.cuts and self._connection is not None
+        """Reading a stream, with no planned cut left (the current connection's included: its cut
+        is taken from the list when it opens, and made later, maybe after a long catch-up)."""
+        return not self.cuts and self._cut is None and self._connection is not None
 
     def drop(self) -> None:
         """Cut the current connection now (a network blip, a page reload)."""
@@ -94,11 +97,12 @@ class BrowserClient:
         while not self.done() and time.monotonic() < deadline:
             connection = self._connection = await self._connect()
             if connection is not None:
+                self._cut = self.cuts.pop(0) if self.cuts else None
                 try:
-                    await self._read(connection, self.cuts.pop(0) if self.cuts else None, deadline)
+                    await self._read(connection, self._cut, deadline)
                 finally:
                     connection.abort()
-                    self._connection = None
+                    self._connection, self._cut = None, None
             if not self.done():
                 await asyncio.sleep(self.retry_ms / 1000)
 
@@ -133,6 +137,7 @@ class BrowserClient:
                 return  # reset by a dying server, say: reconnect
             if cut is not None and len(connection.raw_body) + len(data) >= cut:
                 self._take(connection, data[: cut - len(connection.raw_body)])
+                self._cut = None  # made: steady once reading again
                 return
             self._take(connection, data)
 
