@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -49,12 +50,45 @@ def dev_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def dev_start(env: dict[str, str], log: BinaryIO) -> subprocess.Popen[bytes]:
+    """`make dev` as from a terminal: in a session of its own, Ctrl-C neither ignored nor blocked
+    (whatever this test process inherited from the one that started it)."""
+    return subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=terminal_signals)
+
+
+def terminal_signals() -> None:
+    # A command run in the background by a non-interactive shell (as a CI job may run the suite)
+    # starts with SIGINT ignored, and bash can neither trap nor reset an inherited ignored signal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def signal_masks(pid: int) -> str:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+
+
+def ctrl_c(dev: subprocess.Popen[bytes], log: Path, within: float = 60) -> int:
+    """Ctrl-C to `make dev`: its exit code once everything it started has stopped, within `within`
+    seconds. Past that, the processes still running and the log's end are the failure."""
+    dev.send_signal(signal.SIGINT)
+    try:
+        return dev.wait(within)
+    except subprocess.TimeoutExpired:
+        left = subprocess.run(["ps", "-o", "pid,etimes,stat,args", "--sid", str(dev.pid)],
+                              capture_output=True, text=True, check=False).stdout + signal_masks(dev.pid)
+        os.killpg(dev.pid, signal.SIGKILL)
+        dev.wait(10)
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
+        raise AssertionError(f"make dev still ran {within:g}s after Ctrl-C:\n{left}\n{tail}") from None
+
+
 def test_make_dev_starts_web_processes_on_consecutive_ports_and_stops_them_all(tmp_path):
     first = consecutive_free_ports(2)
     env = dev_env(tmp_path, PORT=str(first), WEB_PROCESSES="2")
     log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, stdout=log,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+    dev = dev_start(env, log)
     ports = [first, first + 1]
     try:
         for port in ports:
@@ -69,8 +103,7 @@ def test_make_dev_starts_web_processes_on_consecutive_ports_and_stops_them_all(t
         for port in ports:
             assert http_get(port, "/")[1]["topic"] == env["KAFKA_TOPIC"]
     finally:
-        dev.send_signal(signal.SIGINT)  # Ctrl-C
-        code = dev.wait(60)
+        code = ctrl_c(dev, tmp_path / "dev.log")
         log.close()
     assert code in (0, 130), (tmp_path / "dev.log").read_text()
     for port in ports:
@@ -84,8 +117,7 @@ def test_make_dev_with_workers_serves_them_on_one_port_and_stops_them_all(tmp_pa
     port = consecutive_free_ports(1)
     env = dev_env(tmp_path, PORT=str(port), WEB_WORKERS="2")
     log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, stdout=log,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+    dev = dev_start(env, log)
     try:
         wait_until(lambda: listeners(port) == 2 or dev.poll() is not None, timeout=120,
                    what="make dev's two workers to listen")
@@ -95,8 +127,7 @@ def test_make_dev_with_workers_serves_them_on_one_port_and_stops_them_all(tmp_pa
         shown = f"2 workers sharing port {port} (SO_REUSEPORT), under one supervisor"
         assert shown in (tmp_path / "dev.log").read_text()
     finally:
-        dev.send_signal(signal.SIGINT)  # Ctrl-C
-        code = dev.wait(60)
+        code = ctrl_c(dev, tmp_path / "dev.log")
         log.close()
     assert code in (0, 130), (tmp_path / "dev.log").read_text()
     assert listeners(port) == 0 and http_status_or_none(port, "/healthz") is None
