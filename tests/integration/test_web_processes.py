@@ -65,7 +65,10 @@ def terminal_signals() -> None:
 
 
 def signal_masks(pid: int) -> str:
-    status = Path(f"/proc/{pid}/status").read_text()
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:  # it ended meanwhile
+        return ""
     return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
