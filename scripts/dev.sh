@@ -29,7 +29,10 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
 
 pids=()
 stop_all() {
-  trap - INT TERM EXIT
+  # A second Ctrl-C (or the TERM a wrapper such as `timeout` passes on) must not cut the cleanup
+  # short and leave Kafka and Redis running: the stops below are bounded on their own.
+  trap '' INT TERM
+  trap - EXIT
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
