@@ -5,8 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    UnknownTopicOrPartitionError,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,6 +104,22 @@ async def test_a_partition_gone_from_the_metadata_is_not_committed():
     commits.published({A: 4, B: 6})
     await commits.due()
     assert consumer.commits == [{A: 4}] and commits.pending == {}
+
+
+@pytest.mark.parametrize("error", [
+    KafkaConnectionError("connection reset"), NodeNotReadyError("node 1"), RequestTimedOutError(),
+    UnknownTopicOrPartitionError(), IllegalStateError("no longer assigned"),
+])
+async def test_a_commit_failing_with_any_kafka_error_is_given_up_with_a_warning(caplog, error: KafkaError):
+    consumer = Consumer(refuse=True)
+    consumer.refusal = error
+    commits = Commits(consumer, interval=0)
+    commits.published({A: 3})
+    with caplog.at_level(logging.WARNING):
+        await commits.due()
+    assert commits.pending == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        COMMIT_GIVEN_UP_LOG % ({A: 3}, str(error) or type(error).__name__)]
 
 
 async def test_a_commit_that_never_answers_is_given_up_with_a_warning_and_the_loop_goes_on(caplog):
