@@ -159,6 +159,14 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return members
 
 
+# Built once and shared, as json.loads shares its default decoder: json.loads given hooks builds
+# a new decoder, and its scanner, for every value.
+_FAITHFUL_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float,
+    parse_int=_int_in_range, object_pairs_hook=_unique_names,
+)
+
+
 def _depth_within(value: Any, limit: int) -> bool:
     """Whether containers nest at most `limit` deep (iteratively: no recursion limit)."""
     stack = [(value, 1)]
@@ -193,10 +201,7 @@ def _strings_valid(value: Any) -> bool:
 
 def json_faithful_loads(text: str) -> Any:
     """Parse `text` if it is JSON the service can carry unchanged; else raise ValueError."""
-    value = json.loads(
-        text, parse_constant=_reject_constant, parse_float=_finite_float,
-        parse_int=_int_in_range, object_pairs_hook=_unique_names,
-    )
+    value = _FAITHFUL_DECODER.decode(text)
     # Cheap text-level bounds first; the walks run only when those cannot rule it out.
     if text.count("[") + text.count("{") > MAX_VALUE_DEPTH and not _depth_within(value, MAX_VALUE_DEPTH):
         raise _NotFaithful("nested too deep")

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass, field
 
 from channels_redis.serializers import registry
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from crm_events.core import messages as broadcast
+from crm_events.core import records
 from crm_events.core.live_event import LiveEvent
 from crm_events.core.records import HEADER_NAME_INVALID, MAX_VALUE_DEPTH, UnparseableRecord, record_decode
 from crm_events.core.tokens import token_encode
@@ -140,6 +141,41 @@ def test_what_is_faithful_json_stays_json():
         assert payload["value_format"] == "json", text
         assert payload["value"] == json.loads(text)
         assert not (isinstance(payload["value"], float) and math.isinf(payload["value"]))
+
+
+def per_call_loads(text: str):
+    """What the shared decoder replaced: json.loads with the same hooks, a decoder per call."""
+    return json.loads(text, parse_constant=records._reject_constant, parse_float=records._finite_float,
+                      parse_int=records._int_in_range, object_pairs_hook=records._unique_names)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.one_of(JSON_VALUES.map(json.dumps), st.text(max_size=40)))
+@example("\ufeff{}")  # a byte order mark: json.loads refuses it by its own check
+@example('{"a":1,"a":2}')
+@example('{"a":1} trailing')
+@example("NaN")
+@settings(max_examples=400, deadline=None)
+def test_the_shared_decoder_parses_and_refuses_exactly_as_one_built_per_call(text):
+    assume(not records._SURROGATE_ESCAPE.search(text))  # refused after the parse, by its own rule
+    try:
+        expected = per_call_loads(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got = records.json_faithful_loads(text)
+    except ValueError:
+        got = ValueError
+    if expected is ValueError or got is ValueError:
+        assert got is expected, text
+    else:
+        assert json.dumps(got) == json.dumps(expected), text
 
 
 def test_a_header_name_that_cannot_travel_makes_the_record_undecodable_and_a_value_is_encoded():
