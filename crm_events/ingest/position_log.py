@@ -30,16 +30,21 @@ EndOffsets = Callable[[list[Position]], Awaitable[Mapping[Position, int]]]
 
 def segments_of(items: list[dict[str, Any]]) -> list[Segment]:
     """The runs of one partition's records among `items` (in publishing order), and each
-    item's `seg`: the index of its run."""
+    item's `seg`: the index of its run. One `Segment` per run, built when the run ends."""
     segments: list[Segment] = []
+    position: tuple[str, int] | None = None
+    start = end = 0
     for item in items:
         event = item["event"]
-        position = (event["topic"], event["partition"])
-        if not segments or segments[-1].position != position:
-            segments.append(Segment(*position, start=item["prev"], end=event["offset"] + 1))
-        else:
-            segments[-1] = Segment(*position, start=segments[-1].start, end=event["offset"] + 1)
-        item["seg"] = len(segments) - 1
+        here = (event["topic"], event["partition"])
+        if here != position:
+            if position is not None:
+                segments.append(Segment(*position, start=start, end=end))
+            position, start = here, item["prev"]
+        end = event["offset"] + 1
+        item["seg"] = len(segments)
+    if position is not None:
+        segments.append(Segment(*position, start=start, end=end))
     return segments
 
 
