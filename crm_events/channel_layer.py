@@ -3,8 +3,8 @@
 channels_redis sends to a group in four round trips to Redis (drop the group's expired
 members, read the members, drop each member channel's expired messages, then a script that
 adds the message to each channel with room), and sends its script's text every time. The
-consumer sends every batch of records this way, and on our machines each round trip costs it
-more CPU than decoding a batch's records. Here one script, run by its digest (EVALSHA; loaded
+consumer sends every batch of records this way, and each round trip it waits for is a large
+part of what a batch costs it (the benchmark page has the figures). Here one script, run by its digest (EVALSHA; loaded
 again when Redis has forgotten it, after a restart), reads the members and adds the message to
 each of their channels: Python packs the message once, and the script appends the only part
 that differs per channel (`__asgi_channel__`, the channels sharing a key). Redis ends up holding
