@@ -1,15 +1,15 @@
 """The channel layer: channels_redis' Redis layer, with a group send of one round trip.
 
-channels_redis sends to a group in four round trips to Redis (drop the group's expired
-members, read the members, drop each member channel's expired messages, then a script that
-adds the message to each channel with room), and sends its script's text every time. The
-consumer sends every batch of records this way, and each round trip it waits for is a large
-part of what a batch costs it (the benchmark page has the figures). Here one script, run by its digest (EVALSHA; loaded
-again when Redis has forgotten it, after a restart), reads the members and adds the message to
-each of their channels: Python packs the message once, and the script appends the only part
-that differs per channel (`__asgi_channel__`, the channels sharing a key). Redis ends up holding
-exactly what channels_redis would have written, in the same order, so receivers (channels_redis'
-own `receive`) see no difference; only the sending changed.
+channels_redis sends to a group in four round trips to Redis (drop the group's expired members,
+read the members, drop each member channel's expired messages, then a script that adds the
+message to each channel with room), and sends its script's text every time. The consumer sends
+every batch of records this way, and each round trip it waits for is a large part of what a
+batch costs it (the benchmark page has the figures). Here one script, run by its digest
+(EVALSHA; loaded again when Redis has forgotten it, after a restart), reads the members and
+adds the message to each of their channels: Python packs the message once, and the script
+appends the only part that differs per channel (`__asgi_channel__`, the channels sharing a
+key). Redis ends up holding exactly what channels_redis would have written, in the same order,
+so receivers (channels_redis' own `receive`) see no difference; only the sending changed.
 
 That needs every channel on the group's one Redis, and messages channels_redis stores as plain
 msgpack: with several hosts, encryption, another serializer or capacities per channel, the

@@ -22,7 +22,8 @@ def items_of(runs: list[tuple[tuple[str, int], int]]) -> list[dict[str, Any]]:
     for (topic, partition), count in runs:
         for _ in range(count):
             offset = next_offset.get((topic, partition), 10 * partition)
-            items.append({"prev": offset, "event": {"topic": topic, "partition": partition, "offset": offset}})
+            event = {"topic": topic, "partition": partition, "offset": offset}
+            items.append({"prev": offset, "event": event})
             next_offset[(topic, partition)] = offset + 1
     return items
 
@@ -36,7 +37,7 @@ def test_each_run_of_one_partition_is_one_segment_and_each_item_names_its_own(ru
         event = item["event"]
         assert segment.position == (event["topic"], event["partition"])
         assert segment.start <= item["prev"] and event["offset"] < segment.end
-    for segment, following in zip(segments, segments[1:]):
+    for segment, following in zip(segments, segments[1:], strict=False):
         assert segment.position != following.position  # a run ends where the partition changes
     assert [i["seg"] for i in items] == sorted(i["seg"] for i in items)
     for n, segment in enumerate(segments):
