@@ -1,5 +1,6 @@
 """What a stream's resume id stands for, read the way a web process reads it: a version 1 id
-spells its positions out, a version 2 id is resolved through the real positions log."""
+spells its positions out, a later one is resolved through the real positions log (a log point,
+a point between two of them, or one amended)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 
 from crm_events.config import KafkaConfig
 from crm_events.core.log_tokens import resume_id_decode
+from crm_events.core.position_log import Amended, Between, amended_state
 from crm_events.core.positions import Position
 from crm_events.kafka.position_log import PositionLogReader
 
@@ -29,7 +31,15 @@ async def id_positions(
     )
     reader = PositionLogReader(config)
     try:
-        state = await reader.state_at(decoded, partitions)
+        # As a web process resolves one: an id given during an ordered catch-up stands between
+        # two points of the log, an amended one beside one.
+        if isinstance(decoded, Between):
+            state = await reader.between_state(decoded, partitions)
+        elif isinstance(decoded, Amended):
+            base = await reader.state_at(decoded.point, partitions)
+            state = amended_state(base, decoded) if base is not None else None
+        else:
+            state = await reader.state_at(decoded, partitions)
     finally:
         await reader.close()
     assert state is not None, f"the positions log does not resolve {decoded}"
