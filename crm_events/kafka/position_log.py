@@ -18,11 +18,13 @@ from aiokafka.errors import KafkaError
 
 from crm_events.config import KafkaConfig
 from crm_events.core.position_log import (
+    Amended,
     Between,
     LogPoint,
     LogRecord,
     LogRecordError,
     Ref,
+    amended_state,
     between_state,
     log_record_decode,
     log_state_at,
@@ -99,6 +101,18 @@ class PositionLogReader:
             return None
         topics = {topic for topic, _ in wanted}
         return {position: offset for position, offset in registered.items() if position[0] in topics}
+
+    async def point_state(
+        self, point: LogPoint | Between | Amended, wanted: Iterable[Position]
+    ) -> dict[Position, int] | None:
+        """The positions of `wanted` that a resume id's point stands for, whichever kind it is;
+        None if the log no longer holds what it names."""
+        if isinstance(point, Between):
+            return await self.between_state(point, wanted)
+        if isinstance(point, Amended):
+            base = await self.state_at(point.point, wanted)
+            return amended_state(base, point) if base is not None else None
+        return await self.state_at(point, wanted)
 
     async def between_state(self, at: Between, wanted: Iterable[Position]) -> dict[Position, int] | None:
         """The positions of `wanted` where a stream caught up partition by partition stood."""

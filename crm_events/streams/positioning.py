@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from crm_events.core.position_log import Amended, Between, LogPoint, amended_state
+from crm_events.core.position_log import Amended, Between, LogPoint
 from crm_events.core.positions import Position
 from crm_events.core.stream_frames import Gap, Reset
 from crm_events.exceptions import StreamRequestError
@@ -77,13 +77,7 @@ async def _resolved(
     log no longer holds what it names. Such an id is older than the data it numbered (the log
     is kept as long as the topics): like a version 1 token that old, it then starts at offset
     0, which the retention check moves to the log start with a `gap` frame."""
-    if isinstance(point, LogPoint):
-        state = await hub.position_log.state_at(point, live.keys())
-    elif isinstance(point, Amended):
-        base = await hub.position_log.state_at(point.point, live.keys())
-        state = amended_state(base, point) if base is not None else None
-    else:
-        state = await hub.position_log.between_state(point, live.keys())
+    state = await hub.position_log.point_state(point, live.keys())
     if state is None:
         logger.warning("resume id names %s, which the positions log does not hold; "
                        "replaying what Kafka retains", point)

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 from crm_events.config import KafkaConfig
 from crm_events.core.log_tokens import resume_id_decode
-from crm_events.core.position_log import Amended, Between, amended_state
 from crm_events.core.positions import Position
 from crm_events.kafka.position_log import PositionLogReader
 
@@ -31,15 +30,7 @@ async def id_positions(
     )
     reader = PositionLogReader(config)
     try:
-        # As a web process resolves one: an id given during an ordered catch-up stands between
-        # two points of the log, an amended one beside one.
-        if isinstance(decoded, Between):
-            state = await reader.between_state(decoded, partitions)
-        elif isinstance(decoded, Amended):
-            base = await reader.state_at(decoded.point, partitions)
-            state = amended_state(base, decoded) if base is not None else None
-        else:
-            state = await reader.state_at(decoded, partitions)
+        state = await reader.point_state(decoded, partitions)  # as a web process resolves it
     finally:
         await reader.close()
     assert state is not None, f"the positions log does not resolve {decoded}"
